@@ -1,0 +1,251 @@
+"""The site database schema (SQLAlchemy 2), one schema for SQLite and PostgreSQL.
+
+Times are stored as timezone-aware UTC. JSON columns hold small lists and settings only;
+anything a page filters or sorts on is a real, indexed column.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC, always returns aware datetimes (SQLite forgets the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the site database; use UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Site(Base):
+    __tablename__ = "site"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_code: Mapped[str] = mapped_column(String(3), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Counter(Base):
+    """Named counters for IDs (package, deployment) and the policy serial."""
+
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(20), default="admin")
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    expires: Mapped[datetime | None] = mapped_column(default=None)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Package(Base):
+    __tablename__ = "packages"
+    package_id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    manufacturer: Mapped[str] = mapped_column(String(200), default="")
+    version_label: Mapped[str] = mapped_column(String(100), default="")
+    source_path: Mapped[str] = mapped_column(Text)
+    current_version: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    updated: Mapped[datetime] = mapped_column(default=utcnow)
+
+    versions: Mapped[list[PackageVersion]] = relationship(
+        back_populates="package", order_by="PackageVersion.source_version"
+    )
+    programs: Mapped[list[Program]] = relationship(
+        back_populates="package", order_by="Program.name"
+    )
+
+
+class PackageVersion(Base):
+    __tablename__ = "package_versions"
+    __table_args__ = (UniqueConstraint("package_id", "source_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.package_id"), index=True)
+    source_version: Mapped[int] = mapped_column(Integer)
+    package_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    manifest: Mapped[str] = mapped_column(Text)  # the signed envelope, JSON text
+    file_count: Mapped[int] = mapped_column(Integer)
+    total_size: Mapped[int] = mapped_column(BigInteger)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+    package: Mapped[Package] = relationship(back_populates="versions")
+
+
+class Program(Base):
+    __tablename__ = "programs"
+    __table_args__ = (UniqueConstraint("package_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.package_id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # ProgramSpec.to_dict()
+
+    package: Mapped[Package] = relationship(back_populates="programs")
+
+
+class Client(Base):
+    __tablename__ = "clients"
+    client_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hostname: Mapped[str] = mapped_column(String(255), index=True)
+    os: Mapped[str] = mapped_column(String(50), default="")
+    os_version: Mapped[str] = mapped_column(String(100), default="")
+    architecture: Mapped[str] = mapped_column(String(50), default="")
+    ip_addresses: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    agent_version: Mapped[str] = mapped_column(String(50), default="")
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    approval: Mapped[str] = mapped_column(String(20), default="approved", index=True)
+    registered: Mapped[datetime] = mapped_column(default=utcnow)
+    last_policy_request: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    last_status_time: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Collection(Base):
+    __tablename__ = "collections"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CollectionMember(Base):
+    """Evaluated membership: one row per (collection, client), with why it is a member."""
+
+    __tablename__ = "collection_members"
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id"), primary_key=True,
+                                           index=True)
+    reason: Mapped[str] = mapped_column(String(200), default="direct")
+
+
+class Deployment(Base):
+    __tablename__ = "deployments"
+    deployment_id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.package_id"), index=True)
+    program_name: Mapped[str] = mapped_column(String(100))
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), index=True)
+    available: Mapped[datetime] = mapped_column(default=utcnow)
+    deadline: Mapped[datetime | None] = mapped_column(default=None)
+    expires: Mapped[datetime | None] = mapped_column(default=None)
+    rerun: Mapped[str] = mapped_column(String(20), default="if-failed")
+    state: Mapped[str] = mapped_column(String(20), default="active")  # active|paused|cancelled
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeploymentClient(Base):
+    """The roll-up: each targeted client's state in a deployment, kept up to date on ingest."""
+
+    __tablename__ = "deployment_clients"
+    __table_args__ = (Index("ix_deployment_clients_state", "deployment_id", "state"),)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.deployment_id"),
+                                               primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id"), primary_key=True,
+                                           index=True)
+    state: Mapped[str] = mapped_column(String(30), default="unknown")
+    source_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_message_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_message_time: Mapped[datetime | None] = mapped_column(default=None)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class StatusMessageRow(Base):
+    __tablename__ = "status_messages"
+    __table_args__ = (
+        Index("ix_status_messages_deployment_time", "deployment_id", "time"),
+        Index("ix_status_messages_client_time", "client_id", "time"),
+        Index("ix_status_messages_message_time", "message_id", "time"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[int] = mapped_column(Integer)
+    severity: Mapped[str] = mapped_column(String(20), index=True)
+    component: Mapped[str] = mapped_column(String(50))
+    client_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    dp_name: Mapped[str] = mapped_column(String(100), default="")
+    deployment_id: Mapped[str | None] = mapped_column(String(8), default=None)
+    package_id: Mapped[str | None] = mapped_column(String(8), default=None, index=True)
+    insertion_strings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    text: Mapped[str] = mapped_column(Text, default="")
+    time: Mapped[datetime] = mapped_column(index=True)
+    received: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DistributionPoint(Base):
+    __tablename__ = "distribution_points"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    boundaries: Mapped[list[Any]] = mapped_column(JSON, default=list)  # CIDR strings
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    embedded: Mapped[bool] = mapped_column(Boolean, default=False)
+    enrollment_token_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    credential_hash: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)
+    state: Mapped[str] = mapped_column(String(20), default="active")  # active|retired
+    last_contact: Mapped[datetime | None] = mapped_column(default=None)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PackageDP(Base):
+    """Which DPs carry a package (by default every DP carries every package)."""
+
+    __tablename__ = "package_dps"
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.package_id"), primary_key=True)
+    dp_id: Mapped[int] = mapped_column(ForeignKey("distribution_points.id"), primary_key=True)
+
+
+class DPContent(Base):
+    """A package version on a DP: pending → distributing → installed | failed | validation_failed."""
+
+    __tablename__ = "dp_content"
+    dp_id: Mapped[int] = mapped_column(ForeignKey("distribution_points.id"), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("package_versions.id"), primary_key=True,
+                                            index=True)
+    state: Mapped[str] = mapped_column(String(30), default="pending")
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    updated: Mapped[datetime] = mapped_column(default=utcnow)
+    last_validated: Mapped[datetime | None] = mapped_column(default=None)
