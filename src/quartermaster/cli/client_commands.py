@@ -2,6 +2,100 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
 import typer
 
+from quartermaster.client.agent import Agent
+from quartermaster.client.home import ClientHome
+from quartermaster.client.registration import register as register_client
+from quartermaster.client.service import agent_cycle, install_stop_handlers, serve
+from quartermaster.client.site_link import SiteLink
+from quartermaster.client.status_view import client_status, render_text
+from quartermaster.core.errors import QMError
+
 app = typer.Typer(help="Run the client agent on a managed computer.", no_args_is_help=True)
+
+T = TypeVar("T")
+
+HomeOption = Annotated[Path, typer.Option("--home", help="The client's home folder.",
+                                          file_okay=False)]
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    """Errors become a message and a hint on stderr and exit code 1, never a traceback."""
+    try:
+        return action()
+    except QMError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        if exc.hint:
+            typer.echo(f"hint: {exc.hint}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def register(
+    home: HomeOption,
+    site: Annotated[str, typer.Option("--site", help="The site server's URL.")],
+    hostname: Annotated[str, typer.Option(help="Report this host name instead of the "
+                                                "computer's own.")] = "",
+    force: Annotated[bool, typer.Option("--force", help="Register again with a new "
+                                                        "identity.")] = False,
+) -> None:
+    """Register this computer with a site; prints the client ID.
+
+    Example: qm client register --home /var/lib/qm-client --site http://site.example:8441
+    """
+    config = _guarded(lambda: register_client(ClientHome(home), site, hostname=hostname,
+                                              force=force))
+    typer.echo(config.client_id)
+
+
+@app.command()
+def run(
+    home: HomeOption,
+    once: Annotated[bool, typer.Option("--once", help="Do one run and exit.")] = False,
+    install: Annotated[str, typer.Option("--install", metavar="DEPLOYMENTID",
+                                         help="Run this available deployment now.")] = "",
+) -> None:
+    """Poll policy, run what is due and report status; without --once, keep doing so.
+
+    Example: qm client run --home /var/lib/qm-client --once --install QM120001
+    """
+    client_home = ClientHome(home)
+    if once or install:
+        for line in _guarded(lambda: _run_once(client_home, install or None)):
+            typer.echo(line)
+        return
+    _guarded(client_home.load_config)
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    serve(lambda: agent_cycle(client_home, stop), stop, client_home.log("policyagent"))
+
+
+def _run_once(home: ClientHome, install: str | None) -> list[str]:
+    config = home.load_config()
+    with SiteLink(config.site_url, home.read_secret()) as site:
+        summary = Agent(home, site).run_once(install)
+    return summary.lines
+
+
+@app.command()
+def status(
+    home: HomeOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show what this client knows: deployments, their results, cache use.
+
+    Example: qm client status --home /var/lib/qm-client --json
+    """
+    report = _guarded(lambda: client_status(ClientHome(home)))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        for line in render_text(report):
+            typer.echo(line)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from quartermaster.cli import client_commands, dp_commands
+from quartermaster.cli import (
+    client_commands,
+    collection_commands,
+    deploy_commands,
+    dp_admin_commands,
+    dp_commands,
+    package_commands,
+    site_commands,
+    status_commands,
+)
 
 app = typer.Typer(
     name="qm",
@@ -12,5 +21,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(site_commands.app, name="site")
+app.add_typer(package_commands.app, name="package")
+app.add_typer(package_commands.program_app, name="program")
+app.add_typer(collection_commands.app, name="collection")
+app.add_typer(deploy_commands.app, name="deploy")
+app.add_typer(status_commands.app, name="status")
 app.add_typer(client_commands.app, name="client")
 app.add_typer(dp_commands.app, name="dp")
+assert dp_admin_commands.app is dp_commands.app  # its commands join the dp group

@@ -25,7 +25,7 @@ _WINDOWS_BAD_CHARS = set('<>:"|?*\\') | {chr(c) for c in range(32)}
 
 def check_relpath(path: str) -> str:
     """Refuse a manifest path that could escape a folder or not exist on a Windows client."""
-    problem = _relpath_problem(path)
+    problem = relpath_problem(path)
     if problem:
         raise InvalidInput(
             f"file path {path!r} {problem}",
@@ -34,7 +34,7 @@ def check_relpath(path: str) -> str:
     return path
 
 
-def _relpath_problem(path: str) -> str:
+def relpath_problem(path: str) -> str:
     if not path:
         return "is empty"
     if "\x00" in path:

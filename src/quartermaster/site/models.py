@@ -198,7 +198,7 @@ class StatusMessageRow(Base):
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True)
-    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    uid: Mapped[str] = mapped_column(String(120), unique=True)
     message_id: Mapped[int] = mapped_column(Integer)
     severity: Mapped[str] = mapped_column(String(20), index=True)
     component: Mapped[str] = mapped_column(String(50))
@@ -249,3 +249,4 @@ class DPContent(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     updated: Mapped[datetime] = mapped_column(default=utcnow)
     last_validated: Mapped[datetime | None] = mapped_column(default=None)
+    validate_requested: Mapped[bool] = mapped_column(Boolean, default=False)

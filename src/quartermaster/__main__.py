@@ -1,0 +1,5 @@
+"""`python -m quartermaster` is `qm`."""
+
+from quartermaster.cli.main import app
+
+app()

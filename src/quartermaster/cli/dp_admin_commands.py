@@ -1,0 +1,76 @@
+"""`qm dp add|list|content|validate`: distribution points as the administrator sees them."""
+
+from __future__ import annotations
+
+import typer
+
+from quartermaster.cli.dp_commands import app
+from quartermaster.cli.site_link import (
+    JsonOption,
+    SiteLink,
+    SiteOption,
+    TokenOption,
+    handles_errors,
+    print_json,
+    print_table,
+)
+
+
+@app.command("add")
+@handles_errors
+def add(name: str = typer.Option(..., "--name"),
+        url: str = typer.Option(..., "--url", help="How clients reach the DP, e.g. http://127.0.0.1:9000."),
+        boundary: list[str] = typer.Option([], "--boundary", help="CIDR the DP serves; repeatable."),
+        fallback: bool = typer.Option(False, "--fallback", help="Serve clients outside every boundary."),
+        site: str = SiteOption, token: str = TokenOption) -> None:
+    """Register a DP; prints its one-time enrollment token for `qm dp serve --token`.
+
+    Example: qm dp add --name branch-a --url http://127.0.0.1:9000 --boundary 10.1.0.0/16
+    """
+    body = {"name": name, "url": url, "boundaries": boundary, "fallback": fallback}
+    print(SiteLink(site, token).post("/api/v1/dps", body)["enrollment_token"])
+
+
+@app.command("list")
+@handles_errors
+def list_(as_json: bool = JsonOption, site: str = SiteOption, token: str = TokenOption) -> None:
+    """DPs with health (last contact) and per package version state.
+
+    Example: qm dp list --json
+    """
+    data = SiteLink(site, token).get("/api/v1/dps")
+    if as_json:
+        print_json(data)
+        return
+    for dp in data["dps"]:
+        dp["versions"] = ", ".join(f"{c['package_id']}v{c['source_version']}:{c['state']}"
+                                   for c in dp["content"])
+    print_table(data["dps"], ["name", "url", "boundaries", "fallback", "last_contact", "versions"])
+
+
+@app.command("content")
+@handles_errors
+def content(name: str = typer.Argument(...), as_json: bool = JsonOption,
+            site: str = SiteOption, token: str = TokenOption) -> None:
+    """What a DP holds and the state of each package version.
+
+    Example: qm dp content branch-a --json
+    """
+    data = SiteLink(site, token).get(f"/api/v1/dps/{name}/content")
+    if as_json:
+        print_json(data)
+    else:
+        print_table(data["content"], ["package_id", "source_version", "state", "bytes_done",
+                                      "bytes_total", "last_validated", "reason"])
+
+
+@app.command("validate")
+@handles_errors
+def validate(name: str = typer.Argument(...), package: str = typer.Option(None, "--package"),
+             site: str = SiteOption, token: str = TokenOption) -> None:
+    """Ask a DP to re-hash what it holds now (all packages, or one).
+
+    Example: qm dp validate branch-a --package QM100001
+    """
+    data = SiteLink(site, token).post(f"/api/v1/dps/{name}/validate", {"package_id": package})
+    print(data["versions_to_validate"])

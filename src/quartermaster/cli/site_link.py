@@ -1,0 +1,107 @@
+"""How admin commands reach the site: one HTTP client with the token and the error shape."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from quartermaster.core.errors import QMError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+err = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+SiteOption = typer.Option(None, "--site", envvar="QM_SITE",
+                          help="Site server URL, e.g. http://127.0.0.1:8440 (or QM_SITE).")
+TokenOption = typer.Option(None, "--token", envvar="QM_TOKEN",
+                           help="Admin API token, e.g. the content of SITE_HOME/admin.token (or QM_TOKEN).")
+JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+class CommandError(QMError):
+    """An error a command reports and exits on."""
+
+
+def fail(message: str, hint: str = "", code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    if hint:
+        err.print(f"[yellow]hint:[/] {hint}", highlight=False)
+    raise typer.Exit(code)
+
+
+def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn every expected failure into a message on stderr and a non-zero exit code."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except QMError as exc:
+            fail(exc.message, exc.hint)
+        except httpx.TransportError as exc:
+            fail(f"cannot reach the site server: {exc}",
+                 "check --site (or QM_SITE) and that `qm site serve` is running")
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+class SiteLink:
+    def __init__(self, site: str | None, token: str | None) -> None:
+        if not site:
+            raise CommandError("no site server given", "pass --site URL or set QM_SITE")
+        if not token:
+            raise CommandError("no admin token given",
+                               "pass --token or set QM_TOKEN (see SITE_HOME/admin.token)")
+        token = _read_token(token)
+        self.http = httpx.Client(base_url=site.rstrip("/"), timeout=600,
+                                 headers={"Authorization": f"Bearer {token}"})
+
+    def call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        response = self.http.request(method, path, json=body, params=clean)
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+            except (ValueError, KeyError, TypeError):
+                error = {"message": f"HTTP {response.status_code}: {response.text[:200]}", "hint": ""}
+            raise CommandError(error.get("message", "request failed"), error.get("hint", ""))
+        return response.json()
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.call("GET", path, params=params)
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self.call("POST", path, body=body if body is not None else {})
+
+
+def _read_token(token: str) -> str:
+    """Accept the token itself or @FILE (e.g. @site/admin.token)."""
+    if token.startswith("@"):
+        try:
+            return open(token[1:], encoding="utf-8").read().strip()
+        except OSError as exc:
+            raise CommandError(f"cannot read token file {token[1:]}: {exc.strerror}") from None
+    return token.strip()
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) if row.get(c) is not None else "" for c in columns))
+    out.print(table)

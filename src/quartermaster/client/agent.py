@@ -1,0 +1,119 @@
+"""One agent run: refresh policy, act on every deployment that is due, deliver status.
+
+The agent works against a `SiteApi`, so the same code runs behind `qm client run` and in
+tests with signed objects and real DPs. Deployment failures become status messages; only
+a failure of the agent itself (site unreachable, unusable home) raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from quartermaster.client.cache import ContentCache
+from quartermaster.client.content_access import ContentAccess
+from quartermaster.client.deployment_run import DeploymentRunner, RunContext
+from quartermaster.client.home import ClientHome
+from quartermaster.client.local_state import DeploymentState, LocalState
+from quartermaster.client.machine_facts import MachineFacts, collect_facts
+from quartermaster.client.policy import DeploymentPolicy, Policy
+from quartermaster.client.policy_agent import PolicyAgent
+from quartermaster.client.scheduling import Action, decide, next_wakeup
+from quartermaster.client.site_link import SiteApi
+from quartermaster.client.status_spool import DeploymentReporter, StatusSpool
+from quartermaster.client.timestamps import Clock, format_utc, utcnow
+from quartermaster.core.blob_transfer import BlobFetcher
+from quartermaster.core.errors import NotFound
+
+
+@dataclass
+class RunSummary:
+    """What a run did, one line per deployment, for the command's output."""
+
+    lines: list[str] = field(default_factory=list)
+    delivered: int = 0
+    policy_serial: int | None = None
+    next_wakeup: datetime | None = None
+
+
+class Agent:
+    def __init__(self, home: ClientHome, site: SiteApi, *, clock: Clock = utcnow,
+                 facts: MachineFacts | None = None,
+                 should_stop: Callable[[], bool] = lambda: False) -> None:
+        self.home = home
+        self.site = site
+        self.clock = clock
+        self.should_stop = should_stop
+        self.config = home.load_config()
+        self.facts = facts or collect_facts(home.root, self.config.site_url, self.config.hostname)
+        self.log = home.log("policyagent")
+        self.spool = StatusSpool(home.spool, clock, self.log)
+        self.state = LocalState.load(home.state_path)
+        self.cache = ContentCache(home.cache, self.config.cache_limit_bytes)
+
+    def run_once(self, install: str | None = None) -> RunSummary:
+        """Poll policy, do all due work (and `install` now if allowed), deliver status."""
+        summary = RunSummary()
+        policy = PolicyAgent(self.home, self.config, self.site, self.spool, self.clock).refresh()
+        if install and (policy is None or policy.find(install) is None):
+            self.spool.deliver(self.site.send_status)
+            raise NotFound(f"deployment {install} is not in this client's policy",
+                           "list what the client knows with `qm client status`")
+        if policy is not None:
+            summary.policy_serial = policy.serial
+            self._work(policy, install, summary)
+            summary.next_wakeup = next_wakeup(policy.deployments, self.state.deployments,
+                                              self.clock())
+        summary.delivered = self.spool.deliver(self.site.send_status)
+        return summary
+
+    def _work(self, policy: Policy, install: str | None, summary: RunSummary) -> None:
+        fetcher = BlobFetcher()
+        ctx = RunContext(self.home, self.site, self.config.site_code,
+                         self.config.trusted_keys(), self.cache,
+                         ContentAccess(self.cache, fetcher, self.home.log("cas")),
+                         self.spool, self.facts, self.clock)
+        runner = DeploymentRunner(ctx)
+        try:
+            for deployment in policy.deployments:
+                if self.should_stop():
+                    self.log.write("stop requested; remaining deployments wait for the next run")
+                    break
+                requested = deployment.deployment_id == install
+                summary.lines.append(self._consider(deployment, requested, runner))
+                self.state.save()
+        finally:
+            fetcher.close()
+
+    def _consider(self, deployment: DeploymentPolicy, requested: bool,
+                  runner: DeploymentRunner) -> str:
+        local = self.state.get(deployment.deployment_id)
+        reporter = DeploymentReporter(self.spool, deployment)
+        version = deployment.source_version
+        if local.first_notice(f"10002:{version}"):
+            reporter.emit(10002)
+        decision = decide(deployment, local, self.clock(), requested)
+        self.log.write(f"deployment {deployment.deployment_id} version {version}: "
+                       f"{decision.action}: {decision.reason}")
+        if decision.action is Action.AVAILABLE and local.first_notice(f"10003:{version}"):
+            deadline = deployment.deadline
+            reporter.emit(10003, format_utc(deadline) if deadline else "no deadline set")
+        elif decision.action is Action.EXPIRED and local.first_notice("10057"):
+            expires = deployment.expires
+            reporter.emit(10057, format_utc(expires) if expires else "")
+        elif decision.action is Action.RUN:
+            runner.install(deployment, local)
+            return f"{deployment.deployment_id}: ran: {_result(local)}"
+        return f"{deployment.deployment_id}: {decision.action}: {decision.reason}"
+
+
+def _result(local: DeploymentState) -> str:
+    text = local.result
+    if local.exit_code is not None:
+        text += f" (exit code {local.exit_code})"
+    if local.reason:
+        text += f": {local.reason}"
+    if local.next_retry:
+        text += f", next retry at {local.next_retry}"
+    return text

@@ -1,0 +1,139 @@
+"""Content access: get every blob of a manifest into the cache from the DPs, verified.
+
+Blobs already in the cache are not fetched again. For each missing blob the DPs are tried
+in the order the site gave; a DP that served bad bytes (10075) or failed (10050) is not
+asked again in this run. All bytes pass through core.blob_transfer.BlobFetcher, which
+hashes while streaming, so nothing unverified ever lands in the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from quartermaster.client.cache import PARTIAL, ContentCache
+from quartermaster.client.site_link import Location
+from quartermaster.client.status_spool import DeploymentReporter
+from quartermaster.core.blob_transfer import BlobFetcher, FetchResult, TransferError
+from quartermaster.core.component_log import ComponentLog
+from quartermaster.core.errors import HashMismatch, IntegrityError, QMError
+from quartermaster.core.manifest import Manifest
+from quartermaster.core.store_layout import blob_url
+
+
+class ContentUnavailable(QMError):
+    """No DP gave good bytes for a blob; 10051 has been reported."""
+
+    code = "content_unavailable"
+
+
+@dataclass
+class DownloadReport:
+    files: int
+    bytes_downloaded: int = 0
+    dps: list[str] = field(default_factory=list)
+
+
+class ContentAccess:
+    def __init__(self, cache: ContentCache, fetcher: BlobFetcher, log: ComponentLog) -> None:
+        self.cache = cache
+        self.fetcher = fetcher
+        self.log = log
+
+    def missing(self, manifest: Manifest) -> dict[str, int]:
+        return {sha: size for sha, size in manifest.blobs().items() if not self.cache.has(sha)}
+
+    def obtain(self, manifest: Manifest, locate: Callable[[], list[Location]],
+               reporter: DeploymentReporter) -> DownloadReport:
+        """Make every blob of `manifest` present; `locate` is asked only if one is missing."""
+        version = manifest.source_version
+        report = DownloadReport(files=len(manifest.files))
+        missing = self.missing(manifest)
+        if missing:
+            self.cache.make_room(sum(missing.values()) - self._partial_bytes(missing),
+                                 pinned=manifest.blobs())
+            self._download(manifest, missing, locate(), reporter, report)
+        for sha in manifest.blobs():
+            self.cache.touch(sha)
+        sources = ", ".join(report.dps) or "the local cache"
+        self.log.write(f"package {manifest.package_id} version {version}: {report.files} files "
+                       f"verified, {report.bytes_downloaded} bytes downloaded from {sources}")
+        reporter.emit(10036, version, report.files, report.bytes_downloaded, sources)
+        return report
+
+    def _download(self, manifest: Manifest, missing: dict[str, int], locations: list[Location],
+                  reporter: DeploymentReporter, report: DownloadReport) -> None:
+        version = manifest.source_version
+        if not locations:
+            self._give_up(reporter, version, "no distribution point holds this version")
+        total = sum(missing.values())
+        self.log.write(f"package {manifest.package_id} version {version}: fetching "
+                       f"{len(missing)} blobs, {total} bytes; DPs in order: "
+                       f"{', '.join(loc.dp for loc in locations)}")
+        reporter.emit(10035, version, total, locations[0].dp, dp=locations[0].dp)
+        paths = {entry.sha256: entry.path for entry in reversed(manifest.files)}
+        skipped: set[str] = set()
+        for sha, size in missing.items():
+            outcome = self._fetch_blob(sha, size, paths[sha], locations, skipped, reporter)
+            if isinstance(outcome, str):
+                self._give_up(reporter, version, outcome)
+            dp, result = outcome
+            report.bytes_downloaded += result.bytes_transferred
+            if dp not in report.dps:
+                report.dps.append(dp)
+
+    def _fetch_blob(self, sha: str, size: int, path: str, locations: list[Location],
+                    skipped: set[str], reporter: DeploymentReporter
+                    ) -> tuple[str, FetchResult] | str:
+        """(DP, result) from the first DP that gives good bytes, or why none did."""
+        failure = "every distribution point was already skipped in this run"
+        for location in locations:
+            if location.dp in skipped:
+                continue
+            try:
+                return location.dp, self._fetch_from(location, sha, size, path)
+            except HashMismatch as exc:
+                reporter.emit(10075, location.dp, path, sha, exc.expected, exc.actual,
+                              dp=location.dp, properties={"dp": location.dp})
+                failure = f"last tried {location.dp}: hash mismatch on {path}"
+            except (TransferError, IntegrityError) as exc:
+                self.log.write(f"blob {sha} ({path}) from {location.dp}: {exc.message}")
+                reporter.emit(10050, location.dp, exc.message, dp=location.dp)
+                failure = f"last tried {location.dp}: {exc.message}"
+            skipped.add(location.dp)
+        return failure
+
+    def _fetch_from(self, location: Location, sha: str, size: int, path: str) -> FetchResult:
+        url = blob_url(location.url, sha)
+        dest = self.cache.blob_path(sha)
+        resuming = dest.with_name(dest.name + PARTIAL).exists()
+        try:
+            result = self.fetcher.fetch(url, dest, sha, size)
+        except HashMismatch as exc:
+            self.log.write(f"blob {sha} ({path}) from {location.dp}: hash mismatch, got "
+                           f"{exc.actual}; bytes discarded")
+            if not resuming:
+                raise
+            # The earlier part may have come from another DP: judge this DP on its own bytes.
+            self.log.write(f"blob {sha}: the resumed transfer failed; fetching it whole")
+            result = self.fetcher.fetch(url, dest, sha, size)
+        self.log.write(f"blob {sha} ({path}) from {location.dp} ({url}): "
+                       f"{result.bytes_transferred} bytes, resumed from {result.resumed_from}, "
+                       "SHA-256 verified")
+        return result
+
+    def _partial_bytes(self, missing: dict[str, int]) -> int:
+        total = 0
+        for sha in missing:
+            partial = self.cache.blob_path(sha)
+            partial = partial.with_name(partial.name + PARTIAL)
+            if partial.is_file():
+                total += partial.stat().st_size
+        return total
+
+    def _give_up(self, reporter: DeploymentReporter, version: int, reason: str) -> NoReturn:
+        self.log.write(f"content of version {version} unavailable: {reason}")
+        reporter.emit(10051, version, reason)
+        raise ContentUnavailable(f"content of version {version} could not be obtained: "
+                                 f"{reason}", "the client tries again at its next run")

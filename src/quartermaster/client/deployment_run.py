@@ -1,0 +1,210 @@
+"""One deployment from "it is due" to a result: requirements, manifest, content, files, program.
+
+Every step reports with status messages and records its outcome in the deployment's local
+state; a step that fails stops the run without touching anything further.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from quartermaster.client.cache import ContentCache
+from quartermaster.client.content_access import ContentAccess, ContentUnavailable
+from quartermaster.client.execution import ProgramRun, exit_report, run_program
+from quartermaster.client.home import ClientHome
+from quartermaster.client.local_state import DeploymentState, Result
+from quartermaster.client.machine_facts import MachineFacts
+from quartermaster.client.policy import DeploymentPolicy
+from quartermaster.client.requirements import unmet_requirement
+from quartermaster.client.scheduling import retry_delay
+from quartermaster.client.site_link import Location, SiteApi, SiteUnreachable
+from quartermaster.client.status_spool import DeploymentReporter, StatusSpool
+from quartermaster.client.timestamps import Clock
+from quartermaster.client.trust import ManifestRefused, accept_manifest
+from quartermaster.client.work_layout import lay_out
+from quartermaster.core.canonical import canonical_json
+from quartermaster.core.durable_files import write_atomic
+from quartermaster.core.errors import HashMismatch, QMError
+from quartermaster.core.manifest import Manifest
+from quartermaster.core.program import Outcome
+from quartermaster.core.signing import PublicKey
+from quartermaster.core.store_layout import manifest_path
+
+
+@dataclass
+class RunContext:
+    """What every deployment run of one agent run shares."""
+
+    home: ClientHome
+    site: SiteApi
+    site_code: str
+    keys: dict[str, PublicKey]
+    cache: ContentCache
+    content: ContentAccess
+    spool: StatusSpool
+    facts: MachineFacts
+    clock: Clock
+
+
+class DeploymentRunner:
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.log = ctx.home.log("execmgr")
+        self.cas_log = ctx.home.log("cas")
+
+    def install(self, deployment: DeploymentPolicy, local: DeploymentState) -> None:
+        reporter = DeploymentReporter(self.ctx.spool, deployment)
+        if not self._requirements_met(deployment, local, reporter):
+            return
+        manifest = self._manifest(deployment, local, reporter)
+        if manifest is None:
+            return
+        try:
+            while True:
+                folder = self._prepare(deployment, manifest, local, reporter)
+                if folder is None or not self._execute(deployment, folder, local, reporter):
+                    return
+        finally:
+            self.ctx.cache.make_room(0)
+
+    def _requirements_met(self, deployment: DeploymentPolicy, local: DeploymentState,
+                          reporter: DeploymentReporter) -> bool:
+        reason = unmet_requirement(deployment.program.requirements, self.ctx.facts)
+        if not reason:
+            return True
+        self.log.write(f"deployment {deployment.deployment_id}: requirements not met: {reason}")
+        version = deployment.source_version
+        already_told = (local.source_version, local.result, local.reason) == (
+            version, Result.REQUIREMENTS_NOT_MET, reason)
+        if not already_told:
+            reporter.emit(10018, reason)
+        local.record_step(version, Result.REQUIREMENTS_NOT_MET, reason)
+        return False
+
+    def _manifest(self, deployment: DeploymentPolicy, local: DeploymentState,
+                  reporter: DeploymentReporter) -> Manifest | None:
+        """The verified manifest, from the local copy or the site; 10055 if refused."""
+        version = deployment.source_version
+        stored = manifest_path(self.ctx.home.root, deployment.package_hash)
+        try:
+            return self._stored_manifest(stored, deployment)
+        except (ManifestRefused, OSError, ValueError):
+            stored.unlink(missing_ok=True)
+        try:
+            envelope = self.ctx.site.manifest(deployment.package_hash)
+            manifest = accept_manifest(envelope, self.ctx.keys, deployment, self.ctx.site_code)
+        except ManifestRefused as exc:
+            self.cas_log.write(f"manifest {deployment.package_hash} refused: {exc}")
+            reporter.emit(10055, version, exc.message)
+            local.record_step(version, Result.MANIFEST_REFUSED, exc.message)
+            return None
+        except SiteUnreachable:
+            raise
+        except QMError as exc:
+            reason = f"the site did not give the manifest: {exc.message}"
+            reporter.emit(10051, version, reason)
+            local.record_step(version, Result.CONTENT_UNAVAILABLE, reason)
+            return None
+        write_atomic(stored, canonical_json(envelope))
+        return manifest
+
+    def _stored_manifest(self, path: Path, deployment: DeploymentPolicy) -> Manifest:
+        envelope = json.loads(path.read_bytes())
+        return accept_manifest(envelope, self.ctx.keys, deployment, self.ctx.site_code)
+
+    def _prepare(self, deployment: DeploymentPolicy, manifest: Manifest,
+                 local: DeploymentState, reporter: DeploymentReporter) -> Path | None:
+        """Content in the cache and laid out in the work folder; None if that failed."""
+        version = deployment.source_version
+        for _ in range(2):  # a second pass only after a damaged cached blob was removed
+            try:
+                self.ctx.content.obtain(manifest, lambda: self._locate(deployment), reporter)
+            except ContentUnavailable as exc:
+                local.record_step(version, Result.CONTENT_UNAVAILABLE, exc.message)
+                return None
+            try:
+                return lay_out(manifest, self.ctx.cache, self.ctx.home.work,
+                               deployment.deployment_id)
+            except HashMismatch as exc:
+                self.cas_log.write(f"cached blob {exc.expected} is damaged; removed: {exc}")
+                self.ctx.cache.remove(exc.expected)
+            except OSError as exc:
+                self._not_started(deployment, local, reporter,
+                                  f"the files could not be laid out: {exc}")
+                return None
+        reason = "cached content was damaged twice in a row"
+        reporter.emit(10051, version, reason)
+        local.record_step(version, Result.CONTENT_UNAVAILABLE, reason)
+        return None
+
+    def _locate(self, deployment: DeploymentPolicy) -> list[Location]:
+        try:
+            return self.ctx.site.locations(deployment.package_hash)
+        except SiteUnreachable:
+            raise
+        except QMError as exc:
+            self.cas_log.write(f"no locations for {deployment.package_hash}: {exc}")
+            return []
+
+    def _execute(self, deployment: DeploymentPolicy, folder: Path, local: DeploymentState,
+                 reporter: DeploymentReporter) -> bool:
+        """Run the program once and record the result; True asks for an immediate retry."""
+        spec = deployment.program
+        self.log.write(f"deployment {deployment.deployment_id}: starting {spec.command!r} "
+                       f"in {folder}")
+        reporter.emit(10005, spec.command)
+        run = run_program(spec, folder, self._program_log(deployment), {
+            "QM_DEPLOYMENT_ID": deployment.deployment_id, "QM_PACKAGE_ID": deployment.package_id,
+            "QM_SOURCE_VERSION": str(deployment.source_version), "QM_PROGRAM": spec.name})
+        self.log.write(f"deployment {deployment.deployment_id}: {_describe(run)}")
+        if run.start_error:
+            self._not_started(deployment, local, reporter, run.start_error)
+            return False
+        if run.timed_out or run.exit_code is None:
+            reporter.emit(10070, spec.max_runtime)
+            local.record_run(deployment.source_version, Result.TIMED_OUT, None, self.ctx.clock())
+            return False
+        return self._record_exit(deployment, run.exit_code, local, reporter)
+
+    def _record_exit(self, deployment: DeploymentPolicy, code: int, local: DeploymentState,
+                     reporter: DeploymentReporter) -> bool:
+        spec, version, now = deployment.program, deployment.source_version, self.ctx.clock()
+        props = {"exit_code": code}
+        if spec.classify(code) is Outcome.RETRY and _retries_left(local, version,
+                                                                  spec.retry_count):
+            local.record_run(version, Result.RETRYING, code, now)
+            delay = retry_delay(spec.retry_delay, local.retries + 1)
+            local.schedule_retry(now + delay)
+            seconds = int(delay.total_seconds())
+            reporter.emit(10034, code, local.retries, spec.retry_count, seconds, properties=props)
+            return seconds == 0
+        report = exit_report(spec, code)
+        reporter.emit(report.message_id, *report.extra, properties=props)
+        local.record_run(version, report.result, code, now)
+        return False
+
+    def _not_started(self, deployment: DeploymentPolicy, local: DeploymentState,
+                     reporter: DeploymentReporter, reason: str) -> None:
+        reporter.emit(10007, reason)
+        local.record_run(deployment.source_version, Result.NOT_STARTED, None, self.ctx.clock(),
+                         reason)
+
+    def _program_log(self, deployment: DeploymentPolicy) -> Path:
+        stamp = self.ctx.clock().strftime("%Y%m%dT%H%M%SZ")
+        name = f"{deployment.deployment_id}-v{deployment.source_version}-{stamp}.log"
+        return self.ctx.home.program_logs / name
+
+
+def _retries_left(local: DeploymentState, version: int, retry_count: int) -> bool:
+    done = local.retries if local.ran_version == version else 0
+    return done < retry_count
+
+
+def _describe(run: ProgramRun) -> str:
+    if run.start_error:
+        return f"could not start: {run.start_error}"
+    if run.timed_out:
+        return "exceeded its maximum run time and was stopped"
+    return f"exited with code {run.exit_code}"

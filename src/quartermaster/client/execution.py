@@ -1,0 +1,116 @@
+"""Run a program: the platform shell, its own process group, a hard time limit, output to a log.
+
+The program runs in its own session (POSIX) or process group (Windows) so that on timeout
+the whole tree it started is stopped, not just the shell. Its stdout and stderr go to a log
+file under logs/programs/, never to the agent's own output; stdin is empty so a program that
+waits for input fails fast instead of hanging until its time limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from quartermaster.client.local_state import Result
+from quartermaster.core.errors import InvalidInput
+from quartermaster.core.manifest import check_relpath
+from quartermaster.core.program import Outcome, ProgramSpec
+
+TERMINATE_GRACE = 5.0  # seconds between the polite stop and the kill
+
+
+@dataclass(frozen=True)
+class ProgramRun:
+    exit_code: int | None = None
+    timed_out: bool = False
+    start_error: str = ""  # set when the program could not be started
+
+
+@dataclass(frozen=True)
+class ExitReport:
+    message_id: int
+    extra: tuple[str, ...]  # insertion strings after deployment, package and program
+    result: str
+
+
+def exit_report(spec: ProgramSpec, exit_code: int) -> ExitReport:
+    """The status message and result of an exit code that ends a run (a retry aside).
+
+    A retryable code with no retries left is a failure. On POSIX an exit status has 8 bits,
+    so a program there cannot return 3010 or 1641 itself; list the codes it does return.
+    """
+    outcome = spec.classify(exit_code)
+    code = str(exit_code)
+    if outcome is Outcome.SUCCESS:
+        return ExitReport(10008, (code,), Result.SUCCEEDED)
+    if outcome is Outcome.SUCCESS_REBOOT:
+        return ExitReport(10021, (code, spec.reboot_kind(exit_code)), Result.REBOOT_REQUIRED)
+    return ExitReport(10006, (code,), Result.FAILED)
+
+
+def run_program(spec: ProgramSpec, work_dir: Path, log_path: Path,
+                extra_env: dict[str, str] | None = None) -> ProgramRun:
+    """Run `spec.command` in `work_dir` (or its working_dir) and wait at most max_runtime."""
+    try:
+        cwd = working_directory(work_dir, spec.working_dir)
+    except InvalidInput as exc:
+        return ProgramRun(start_error=exc.message)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        log.write(f"--- {stamp} {spec.command} (in {cwd})\n".encode())
+        log.flush()
+        try:
+            process = _start(spec.command, cwd, log, {**os.environ, **(extra_env or {})})
+        except OSError as exc:
+            return ProgramRun(start_error=f"{exc.strerror or exc} ({spec.command})")
+        try:
+            return ProgramRun(exit_code=process.wait(timeout=spec.max_runtime))
+        except subprocess.TimeoutExpired:
+            stop_process_tree(process)
+            log.write(f"--- stopped after {spec.max_runtime} seconds\n".encode())
+            return ProgramRun(timed_out=True)
+
+
+def working_directory(work_dir: Path, relative: str) -> Path:
+    if not relative:
+        return work_dir
+    check_relpath(relative.replace("\\", "/"))
+    folder = work_dir.joinpath(*relative.replace("\\", "/").split("/"))
+    if not folder.is_dir():
+        raise InvalidInput(f"working directory {relative!r} does not exist in the package",
+                           "set the program's working directory to a folder of the package")
+    return folder
+
+
+def _start(command: str, cwd: Path, log: IO[bytes], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    if sys.platform == "win32":
+        flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+        return subprocess.Popen(command, shell=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, creationflags=flags)
+    return subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, env=env,
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop_process_tree(process: subprocess.Popen[bytes]) -> None:
+    """Ask the program's whole process group to stop, then kill what is left."""
+    if sys.platform == "win32":
+        subprocess.run(["taskkill", "/T", "/F", "/PID", str(process.pid)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        process.wait()
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=TERMINATE_GRACE)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

@@ -1,0 +1,117 @@
+"""The client home: every file the agent keeps on a managed computer, in one folder.
+
+    client.json          identity and settings: client_id, site_url, site_code, trusted
+                         signing_keys, poll_interval, policy_serial (highest seen, for
+                         rollback), policy_etag, cache_limit_bytes, hostname
+    secret               the client secret issued at registration (mode 0600)
+    policy.json          the last verified policy envelope, reused when the site answers 304
+    manifests/<hash>.json  verified manifest envelopes, by package hash
+    cache/               downloaded blobs in the store layout (content/sha256/xx/<hash>),
+                         shared by every package; `<hash>.part` is a transfer to resume
+    work/<deployment>/   the files of one deployment, laid out fresh for each run
+    spool/               one JSON file per status message not yet acknowledged by the site
+    state.json           per deployment: versions run, result, attempts, next retry
+    logs/                policyagent.log, cas.log (content access), execmgr.log (execution)
+    logs/programs/       each program run's own stdout and stderr
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quartermaster.core.component_log import ComponentLog
+from quartermaster.core.durable_files import write_atomic
+from quartermaster.core.errors import Conflict, InvalidInput, NotFound
+from quartermaster.core.signing import PublicKey
+
+DEFAULT_CACHE_LIMIT = 5 * 1024**3
+DEFAULT_POLL_INTERVAL = 3600
+
+
+@dataclass
+class ClientConfig:
+    client_id: str
+    site_url: str
+    site_code: str
+    signing_keys: list[dict[str, str]] = field(default_factory=list)
+    poll_interval: int = DEFAULT_POLL_INTERVAL
+    policy_serial: int = 0
+    policy_etag: str = ""
+    cache_limit_bytes: int = DEFAULT_CACHE_LIMIT
+    hostname: str = ""
+
+    def trusted_keys(self) -> dict[str, PublicKey]:
+        """Keys are re-derived from the public key, so a wrong keyid in the file cannot match."""
+        keys = (PublicKey.from_hex(entry["public_key"]) for entry in self.signing_keys)
+        return {key.keyid: key for key in keys}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ClientConfig:
+        if not isinstance(data, dict):
+            raise InvalidInput("client.json is not a JSON object", "re-register with --force")
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        try:
+            return cls(**known)
+        except TypeError as exc:
+            raise InvalidInput(f"client.json is incomplete: {exc}", "re-register with --force") \
+                from None
+
+
+class ClientHome:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config_path = root / "client.json"
+        self.secret_path = root / "secret"
+        self.policy_path = root / "policy.json"
+        self.state_path = root / "state.json"
+        self.manifests = root / "manifests"
+        self.cache = root / "cache"
+        self.work = root / "work"
+        self.spool = root / "spool"
+        self.logs = root / "logs"
+        self.program_logs = self.logs / "programs"
+
+    def is_registered(self) -> bool:
+        return self.config_path.is_file() and self.secret_path.is_file()
+
+    def ensure_unregistered(self) -> None:
+        if self.is_registered():
+            raise Conflict(f"{self.root} already holds a registered client",
+                           "pass --force to register again with a new identity, or use "
+                           "another --home")
+
+    def load_config(self) -> ClientConfig:
+        if not self.is_registered():
+            raise NotFound(f"{self.root} is not a registered client home",
+                           f"run `qm client register --home {self.root} --site URL` first")
+        try:
+            data = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"cannot read {self.config_path}: {exc}",
+                               "re-register with --force") from None
+        return ClientConfig.from_dict(data)
+
+    def save_config(self, config: ClientConfig) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(asdict(config), indent=2, sort_keys=True) + "\n"
+        write_atomic(self.config_path, text.encode("utf-8"))
+
+    def read_secret(self) -> str:
+        try:
+            return self.secret_path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise NotFound(f"cannot read the client secret: {exc}",
+                           f"re-register with `qm client register --home {self.root} --force`") \
+                from None
+
+    def write_secret(self, secret: str) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.secret_path, secret.encode("utf-8") + b"\n", mode=0o600)
+        os.chmod(self.secret_path, 0o600)
+
+    def log(self, component: str) -> ComponentLog:
+        return ComponentLog(self.logs, component)

@@ -1,0 +1,121 @@
+"""What the client remembers about each deployment between runs (state.json).
+
+`result` is what happened last, including steps that stopped before the program ran
+(requirements, manifest, content). `ran_version` and `ran_result` remember only program
+runs: rerun rules look at those, so a download failure never counts as an attempt.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from quartermaster.client.timestamps import format_optional, parse_optional
+from quartermaster.core.durable_files import write_atomic
+from quartermaster.core.errors import InvalidInput
+
+
+class Result:
+    """Values of DeploymentState.result."""
+
+    SUCCEEDED = "succeeded"
+    REBOOT_REQUIRED = "succeeded_reboot_required"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    NOT_STARTED = "not_started"
+    REQUIREMENTS_NOT_MET = "requirements_not_met"
+    MANIFEST_REFUSED = "manifest_refused"
+    CONTENT_UNAVAILABLE = "content_unavailable"
+
+
+SUCCESS_RESULTS = frozenset({Result.SUCCEEDED, Result.REBOOT_REQUIRED})
+
+
+@dataclass
+class DeploymentState:
+    source_version: int | None = None  # version the last step worked on
+    result: str = ""
+    reason: str = ""
+    exit_code: int | None = None
+    ran_version: int | None = None  # version of the last program run
+    ran_result: str = ""  # "succeeded" or "failed" for that run
+    attempts: int = 0  # program starts at ran_version
+    retries: int = 0  # retryable exits in the current sequence
+    next_retry: str | None = None
+    last_run: str | None = None
+    notified: list[str] = field(default_factory=list)  # once-only messages already sent
+
+    @property
+    def next_retry_time(self) -> datetime | None:
+        return parse_optional(self.next_retry)
+
+    def retry_pending(self, version: int) -> bool:
+        return (self.result == Result.RETRYING and self.ran_version == version
+                and self.next_retry is not None)
+
+    def succeeded_at(self, version: int) -> bool:
+        return self.ran_version == version and self.ran_result == Result.SUCCEEDED
+
+    def first_notice(self, key: str) -> bool:
+        """True the first time `key` is seen; remembers it."""
+        if key in self.notified:
+            return False
+        self.notified.append(key)
+        return True
+
+    def record_step(self, version: int, result: str, reason: str = "") -> None:
+        self.source_version, self.result, self.reason = version, result, reason
+
+    def record_run(self, version: int, result: str, exit_code: int | None, now: datetime,
+                   reason: str = "") -> None:
+        if self.ran_version != version:
+            self.attempts, self.retries = 0, 0
+        self.record_step(version, result, reason)
+        self.exit_code = exit_code
+        self.ran_version = version
+        self.ran_result = Result.SUCCEEDED if result in SUCCESS_RESULTS else Result.FAILED
+        self.attempts += 1
+        self.last_run = format_optional(now)
+        if result != Result.RETRYING:
+            self.retries, self.next_retry = 0, None
+
+    def schedule_retry(self, when: datetime) -> None:
+        self.retries += 1
+        self.next_retry = format_optional(when)
+
+
+class LocalState:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.deployments: dict[str, DeploymentState] = {}
+
+    @classmethod
+    def load(cls, path: Path) -> LocalState:
+        state = cls(path)
+        if not path.exists():
+            return state
+        try:
+            data: Any = json.loads(path.read_text(encoding="utf-8"))
+            entries = data["deployments"]
+            state.deployments = {k: _entry(v) for k, v in entries.items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InvalidInput(f"cannot read {path}: {exc}",
+                               "move the file aside; the client then treats every deployment "
+                               "as new") from None
+        return state
+
+    def get(self, deployment_id: str) -> DeploymentState:
+        return self.deployments.setdefault(deployment_id, DeploymentState())
+
+    def save(self) -> None:
+        data = {"deployments": {k: asdict(v) for k, v in sorted(self.deployments.items())}}
+        write_atomic(self.path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+
+
+def _entry(data: dict[str, Any]) -> DeploymentState:
+    known = {k: v for k, v in data.items() if k in DeploymentState.__dataclass_fields__}
+    return DeploymentState(**known)

@@ -1,0 +1,141 @@
+"""The client's only conversation with the site: the client API of docs/protocol.md over httpx.
+
+Everything else in the client works against the `SiteApi` protocol, so it can be exercised
+with real DPs and signed objects without a site. Errors come back as typed QMErrors; a site
+that cannot be reached is SiteUnreachable, which stops a run rather than failing deployments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from quartermaster.core.errors import (
+    Conflict,
+    Forbidden,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    QMError,
+    Unauthorized,
+)
+
+API = "/api/client/v1"
+
+_ERRORS: dict[str, type[QMError]] = {
+    "invalid_input": InvalidInput, "not_found": NotFound, "conflict": Conflict,
+    "unauthorized": Unauthorized, "forbidden": Forbidden, "integrity": IntegrityError,
+    "hash_mismatch": IntegrityError, "bad_signature": IntegrityError,
+}
+
+
+class SiteUnreachable(QMError):
+    code = "site_unreachable"
+    http_status = 502
+
+
+@dataclass(frozen=True)
+class Location:
+    dp: str
+    url: str
+    kind: str = ""
+
+
+@dataclass(frozen=True)
+class PolicyAnswer:
+    envelope: Any  # None when the site answered 304 Not Modified
+    etag: str
+
+    @property
+    def not_modified(self) -> bool:
+        return self.envelope is None
+
+
+class SiteApi(Protocol):
+    def policy(self, etag: str) -> PolicyAnswer: ...
+
+    def manifest(self, package_hash: str) -> Any: ...
+
+    def locations(self, package_hash: str) -> list[Location]: ...
+
+    def send_status(self, messages: list[dict[str, Any]]) -> object: ...
+
+
+class SiteLink:
+    """One HTTP client per agent run; `secret` is empty only for registration."""
+
+    def __init__(self, site_url: str, secret: str = "", timeout: float = 30.0) -> None:
+        self.site_url = site_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        self._http = httpx.Client(base_url=self.site_url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SiteLink:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def register(self, facts: dict[str, Any]) -> dict[str, Any]:
+        return _object(self._request("POST", "/register", json=facts))
+
+    def policy(self, etag: str) -> PolicyAnswer:
+        headers = {"If-None-Match": etag} if etag else {}
+        response = self._request("GET", "/policy", headers=headers)
+        etag_now = response.headers.get("ETag", "")
+        if response.status_code == 304:
+            return PolicyAnswer(None, etag_now or etag)
+        return PolicyAnswer(_object(response), etag_now)
+
+    def manifest(self, package_hash: str) -> Any:
+        return _object(self._request("GET", f"/manifests/{package_hash}"))
+
+    def locations(self, package_hash: str) -> list[Location]:
+        entries = _object(self._request("GET", f"/locations/{package_hash}")).get("locations")
+        if not isinstance(entries, list):
+            raise QMError("the site's location answer has no list of locations")
+        return [Location(str(e["dp"]), str(e["url"]), str(e.get("kind") or ""))
+                for e in entries if isinstance(e, dict) and e.get("dp") and e.get("url")]
+
+    def send_status(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        return _object(self._request("POST", "/status", json={"messages": messages}))
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, API + path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise SiteUnreachable(f"cannot reach the site at {self.site_url}: {exc}",
+                                  "check the site URL in client.json and that the site server "
+                                  "is running; the agent tries again at its next run") from None
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+
+def _object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise QMError(f"the site answered {response.request.url.path} with something other "
+                      "than a JSON object", "check that the site URL points at a site server")
+    return body
+
+
+def _error(response: httpx.Response) -> QMError:
+    try:
+        detail = response.json().get("error") or {}
+    except (ValueError, AttributeError):
+        detail = {}
+    message = str(detail.get("message") or f"HTTP {response.status_code}")
+    hint = str(detail.get("hint") or "")
+    if response.status_code == 401:
+        return Unauthorized(f"the site refused this client's credentials: {message}",
+                            "re-register with `qm client register --home DIR --site URL --force`")
+    error_class = _ERRORS.get(str(detail.get("code")), QMError)
+    return error_class(f"the site answered {response.status_code}: {message}", hint)

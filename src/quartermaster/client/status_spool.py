@@ -1,0 +1,92 @@
+"""Status messages: spooled durably first, delivered later, deleted only once acknowledged.
+
+A message is a file in spool/ from the moment it is raised, so a crash or an unreachable
+site loses nothing. The site ignores a uid it already holds, so resending is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from quartermaster.client.policy import DeploymentPolicy
+from quartermaster.client.timestamps import Clock, format_utc
+from quartermaster.core.component_log import ComponentLog
+from quartermaster.core.durable_files import write_atomic
+from quartermaster.core.status_catalog import lookup
+
+MAX_BATCH = 1000
+
+Sender = Callable[[list[dict[str, Any]]], object]
+
+
+class StatusSpool:
+    def __init__(self, folder: Path, clock: Clock, log: ComponentLog) -> None:
+        self.folder = folder
+        self.clock = clock
+        self.log = log
+
+    def add(self, message_id: int, insertion_strings: list[Any], *, deployment_id: str = "",
+            package_id: str = "", dp: str = "",
+            properties: dict[str, Any] | None = None) -> dict[str, Any]:
+        entry = lookup(message_id)
+        strings = [str(s) for s in insertion_strings]
+        message = {
+            "uid": uuid.uuid4().hex, "message_id": message_id, "time": format_utc(self.clock()),
+            "severity": entry.severity.value, "component": entry.component,
+            "deployment_id": deployment_id, "package_id": package_id, "dp": dp,
+            "insertion_strings": strings, "properties": dict(properties or {}),
+        }
+        name = f"{time.time_ns():020d}-{message['uid']}.json"  # creation order
+        write_atomic(self.folder / name, json.dumps(message, sort_keys=True).encode("utf-8"))
+        self.log.write(f"status {message_id} spooled: {entry.render(strings)}")
+        return message
+
+    def pending(self) -> list[tuple[Path, dict[str, Any]]]:
+        """Spooled messages, oldest first; a file that does not parse is set aside as .bad."""
+        if not self.folder.is_dir():
+            return []
+        found = []
+        for path in sorted(self.folder.glob("*.json")):
+            try:
+                found.append((path, json.loads(path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError) as exc:
+                self.log.write(f"spooled message {path.name} is unreadable ({exc}); set aside")
+                path.rename(path.with_suffix(".bad"))
+        return found
+
+    def deliver(self, send: Sender) -> int:
+        """Send in batches; delete each batch once the site answered. Errors propagate."""
+        pending = self.pending()
+        delivered = 0
+        for start in range(0, len(pending), MAX_BATCH):
+            batch = pending[start:start + MAX_BATCH]
+            send([message for _, message in batch])
+            for path, _ in batch:
+                path.unlink(missing_ok=True)
+            delivered += len(batch)
+        if delivered:
+            self.log.write(f"{delivered} status messages delivered")
+        return delivered
+
+
+class DeploymentReporter:
+    """Raises the messages of one deployment: %1-%3 and the identifying properties filled in."""
+
+    def __init__(self, spool: StatusSpool, deployment: DeploymentPolicy) -> None:
+        self.spool = spool
+        self.deployment = deployment
+
+    def emit(self, message_id: int, *extra: Any, dp: str = "",
+             properties: dict[str, Any] | None = None) -> None:
+        d = self.deployment
+        self.spool.add(
+            message_id, [d.deployment_id, d.package_id, d.program.name, *extra],
+            deployment_id=d.deployment_id, package_id=d.package_id, dp=dp,
+            properties={"source_version": d.source_version, "package_hash": d.package_hash,
+                        **(properties or {})},
+        )

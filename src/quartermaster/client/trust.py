@@ -1,0 +1,74 @@
+"""Every trust decision of the client, in one place: signatures, rollback, freeze, mix-and-match.
+
+Nothing the site or a DP sends is acted on before it passed through here. A refusal is an
+IntegrityError whose message says why, which the caller reports as a status message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from quartermaster.client.policy import DeploymentPolicy, Policy
+from quartermaster.client.timestamps import format_utc
+from quartermaster.core.canonical import canonical_json
+from quartermaster.core.errors import IntegrityError, InvalidInput, SignatureError
+from quartermaster.core.hashing import sha256_bytes
+from quartermaster.core.manifest import Manifest
+from quartermaster.core.signing import PublicKey, verify_envelope
+
+
+class PolicyRefused(IntegrityError):
+    code = "policy_refused"
+
+
+class ManifestRefused(IntegrityError):
+    code = "manifest_refused"
+
+
+def accept_policy(envelope: Any, keys: dict[str, PublicKey], *, client_id: str, site_code: str,
+                  min_serial: int, now: datetime) -> Policy:
+    """The policy in `envelope`, if it is signed, ours, not rolled back and not expired."""
+    try:
+        payload = verify_envelope(envelope, keys)
+        policy = Policy.from_dict(payload)
+    except (SignatureError, InvalidInput) as exc:
+        raise PolicyRefused(exc.message, exc.hint) from None
+    if policy.client_id != client_id or policy.site_code != site_code:
+        raise PolicyRefused(f"the policy is for client {policy.client_id} of site "
+                            f"{policy.site_code}, not for this client",
+                            "the site answered with another client's policy")
+    if policy.serial < min_serial:
+        raise PolicyRefused(f"policy serial {policy.serial} is lower than {min_serial}, "
+                            "already seen (rollback)",
+                            "an old policy was replayed; the client keeps its current one")
+    if policy.expires <= now:
+        raise PolicyRefused(f"the policy expired at {format_utc(policy.expires)} (freeze)",
+                            "check the client's clock and that the site issues fresh policy")
+    return policy
+
+
+def accept_manifest(envelope: Any, keys: dict[str, PublicKey],
+                    deployment: DeploymentPolicy, site_code: str) -> Manifest:
+    """The manifest, if signed and exactly the package version this deployment names."""
+    try:
+        payload = verify_envelope(envelope, keys)
+    except SignatureError as exc:
+        raise ManifestRefused(exc.message, exc.hint) from None
+    actual = sha256_bytes(canonical_json(payload))
+    if actual != deployment.package_hash:
+        raise ManifestRefused(f"its hash {actual} is not the package hash "
+                              f"{deployment.package_hash} in policy",
+                              "a DP or the site served the manifest of another version")
+    try:
+        manifest = Manifest.from_dict(payload)
+    except InvalidInput as exc:
+        raise ManifestRefused(exc.message, exc.hint) from None
+    named = (deployment.package_id, deployment.source_version, site_code)
+    if (manifest.package_id, manifest.source_version, manifest.site_code) != named:
+        raise ManifestRefused(f"it describes {manifest.package_id} version "
+                              f"{manifest.source_version} of site {manifest.site_code}, policy "
+                              f"names {deployment.package_id} version "
+                              f"{deployment.source_version}",
+                              "the site signed a policy that does not match its manifest")
+    return manifest

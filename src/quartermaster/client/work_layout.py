@@ -1,0 +1,69 @@
+"""Lay a package version out in a deployment's work folder, fresh for every run.
+
+Files are copied (never linked) from the cache so a program that edits its own files cannot
+damage the cache, and each copy is hashed on the way so cache rot is caught before a program
+runs. The folder is built beside its final name and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from quartermaster.client.cache import ContentCache
+from quartermaster.core.errors import HashMismatch
+from quartermaster.core.hashing import CHUNK
+from quartermaster.core.manifest import Manifest
+
+
+def lay_out(manifest: Manifest, cache: ContentCache, work_root: Path, deployment_id: str) -> Path:
+    """Return work_root/deployment_id holding exactly the manifest's files with their modes."""
+    final = work_root / deployment_id
+    building = work_root / f".{deployment_id}.building"
+    remove_tree(building)
+    building.mkdir(parents=True)
+    buffer = bytearray(CHUNK)
+    for entry in manifest.files:
+        target = building.joinpath(*entry.path.split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _copy_verified(cache.blob_path(entry.sha256), target, entry.sha256, buffer)
+        os.chmod(target, entry.mode)
+    remove_tree(final)
+    building.rename(final)
+    return final
+
+
+def _copy_verified(source: Path, target: Path, sha256: str, buffer: bytearray) -> None:
+    view = memoryview(buffer)
+    digest = hashlib.sha256()
+    with open(source, "rb", buffering=0) as reader, open(target, "wb", buffering=0) as writer:
+        while n := reader.readinto(view):  # type: ignore[attr-defined]
+            digest.update(view[:n])
+            writer.write(view[:n])
+    if digest.hexdigest() != sha256:
+        raise HashMismatch(f"cached blob {source.name}", sha256, digest.hexdigest(),
+                           "the cached copy is damaged; it is removed and fetched again")
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder even if a program left read-only folders in it."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+        return
+    try:
+        shutil.rmtree(path)
+    except PermissionError:
+        _open_up(path)
+        shutil.rmtree(path)
+
+
+def _open_up(folder: Path) -> None:
+    os.chmod(folder, stat.S_IRWXU)
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            _open_up(child)

@@ -1,0 +1,318 @@
+"""The DP agent: keep one store in line with what the site assigns, and say how it went.
+
+The same agent runs in a standalone DP (`qm dp serve`) and inside the site process (the
+embedded DP). It is blocking code for one worker thread, because the data path
+(`BlobFetcher`) is; `run_async` wraps it for an asyncio loop and `start_thread` for plain
+threads. Every cycle reconciles: the site's view of each version (its `state`) is compared
+with the store, and a report is sent only where they differ or something happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from quartermaster.core.errors import QMError, Unauthorized
+from quartermaster.core.manifest import Manifest
+from quartermaster.dp.distributor import Distributor, PullProgress
+from quartermaster.dp.home import DPHome, DPIdentity
+from quartermaster.dp.site_link import (
+    Assignment,
+    AssignmentList,
+    ContentReport,
+    Report,
+    SiteLink,
+    SiteUnreachable,
+)
+from quartermaster.dp.store import Cancelled
+
+
+class NotEnrolled(QMError):
+    code = "not_enrolled"
+
+    def __init__(self, home: DPHome) -> None:
+        super().__init__(f"the DP in {home.root} is not enrolled with a site",
+                         "start it once with --site URL --token qme_... (from the site admin)")
+
+
+def enroll(home: DPHome, site_url: str, token: str, url: str | None = None) -> DPIdentity:
+    """Trade a one-time enrollment token for a credential and store it in the DP home."""
+    link = SiteLink(site_url)
+    try:
+        enrollment = link.enroll(token, url)
+    except SiteUnreachable as exc:
+        raise SiteUnreachable(exc.message, "check --site (the site server's URL, e.g. "
+                              "http://127.0.0.1:8441) and that the site server runs") from None
+    finally:
+        link.close()
+    identity = DPIdentity.from_enrollment(site_url, enrollment, url or "")
+    home.save_identity(identity)
+    home.log().write(f"enrolled as DP {enrollment.dp} with site {enrollment.site_code} at "
+                     f"{identity.site_url}")
+    return identity
+
+
+async def run_dp(home: DPHome, site_url: str | None = None, token: str | None = None,
+                 url: str | None = None, **options: float) -> None:
+    """Enroll if needed, then run the agent until the task is cancelled (the embedded DP).
+
+    Enrollment is retried while the site does not answer yet (it may be starting in the
+    same process); a refused token raises EnrollmentRefused.
+    """
+    identity = home.load_identity()
+    delay = 0.5
+    while identity is None:
+        if not (site_url and token):
+            raise NotEnrolled(home)
+        try:
+            identity = await asyncio.to_thread(enroll, home, site_url, token, url)
+        except SiteUnreachable:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+    await DPAgent(home, identity, **options).run_async()
+
+
+class DPAgent:
+    """Pulls, validates, removes and reports; one instance per DP home, run once."""
+
+    def __init__(self, home: DPHome, identity: DPIdentity | None = None, *,
+                 poll_interval: float = 60.0, progress_interval: float = 15.0,
+                 max_backoff: float = 300.0) -> None:
+        identity = identity or home.load_identity()
+        if identity is None:
+            raise NotEnrolled(home)
+        self.home, self.identity = home, identity
+        self.poll_interval, self.progress_interval = poll_interval, progress_interval
+        self.max_backoff = max_backoff
+        self.store = home.store()
+        self.log = home.log()
+        self._stop = threading.Event()
+        self._wake = threading.Event()  # set by stop() and wake(): ends the wait between cycles
+        self.link = SiteLink(identity.site_url, identity.credential)
+        self.distributor = Distributor(self.store, identity.trusted_keys(), self.log,
+                                       identity.credential, cancel=self._stop.is_set)
+        self._validated = home.load_validation_times()
+        self._kept: set[str] | None = None  # the assignment set at the last clean-up
+        self._failures: dict[str, str] = {}  # package hash -> last failure reason reported
+        self._used_bytes = 0
+
+    # --- running ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the agent to stop; a transfer stops at its next chunk and its .part stays."""
+        self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Start the next cycle now (the site calls this after it assigned new content)."""
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run_forever(self) -> None:
+        """Cycle until `stop()`: site trouble backs off, it never ends the loop."""
+        self.log.write(f"DP {self.identity.dp} started: store {self.store.root}, "
+                       f"site {self.identity.site_url}")
+        self.store.remove_stale_temps()
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                failures = 0 if self._cycle() else failures + 1
+                self._wake.wait(self._backoff(failures) if failures else self.poll_interval)
+                self._wake.clear()
+        finally:
+            self.distributor.close()
+            self.link.close()
+            self.log.write(f"DP {self.identity.dp} stopped")
+
+    def _cycle(self) -> bool:
+        try:
+            self.run_once()
+        except Cancelled:
+            return True
+        except SiteUnreachable as exc:
+            self.log.write(f"site unreachable: {exc}")
+            return False
+        except Unauthorized as exc:
+            self.log.write(f"the site refused this DP's credential: {exc}")
+            return False
+        except Exception as exc:  # noqa: BLE001 - a DP keeps serving through any one failure
+            self.log.write(f"cycle failed: {exc.__class__.__name__}: {exc}")
+            return False
+        return True
+
+    def _backoff(self, failures: int) -> float:
+        delay = min(self.max_backoff, 2.0 ** min(failures, 16))
+        delay = delay * random.uniform(0.5, 1.0)
+        self.log.write(f"retrying in {delay:.0f} s")
+        return delay
+
+    def start_thread(self) -> threading.Thread:
+        """Run in a daemon thread named `distmgr`; call `stop()` then `join()` to end it."""
+        thread = threading.Thread(target=self.run_forever, name="distmgr", daemon=True)
+        thread.start()
+        return thread
+
+    async def run_async(self) -> None:
+        """Run from an asyncio loop (the site's); cancelling the task stops the agent cleanly."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def body() -> None:
+            error: BaseException | None = None
+            try:
+                self.run_forever()
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop may be closed already
+                loop.call_soon_threadsafe(_settle, done, error)
+
+        threading.Thread(target=body, name="distmgr", daemon=True).start()
+        try:
+            await asyncio.shield(done)
+        finally:
+            self.stop()
+            await done
+
+    # --- one cycle ----------------------------------------------------------------------
+
+    def run_once(self) -> None:
+        """Ask the site what to hold, then bring every version in line and report."""
+        listing = self.link.assignments()
+        self._clean_up(listing)
+        self._used_bytes = self.store.used_bytes()
+        sent = False
+        for assignment in listing.assignments:
+            if self._stop.is_set():
+                raise Cancelled()
+            entry = self._reconcile(assignment, listing)
+            if entry is not None:
+                self._report([entry])
+                sent = True
+        if not sent:
+            self._report([])  # heartbeat
+
+    def _clean_up(self, listing: AssignmentList) -> None:
+        keep = {a.package_hash for a in listing.assignments}
+        if keep == self._kept:
+            return
+        result = self.store.gc(keep)
+        for package_hash in result.removed_versions:
+            self.log.write(f"version {package_hash} is no longer assigned: removed")
+            self._validated.pop(package_hash, None)
+        if result.removed_blobs or result.freed_bytes:
+            self.log.write(f"removed {result.removed_blobs} unused blobs, "
+                           f"{result.freed_bytes} bytes freed")
+        self._kept = keep
+        self.home.save_validation_times(self._validated)
+
+    def _reconcile(self, a: Assignment, listing: AssignmentList) -> ContentReport | None:
+        try:
+            return self._bring_in(a, listing)
+        except (SiteUnreachable, Unauthorized):
+            raise
+        except QMError as exc:
+            return self._failure(a, str(exc))
+        except OSError as exc:  # the DP's own disk: full, read-only, failing
+            return self._failure(a, f"{exc.__class__.__name__}: {exc}")
+
+    def _bring_in(self, a: Assignment, listing: AssignmentList) -> ContentReport | None:
+        manifest = self._manifest(a)
+        bad = self._validate_if_asked(a, listing.validate_interval)
+        total = sum(manifest.blobs().values())
+        if self.store.missing_blobs(manifest):
+            progress = self._pull(a, manifest, listing.sources)
+            self._used_bytes = self.store.used_bytes()
+            entry = ContentReport(a.package_hash, "installed", progress.bytes_done,
+                                  progress.bytes_total, progress.bytes_transferred)
+            self.log.write(f"{a.label}: installed, {progress.blobs_fetched} blobs "
+                           f"({progress.bytes_transferred} bytes) transferred")
+        elif bad is None and a.state == "installed":
+            return None
+        else:
+            entry = ContentReport(a.package_hash, "installed", total, total)
+        if bad is not None:
+            entry.validated, entry.bad_blobs = True, len(bad)
+        self._failures.pop(a.package_hash, None)
+        if a.package_hash not in self._validated:  # every blob was verified on arrival
+            self._mark_validated(a.package_hash)
+        return entry
+
+    def _manifest(self, a: Assignment) -> Manifest:
+        if self.store.has_manifest(a.package_hash):
+            try:
+                return self.store.manifest(a.package_hash)
+            except QMError as exc:
+                self.log.write(f"{a.label}: stored manifest is damaged ({exc}); fetching it again")
+                self.store.remove_manifest(a.package_hash)
+        envelope = self.link.manifest(a.package_hash)
+        manifest = self.distributor.accept_manifest(a.package_hash, envelope)
+        self.log.write(f"{a.label}: manifest verified and stored, {len(manifest.files)} files, "
+                       f"{manifest.total_size} bytes")
+        return manifest
+
+    def _validate_if_asked(self, a: Assignment, interval: int) -> list[str] | None:
+        last = self._validated.get(a.package_hash)
+        due = interval > 0 and last is not None and time.time() - last >= interval
+        asked = a.validate or a.state == "validation_failed"
+        if not (asked or due):
+            return None
+        self.log.write(f"{a.label}: validating ({'asked by the site' if asked else 'scheduled'})")
+        bad = self.distributor.validate([a.package_hash])
+        self._mark_validated(a.package_hash)
+        self.log.write(f"{a.label}: validation found {len(bad)} bad blobs")
+        return bad
+
+    def _mark_validated(self, package_hash: str) -> None:
+        self._validated[package_hash] = time.time()
+        self.home.save_validation_times(self._validated)
+
+    def _pull(self, a: Assignment, manifest: Manifest, sources: tuple[str, ...]) -> PullProgress:
+        missing = self.store.missing_blobs(manifest)
+        need, total = sum(missing.values()), sum(manifest.blobs().values())
+        self.log.write(f"{a.label}: pulling {len(missing)} blobs ({need} bytes) from "
+                       f"{len(sources)} sources")
+        self._report([ContentReport(a.package_hash, "distributing", total - need, total)])
+        return self.distributor.pull(manifest, sources, self._progress_reporter(a))
+
+    def _progress_reporter(self, a: Assignment) -> Callable[[PullProgress], None]:
+        last = time.monotonic()
+
+        def on_progress(p: PullProgress) -> None:
+            nonlocal last
+            if time.monotonic() - last < self.progress_interval:
+                return
+            last = time.monotonic()
+            entry = ContentReport(a.package_hash, "distributing", p.bytes_done, p.bytes_total,
+                                  p.bytes_transferred)
+            try:
+                self._report([entry])
+            except QMError as exc:  # progress is best effort; the final state is not
+                self.log.write(f"progress report not delivered: {exc.message}")
+
+        return on_progress
+
+    def _failure(self, a: Assignment, reason: str) -> ContentReport | None:
+        self.log.write(f"{a.label}: failed: {reason}")
+        if a.state == "failed" and self._failures.get(a.package_hash) == reason:
+            return None  # the site knows already
+        self._failures[a.package_hash] = reason
+        return ContentReport(a.package_hash, "failed", reason=reason)
+
+    def _report(self, contents: list[ContentReport]) -> None:
+        self.link.report(Report(self.store.free_bytes(), self._used_bytes, contents))
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)

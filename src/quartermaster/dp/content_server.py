@@ -1,0 +1,173 @@
+"""The data plane: serve store folders over HTTP with sendfile, Range and strict paths.
+
+One aiohttp application can serve several stores under URL prefixes ("" for a DP's store,
+"/library" for the site's content library). Only the two store shapes are routable
+(`content/sha256/<2 hex>/<64 hex>` and `manifests/<64 hex>.json`), so temp and `.part`
+files, traversal attempts and anything else are 404 by construction. Bytes leave through
+`web.FileResponse`, which hands the file to the kernel (sendfile) and never compresses here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from quartermaster.core.errors import QMError
+
+AuthCheck = Callable[[web.Request], Awaitable[bool]]
+IMMUTABLE = "public, max-age=31536000, immutable"
+_MOUNT_KEY = web.AppKey("quartermaster_mounts", list)
+
+
+class PortInUse(QMError):
+    code = "port_in_use"
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(f"cannot listen on {host}:{port}: the address is already in use",
+                         "stop the other process or choose another port with --listen")
+
+
+@dataclass(frozen=True)
+class StoreMount:
+    """A store folder served under a URL prefix ("" or e.g. "/library")."""
+
+    prefix: str
+    root: Path
+    auth: AuthCheck | None = None  # None: open to anyone (a DP store clients read)
+
+    def __post_init__(self) -> None:
+        if self.prefix and (not self.prefix.startswith("/") or self.prefix.endswith("/")):
+            raise ValueError(f"mount prefix {self.prefix!r} must be '' or '/name'")
+
+
+class _StoreFileResponse(web.FileResponse):
+    """FileResponse that never swaps in a `.gz`/`.br` sibling: a blob's bytes are its name."""
+
+    def _get_file_path_stat_encoding(self, accept_encoding: str) -> Any:
+        return super()._get_file_path_stat_encoding("")
+
+
+def create_content_app(mounts: Sequence[StoreMount]) -> web.Application:
+    """An application serving each mount's store read-only, plus `/healthz`."""
+    app = web.Application(middlewares=[_json_errors])
+    app[_MOUNT_KEY] = list(mounts)
+    for mount in mounts:
+        _add_mount(app, mount)
+    app.router.add_get("/healthz", _healthz)
+    app.on_response_prepare.append(_cache_headers)
+    return app
+
+
+def _add_mount(app: web.Application, mount: StoreMount) -> None:
+    async def blob(request: web.Request) -> web.StreamResponse:
+        shard, digest = request.match_info["shard"], request.match_info["digest"]
+        if digest[:2] != shard:
+            raise web.HTTPNotFound()
+        await _authorize(mount, request)
+        return _StoreFileResponse(mount.root / "content" / "sha256" / shard / digest)
+
+    async def manifest(request: web.Request) -> web.StreamResponse:
+        await _authorize(mount, request)
+        name = request.match_info["package_hash"] + ".json"
+        return _StoreFileResponse(mount.root / "manifests" / name)
+
+    p = mount.prefix
+    app.router.add_get(p + "/content/sha256/{shard:[0-9a-f]{2}}/{digest:[0-9a-f]{64}}", blob)
+    app.router.add_get(p + "/manifests/{package_hash:[0-9a-f]{64}}.json", manifest)
+
+
+async def _authorize(mount: StoreMount, request: web.Request) -> None:
+    if mount.auth is not None and not await mount.auth(request):
+        raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    mounts = request.app[_MOUNT_KEY]
+    return web.json_response({"status": "ok", "stores": [m.prefix or "/" for m in mounts]})
+
+
+async def _cache_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Content-addressed bytes never change, so a good answer may be cached for ever."""
+    if isinstance(response, _StoreFileResponse) and response.status in (200, 206, 304):
+        response.headers["Cache-Control"] = IMMUTABLE
+
+
+_ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "invalid_input"}
+
+
+@web.middleware
+async def _json_errors(request: web.Request,
+                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                       ) -> web.StreamResponse:
+    """Errors in the protocol's one shape, so a client can show the message and hint."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _ERROR_CODES.get(exc.status, "invalid_input")
+        body = {"error": {"code": code, "message": f"{exc.reason}: {request.path}",
+                          "hint": _hint(exc.status)}}
+        headers = {k: v for k, v in exc.headers.items() if k in ("WWW-Authenticate", "Allow")}
+        return web.json_response(body, status=exc.status, headers=headers)
+
+
+def _hint(status: int) -> str:
+    if status == 401:
+        return "send the DP credential as `Authorization: Bearer qmd_...`"
+    if status == 404:
+        return ("this server only serves /content/sha256/<2 hex>/<64 hex> and "
+                "/manifests/<64 hex>.json of the blobs and versions it holds")
+    return ""
+
+
+async def start_content_server(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Serve `app` on host:port inside the running event loop; `await runner.cleanup()` stops.
+
+    Raises PortInUse when the address is taken. Port 0 picks a free port (see `bound_port`).
+    """
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(host, port) from None
+        raise QMError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                      "check the address given with --listen") from None
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    """The TCP port the runner listens on (useful after asking for port 0)."""
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            return int(address[1])
+    raise RuntimeError("the content server is not listening")
+
+
+def run_content_server(app: web.Application, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT (standalone use, e.g. a DP store without an agent)."""
+
+    async def main() -> None:
+        runner = await start_content_server(app, host, port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+

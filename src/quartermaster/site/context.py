@@ -1,0 +1,41 @@
+"""Everything a site service needs, built once per process from the site home."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from quartermaster.core.signing import PublicKey, SigningKey
+from quartermaster.site.content_library import ContentLibrary
+from quartermaster.site.db import Database
+from quartermaster.site.home import SiteConfig, SiteHome, content_url
+
+
+@dataclass
+class SiteContext:
+    home: SiteHome
+    config: SiteConfig
+    db: Database
+    key: SigningKey
+    library: ContentLibrary
+
+    @classmethod
+    def open(cls, root: Path) -> SiteContext:
+        home = SiteHome(root)
+        config = home.load_config()
+        return cls(home, config, Database(config.database_url), SigningKey.load(home.signing_key_path),
+                   ContentLibrary(home.library))
+
+    @property
+    def site_code(self) -> str:
+        return self.config.site_code
+
+    @property
+    def content_url(self) -> str:
+        return content_url(self.config)
+
+    def trusted_keys(self) -> list[PublicKey]:
+        return [self.key.public]
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,65 @@
+"""`qm site init`: create a site home with its database, content library, key and first token."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from quartermaster.core.durable_files import write_atomic
+from quartermaster.core.errors import Conflict, InvalidInput
+from quartermaster.core.ids import check_site_code
+from quartermaster.core.signing import SigningKey
+from quartermaster.site import db
+from quartermaster.site.distribution import EMBEDDED_DP, add_dp, token_hash
+from quartermaster.site.home import SiteConfig, SiteHome, content_url, split_listen
+from quartermaster.site.models import ApiToken, Site
+
+EMBEDDED_ENROLLMENT = "enrollment.token"
+
+
+def init_site(root: Path, site_code: str, name: str, database_url: str | None = None,
+              listen: str = "127.0.0.1:8440") -> SiteHome:
+    home = SiteHome(root)
+    check_site_code(site_code)
+    split_listen(listen)
+    if home.exists():
+        raise Conflict(f"{home.root} already holds a site", "choose another --home, or serve this one")
+    if not name.strip():
+        raise InvalidInput("a site needs a name", "pass --name")
+    created_root = not home.root.exists()
+    try:
+        _create(home, site_code, name, database_url, listen)
+    except BaseException:
+        if created_root:
+            shutil.rmtree(home.root, ignore_errors=True)
+        raise
+    return home
+
+
+def _create(home: SiteHome, site_code: str, name: str, database_url: str | None, listen: str) -> None:
+    home.root.mkdir(parents=True, exist_ok=True)
+    for folder in (home.library, home.logs, home.dp_home, home.signing_key_path.parent):
+        folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(home.signing_key_path.parent, 0o700)
+    config = SiteConfig(site_code=site_code, name=name.strip(), listen=listen,
+                        database_url=database_url or db.sqlite_url(home.database_path))
+    db.upgrade(config.database_url)
+    SigningKey.generate().save(home.signing_key_path)
+    token = "qma_" + secrets.token_urlsafe(32)
+    database = db.Database(config.database_url)
+    try:
+        with database.session() as session:
+            if session.query(Site).count():
+                raise Conflict("that database already holds a site",
+                               "give a new, empty database with --database")
+            session.add(Site(site_code=site_code, name=config.name))
+            session.add(ApiToken(name="admin", token_hash=token_hash(token), role="admin"))
+            dp_token = add_dp(session, EMBEDDED_DP, content_url(config), [], fallback=True,
+                              embedded=True)
+    finally:
+        database.dispose()
+    write_atomic(home.dp_home / EMBEDDED_ENROLLMENT, dp_token.encode() + b"\n", mode=0o600)
+    write_atomic(home.admin_token_path, token.encode() + b"\n", mode=0o600)
+    home.save_config(config)  # last: a home with config.json is a complete site

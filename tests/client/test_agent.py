@@ -1,0 +1,191 @@
+"""One agent run end to end against signed policy, real DPs and real programs."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from quartermaster.client.agent import Agent
+from quartermaster.client.local_state import Result
+from quartermaster.client.site_link import SiteUnreachable
+from quartermaster.core.errors import NotFound
+from quartermaster.core.signing import SigningKey
+
+from .conftest import START, ClientWorld, deployment_entry
+from .servers import StoreServer, write_store
+
+
+def test_a_forged_policy_is_refused_and_the_previous_policy_stays(world: ClientWorld,
+                                                                  dp: StoreServer) -> None:
+    package = world.deploy(dp, deadline=None)
+    world.run()
+    world.publish(deployment_entry(package, command="exit 0"), key=SigningKey.generate())
+    summary = world.run()
+    [refused] = world.site.messages(10061)
+    assert "not signed by a key this client trusts" in refused["insertion_strings"][0]
+    assert summary.policy_serial == 1
+    assert 10005 not in world.site.ids()  # the forged policy's mandatory run did not happen
+
+
+def test_a_rolled_back_policy_is_refused(world: ClientWorld, dp: StoreServer) -> None:
+    package = world.deploy(dp, deadline=None)
+    world.publish(deployment_entry(package, deadline=None), serial=5)
+    world.run()
+    world.publish(deployment_entry(package), serial=4)
+    world.run()
+    assert "rollback" in world.site.messages(10061)[0]["insertion_strings"][0]
+    assert world.home.load_config().policy_serial == 5
+    assert 10005 not in world.site.ids()
+
+
+def test_an_expired_policy_is_refused_and_nothing_runs(world: ClientWorld,
+                                                       dp: StoreServer) -> None:
+    package = world.deploy(dp)
+    world.publish(deployment_entry(package), expires=START - timedelta(seconds=1))
+    summary = world.run()
+    assert "freeze" in world.site.messages(10061)[0]["insertion_strings"][0]
+    assert summary.lines == [] and dp.requests == []
+
+
+def test_an_unchanged_policy_is_answered_304_and_reused(world: ClientWorld,
+                                                        dp: StoreServer) -> None:
+    world.deploy(dp, deadline=None)
+    world.run()
+    summary = world.run()
+    assert world.site.calls[0] == ("policy", "")
+    assert [c for c in world.site.calls if c[0] == "policy"][1] == ("policy", '"1"')
+    assert summary.policy_serial == 1 and summary.lines[0].startswith("QM120000: available")
+
+
+def test_a_stored_policy_past_its_expiry_is_not_offered_for_304(world: ClientWorld,
+                                                                dp: StoreServer) -> None:
+    world.deploy(dp, deadline=None)
+    world.run()
+    world.clock.advance(8 * 24 * 3600)
+    world.run()
+    assert [c for c in world.site.calls if c[0] == "policy"][-1] == ("policy", "")
+
+
+def test_policy_received_is_reported_once_per_source_version(world: ClientWorld,
+                                                            dp: StoreServer) -> None:
+    world.deploy(dp, deadline=None)
+    world.run()
+    world.run()
+    assert world.site.ids().count(10002) == 1
+    v2 = world.package({"setup.sh": b"v2"}, version=2)
+    write_store(dp.root, v2.blobs)
+    world.serve_from(v2, ("dp1", dp.url))
+    world.publish(deployment_entry(v2, deadline=None))
+    world.run()
+    assert [m["properties"]["source_version"] for m in world.site.messages(10002)] == [1, 2]
+
+
+def test_an_available_deployment_is_announced_once_and_runs_when_asked(
+        world: ClientWorld, dp: StoreServer) -> None:
+    world.deploy(dp, deadline=START + timedelta(days=1))
+    world.run()
+    world.run()
+    [announced] = world.site.messages(10003)
+    assert announced["insertion_strings"][3] == "2026-11-26T12:00:00.000Z"
+    assert 10005 not in world.site.ids()
+    world.run(install="QM120000")
+    assert world.site.ids()[-1] == 10008
+
+
+def test_asking_for_a_deployment_the_policy_lacks_is_an_error(world: ClientWorld,
+                                                              dp: StoreServer) -> None:
+    world.deploy(dp, deadline=None)
+    with pytest.raises(NotFound, match="QM12FFFF"):
+        world.run(install="QM12FFFF")
+
+
+def test_an_expired_deployment_is_reported_once_and_never_runs(world: ClientWorld,
+                                                               dp: StoreServer) -> None:
+    world.deploy(dp, expires=START - timedelta(minutes=1))
+    world.run()
+    world.run()
+    assert world.site.ids().count(10057) == 1
+    assert 10005 not in world.site.ids() and dp.requests == []
+
+
+def test_a_succeeded_deployment_runs_again_only_for_a_new_source_version(
+        world: ClientWorld, dp: StoreServer) -> None:
+    world.deploy(dp)
+    world.run()
+    world.run()
+    assert world.site.ids().count(10008) == 1
+    v2 = world.package({"setup.sh": b"v2"}, version=2)
+    write_store(dp.root, v2.blobs)
+    world.serve_from(v2, ("dp1", dp.url))
+    world.publish(deployment_entry(v2))
+    world.run()
+    assert world.site.ids().count(10008) == 2
+    assert world.state().ran_version == 2
+
+
+def test_a_failed_deployment_runs_again_at_the_next_run_by_default(world: ClientWorld,
+                                                                   dp: StoreServer) -> None:
+    world.deploy(dp, command="exit 1")
+    world.run()
+    world.run()
+    assert world.site.ids().count(10006) == 2
+    assert world.state().attempts == 2
+
+
+def test_status_stays_spooled_while_the_site_cannot_take_it(world: ClientWorld,
+                                                            dp: StoreServer) -> None:
+    world.deploy(dp)
+
+    def unreachable(_: list[dict[str, Any]]) -> None:
+        raise SiteUnreachable("cannot reach the site")
+
+    world.site.send_status = unreachable  # type: ignore[method-assign,assignment]
+    with pytest.raises(SiteUnreachable):
+        world.run()
+    spooled = [json.loads(p.read_text()) for p in world.home.spool.glob("*.json")]
+    assert 10008 in [m["message_id"] for m in spooled]
+    del world.site.send_status
+    world.run()
+    assert 10008 in world.site.ids()
+    assert list(world.home.spool.glob("*.json")) == []
+
+
+def test_older_packages_leave_the_cache_when_it_is_over_its_limit(world: ClientWorld,
+                                                                  dp: StoreServer) -> None:
+    config = world.home.load_config()
+    config.cache_limit_bytes = 150_000
+    world.home.save_config(config)
+    first = world.deploy(dp, {"a.bin": b"a" * 100_000})
+    world.run()
+    second = world.package({"b.bin": b"b" * 100_000}, package_id="QM100002")
+    write_store(dp.root, second.blobs)
+    world.serve_from(second, ("dp1", dp.url))
+    world.publish(deployment_entry(first),
+                  deployment_entry(second, deployment_id="QM120001"))
+    world.run()
+    cache = world.home.cache / "content" / "sha256"
+    assert not (cache / first.sha_of("a.bin")[:2] / first.sha_of("a.bin")).exists()
+    assert (cache / second.sha_of("b.bin")[:2] / second.sha_of("b.bin")).exists()
+    assert world.site.ids()[-1] == 10008
+
+
+def test_a_stop_request_leaves_remaining_deployments_for_the_next_run(
+        world: ClientWorld, dp: StoreServer) -> None:
+    world.deploy(dp)
+    agent = Agent(world.home, world.site, clock=world.clock, facts=world.facts,
+                  should_stop=lambda: True)
+    summary = agent.run_once()
+    assert summary.lines == [] and 10005 not in world.site.ids()
+    assert world.state().result == ""
+
+
+def test_local_state_remembers_the_result_between_runs(world: ClientWorld,
+                                                       dp: StoreServer) -> None:
+    world.deploy(dp, command="exit 1")
+    world.run()
+    state = world.state()
+    assert (state.result, state.exit_code, state.ran_version) == (Result.FAILED, 1, 1)
+    assert state.last_run == "2026-11-25T12:00:00.000Z"

@@ -1,0 +1,137 @@
+"""decide(): when a deployment runs, from policy, local memory and an injected `now`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from quartermaster.client.local_state import DeploymentState, Result
+from quartermaster.client.policy import DeploymentPolicy
+from quartermaster.client.scheduling import Action, decide, next_wakeup, retry_delay
+from quartermaster.core.program import ProgramSpec
+
+from .conftest import START
+
+HOUR = timedelta(hours=1)
+
+
+def deployment(version: int = 1, *, deadline: object = START - HOUR, available: object = None,
+               expires: object = None, rerun: str = "if-failed",
+               state: str = "active") -> DeploymentPolicy:
+    return DeploymentPolicy("QM120000", "QM100001", "Pkg", version, "a" * 64,
+                            ProgramSpec("Install", "exit 0"), available,  # type: ignore[arg-type]
+                            deadline, expires, rerun, state)  # type: ignore[arg-type]
+
+
+def ran(version: int, result: str) -> DeploymentState:
+    local = DeploymentState()
+    local.record_run(version, result, 0, START - HOUR)
+    return local
+
+
+def test_mandatory_deployment_runs_when_the_program_never_ran() -> None:
+    assert decide(deployment(), DeploymentState(), START).action is Action.RUN
+
+
+def test_deployment_without_deadline_is_announced_as_available_not_run() -> None:
+    decision = decide(deployment(deadline=None), DeploymentState(), START)
+    assert decision.action is Action.AVAILABLE
+
+
+def test_deadline_in_the_future_is_available_until_then() -> None:
+    decision = decide(deployment(deadline=START + HOUR), DeploymentState(), START)
+    assert decision.action is Action.AVAILABLE
+    assert decision.not_before == START + HOUR
+
+
+def test_asking_for_an_available_deployment_runs_it() -> None:
+    decision = decide(deployment(deadline=None), DeploymentState(), START, requested=True)
+    assert decision.action is Action.RUN
+
+
+@pytest.mark.parametrize("state", ["paused", "cancelled"])
+def test_paused_or_cancelled_deployment_is_skipped(state: str) -> None:
+    decision = decide(deployment(state=state), DeploymentState(), START, requested=True)
+    assert decision.action is Action.SKIP
+
+
+def test_expired_deployment_is_expired_unless_it_already_succeeded() -> None:
+    expired = deployment(expires=START - timedelta(seconds=1))
+    assert decide(expired, DeploymentState(), START).action is Action.EXPIRED
+    assert decide(expired, ran(1, Result.FAILED), START).action is Action.EXPIRED
+    assert decide(expired, ran(1, Result.SUCCEEDED), START).action is Action.SKIP
+
+
+def test_deployment_not_yet_available_is_skipped_even_when_asked() -> None:
+    decision = decide(deployment(available=START + HOUR), DeploymentState(), START,
+                      requested=True)
+    assert decision.action is Action.SKIP
+
+
+def test_scheduled_retry_waits_until_due_then_runs() -> None:
+    local = DeploymentState()
+    local.record_run(1, Result.RETRYING, 5, START)
+    local.schedule_retry(START + timedelta(seconds=60))
+    waiting = decide(deployment(rerun="never"), local, START + timedelta(seconds=59))
+    assert waiting.action is Action.WAIT
+    assert waiting.not_before == START + timedelta(seconds=60)
+    assert decide(deployment(rerun="never"), local, START + timedelta(seconds=60)).action \
+        is Action.RUN
+
+
+def test_a_new_source_version_supersedes_a_scheduled_retry() -> None:
+    local = DeploymentState()
+    local.record_run(1, Result.RETRYING, 5, START)
+    local.schedule_retry(START + HOUR)
+    assert decide(deployment(version=2), local, START).action is Action.RUN
+
+
+def test_download_failures_do_not_count_as_runs() -> None:
+    local = DeploymentState()
+    local.record_step(1, Result.CONTENT_UNAVAILABLE, "no DP")
+    assert decide(deployment(rerun="never"), local, START).action is Action.RUN
+
+
+# (rerun, last run's result, the last run was of an older version, asked) -> runs?
+RERUN_TABLE = [
+    ("never", Result.SUCCEEDED, True, True, False),
+    ("never", Result.FAILED, False, True, False),
+    ("always", Result.SUCCEEDED, True, False, True),
+    ("always", Result.SUCCEEDED, False, False, False),
+    ("always", Result.SUCCEEDED, False, True, True),
+    ("always", Result.FAILED, False, False, False),
+    ("if-failed", Result.SUCCEEDED, True, False, True),
+    ("if-failed", Result.SUCCEEDED, False, False, False),
+    ("if-failed", Result.SUCCEEDED, False, True, False),
+    ("if-failed", Result.FAILED, False, False, True),
+    ("if-failed", Result.TIMED_OUT, False, True, True),
+    ("if-succeeded", Result.SUCCEEDED, True, False, True),
+    ("if-succeeded", Result.SUCCEEDED, False, False, False),
+    ("if-succeeded", Result.SUCCEEDED, False, True, True),
+    ("if-succeeded", Result.FAILED, True, True, False),
+]
+
+
+@pytest.mark.parametrize(("rerun", "last", "older", "asked", "runs"), RERUN_TABLE)
+def test_rerun_behaviour_follows_the_documented_table(rerun: str, last: str, older: bool,
+                                                      asked: bool, runs: bool) -> None:
+    local = ran(1, last)
+    decision = decide(deployment(2 if older else 1, rerun=rerun), local, START, requested=asked)
+    assert (decision.action is Action.RUN) is runs, decision.reason
+
+
+def test_retry_delay_doubles_with_each_retry() -> None:
+    assert [retry_delay(60, n).total_seconds() for n in (1, 2, 3)] == [60, 120, 240]
+    assert retry_delay(0, 3) == timedelta(0)
+
+
+def test_next_wakeup_is_the_earliest_retry_or_deadline() -> None:
+    later = deployment(deadline=START + 2 * HOUR)
+    retrying = DeploymentPolicy("QM120001", "QM100002", "Other", 1, "b" * 64,
+                                ProgramSpec("Install", "exit 0"), None, START - HOUR, None)
+    local = DeploymentState()
+    local.record_run(1, Result.RETRYING, 5, START)
+    local.schedule_retry(START + HOUR)
+    wake = next_wakeup((later, retrying), {"QM120001": local}, START)
+    assert wake == START + HOUR

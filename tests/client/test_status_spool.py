@@ -1,0 +1,66 @@
+"""The status spool: durable until the site acknowledges, delivered in batches of 1000."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from quartermaster.client.site_link import SiteUnreachable
+from quartermaster.client.status_spool import StatusSpool
+from quartermaster.core.component_log import ComponentLog
+
+from .conftest import FrozenClock
+
+
+def make_spool(tmp_path: Path) -> StatusSpool:
+    return StatusSpool(tmp_path / "spool", FrozenClock(), ComponentLog(tmp_path, "test"))
+
+
+def test_a_message_is_a_file_with_protocol_fields_before_any_delivery(tmp_path: Path) -> None:
+    spool = make_spool(tmp_path)
+    spool.add(10008, ["QM120000", "QM100001", "Install", 0], deployment_id="QM120000",
+              package_id="QM100001", properties={"exit_code": 0})
+    [(path, message)] = spool.pending()
+    assert path.parent == tmp_path / "spool"
+    assert re.fullmatch(r"[0-9a-f]{32}", message["uid"])
+    assert message["time"] == "2026-11-25T12:00:00.000Z"
+    assert message["insertion_strings"] == ["QM120000", "QM100001", "Install", "0"]
+    assert (message["component"], message["severity"]) == ("ExecutionManager", "informational")
+    assert message["properties"] == {"exit_code": 0}
+
+
+def test_delivered_messages_are_deleted_in_batches_of_at_most_1000(tmp_path: Path) -> None:
+    spool = make_spool(tmp_path)
+    for n in range(1001):
+        spool.add(10061, [f"reason {n}"])
+    batches: list[list[dict[str, Any]]] = []
+    assert spool.deliver(batches.append) == 1001
+    assert [len(b) for b in batches] == [1000, 1]
+    assert batches[0][0]["insertion_strings"] == ["reason 0"]  # oldest first
+    assert spool.pending() == []
+
+
+def test_a_failed_delivery_keeps_every_unacknowledged_message(tmp_path: Path) -> None:
+    spool = make_spool(tmp_path)
+    spool.add(10061, ["one"])
+    spool.add(10061, ["two"])
+
+    def unreachable(_: list[dict[str, Any]]) -> None:
+        raise SiteUnreachable("cannot reach the site")
+
+    with pytest.raises(SiteUnreachable):
+        spool.deliver(unreachable)
+    assert [m["insertion_strings"] for _, m in spool.pending()] == [["one"], ["two"]]
+
+
+def test_an_unreadable_spool_file_is_set_aside_not_sent(tmp_path: Path) -> None:
+    spool = make_spool(tmp_path)
+    spool.add(10061, ["good"])
+    (tmp_path / "spool" / "0-broken.json").write_text("{not json")
+    sent: list[dict[str, Any]] = []
+    spool.deliver(sent.extend)
+    assert [m["insertion_strings"] for m in sent] == [["good"]]
+    assert (tmp_path / "spool" / "0-broken.bad").exists()
