@@ -128,3 +128,10 @@ def test_the_service_stops_cleanly_on_sigterm(world: ClientWorld) -> None:
     text = log.read_text()
     assert "agent run failed: cannot reach the site" in text
     assert text.rstrip().endswith("service stopped")
+
+
+def test_register_refuses_a_site_url_that_is_not_http(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["register", "--home", str(tmp_path), "--site", "site:8441"])
+    assert result.exit_code == 1
+    assert "site URL 'site:8441' is not valid" in result.stderr
+    assert not (tmp_path / "client.json").exists()

@@ -101,6 +101,7 @@ def test_a_cut_transfer_resumes_with_range_at_the_next_run(world: ClientWorld,
     dp.drop_after = None
     world.run()
     assert dp.blob_requests()[-1][1] == "bytes=40000-"
+    assert world.site.messages(10035)[-1]["insertion_strings"][4] == str(len(DATA) - 40_000)
     assert "resumed from 40000" in world.log("cas")
     assert world.site.ids()[-1] == 10008
     assert (world.work() / "data.bin").read_bytes() == DATA

@@ -47,7 +47,7 @@ def test_program_output_goes_to_its_log_not_the_agents_output(
 
 def test_program_past_max_runtime_is_stopped_with_everything_it_started(tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
-    spec = ProgramSpec("P", f"sleep 60 & echo $! > {pid_file}; sleep 60", max_runtime=1)
+    spec = ProgramSpec("P", f"sleep 600 & echo $! > {pid_file}; sleep 60", max_runtime=1)
     run = run_program(spec, tmp_path, tmp_path / "p.log")
     assert run.timed_out and run.exit_code is None
     assert wait_until_gone(int(pid_file.read_text()))
@@ -83,6 +83,8 @@ def test_exit_code_maps_to_its_message_and_result(code: int, message_id: int,
     ("exit 0", [3010, 1641], 10008, ["0"], Result.SUCCEEDED),
     ("exit 1", [3010, 1641], 10006, ["1"], Result.FAILED),
     ("exit 194", [194], 10021, ["194", "soft"], Result.REBOOT_REQUIRED),
+    ("exit 3010", [3010, 1641], 10021, ["194", "soft"], Result.REBOOT_REQUIRED),
+    ("exit 1641", [3010, 1641], 10021, ["105", "hard"], Result.REBOOT_REQUIRED),
 ])
 def test_program_exit_is_reported_with_its_meaning(world: ClientWorld, dp: StoreServer,
                                                    command: str, reboot_codes: list[int],

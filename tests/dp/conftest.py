@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dp_fixtures import ContentServer
 
 from quartermaster.core.signing import SigningKey
 from quartermaster.dp.content_server import StoreMount
-
-Serve = Callable[..., ContentServer]
+from tests.dp.dp_fixtures import ContentServer, Serve
 
 
 @pytest.fixture

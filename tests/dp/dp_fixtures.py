@@ -10,6 +10,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,3 +159,6 @@ def wait_for_log(home: DPHome, text: str, count: int = 1) -> str:
             return log
         time.sleep(0.05)
     raise AssertionError(f"{text!r} did not appear {count} times in distmgr.log")
+
+
+Serve = Callable[..., ContentServer]

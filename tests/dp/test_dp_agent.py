@@ -7,11 +7,11 @@ import stat
 from pathlib import Path
 
 import pytest
-from dp_fixtures import closed_port, enrolled_home, wait_for_log
 
 from quartermaster.dp.agent import DPAgent, NotEnrolled, enroll, run_dp
 from quartermaster.dp.home import DPHome
 from quartermaster.dp.site_link import SiteUnreachable
+from tests.dp.dp_fixtures import closed_port, enrolled_home, wait_for_log
 
 
 def test_identity_is_stored_owner_only_and_reads_back(tmp_path: Path) -> None:

@@ -6,11 +6,10 @@ import hashlib
 from pathlib import Path
 
 from aiohttp import web
-from dp_fixtures import put_raw_blob, request
 
-from conftest import Serve
 from quartermaster.core.store_layout import blob_relpath
 from quartermaster.dp.content_server import IMMUTABLE, StoreMount
+from tests.dp.dp_fixtures import Serve, put_raw_blob, request
 
 DATA = bytes(range(256)) * 40  # 10240 bytes
 

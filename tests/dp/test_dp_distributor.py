@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from dp_fixtures import make_package, put_raw_blob, random_bytes
 
-from conftest import Serve
 from quartermaster.core.component_log import ComponentLog
 from quartermaster.core.errors import IntegrityError, SignatureError
 from quartermaster.core.manifest import FileEntry, Manifest
@@ -18,6 +16,7 @@ from quartermaster.core.signing import SigningKey
 from quartermaster.dp.content_server import StoreMount
 from quartermaster.dp.distributor import DistributionFailed, Distributor
 from quartermaster.dp.store import CancelCheck, Cancelled, DPStore
+from tests.dp.dp_fixtures import Serve, make_package, put_raw_blob, random_bytes
 
 
 def _distributor(tmp_path: Path, key: SigningKey, credential: str = "",

@@ -9,12 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dp_fixtures import put_raw_blob, request
-
-from conftest import Serve
 from quartermaster.core.blob_transfer import BlobFetcher
 from quartermaster.core.store_layout import blob_relpath
 from quartermaster.dp.store import DPStore
+from tests.dp.dp_fixtures import Serve, put_raw_blob, request
 
 SIZE = 48 * 1024 * 1024
 STOP_AFTER = 12 * 1024 * 1024

@@ -9,9 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dp_fixtures import closed_port, enrolled_home, put_raw_blob, request, wait_for_log
-
 from quartermaster.core.store_layout import blob_relpath
+from tests.dp.dp_fixtures import closed_port, enrolled_home, put_raw_blob, request, wait_for_log
 
 QM = str(Path(sys.executable).with_name("qm"))
 

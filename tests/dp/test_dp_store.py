@@ -6,13 +6,12 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from dp_fixtures import make_package, put_raw_blob, random_bytes
 
-from conftest import Serve
 from quartermaster.core.blob_transfer import BlobFetcher
 from quartermaster.core.errors import HashMismatch
 from quartermaster.core.signing import SigningKey
 from quartermaster.dp.store import BlobUnavailable, DPStore
+from tests.dp.dp_fixtures import Serve, make_package, put_raw_blob, random_bytes
 
 
 def _files(root: Path) -> list[str]:

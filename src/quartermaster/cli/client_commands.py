@@ -59,8 +59,9 @@ def register(
 def run(
     home: HomeOption,
     once: Annotated[bool, typer.Option("--once", help="Do one run and exit.")] = False,
-    install: Annotated[str, typer.Option("--install", metavar="DEPLOYMENTID",
-                                         help="Run this available deployment now.")] = "",
+    install: Annotated[str, typer.Option(
+        "--install", metavar="DEPLOYMENTID",
+        help="Run this available deployment now (a single run, as --once).")] = "",
 ) -> None:
     """Poll policy, run what is due and report status; without --once, keep doing so.
 

@@ -48,7 +48,7 @@ class Agent:
         self.config = home.load_config()
         self.facts = facts or collect_facts(home.root, self.config.site_url, self.config.hostname)
         self.log = home.log("policyagent")
-        self.spool = StatusSpool(home.spool, clock, self.log)
+        self.spool = StatusSpool(home.spool, clock, home.log("statusagent"))
         self.state = LocalState.load(home.state_path)
         self.cache = ContentCache(home.cache, self.config.cache_limit_bytes)
 

@@ -51,9 +51,9 @@ class ContentAccess:
         report = DownloadReport(files=len(manifest.files))
         missing = self.missing(manifest)
         if missing:
-            self.cache.make_room(sum(missing.values()) - self._partial_bytes(missing),
-                                 pinned=manifest.blobs())
-            self._download(manifest, missing, locate(), reporter, report)
+            to_fetch = sum(missing.values()) - self._partial_bytes(missing)
+            self.cache.make_room(to_fetch, pinned=manifest.blobs())
+            self._download(manifest, missing, to_fetch, locate(), reporter, report)
         for sha in manifest.blobs():
             self.cache.touch(sha)
         sources = ", ".join(report.dps) or "the local cache"
@@ -62,16 +62,16 @@ class ContentAccess:
         reporter.emit(10036, version, report.files, report.bytes_downloaded, sources)
         return report
 
-    def _download(self, manifest: Manifest, missing: dict[str, int], locations: list[Location],
-                  reporter: DeploymentReporter, report: DownloadReport) -> None:
+    def _download(self, manifest: Manifest, missing: dict[str, int], to_fetch: int,
+                  locations: list[Location], reporter: DeploymentReporter,
+                  report: DownloadReport) -> None:
         version = manifest.source_version
         if not locations:
             self._give_up(reporter, version, "no distribution point holds this version")
-        total = sum(missing.values())
         self.log.write(f"package {manifest.package_id} version {version}: fetching "
-                       f"{len(missing)} blobs, {total} bytes; DPs in order: "
+                       f"{len(missing)} blobs, {to_fetch} bytes; DPs in order: "
                        f"{', '.join(loc.dp for loc in locations)}")
-        reporter.emit(10035, version, total, locations[0].dp, dp=locations[0].dp)
+        reporter.emit(10035, version, to_fetch, locations[0].dp, dp=locations[0].dp)
         paths = {entry.sha256: entry.path for entry in reversed(manifest.files)}
         skipped: set[str] = set()
         for sha, size in missing.items():

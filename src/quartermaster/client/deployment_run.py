@@ -158,15 +158,17 @@ class DeploymentRunner:
         run = run_program(spec, folder, self._program_log(deployment), {
             "QM_DEPLOYMENT_ID": deployment.deployment_id, "QM_PACKAGE_ID": deployment.package_id,
             "QM_SOURCE_VERSION": str(deployment.source_version), "QM_PROGRAM": spec.name})
-        self.log.write(f"deployment {deployment.deployment_id}: {_describe(run)}")
+        retry_now = False
         if run.start_error:
             self._not_started(deployment, local, reporter, run.start_error)
-            return False
-        if run.timed_out or run.exit_code is None:
+        elif run.timed_out or run.exit_code is None:
             reporter.emit(10070, spec.max_runtime)
             local.record_run(deployment.source_version, Result.TIMED_OUT, None, self.ctx.clock())
-            return False
-        return self._record_exit(deployment, run.exit_code, local, reporter)
+        else:
+            retry_now = self._record_exit(deployment, run.exit_code, local, reporter)
+        self.log.write(f"deployment {deployment.deployment_id}: {_describe(run)}; "
+                       f"result {local.result}")
+        return retry_now
 
     def _record_exit(self, deployment: DeploymentPolicy, code: int, local: DeploymentState,
                      reporter: DeploymentReporter) -> bool:

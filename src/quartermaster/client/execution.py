@@ -44,7 +44,7 @@ def exit_report(spec: ProgramSpec, exit_code: int) -> ExitReport:
     """The status message and result of an exit code that ends a run (a retry aside).
 
     A retryable code with no retries left is a failure. On POSIX an exit status has 8 bits,
-    so a program there cannot return 3010 or 1641 itself; list the codes it does return.
+    so 3010 arrives as 194 and 1641 as 105; ProgramSpec.meaning maps them back.
     """
     outcome = spec.classify(exit_code)
     code = str(exit_code)
@@ -113,4 +113,5 @@ def stop_process_tree(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=TERMINATE_GRACE)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+    process.kill()  # the shell itself, should its group be gone already
     process.wait()

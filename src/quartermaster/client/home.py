@@ -11,7 +11,9 @@
     work/<deployment>/   the files of one deployment, laid out fresh for each run
     spool/               one JSON file per status message not yet acknowledged by the site
     state.json           per deployment: versions run, result, attempts, next retry
-    logs/                policyagent.log, cas.log (content access), execmgr.log (execution)
+    logs/                policyagent.log (policy, decisions), cas.log (content access: DP,
+                         blob, bytes, resume, verification), execmgr.log (programs),
+                         statusagent.log (status messages raised and delivered)
     logs/programs/       each program run's own stdout and stderr
 """
 
@@ -63,7 +65,7 @@ class ClientConfig:
 
 class ClientHome:
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root = root.expanduser().absolute()  # programs get an absolute working folder
         self.config_path = root / "client.json"
         self.secret_path = root / "secret"
         self.policy_path = root / "policy.json"

@@ -69,6 +69,7 @@ class DeploymentState:
 
     def record_step(self, version: int, result: str, reason: str = "") -> None:
         self.source_version, self.result, self.reason = version, result, reason
+        self.exit_code = None
 
     def record_run(self, version: int, result: str, exit_code: int | None, now: datetime,
                    reason: str = "") -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from quartermaster.client.home import ClientConfig, ClientHome
 from quartermaster.client.machine_facts import collect_facts
@@ -15,6 +16,7 @@ from quartermaster.core.signing import PublicKey
 def register(home: ClientHome, site_url: str, *, hostname: str = "", force: bool = False,
              timeout: float = 30.0) -> ClientConfig:
     """Register with the site at `site_url`; `force` replaces an existing identity."""
+    site_url = check_site_url(site_url)
     if not force:
         home.ensure_unregistered()
     facts = collect_facts(home.root, site_url, hostname)
@@ -26,6 +28,19 @@ def register(home: ClientHome, site_url: str, *, hostname: str = "", force: bool
     home.policy_path.unlink(missing_ok=True)  # it belonged to the previous identity
     home.log("policyagent").write(f"registered with {site_url} as client {config.client_id}")
     return config
+
+
+def check_site_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InvalidInput(f"site URL {url!r} is not valid",
+                           "give the site server's URL, e.g. http://site.example:8441")
+    return url.rstrip("/")
 
 
 def config_from_answer(answer: dict[str, Any], site_url: str,

@@ -24,7 +24,8 @@ from quartermaster.core.errors import QMError
 MAX_JITTER = 300.0  # seconds
 
 
-def serve(cycle: Callable[[], float], stop: threading.Event, log: ComponentLog) -> None:
+def serve(cycle: Callable[[], float], stop: threading.Event, log: ComponentLog,
+          crash_delay: float = 60.0) -> None:
     """Call `cycle` until `stop` is set; `cycle` returns the seconds to wait before the next."""
     log.write("service started")
     while not stop.is_set():
@@ -32,7 +33,7 @@ def serve(cycle: Callable[[], float], stop: threading.Event, log: ComponentLog) 
             delay = cycle()
         except Exception:  # the service outlives a bug in one run; the log keeps the trace
             log.write(f"agent run crashed:\n{traceback.format_exc()}")
-            delay = 60.0
+            delay = crash_delay
         stop.wait(max(delay, 0.0))
     log.write("service stopped")
 

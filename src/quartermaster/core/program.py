@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -45,23 +46,40 @@ class ProgramSpec:
             raise InvalidInput("maximum run time must be between 1 second and 7 days")
         if not 0 <= self.retry_count <= 100 or not 0 <= self.retry_delay <= 86400:
             raise InvalidInput("retry count must be 0-100 and retry delay 0-86400 seconds")
-        overlap = set(self.success_codes) & (set(self.retry_codes) | set(self.reboot_codes))
-        if overlap or set(self.retry_codes) & set(self.reboot_codes):
+        listed = [*self.success_codes, *self.reboot_codes, *self.retry_codes]
+        if len(set(listed)) != len(listed):
             raise InvalidInput("an exit code may have only one meaning",
-                               "list each code in one of success, reboot or retry codes")
+                               "list each code once, in one of success, reboot or retry codes")
+        low = [code & 0xFF for code in listed if code > 255]
+        if len(set(low)) != len(low):
+            raise InvalidInput("two listed codes above 255 share their low 8 bits, which is all "
+                               "a POSIX exit status keeps", "list only one of them")
 
-    def classify(self, exit_code: int) -> Outcome:
-        if exit_code in self.success_codes:
+    def meaning(self, exit_code: int, posix: bool = os.name == "posix") -> int:
+        """The listed code an exit status stands for.
+
+        A POSIX exit status has 8 bits, so a program there that exits 3010 is seen as 194.
+        On POSIX a listed code above 255 therefore also matches its low 8 bits, unless the
+        status itself is listed (an exact match always wins).
+        """
+        listed = (*self.success_codes, *self.reboot_codes, *self.retry_codes)
+        if exit_code in listed or not posix or not 0 <= exit_code <= 255:
+            return exit_code
+        wide = [code for code in listed if code > 255 and code & 0xFF == exit_code]
+        return wide[0] if wide else exit_code
+
+    def classify(self, exit_code: int, posix: bool = os.name == "posix") -> Outcome:
+        code = self.meaning(exit_code, posix)
+        if code in self.success_codes:
             return Outcome.SUCCESS
-        if exit_code in self.reboot_codes:
+        if code in self.reboot_codes:
             return Outcome.SUCCESS_REBOOT
-        if exit_code in self.retry_codes:
+        if code in self.retry_codes:
             return Outcome.RETRY
         return Outcome.FAILURE
 
-    @staticmethod
-    def reboot_kind(exit_code: int) -> str:
-        return "hard" if exit_code == HARD_REBOOT else "soft"
+    def reboot_kind(self, exit_code: int, posix: bool = os.name == "posix") -> str:
+        return "hard" if self.meaning(exit_code, posix) == HARD_REBOOT else "soft"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -135,6 +135,7 @@ class DPAgent:
         try:
             self.run_once()
         except Cancelled:
+            self.log.write("stopping mid-cycle; an interrupted download resumes from its .part")
             return True
         except SiteUnreachable as exc:
             self.log.write(f"site unreachable: {exc}")

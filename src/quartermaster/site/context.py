@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from quartermaster.core.signing import PublicKey, SigningKey
@@ -18,6 +19,7 @@ class SiteContext:
     db: Database
     key: SigningKey
     library: ContentLibrary
+    _listeners: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     def open(cls, root: Path) -> SiteContext:
@@ -36,6 +38,14 @@ class SiteContext:
 
     def trusted_keys(self) -> list[PublicKey]:
         return [self.key.public]
+
+    def on_distribution_change(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def distribution_changed(self) -> None:
+        """Call after a committed change to DP assignments (the embedded DP wakes up)."""
+        for listener in self._listeners:
+            listener()
 
     def close(self) -> None:
         self.db.dispose()

@@ -158,8 +158,10 @@ def record_report(session: Session, dp: DistributionPoint, report: dict[str, Any
     for item in report.get("contents", []):
         version = session.scalar(select(PackageVersion).where(
             PackageVersion.package_hash == item["package_hash"]))
-        content = version and session.get(DPContent, (dp.id, version.id))
-        if version is None or content is None or item["state"] not in _STATES:
+        if version is None or item["state"] not in _STATES:
+            continue
+        content = session.get(DPContent, (dp.id, version.id))
+        if content is None:
             continue
         _apply_report(session, dp, version, content, item)
 
@@ -203,8 +205,10 @@ def report_mismatch(session: Session, dp_name: str, package_hash: str, client_id
     """A client found bad bytes: take the copy out of service and ask the DP to revalidate."""
     dp = session.scalar(select(DistributionPoint).where(DistributionPoint.name == dp_name))
     version = session.scalar(select(PackageVersion).where(PackageVersion.package_hash == package_hash))
-    content = dp and version and session.get(DPContent, (dp.id, version.id))
-    if dp is None or version is None or content is None:
+    if dp is None or version is None:
+        return
+    content = session.get(DPContent, (dp.id, version.id))
+    if content is None:
         return
     content.validate_requested = True
     if content.state == "installed":

@@ -55,6 +55,7 @@ def create_package(ctx: SiteContext, name: str, source: str, programs: list[Prog
         distribution.carry_on_all_dps(session, package_id)
         _publish(ctx, session, package_id, 1, Manifest(ctx.site_code, package_id, 1,
                                                         tuple(snapshot.files)), snapshot.new_bytes)
+    ctx.distribution_changed()
     return {"package_id": package_id, "source_version": 1}
 
 
@@ -74,6 +75,7 @@ def update_package(ctx: SiteContext, package_id: str) -> dict[str, Any]:
             raise Conflict(f"package {package_id} was updated by someone else meanwhile",
                            "run the update again")
         _publish(ctx, session, package_id, current + 1, candidate, snapshot.new_bytes)
+    ctx.distribution_changed()
     return {"package_id": package_id, "source_version": current + 1, "changed": True}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
@@ -22,6 +23,14 @@ from quartermaster.site.api.app import create_app
 from quartermaster.site.context import SiteContext
 from quartermaster.site.home import content_listen, split_listen
 from quartermaster.site.embedded_dp import EmbeddedDP
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: this process stops both planes together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def serve(root: Path, listen: str | None, content: str | None, embedded_dp: bool = True) -> None:
@@ -64,8 +73,7 @@ async def _serve(ctx: SiteContext, embedded_dp: bool) -> None:
     runner = await start_content_server(create_content_app(mounts), content_host, content_port)
     config = uvicorn.Config(create_app(ctx), host=host, port=port, log_level="warning",
                             access_log=False, lifespan="off")
-    api = uvicorn.Server(config)
-    api.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    api = _Server(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: setattr(api, "should_exit", True))
@@ -75,8 +83,8 @@ async def _serve(ctx: SiteContext, embedded_dp: bool) -> None:
     try:
         await api.serve()
     finally:
-        if dp is not None and dp_task is not None:
-            dp.stop()
+        if dp_task is not None:
+            dp_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(dp_task, 10)
         await runner.cleanup()

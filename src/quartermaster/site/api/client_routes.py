@@ -92,4 +92,6 @@ def post_status(body: StatusBody, client_id: ClientId, ctx: Ctx) -> dict[str, in
     with ctx.db.session() as session:
         client = session.get(Client, client_id)
         assert client is not None
-        return ingest(session, client, body.messages)
+        result = ingest(session, client, body.messages)
+    ctx.distribution_changed()  # a reported mismatch asks the embedded DP to revalidate
+    return result
