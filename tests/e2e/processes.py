@@ -159,3 +159,46 @@ def start_site(base: Path, database: str | None = None, site_code: str = "QM1") 
     server = SiteServer(home, port, daemon)
     server.start()
     return server
+
+
+@dataclass
+class DPServer:
+    name: str
+    home: Path
+    port: int
+    daemon: Daemon
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def store(self) -> Path:
+        return self.home / "store"
+
+    def start(self) -> None:
+        self.daemon.start()
+        wait_until(lambda: self.daemon.check_alive() or _healthy(self.url), f"DP {self.name}")
+
+    def stop(self) -> None:
+        self.daemon.stop()
+
+
+def start_dp(site: SiteServer, base: Path, name: str, boundaries: tuple[str, ...] = (),
+             fallback: bool = False, public_url: str | None = None) -> DPServer:
+    """`qm dp add` then `qm dp serve` (polling the site every second), enrolled and running."""
+    port = free_port()
+    args = ["dp", "add", "--name", name, "--url", public_url or f"http://127.0.0.1:{port}"]
+    for boundary in boundaries:
+        args += ["--boundary", boundary]
+    if fallback:
+        args.append("--fallback")
+    token = site.qm(*args).stdout.strip()
+    home = base / f"dp-{name}"
+    serve = ["dp", "serve", "--home", str(home), "--site", site.url, "--token", token,
+             "--listen", f"127.0.0.1:{port}", "--poll-interval", "1"]
+    if public_url:
+        serve += ["--url", public_url]
+    dp = DPServer(name, home, port, Daemon(serve, base / f"dp-{name}.log"))
+    dp.start()
+    return dp

@@ -27,17 +27,22 @@ def create_package(site: SiteServer, source: Path, name: str = "Demo",
 
 
 def package_dp_states(site: SiteServer, package_id: str) -> dict[tuple[str, int], str]:
-    data = site.qm("package", "show", package_id, "--json").json()
+    data = site.api("GET", f"/api/v1/packages/{package_id}")
     return {(d["dp"], d["source_version"]): d["state"] for d in data["distribution"]}
 
 
-def wait_installed(site: SiteServer, package_id: str, dp: str = "site", version: int | None = None) -> None:
+def wait_dp_state(site: SiteServer, package_id: str, dp: str = "site", version: int | None = None,
+                  state: str = "installed") -> None:
     def done() -> bool:
-        data = site.qm("package", "show", package_id, "--json").json()
-        wanted = version or data["source_version"]
-        return package_dp_states(site, package_id).get((dp, wanted)) == "installed"
+        wanted = version or site.api("GET", f"/api/v1/packages/{package_id}")["source_version"]
+        return package_dp_states(site, package_id).get((dp, wanted)) == state
 
-    wait_until(done, f"{package_id} installed on DP {dp}")
+    wait_until(done, f"{package_id} {state} on DP {dp}")
+
+
+def wait_installed(site: SiteServer, package_id: str, dp: str = "site",
+                   version: int | None = None) -> None:
+    wait_dp_state(site, package_id, dp, version)
 
 
 def register_client(site: SiteServer, home: Path, hostname: str = "lab-01") -> str:
