@@ -10,12 +10,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from quartermaster.client.agent import Agent
 from quartermaster.client.home import ClientHome
-from quartermaster.client.registration import register as register_client
-from quartermaster.client.service import agent_cycle, install_stop_handlers, serve
-from quartermaster.client.site_link import SiteLink
-from quartermaster.client.status_view import client_status, render_text
 from quartermaster.core.errors import QMError
 
 app = typer.Typer(help="Run the client agent on a managed computer.", no_args_is_help=True)
@@ -50,6 +45,8 @@ def register(
 
     Example: qm client register --home /var/lib/qm-client --site http://site.example:8441
     """
+    from quartermaster.client.registration import register as register_client
+
     config = _guarded(lambda: register_client(ClientHome(home), site, hostname=hostname,
                                               force=force))
     typer.echo(config.client_id)
@@ -67,6 +64,8 @@ def run(
 
     Example: qm client run --home /var/lib/qm-client --once --install QM120001
     """
+    from quartermaster.client.service import agent_cycle, install_stop_handlers, serve
+
     client_home = ClientHome(home)
     if once or install:
         for line in _guarded(lambda: _run_once(client_home, install or None)):
@@ -79,6 +78,9 @@ def run(
 
 
 def _run_once(home: ClientHome, install: str | None) -> list[str]:
+    from quartermaster.client.agent import Agent
+    from quartermaster.client.site_link import SiteLink
+
     config = home.load_config()
     with SiteLink(config.site_url, home.read_secret()) as site:
         summary = Agent(home, site).run_once(install)
@@ -94,6 +96,8 @@ def status(
 
     Example: qm client status --home /var/lib/qm-client --json
     """
+    from quartermaster.client.status_view import client_status, render_text
+
     report = _guarded(lambda: client_status(ClientHome(home)))
     if as_json:
         typer.echo(json.dumps(report, indent=2))

@@ -1,0 +1,75 @@
+"""The standalone DP process (`qm dp serve`): content server and agent in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from urllib.parse import urlsplit
+
+from quartermaster.core.errors import InvalidInput
+from quartermaster.dp.agent import DPAgent, NotEnrolled, enroll
+from quartermaster.dp.content_server import (
+    StoreMount,
+    bound_port,
+    create_content_app,
+    start_content_server,
+)
+from quartermaster.dp.home import DPHome, DPIdentity
+
+
+async def serve_dp(home: DPHome, site: str | None, token: str | None, host: str, port: int,
+                 url: str | None, poll_interval: float) -> None:
+    identity = home.load_identity()
+    if identity is None and not (site and token):
+        raise NotEnrolled(home)
+    home.ensure()
+    app = create_content_app([StoreMount("", home.store_root)])
+    runner = await start_content_server(app, host, port)  # a taken port fails before enrolling
+    try:
+        public_url = url or f"http://{host}:{bound_port(runner)}"
+        identity = await _identity(home, identity, site, token, public_url)
+        print(f"DP {identity.dp} serving {home.store_root} at {public_url} for site "
+              f"{identity.site_code} ({identity.site_url}); log: {home.root / 'distmgr.log'}",
+              flush=True)
+        agent = DPAgent(home, identity, poll_interval=poll_interval)
+        await _run_until_signal(agent)
+    finally:
+        await runner.cleanup()
+
+
+async def _identity(home: DPHome, identity: DPIdentity | None, site: str | None,
+                    token: str | None, public_url: str) -> DPIdentity:
+    if identity is None:
+        assert site is not None and token is not None
+        _check_site_url(site)
+        return await asyncio.to_thread(enroll, home, site, token, public_url)
+    if token:
+        print(f"already enrolled as DP {identity.dp}; --token is not needed and was ignored")
+    if site and site.rstrip("/") != identity.site_url:
+        _check_site_url(site)
+        identity = DPIdentity(site.rstrip("/"), identity.dp, identity.credential,
+                              identity.site_code, identity.signing_keys, identity.url)
+        home.save_identity(identity)
+    return identity
+
+
+def _check_site_url(site: str) -> None:
+    parts = urlsplit(site)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"--site {site!r} is not an http(s) URL",
+                           "e.g. --site http://127.0.0.1:8441")
+
+
+async def _run_until_signal(agent: DPAgent) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(agent.run_async())
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
