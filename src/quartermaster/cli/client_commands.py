@@ -40,15 +40,20 @@ def register(
                                                 "computer's own.")] = "",
     force: Annotated[bool, typer.Option("--force", help="Register again with a new "
                                                         "identity.")] = False,
+    ca_file: Annotated[Path | None, typer.Option(
+        "--ca-file", help="PEM file of the CA (or self-signed certificate) of an https site: "
+                          "pinned, the only TLS trust for this client from now on.",
+        dir_okay=False)] = None,
 ) -> None:
     """Register this computer with a site; prints the client ID.
 
-    Example: qm client register --home /var/lib/qm-client --site http://site.example:8441
+    Example: qm client register --home /var/lib/qm-client --site https://site.example:8440
+    --ca-file site-ca.pem
     """
     from quartermaster.client.registration import register as register_client
 
     config = _guarded(lambda: register_client(ClientHome(home), site, hostname=hostname,
-                                              force=force))
+                                              force=force, ca_file=ca_file))
     typer.echo(config.client_id)
 
 
@@ -82,7 +87,8 @@ def _run_once(home: ClientHome, install: str | None) -> list[str]:
     from quartermaster.client.site_link import SiteLink
 
     config = home.load_config()
-    with SiteLink(config.site_url, home.read_secret()) as site:
+    with SiteLink(config.site_url, home.read_secret(),
+                  ssl_context=home.ssl_context(config)) as site:
         summary = Agent(home, site).run_once(install)
     return summary.lines
 

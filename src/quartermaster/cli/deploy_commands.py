@@ -1,6 +1,14 @@
-"""`qm deploy ...`: deploy a program to a collection and watch it."""
+"""`qm deploy ...`: deploy a program to a collection, steer its rollout and watch it.
+
+Times are typed as the site reads them (``now``, ``+2h``, ISO 8601 with a zone, or a local
+time and a zone name); tables show them in this computer's time zone (``TZ``), ``--json``
+in UTC.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
 
 import typer
 
@@ -18,20 +26,101 @@ from quartermaster.cli.site_link import (
 app = typer.Typer(help="Deployments (advertisements): a program to a collection.",
                   no_args_is_help=True)
 
+TIME_HELP = "now, +30m, +2h, +1d, 2026-12-24T20:00Z or '2026-12-24T21:00 Europe/Berlin'."
+
+
+def local_time(value: str | None) -> str:
+    """A UTC ISO time from the site, in the administrator's zone (this computer's TZ)."""
+    if not value:
+        return ""
+    return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _localized(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {**row, **{k: local_time(row.get(k)) for k in keys}}
+
 
 @app.command("create")
 @handles_errors
 def create(package: str = typer.Option(..., "--package", help="Package ID."),
            program: str = typer.Option(..., "--program", help="Program name."),
            collection: str = typer.Option(..., "--collection", help="Collection name."),
-           rerun: str = typer.Option("if-failed", "--rerun", help="never|always|if-failed|if-succeeded."),
+           available: str = typer.Option(None, "--available",
+                                         help="When users may run it. " + TIME_HELP),
+           deadline: str = typer.Option(None, "--deadline", help="When it becomes mandatory; "
+                                        "without it (but with --available) it is available "
+                                        "only. " + TIME_HELP),
+           expires: str = typer.Option(None, "--expires",
+                                       help="When it stops starting anywhere. " + TIME_HELP),
+           rerun: str = typer.Option("if-failed", "--rerun",
+                                     help="never|always|if-failed|if-succeeded."),
+           override_maintenance: bool = typer.Option(
+               False, "--override-maintenance",
+               help="Run at the deadline even outside the collections' maintenance windows."),
+           phases: str = typer.Option(None, "--phases", help="Cumulative phase sizes, e.g. "
+                                      "5%,25%,100%: phase 2 starts when phase 1 succeeded."),
+           success_threshold: int = typer.Option(None, "--success-threshold", min=0, max=100,
+                                                 help="Percent of a phase that must succeed "
+                                                 "before the next starts (default 95)."),
+           error_threshold: int = typer.Option(None, "--error-threshold", min=0, max=100,
+                                               help="Pause by itself when more than this "
+                                               "percent of released clients failed "
+                                               "(default 5)."),
            site: str = SiteOption, token: str = TokenOption) -> None:
-    """Deploy a program to a collection, mandatory now; prints the deployment ID.
+    """Deploy a program to a collection; prints the deployment ID.
 
-    Example: qm deploy create --package QM100001 --program Install --collection "Lab computers"
+    Without --available and --deadline it is mandatory now.
+
+    Example: qm deploy create --package QM100001 --program Install --collection Lab
+    --available now --deadline "2026-11-26T00:00 Europe/Berlin" --expires +14d
+    --phases 5%,25%,100%
     """
-    body = {"package_id": package, "program": program, "collection": collection, "rerun": rerun}
+    body: dict[str, Any] = {
+        "package_id": package, "program": program, "collection": collection,
+        "available": available, "deadline": deadline, "expires": expires, "rerun": rerun,
+        "override_maintenance": override_maintenance, "phases": phases,
+        "success_threshold": success_threshold, "error_threshold": error_threshold}
+    body = {k: v for k, v in body.items() if v is not None}
     print(SiteLink(site, token).post("/api/v1/deployments", body)["deployment_id"])
+
+
+def _steer(action: str, deployment_id: str, site: str, token: str) -> None:
+    data = SiteLink(site, token).post(f"/api/v1/deployments/{deployment_id}/{action}")
+    reason = f" ({data['state_reason']})" if data.get("state_reason") else ""
+    out.print(f"{data['deployment_id']}: {data['state']}{reason}", markup=False)
+
+
+@app.command("pause")
+@handles_errors
+def pause(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM120000."),
+          site: str = SiteOption, token: str = TokenOption) -> None:
+    """Hold the deployment: clients do not start it and no further phase is released.
+
+    Example: qm deploy pause QM120000
+    """
+    _steer("pause", deployment_id, site, token)
+
+
+@app.command("resume")
+@handles_errors
+def resume(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM120000."),
+           site: str = SiteOption, token: str = TokenOption) -> None:
+    """Continue a paused deployment, accepting the failures counted so far.
+
+    Example: qm deploy resume QM120000
+    """
+    _steer("resume", deployment_id, site, token)
+
+
+@app.command("cancel")
+@handles_errors
+def cancel(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM120000."),
+           site: str = SiteOption, token: str = TokenOption) -> None:
+    """End the deployment for good: it leaves every client's policy.
+
+    Example: qm deploy cancel QM120000
+    """
+    _steer("cancel", deployment_id, site, token)
 
 
 @app.command("status")
@@ -39,7 +128,8 @@ def create(package: str = typer.Option(..., "--package", help="Package ID."),
 def status(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM120000."),
            state: str = typer.Option(None, "--state", help="Only clients in this state."),
            as_json: bool = JsonOption, site: str = SiteOption, token: str = TokenOption) -> None:
-    """Counts (targeted, in progress, succeeded, failed, unknown) and one row per client.
+    """Schedule, counts (targeted, in progress, succeeded, failed, unknown), the phases of a
+    phased rollout, and one row per client.
 
     Example: qm deploy status QM120000 --json
     """
@@ -48,9 +138,27 @@ def status(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM
         print_json(data)
         return
     counts = ", ".join(f"{k} {v}" for k, v in data["counts"].items())
-    out.print(f"[bold]{data['deployment_id']}[/] {data['package_id']}/{data['program']}: "
-              f"targeted {data['targeted']}: {counts}")
-    print_table(data["clients"], ["hostname", "state", "last_message_id", "last_message_time", "detail"])
+    reason = f" ({data['state_reason']})" if data.get("state_reason") else ""
+    out.print(f"{data['deployment_id']} {data['package_id']}/{data['program']} to "
+              f"{data['collection']}: {data['state']}{reason}", markup=False)
+    out.print(f"available {local_time(data['available'])}, deadline "
+              f"{local_time(data['deadline']) or 'none (available only)'}, expires "
+              f"{local_time(data['expires']) or 'never'}, rerun {data['rerun']}"
+              + (", overrides maintenance windows" if data["override_maintenance"] else ""),
+              markup=False)
+    out.print(f"targeted {data['targeted']}: {counts}", markup=False)
+    rollout = data.get("rollout")
+    if rollout:
+        out.print(f"phases: success threshold {rollout['success_threshold']}%, error "
+                  f"threshold {rollout['error_threshold']}%", markup=False)
+        print_table([{**p, "percent": f"{p['percent']}%",
+                      "released": "yes" if p["released"] else "no"}
+                     for p in rollout["phases"]],
+                    ["phase", "percent", "released", "targeted", "succeeded", "failed",
+                     "accepted_failures"])
+    print_table([_localized(c, ("last_message_time",)) for c in data["clients"]],
+                ["hostname", "state", "phase", "last_message_id", "last_message_time",
+                 "detail"])
 
 
 @app.command("list")
@@ -64,4 +172,7 @@ def list_(as_json: bool = JsonOption, site: str = SiteOption, token: str = Token
     if as_json:
         print_json(data)
     else:
-        print_table(data["deployments"], ["deployment_id", "package_id", "program", "state", "deadline"])
+        rows = [_localized(d, ("available", "deadline", "expires"))
+                for d in data["deployments"]]
+        print_table(rows, ["deployment_id", "package_id", "program", "collection", "state",
+                           "available", "deadline", "expires"])

@@ -1,4 +1,5 @@
-"""`qm dp add|list|content|validate`: distribution points as the administrator sees them."""
+"""`qm dp add|list|content|validate|retire|reenroll`: distribution points as the administrator
+sees them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from quartermaster.cli.site_link import (
     SiteOption,
     TokenOption,
     handles_errors,
+    out,
     print_json,
     print_table,
 )
@@ -45,7 +47,8 @@ def list_(as_json: bool = JsonOption, site: str = SiteOption, token: str = Token
     for dp in data["dps"]:
         dp["versions"] = ", ".join(f"{c['package_id']}v{c['source_version']}:{c['state']}"
                                    for c in dp["content"])
-    print_table(data["dps"], ["name", "url", "boundaries", "fallback", "last_contact", "versions"])
+    print_table(data["dps"], ["name", "url", "state", "boundaries", "fallback", "last_contact",
+                              "versions"])
 
 
 @app.command("content")
@@ -74,3 +77,26 @@ def validate(name: str = typer.Argument(...), package: str = typer.Option(None, 
     """
     data = SiteLink(site, token).post(f"/api/v1/dps/{name}/validate", {"package_id": package})
     print(data["versions_to_validate"])
+
+
+@app.command("retire")
+@handles_errors
+def retire(name: str = typer.Argument(...), site: str = SiteOption,
+           token: str = TokenOption) -> None:
+    """Retire a DP: its credential stops working and clients are no longer sent to it.
+
+    Example: qm dp retire branch-a
+    """
+    SiteLink(site, token).post(f"/api/v1/dps/{name}/retire")
+    out.print(f"distribution point {name} retired")
+
+
+@app.command("reenroll")
+@handles_errors
+def reenroll(name: str = typer.Argument(...), site: str = SiteOption,
+             token: str = TokenOption) -> None:
+    """Print a new one-time enrollment token for a DP (its old credential stops working).
+
+    Example: qm dp reenroll branch-a   (then: qm dp serve ... --token TOKEN)
+    """
+    print(SiteLink(site, token).post(f"/api/v1/dps/{name}/reenroll")["enrollment_token"])

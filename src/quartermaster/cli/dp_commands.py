@@ -26,19 +26,34 @@ def serve(
     poll_interval: Annotated[float, typer.Option("--poll-interval",
                                                  help="Seconds between assignment checks.")
                              ] = 60.0,
+    tls_cert: Annotated[Path | None, typer.Option(
+        "--tls-cert", help="PEM certificate (chain): serve the store over https.",
+        dir_okay=False)] = None,
+    tls_key: Annotated[Path | None, typer.Option(
+        "--tls-key", help="PEM private key of --tls-cert.", dir_okay=False)] = None,
+    ca_file: Annotated[Path | None, typer.Option(
+        "--ca-file", help="PEM CA (or self-signed certificate) of an https site: pinned, the "
+                          "only TLS trust for the site, the library and other DPs.",
+        dir_okay=False)] = None,
 ) -> None:
     """Serve this DP's store and keep it in line with the site, until SIGTERM or Ctrl-C.
 
     The first start enrolls with the one-time token; later starts need no --token.
 
-    Example: qm dp serve --home /srv/qm-dp --site http://127.0.0.1:8441 --token qme_...
+    Example: qm dp serve --home /srv/qm-dp --site http://127.0.0.1:8440 --token qme_...
+
+    Example (TLS): qm dp serve --home /srv/qm-dp --site https://site.example:8440 --token
+    qme_... --ca-file site-ca.pem --tls-cert dp.pem --tls-key dp.key --listen 0.0.0.0:9000
     """
+    from quartermaster.core.tls import ServerTLS
     from quartermaster.dp.home import DPHome
     from quartermaster.dp.process import serve_dp
 
     try:
         host, port = _parse_listen(listen)
-        asyncio.run(serve_dp(DPHome(home.resolve()), site, token, host, port, url, poll_interval))
+        tls = ServerTLS.from_options(tls_cert, tls_key)
+        asyncio.run(serve_dp(DPHome(home.resolve()), site, token, host, port, url, poll_interval,
+                             tls, ca_file))
     except QMError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         if exc.hint:

@@ -12,12 +12,13 @@ import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from quartermaster.core.errors import QMError
 
 P = ParamSpec("P")
 R = TypeVar("R")
-err = Console(stderr=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 SiteOption = typer.Option(None, "--site", envvar="QM_SITE",
@@ -32,9 +33,9 @@ class CommandError(QMError):
 
 
 def fail(message: str, hint: str = "", code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(Text.assemble(("error:", "bold red"), " ", message))
     if hint:
-        err.print(f"[yellow]hint:[/] {hint}", highlight=False)
+        err.print(Text.assemble(("hint:", "yellow"), " ", hint))
     raise typer.Exit(code)
 
 
@@ -103,5 +104,5 @@ def print_table(rows: list[dict[str, Any]], columns: list[str], title: str | Non
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*(str(row.get(c, "")) if row.get(c) is not None else "" for c in columns))
+        table.add_row(*(Text("" if row.get(c) is None else str(row[c])) for c in columns))
     out.print(table)

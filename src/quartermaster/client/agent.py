@@ -69,7 +69,7 @@ class Agent:
         return summary
 
     def _work(self, policy: Policy, install: str | None, summary: RunSummary) -> None:
-        fetcher = BlobFetcher()
+        fetcher = BlobFetcher(ssl_context=self.home.ssl_context(self.config))  # pinned CA
         ctx = RunContext(self.home, self.site, self.config.site_code,
                          self.config.trusted_keys(), self.cache,
                          ContentAccess(self.cache, fetcher, self.home.log("cas")),

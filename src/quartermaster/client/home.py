@@ -4,6 +4,8 @@
                          signing_keys, poll_interval, policy_serial (highest seen, for
                          rollback), policy_etag, cache_limit_bytes, hostname
     secret               the client secret issued at registration (mode 0600)
+    site-ca.pem          the CA (or self-signed certificate) pinned with --ca-file at
+                         registration: the only TLS trust for the site and DPs
     policy.json          the last verified policy envelope, reused when the site answers 304
     manifests/<hash>.json  verified manifest envelopes, by package hash
     cache/               downloaded blobs in the store layout (content/sha256/xx/<hash>),
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +32,11 @@ from quartermaster.core.component_log import ComponentLog
 from quartermaster.core.durable_files import write_atomic
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound
 from quartermaster.core.signing import PublicKey
+from quartermaster.core.tls import pinned_context
 
 DEFAULT_CACHE_LIMIT = 5 * 1024**3
 DEFAULT_POLL_INTERVAL = 3600
+CA_FILE = "site-ca.pem"
 
 
 @dataclass
@@ -45,6 +50,7 @@ class ClientConfig:
     policy_etag: str = ""
     cache_limit_bytes: int = DEFAULT_CACHE_LIMIT
     hostname: str = ""
+    ca_file: str = ""  # name of the pinned CA file in the home; "" trusts the system's CAs
 
     def trusted_keys(self) -> dict[str, PublicKey]:
         """Keys are re-derived from the public key, so a wrong keyid in the file cannot match."""
@@ -68,6 +74,7 @@ class ClientHome:
         self.root = root.expanduser().absolute()  # programs get an absolute working folder
         self.config_path = root / "client.json"
         self.secret_path = root / "secret"
+        self.ca_path = root / CA_FILE
         self.policy_path = root / "policy.json"
         self.state_path = root / "state.json"
         self.manifests = root / "manifests"
@@ -117,3 +124,13 @@ class ClientHome:
 
     def log(self, component: str) -> ComponentLog:
         return ComponentLog(self.logs, component)
+
+    def ssl_context(self, config: ClientConfig) -> ssl.SSLContext | None:
+        """TLS trust for every call: the pinned CA, or None for the system's CAs."""
+        if not config.ca_file:
+            return None
+        path = self.root / config.ca_file
+        if not path.is_file():
+            raise NotFound(f"the pinned CA file {path} is missing",
+                           "re-register with `qm client register --force --ca-file FILE`")
+        return pinned_context(path)

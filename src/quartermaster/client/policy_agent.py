@@ -13,7 +13,7 @@ from quartermaster.client.policy import Policy
 from quartermaster.client.site_link import SiteApi
 from quartermaster.client.status_spool import StatusSpool
 from quartermaster.client.timestamps import Clock
-from quartermaster.client.trust import PolicyRefused, accept_policy
+from quartermaster.client.trust import PolicyRefused, accept_policy, policy_signing_keys
 from quartermaster.core.canonical import canonical_json
 from quartermaster.core.durable_files import write_atomic
 
@@ -45,6 +45,7 @@ class PolicyAgent:
         self.config.policy_serial = policy.serial
         self.config.policy_etag = answer.etag
         self.config.poll_interval = policy.poll_interval
+        self._follow_signing_keys(answer.envelope)
         self.home.save_config(self.config)
         self.log.write(f"policy serial {policy.serial} accepted: "
                        f"{len(policy.deployments)} deployments, expires "
@@ -65,6 +66,16 @@ class PolicyAgent:
         except PolicyRefused as exc:
             self.log.write(f"stored policy no longer valid: {exc}")
             return None
+
+    def _follow_signing_keys(self, envelope: object) -> None:
+        """Trust exactly the keys the accepted policy names (key rotation, docs/security.md)."""
+        keys = policy_signing_keys(envelope)
+        if keys is None:
+            return
+        entries = [key.to_dict() for key in keys]
+        if entries != self.config.signing_keys:
+            self.log.write(f"site signing keys now: {', '.join(k.keyid for k in keys)}")
+            self.config.signing_keys = entries
 
     def _accept(self, envelope: object) -> Policy:
         return accept_policy(envelope, self.config.trusted_keys(),

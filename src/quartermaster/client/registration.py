@@ -2,32 +2,56 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from quartermaster.client.home import ClientConfig, ClientHome
 from quartermaster.client.machine_facts import collect_facts
 from quartermaster.client.site_link import SiteLink
-from quartermaster.core.errors import IntegrityError, InvalidInput, QMError
+from quartermaster.core.durable_files import write_atomic
+from quartermaster.core.errors import IntegrityError, InvalidInput, QMError, SignatureError
 from quartermaster.core.ids import check_client_id
-from quartermaster.core.signing import PublicKey
+from quartermaster.core.signing import parse_public_keys
+from quartermaster.core.tls import pinned_context, read_ca_file
 
 
 def register(home: ClientHome, site_url: str, *, hostname: str = "", force: bool = False,
-             timeout: float = 30.0) -> ClientConfig:
-    """Register with the site at `site_url`; `force` replaces an existing identity."""
+             timeout: float = 30.0, ca_file: Path | None = None) -> ClientConfig:
+    """Register with the site at `site_url`; `force` replaces an existing identity.
+
+    `ca_file` (https only) is pinned: copied into the home, it is the only TLS trust for
+    this call and every later one, to the site and to DPs.
+    """
     site_url = check_site_url(site_url)
     if not force:
         home.ensure_unregistered()
+    ca_bytes = _pinned_ca(site_url, ca_file)
     facts = collect_facts(home.root, site_url, hostname)
-    with SiteLink(site_url, timeout=timeout) as site:
+    context = pinned_context(ca_file) if ca_file is not None else None
+    with SiteLink(site_url, timeout=timeout, ssl_context=context) as site:
         answer = site.register(facts.registration())
     config, secret = config_from_answer(answer, site_url, facts.hostname)
+    if ca_bytes is not None:
+        home.root.mkdir(parents=True, exist_ok=True)
+        write_atomic(home.ca_path, ca_bytes)
+        config.ca_file = home.ca_path.name
+    else:
+        home.ca_path.unlink(missing_ok=True)
     home.save_config(config)
     home.write_secret(secret)
     home.policy_path.unlink(missing_ok=True)  # it belonged to the previous identity
     home.log("policyagent").write(f"registered with {site_url} as client {config.client_id}")
     return config
+
+
+def _pinned_ca(site_url: str, ca_file: Path | None) -> bytes | None:
+    if ca_file is None:
+        return None
+    if not site_url.startswith("https://"):
+        raise InvalidInput(f"--ca-file pins the CA of an https site; {site_url} is not https",
+                           "give the site's https:// URL, or leave out --ca-file")
+    return read_ca_file(ca_file)
 
 
 def check_site_url(url: str) -> str:
@@ -64,18 +88,9 @@ def config_from_answer(answer: dict[str, Any], site_url: str,
 
 
 def _keys(entries: Any) -> list[dict[str, str]]:
-    if not isinstance(entries, list) or not entries:
-        raise IntegrityError("the site gave no signing keys", "the client could trust nothing")
-    keys = []
-    for entry in entries:
-        if not isinstance(entry, dict):
-            raise IntegrityError("a signing key in the registration answer is not an object")
-        try:
-            key = PublicKey.from_hex(str(entry.get("public_key")))
-        except ValueError:
-            raise IntegrityError("a signing key is not hex") from None
-        if entry.get("keyid") != key.keyid:
-            raise IntegrityError(f"signing key id {entry.get('keyid')!r} does not match its key",
-                                 "the key ID is the first 16 hex digits of the key's SHA-256")
-        keys.append(key.to_dict())
-    return keys
+    try:
+        keys = parse_public_keys(entries)
+    except SignatureError as exc:
+        raise IntegrityError(f"the site's registration answer: {exc.message}",
+                             exc.hint or "the client could trust nothing") from None
+    return [key.to_dict() for key in keys]

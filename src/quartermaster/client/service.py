@@ -46,7 +46,8 @@ def agent_cycle(home: ClientHome, stop: threading.Event, clock: Clock = utcnow,
     config = home.load_config()
     wakeup: datetime | None = None
     try:
-        with SiteLink(config.site_url, home.read_secret()) as site:
+        with SiteLink(config.site_url, home.read_secret(),
+                      ssl_context=home.ssl_context(config)) as site:
             agent = Agent(home, site, clock=clock, should_stop=stop.is_set)
             summary = agent.run_once()
             wakeup, config = summary.next_wakeup, agent.config

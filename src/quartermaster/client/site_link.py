@@ -7,6 +7,7 @@ that cannot be reached is SiteUnreachable, which stops a run rather than failing
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ from quartermaster.core.errors import (
     QMError,
     Unauthorized,
 )
+from quartermaster.core.tls import certificate_problem
 
 API = "/api/client/v1"
 
@@ -34,6 +36,12 @@ _ERRORS: dict[str, type[QMError]] = {
 class SiteUnreachable(QMError):
     code = "site_unreachable"
     http_status = 502
+
+
+class UntrustedCertificate(SiteUnreachable):
+    """The site answered with a TLS certificate that the pinned CA did not issue."""
+
+    code = "untrusted_certificate"
 
 
 @dataclass(frozen=True)
@@ -66,10 +74,13 @@ class SiteApi(Protocol):
 class SiteLink:
     """One HTTP client per agent run; `secret` is empty only for registration."""
 
-    def __init__(self, site_url: str, secret: str = "", timeout: float = 30.0) -> None:
+    def __init__(self, site_url: str, secret: str = "", timeout: float = 30.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        """`ssl_context` pins the CA given at registration; None trusts the system's CAs."""
         self.site_url = site_url.rstrip("/")
         headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-        self._http = httpx.Client(base_url=self.site_url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(base_url=self.site_url, headers=headers, timeout=timeout,
+                                  verify=ssl_context if ssl_context is not None else True)
 
     def close(self) -> None:
         self._http.close()
@@ -108,6 +119,14 @@ class SiteLink:
         try:
             response = self._http.request(method, API + path, **kwargs)
         except httpx.HTTPError as exc:
+            problem = certificate_problem(exc)
+            if problem:
+                raise UntrustedCertificate(
+                    f"the site at {self.site_url} presented a TLS certificate this client "
+                    f"does not trust ({problem})",
+                    "the client trusts only the CA pinned at registration (--ca-file); if the "
+                    "site's certificate changed to another CA, re-register with "
+                    "`qm client register --force --ca-file NEW_CA`") from None
             raise SiteUnreachable(f"cannot reach the site at {self.site_url}: {exc}",
                                   "check the site URL in client.json and that the site server "
                                   "is running; the agent tries again at its next run") from None

@@ -15,7 +15,7 @@ from quartermaster.core.canonical import canonical_json
 from quartermaster.core.errors import IntegrityError, InvalidInput, SignatureError
 from quartermaster.core.hashing import sha256_bytes
 from quartermaster.core.manifest import Manifest
-from quartermaster.core.signing import PublicKey, verify_envelope
+from quartermaster.core.signing import PublicKey, parse_public_keys, verify_envelope
 
 
 class PolicyRefused(IntegrityError):
@@ -28,10 +28,20 @@ class ManifestRefused(IntegrityError):
 
 def accept_policy(envelope: Any, keys: dict[str, PublicKey], *, client_id: str, site_code: str,
                   min_serial: int, now: datetime) -> Policy:
-    """The policy in `envelope`, if it is signed, ours, not rolled back and not expired."""
+    """The policy in `envelope`, if it is signed, ours, not rolled back and not expired.
+
+    A policy also names the site's current signing keys (`signing_keys`); the caller
+    replaces its trusted keys with them (see `policy_signing_keys`), which is how a client
+    follows a key rotation without registering again.
+    """
     try:
         payload = verify_envelope(envelope, keys)
+    except SignatureError as exc:
+        raise _untrusted_policy(envelope, keys, exc) from None
+    try:
         policy = Policy.from_dict(payload)
+        if "signing_keys" in payload:
+            parse_public_keys(payload["signing_keys"])
     except (SignatureError, InvalidInput) as exc:
         raise PolicyRefused(exc.message, exc.hint) from None
     if policy.client_id != client_id or policy.site_code != site_code:
@@ -46,6 +56,30 @@ def accept_policy(envelope: Any, keys: dict[str, PublicKey], *, client_id: str, 
         raise PolicyRefused(f"the policy expired at {format_utc(policy.expires)} (freeze)",
                             "check the client's clock and that the site issues fresh policy")
     return policy
+
+
+def policy_signing_keys(envelope: Any) -> list[PublicKey] | None:
+    """The signing keys an accepted policy names; None if it names none (an older site)."""
+    payload = envelope.get("signed") if isinstance(envelope, dict) else None
+    if not isinstance(payload, dict) or "signing_keys" not in payload:
+        return None
+    return parse_public_keys(payload["signing_keys"])
+
+
+def _untrusted_policy(envelope: Any, keys: dict[str, PublicKey],
+                      exc: SignatureError) -> PolicyRefused:
+    """Say which keys signed and which are trusted: a rotation the client missed is fixed
+    by registering again, and the message must say so."""
+    signatures = envelope.get("signatures") if isinstance(envelope, dict) else None
+    signers = sorted({str(s.get("keyid")) for s in signatures or [] if isinstance(s, dict)})
+    if not signers or any(k in keys for k in signers):
+        return PolicyRefused(exc.message, exc.hint)  # unsigned, or a bad signature
+    return PolicyRefused(
+        f"the policy is not signed by a key this client trusts (signed by {', '.join(signers)}; "
+        f"trusted: {', '.join(sorted(keys)) or 'none'}): either it is forged, or the site "
+        "rotated its signing key and retired the old one while this client was offline; "
+        "re-register the client",
+        "qm client register --home DIR --site URL --force (add --ca-file for https)")
 
 
 def accept_manifest(envelope: Any, keys: dict[str, PublicKey],

@@ -7,6 +7,7 @@ with an overlap needs: the site signs with the new key while clients still know 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,10 +87,68 @@ class SigningKey:
         return self._private.sign(data).hex()
 
     def envelope(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "signed": payload,
-            "signatures": [{"keyid": self.keyid, "sig": self.sign(canonical_json(payload))}],
-        }
+        return sign_envelope(payload, [self])
+
+
+def sign_envelope(payload: dict[str, Any], keys: Sequence[SigningKey]) -> dict[str, Any]:
+    """One signature per key: during a rotation's overlap both old and new keys sign."""
+    data = canonical_json(payload)
+    seen: set[str] = set()
+    signatures = []
+    for key in keys:
+        if key.keyid not in seen:
+            seen.add(key.keyid)
+            signatures.append({"keyid": key.keyid, "sig": key.sign(data)})
+    return {"signed": payload, "signatures": signatures}
+
+
+def parse_public_keys(entries: Any) -> list[PublicKey]:
+    """`[{"keyid", "public_key"}, ...]` as the protocol carries it; a keyid must match its key."""
+    if not isinstance(entries, list) or not entries:
+        raise SignatureError("the list of signing keys is missing or empty",
+                             "the site always names at least one signing key")
+    keys: list[PublicKey] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise SignatureError("a signing key entry is not an object")
+        try:
+            key = PublicKey.from_hex(str(entry.get("public_key")))
+        except ValueError:
+            raise SignatureError("a signing key is not hex") from None
+        if entry.get("keyid") != key.keyid:
+            raise SignatureError(f"signing key id {entry.get('keyid')!r} does not match its key",
+                                 "the key ID is the first 16 hex digits of the key's SHA-256")
+        keys.append(key)
+    return keys
+
+
+KEY_LIST_TYPE = "signing_keys"
+
+
+def key_list_payload(site_code: str, version: int, keys: Sequence[PublicKey]) -> dict[str, Any]:
+    """The signed statement "these are the site's signing keys now" that DPs follow."""
+    return {"type": KEY_LIST_TYPE, "site_code": site_code, "version": version,
+            "keys": [k.to_dict() for k in keys]}
+
+
+def accept_key_list(envelope: Any, trusted: dict[str, PublicKey], *, site_code: str,
+                    min_version: int) -> tuple[int, list[PublicKey]]:
+    """The site's current keys, if a trusted key signed the list and it is not older than seen.
+
+    This is how a DP learns a rotated key without enrolling again; a replayed older list
+    (which could bring back a retired key) is refused.
+    """
+    payload = verify_envelope(envelope, trusted)
+    version = payload.get("version")
+    if payload.get("type") != KEY_LIST_TYPE or payload.get("site_code") != site_code:
+        raise SignatureError("the signed key list is not this site's list of signing keys")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise SignatureError("the signed key list has no valid version")
+    if version < min_version:
+        raise SignatureError(f"the signed key list has version {version}, lower than "
+                             f"{min_version} already seen (rollback)",
+                             "an old key list was replayed; the current keys stay")
+    return version, parse_public_keys(payload.get("keys"))
 
 
 def verify_envelope(envelope: Any, trusted: dict[str, PublicKey]) -> dict[str, Any]:

@@ -155,6 +155,22 @@ _MESSAGES = [
     # --- site: administration ---
     StatusMessage(3001, I, "SiteServer", "Client %1 registered (%2).",
                   "A client agent registered with the site.", "None."),
+    StatusMessage(3011, I, "SiteServer", "Deployment %1 paused by an administrator.",
+                  "Clients hold off and no further phase is released.",
+                  "Resume it with `qm deploy resume`."),
+    StatusMessage(3012, I, "SiteServer", "Deployment %1 resumed by an administrator; %2 "
+                  "failures accepted.", "The rollout continues; the failures counted so far no "
+                  "longer count against the error threshold.", "None."),
+    StatusMessage(3013, W, "SiteServer", "Deployment %1 cancelled by an administrator.",
+                  "The deployment left every client's policy for good.",
+                  "Create a new deployment to deploy the program again."),
+    StatusMessage(3014, I, "SiteServer", "Deployment %1: phase %2 of %3 released (%4).",
+                  "The previous phase reached the success threshold.", "None."),
+    StatusMessage(3015, W, "SiteServer", "Deployment %1 paused automatically: %2 of released "
+                  "clients failed, above the %3% error threshold.",
+                  "Too many clients of the released phases failed.",
+                  "Find out why with `qm deploy status`, then `qm deploy resume` (accepting "
+                  "these failures) or `qm deploy cancel`."),
 ]
 
 CATALOG: dict[int, StatusMessage] = {m.id: m for m in _MESSAGES}

@@ -15,9 +15,13 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
-from quartermaster.core.errors import QMError, Unauthorized
+from quartermaster.core.errors import QMError, SignatureError, Unauthorized
 from quartermaster.core.manifest import Manifest
+from quartermaster.core.signing import accept_key_list
+from quartermaster.core.tls import pinned_context, read_ca_file
 from quartermaster.dp.distributor import Distributor, PullProgress
 from quartermaster.dp.home import DPHome, DPIdentity
 from quartermaster.dp.site_link import (
@@ -39,17 +43,24 @@ class NotEnrolled(QMError):
                          "start it once with --site URL --token qme_... (from the site admin)")
 
 
-def enroll(home: DPHome, site_url: str, token: str, url: str | None = None) -> DPIdentity:
-    """Trade a one-time enrollment token for a credential and store it in the DP home."""
-    link = SiteLink(site_url)
+def enroll(home: DPHome, site_url: str, token: str, url: str | None = None,
+           ca_file: Path | None = None) -> DPIdentity:
+    """Trade a one-time enrollment token for a credential and store it in the DP home.
+
+    `ca_file` is pinned: the only TLS trust for this call and every later one.
+    """
+    ca_bytes = read_ca_file(ca_file) if ca_file is not None else None
+    link = SiteLink(site_url, ssl_context=pinned_context(ca_file) if ca_file else None)
     try:
         enrollment = link.enroll(token, url)
     except SiteUnreachable as exc:
-        raise SiteUnreachable(exc.message, "check --site (the site server's URL, e.g. "
-                              "http://127.0.0.1:8441) and that the site server runs") from None
+        hint = "check --site (the site server's URL, e.g. http://127.0.0.1:8440) and that the " \
+               "site server runs"
+        raise SiteUnreachable(exc.message, exc.hint if "TLS" in exc.message else hint) from None
     finally:
         link.close()
     identity = DPIdentity.from_enrollment(site_url, enrollment, url or "")
+    identity = home.pin_ca(identity, ca_bytes)
     home.save_identity(identity)
     home.log().write(f"enrolled as DP {enrollment.dp} with site {enrollment.site_code} at "
                      f"{identity.site_url}")
@@ -92,9 +103,11 @@ class DPAgent:
         self.log = home.log()
         self._stop = threading.Event()
         self._wake = threading.Event()  # set by stop() and wake(): ends the wait between cycles
-        self.link = SiteLink(identity.site_url, identity.credential)
+        tls = home.ssl_context(identity)
+        self.link = SiteLink(identity.site_url, identity.credential, ssl_context=tls)
         self.distributor = Distributor(self.store, identity.trusted_keys(), self.log,
-                                       identity.credential, cancel=self._stop.is_set)
+                                       identity.credential, cancel=self._stop.is_set,
+                                       ssl_context=tls)
         self._validated = home.load_validation_times()
         self._kept: set[str] | None = None  # the assignment set at the last clean-up
         self._failures: dict[str, str] = {}  # package hash -> last failure reason reported
@@ -186,6 +199,7 @@ class DPAgent:
     def run_once(self) -> None:
         """Ask the site what to hold, then bring every version in line and report."""
         listing = self.link.assignments()
+        self._follow_signing_keys(listing.signing_keys)
         self._clean_up(listing)
         self._used_bytes = self.store.used_bytes()
         sent = False
@@ -198,6 +212,31 @@ class DPAgent:
                 sent = True
         if not sent:
             self._report([])  # heartbeat
+
+    def _follow_signing_keys(self, envelope: object) -> None:
+        """Trust the keys of a newer signed key list (key rotation, docs/security.md).
+
+        The list must be signed by a key this DP trusts already; a DP that missed a whole
+        rotation cannot follow it and must be enrolled again.
+        """
+        if envelope is None:
+            return
+        try:
+            version, keys = accept_key_list(envelope, self.identity.trusted_keys(),
+                                            site_code=self.identity.site_code,
+                                            min_version=self.identity.keys_version)
+        except SignatureError as exc:
+            self.log.write(f"the site's signed key list was refused: {exc}; if the site "
+                           "retired the key this DP knows, enroll the DP again")
+            return
+        entries = tuple(k.to_dict() for k in keys)
+        if version == self.identity.keys_version and entries == self.identity.signing_keys:
+            return
+        self.identity = replace(self.identity, signing_keys=entries, keys_version=version)
+        self.home.save_identity(self.identity)
+        self.distributor.trusted_keys = self.identity.trusted_keys()
+        self.log.write(f"site signing keys now (version {version}): "
+                       f"{', '.join(k.keyid for k in keys)}")
 
     def _clean_up(self, listing: AssignmentList) -> None:
         keep = {a.package_hash for a in listing.assignments}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import signal
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,14 +129,15 @@ def _hint(status: int) -> str:
     return ""
 
 
-async def start_content_server(app: web.Application, host: str, port: int) -> web.AppRunner:
+async def start_content_server(app: web.Application, host: str, port: int,
+                               ssl_context: ssl.SSLContext | None = None) -> web.AppRunner:
     """Serve `app` on host:port inside the running event loop; `await runner.cleanup()` stops.
 
     Raises PortInUse when the address is taken. Port 0 picks a free port (see `bound_port`).
     """
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)  # TLS if given
     try:
         await site.start()
     except OSError as exc:

@@ -8,6 +8,7 @@ download path (`core.blob_transfer.BlobFetcher`), and are verified before they a
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -43,13 +44,13 @@ class Distributor:
 
     def __init__(self, store: DPStore, trusted_keys: Mapping[str, PublicKey], log: ComponentLog,
                  credential: str = "", cancel: CancelCheck | None = None,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, ssl_context: ssl.SSLContext | None = None) -> None:
         self.store = store
         self.trusted_keys = dict(trusted_keys)
         self.log = log
         self.cancel = cancel or (lambda: False)
         headers = {"Authorization": f"Bearer {credential}"} if credential else {}
-        self.fetcher = BlobFetcher(timeout=timeout, headers=headers)
+        self.fetcher = BlobFetcher(timeout=timeout, headers=headers, ssl_context=ssl_context)
 
     def close(self) -> None:
         self.fetcher.close()

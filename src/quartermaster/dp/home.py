@@ -1,6 +1,9 @@
 """A distribution point's home folder: who it is, what it holds, what it logged.
 
-    dp.json            identity and credential from enrollment (0600, never served)
+    dp.json            identity and credential from enrollment (0600, never served): the
+                       site's public signing keys (never a private key) and their version
+    site-ca.pem        the CA pinned with --ca-file at enrollment: the only TLS trust for
+                       the site, the content library and other DPs
     store/             the content store (the only folder the content server serves)
     validation.json    when each held version was last re-hashed
     distmgr.log        the component log
@@ -10,14 +13,16 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+import ssl
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from quartermaster.core.component_log import ComponentLog
 from quartermaster.core.durable_files import write_atomic
-from quartermaster.core.errors import InvalidInput
+from quartermaster.core.errors import InvalidInput, NotFound
 from quartermaster.core.signing import PublicKey
+from quartermaster.core.tls import pinned_context
 from quartermaster.dp.site_link import Enrollment
 from quartermaster.dp.store import DPStore
 
@@ -30,6 +35,8 @@ class DPIdentity:
     site_code: str
     signing_keys: tuple[dict[str, str], ...]  # [{"keyid": ..., "public_key": ...}]
     url: str = ""  # the public URL given at enrollment
+    ca_file: str = ""  # name of the pinned CA file in the DP home; "" trusts the system's CAs
+    keys_version: int = 0  # version of the last signed key list accepted (rollback guard)
 
     @classmethod
     def from_enrollment(cls, site_url: str, enrollment: Enrollment, url: str = "") -> DPIdentity:
@@ -42,10 +49,14 @@ class DPIdentity:
         return {key.keyid: key for key in keys}
 
 
+CA_FILE = "site-ca.pem"
+
+
 class DPHome:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.identity_path = root / "dp.json"
+        self.ca_path = root / CA_FILE
         self.store_root = root / "store"
         self.validation_path = root / "validation.json"
 
@@ -77,6 +88,25 @@ class DPHome:
         data = json.dumps(asdict(identity), indent=2).encode()
         write_atomic(self.identity_path, data, mode=0o600)
         os.chmod(self.identity_path, 0o600)
+
+    def pin_ca(self, identity: DPIdentity, ca_bytes: bytes | None) -> DPIdentity:
+        """Pin `ca_bytes` (checked by the caller) for every later call; None unpins."""
+        self.ensure()
+        if ca_bytes is None:
+            self.ca_path.unlink(missing_ok=True)
+            return replace(identity, ca_file="")
+        write_atomic(self.ca_path, ca_bytes)
+        return replace(identity, ca_file=self.ca_path.name)
+
+    def ssl_context(self, identity: DPIdentity) -> ssl.SSLContext | None:
+        """TLS trust for the site, the library and other DPs: the pinned CA, or the system's."""
+        if not identity.ca_file:
+            return None
+        path = self.root / identity.ca_file
+        if not path.is_file():
+            raise NotFound(f"the pinned CA file {path} is missing",
+                           "start the DP with --ca-file FILE to pin the site's CA again")
+        return pinned_context(path)
 
     def load_validation_times(self) -> dict[str, float]:
         try:

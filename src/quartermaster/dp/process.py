@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from dataclasses import replace
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from quartermaster.core.errors import InvalidInput
+from quartermaster.core.tls import ServerTLS, read_ca_file
 from quartermaster.dp.agent import DPAgent, NotEnrolled, enroll
 from quartermaster.dp.content_server import (
     StoreMount,
@@ -19,16 +22,22 @@ from quartermaster.dp.home import DPHome, DPIdentity
 
 
 async def serve_dp(home: DPHome, site: str | None, token: str | None, host: str, port: int,
-                 url: str | None, poll_interval: float) -> None:
+                   url: str | None, poll_interval: float, tls: ServerTLS | None = None,
+                   ca_file: Path | None = None) -> None:
+    """`tls` serves the store over https; `ca_file` pins the site's CA (at enrollment, or
+    replacing the pinned one later)."""
     identity = home.load_identity()
     if identity is None and not (site and token):
         raise NotEnrolled(home)
     home.ensure()
     app = create_content_app([StoreMount("", home.store_root)])
-    runner = await start_content_server(app, host, port)  # a taken port fails before enrolling
+    context = tls.server_context() if tls is not None else None
+    # a taken port fails before enrolling
+    runner = await start_content_server(app, host, port, ssl_context=context)
     try:
-        public_url = url or f"http://{host}:{bound_port(runner)}"
-        identity = await _identity(home, identity, site, token, public_url)
+        scheme = "https" if tls is not None else "http"
+        public_url = url or f"{scheme}://{host}:{bound_port(runner)}"
+        identity = await _identity(home, identity, site, token, public_url, ca_file)
         print(f"DP {identity.dp} serving {home.store_root} at {public_url} for site "
               f"{identity.site_code} ({identity.site_url}); log: {home.root / 'distmgr.log'}",
               flush=True)
@@ -39,19 +48,23 @@ async def serve_dp(home: DPHome, site: str | None, token: str | None, host: str,
 
 
 async def _identity(home: DPHome, identity: DPIdentity | None, site: str | None,
-                    token: str | None, public_url: str) -> DPIdentity:
+                    token: str | None, public_url: str, ca_file: Path | None) -> DPIdentity:
     if identity is None:
         assert site is not None and token is not None
         _check_site_url(site)
-        return await asyncio.to_thread(enroll, home, site, token, public_url)
+        return await asyncio.to_thread(enroll, home, site, token, public_url, ca_file)
     if token:
         print(f"already enrolled as DP {identity.dp}; --token is not needed and was ignored")
+    changed = identity
     if site and site.rstrip("/") != identity.site_url:
         _check_site_url(site)
-        identity = DPIdentity(site.rstrip("/"), identity.dp, identity.credential,
-                              identity.site_code, identity.signing_keys, identity.url)
-        home.save_identity(identity)
-    return identity
+        changed = replace(changed, site_url=site.rstrip("/"))
+    if ca_file is not None:
+        changed = home.pin_ca(changed, read_ca_file(ca_file))
+        print(f"pinned {ca_file} as the site's CA")
+    if changed != identity:
+        home.save_identity(changed)
+    return changed
 
 
 def _check_site_url(site: str) -> None:

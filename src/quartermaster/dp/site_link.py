@@ -6,6 +6,7 @@ a protocol change touches one file. The data plane (blobs) does not pass through
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ import httpx
 from quartermaster.core.errors import IntegrityError, QMError, Unauthorized
 from quartermaster.core.hashing import is_sha256_hex
 from quartermaster.core.signing import PublicKey
+from quartermaster.core.tls import certificate_problem
 
 API = "/api/dp/v1"
 
@@ -62,6 +64,7 @@ class AssignmentList:
     validate_interval: int  # seconds; 0 or less: never on a schedule
     sources: tuple[str, ...]
     assignments: tuple[Assignment, ...]
+    signing_keys: Any = None  # the signed key list envelope (checked by the agent), if sent
 
 
 @dataclass
@@ -92,11 +95,14 @@ class Report:
 class SiteLink:
     """A DP's HTTP session with the site; blocking, meant for the agent's worker thread."""
 
-    def __init__(self, site_url: str, credential: str = "", timeout: float = 30.0) -> None:
+    def __init__(self, site_url: str, credential: str = "", timeout: float = 30.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        """`ssl_context` pins the CA given at enrollment; None trusts the system's CAs."""
         self.site_url = site_url.rstrip("/")
         headers = {"Authorization": f"Bearer {credential}"} if credential else {}
         self._http = httpx.Client(base_url=self.site_url, headers=headers,
-                                  timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+                                  timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+                                  verify=ssl_context if ssl_context is not None else True)
 
     def close(self) -> None:
         self._http.close()
@@ -137,6 +143,13 @@ class SiteLink:
         try:
             response = self._http.request(method, API + path, json=body)
         except httpx.HTTPError as exc:
+            problem = certificate_problem(exc)
+            if problem:
+                raise SiteUnreachable(
+                    f"the site at {self.site_url} presented a TLS certificate this DP does "
+                    f"not trust ({problem})",
+                    "the DP trusts only the CA pinned with --ca-file; start it with "
+                    "--ca-file NEW_CA if the site's certificate moved to another CA") from None
             raise SiteUnreachable(
                 f"cannot reach the site at {self.site_url}: {exc.__class__.__name__}: {exc}",
                 "check the site URL and that the site server is running; the DP retries",
@@ -183,7 +196,7 @@ def _parse_assignments(data: Any) -> AssignmentList:
         assignments = tuple(_parse_assignment(a) for a in data["assignments"])
         sources = tuple(str(s) for s in data.get("sources") or ())
         return AssignmentList(str(data.get("dp", "")), int(data.get("validate_interval") or 0),
-                              sources, assignments)
+                              sources, assignments, data.get("signing_keys"))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise IntegrityError(f"the site's assignment list is malformed: {exc!r}",
                              "the site and DP may run different versions") from None

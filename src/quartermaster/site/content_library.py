@@ -99,20 +99,27 @@ def check_source_folder(source: Path) -> Path:
         raise SourceError(f"source folder {source} does not exist",
                           "check the path; it is read by the site server, on its host")
     if source.is_symlink() or not source.is_dir():
-        raise SourceError(f"source {source} is not a folder", "give the folder that holds the files")
+        raise SourceError(f"source {source} is not a folder",
+                          "give the folder that holds the files")
     return source
 
 
 def walk_source(root: Path) -> list[tuple[str, Path]]:
-    """Every regular file under root as (relative POSIX path, path), sorted, or a SourceError."""
+    """Every regular file under root as (relative POSIX path, path), sorted, or a SourceError.
+
+    The whole tree is checked before a single byte is stored, so a refused source leaves
+    nothing in the content library.
+    """
     found: list[tuple[str, Path]] = []
+    folded: dict[str, str] = {}  # casefolded path -> path, files and folders alike
     pending = [(root, "")]
     while pending:
         folder, prefix = pending.pop()
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except PermissionError:
-            raise SourceError(f"cannot read folder {folder}", "give the site server read access") from None
+            raise SourceError(f"cannot read folder {folder}",
+                              "give the site server read access") from None
         for entry in entries:
             rel = f"{prefix}{entry.name}"
             problem = relpath_problem(rel)
@@ -122,9 +129,19 @@ def walk_source(root: Path) -> list[tuple[str, Path]]:
             if entry.is_symlink():
                 raise SourceError(f"source entry {rel!r} is a symbolic link",
                                   "replace the link with the file it points to")
+            other = folded.setdefault(rel.casefold(), rel)
+            if other != rel:
+                raise SourceError(f"source entries {other!r} and {rel!r} differ only by letter "
+                                  "case", "rename one: Windows and macOS clients cannot hold "
+                                  "both")
             if entry.is_dir(follow_symlinks=False):
                 pending.append((Path(entry.path), rel + "/"))
             elif entry.is_file(follow_symlinks=False):
+                if entry.stat(follow_symlinks=False).st_nlink > 1:
+                    raise SourceError(f"source file {rel!r} is a hard link (it has other names, "
+                                      "possibly outside the source folder)",
+                                      "replace it with a copy: `cp --remove-destination` or "
+                                      "copy it in again")
                 found.append((rel, Path(entry.path)))
             else:
                 raise SourceError(f"source entry {rel!r} is not a regular file (device, pipe "

@@ -6,10 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quartermaster.core.signing import PublicKey, SigningKey
+from quartermaster.core.signing import PublicKey
+from quartermaster.core.tls import ServerTLS
 from quartermaster.site.content_library import ContentLibrary
 from quartermaster.site.db import Database
 from quartermaster.site.home import SiteConfig, SiteHome, content_url
+from quartermaster.site.keys import SiteKeys
 
 
 @dataclass
@@ -17,15 +19,16 @@ class SiteContext:
     home: SiteHome
     config: SiteConfig
     db: Database
-    key: SigningKey
+    key: SiteKeys  # signs with every active key (see site/keys.py)
     library: ContentLibrary
+    tls: ServerTLS | None = None  # set by `qm site serve --tls-cert/--tls-key`
     _listeners: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     def open(cls, root: Path) -> SiteContext:
         home = SiteHome(root)
         config = home.load_config()
-        return cls(home, config, Database(config.database_url), SigningKey.load(home.signing_key_path),
+        return cls(home, config, Database(config.database_url), SiteKeys(home.keys),
                    ContentLibrary(home.library))
 
     @property
@@ -37,7 +40,8 @@ class SiteContext:
         return content_url(self.config)
 
     def trusted_keys(self) -> list[PublicKey]:
-        return [self.key.public]
+        """The active signing keys: primary first, then keys still in a rotation's overlap."""
+        return self.key.public_keys()
 
     def on_distribution_change(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)

@@ -95,6 +95,9 @@ def assign_version(session: Session, version: PackageVersion) -> None:
 def distribute(session: Session, package_id: str, dp_names: list[str]) -> None:
     for name in dp_names:
         dp = get_dp(session, name)
+        if dp.state != "active":
+            raise Conflict(f"distribution point {name!r} is retired",
+                           f"enroll it again first: `qm dp reenroll {name}`")
         if session.get(PackageDP, (package_id, dp.id)) is None:
             session.add(PackageDP(package_id=package_id, dp_id=dp.id))
             session.flush()
@@ -135,6 +138,44 @@ def authenticate_dp(session: Session, credential: str) -> DistributionPoint:
     return dp
 
 
+def retire_dp(session: Session, name: str) -> DistributionPoint:
+    """Take a DP out of service: its credential and any enrollment token stop working, and
+    clients are no longer sent to it. Its copies count as unverified from now on."""
+    dp = _not_embedded(get_dp(session, name), "retire")
+    dp.state = "retired"
+    dp.credential_hash = None
+    dp.enrollment_token_hash = None
+    _unverify_content(session, dp)
+    return dp
+
+
+def reenroll_dp(session: Session, name: str) -> str:
+    """A new one-time enrollment token for a DP (retired, or with a lost credential); the
+    old credential stops working now, and its copies wait until it has re-hashed them."""
+    dp = _not_embedded(get_dp(session, name), "re-enroll")
+    token = "qme_" + secrets.token_urlsafe(24)
+    dp.state = "active"
+    dp.credential_hash = None
+    dp.enrollment_token_hash = token_hash(token)
+    _unverify_content(session, dp)
+    return token
+
+
+def _not_embedded(dp: DistributionPoint, what: str) -> DistributionPoint:
+    if dp.embedded:
+        raise Conflict(f"the site's own distribution point {dp.name!r} cannot be told to {what}",
+                       "run the site with `qm site serve --no-dp` to stop serving content")
+    return dp
+
+
+def _unverify_content(session: Session, dp: DistributionPoint) -> None:
+    """What a DP held while out of our hands is offered again only after a full re-hash."""
+    for content in session.scalars(select(DPContent).where(DPContent.dp_id == dp.id)):
+        content.state = "pending"
+        content.validate_requested = True
+        content.updated = utcnow()
+
+
 def assignments(ctx: SiteContext, session: Session, dp: DistributionPoint) -> dict[str, Any]:
     dp.last_contact = utcnow()
     rows = session.execute(select(DPContent, PackageVersion)
@@ -155,6 +196,10 @@ def assignments(ctx: SiteContext, session: Session, dp: DistributionPoint) -> di
 
 def record_report(session: Session, dp: DistributionPoint, report: dict[str, Any]) -> None:
     dp.last_contact = utcnow()
+    if report.get("free_bytes") is not None:  # disk use, as the DP's store sees it
+        dp.free_bytes = int(report["free_bytes"])
+    if report.get("used_bytes") is not None:
+        dp.used_bytes = int(report["used_bytes"])
     for item in report.get("contents", []):
         version = session.scalar(select(PackageVersion).where(
             PackageVersion.package_hash == item["package_hash"]))
@@ -230,6 +275,14 @@ def request_validation(session: Session, dp_name: str, package_id: str | None) -
     return len(rows)
 
 
+def validate_dp(ctx: SiteContext, dp_name: str, package_id: str | None = None) -> int:
+    """Ask a DP to re-hash its copies (of one package, or all); how many versions it will."""
+    with ctx.db.session() as session:
+        count = request_validation(session, dp_name, package_id)
+    ctx.distribution_changed()
+    return count
+
+
 def content_locations(session: Session, package_hash: str, client_ips: list[str]) -> list[dict[str, str]]:
     """DPs with an installed copy: those whose boundary holds the client first, then fallbacks."""
     rows = session.execute(select(DistributionPoint).join(
@@ -263,6 +316,7 @@ def list_dps(session: Session) -> list[dict[str, Any]]:
             "name": dp.name, "url": dp.url, "boundaries": dp.boundaries, "fallback": dp.fallback,
             "embedded": dp.embedded, "state": dp.state, "enrolled": dp.credential_hash is not None,
             "last_contact": dp.last_contact.isoformat() if dp.last_contact else None,
+            "free_bytes": dp.free_bytes, "used_bytes": dp.used_bytes,
             "content": dp_content(session, dp),
         })
     return result

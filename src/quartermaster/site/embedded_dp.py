@@ -8,16 +8,19 @@ a poll.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+from dataclasses import replace
 from pathlib import Path
 
 from quartermaster.dp.agent import DPAgent, enroll
-from quartermaster.dp.home import DPHome
+from quartermaster.dp.home import DPHome, DPIdentity
 from quartermaster.dp.site_link import SiteUnreachable
 from quartermaster.site.context import SiteContext
 from quartermaster.site.home import public_url
 
 ENROLLMENT_TOKEN = "enrollment.token"
 POLL_INTERVAL = 30.0
+LOCK_FILE = "embedded-dp.lock"
 
 
 class EmbeddedDP:
@@ -26,6 +29,19 @@ class EmbeddedDP:
         self.home = DPHome(ctx.home.dp_home)
         self.agent: DPAgent | None = None
         ctx.on_distribution_change(self.wake)
+
+    def claim(self) -> bool:
+        """Take this home's embedded DP for this process, for as long as it runs. False when
+        another site process serving the same home already runs it (docs/operations.md)."""
+        self.home.root.mkdir(parents=True, exist_ok=True)
+        handle = open(self.home.root / LOCK_FILE, "a")  # noqa: SIM115 (held while serving)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._claim = handle
+        return True
 
     @property
     def store_root(self) -> Path:
@@ -39,13 +55,27 @@ class EmbeddedDP:
             token = (self.home.root / ENROLLMENT_TOKEN).read_text().strip()
             try:
                 identity = await asyncio.to_thread(enroll, self.home, public_url(self.ctx.config),
-                                                   token, self.ctx.content_url)
+                                                   token, self.ctx.content_url, self._ca())
             except SiteUnreachable:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         (self.home.root / ENROLLMENT_TOKEN).unlink(missing_ok=True)
+        identity = self._follow_site(identity)
         self.agent = DPAgent(self.home, identity, poll_interval=POLL_INTERVAL)
         await self.agent.run_async()
+
+    def _ca(self) -> Path | None:
+        """With TLS, the embedded DP trusts the site's own certificate (partial chain)."""
+        return self.ctx.tls.cert if self.ctx.tls is not None else None
+
+    def _follow_site(self, identity: DPIdentity) -> DPIdentity:
+        """The site's URL and certificate may change between starts (e.g. TLS turned on)."""
+        ca = self._ca()
+        changed = self.home.pin_ca(replace(identity, site_url=public_url(self.ctx.config)),
+                                   ca.read_bytes() if ca is not None else None)
+        if changed != identity:
+            self.home.save_identity(changed)
+        return changed
 
     def wake(self) -> None:
         if self.agent is not None:

@@ -3,7 +3,8 @@
     config.json         site code, name, database URL, listen addresses
     site.db             the embedded SQLite database (default)
     library/            the content library (the store layout of core.store_layout)
-    keys/signing.key    the Ed25519 key that signs manifests and policy (0600)
+    keys/               the Ed25519 keys that sign manifests and policy (0700; see site/keys.py)
+      signing.key       the primary key (0600); overlap/ holds keys in a rotation's overlap
     admin.token         the first administrator's API token (0600)
     dp/                 the home of the site's embedded distribution point
     logs/               component logs of the site server
@@ -32,6 +33,7 @@ class SiteConfig:
     public_url: str = ""  # how clients reach the API; default: http://<listen>
     content_url: str = ""  # how clients reach the embedded DP; default: http://<content_listen>
     policy_lifetime_days: int = 7
+    tls: bool = False  # set in memory by `qm site serve --tls-cert`: default URLs are https
     poll_interval: int = 3600
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -43,6 +45,7 @@ class SiteHome:
     config_path = property(lambda self: self.root / "config.json")
     database_path = property(lambda self: self.root / "site.db")
     library = property(lambda self: self.root / "library")
+    keys = property(lambda self: self.root / "keys")
     signing_key_path = property(lambda self: self.root / "keys" / "signing.key")
     admin_token_path = property(lambda self: self.root / "admin.token")
     dp_home = property(lambda self: self.root / "dp")
@@ -53,7 +56,8 @@ class SiteHome:
 
     def load_config(self) -> SiteConfig:
         if not self.exists():
-            raise NotFound(f"{self.root} is not a site home", f"run `qm site init --home {self.root}`")
+            raise NotFound(f"{self.root} is not a site home",
+                           f"run `qm site init --home {self.root}`")
         data = json.loads(self.config_path.read_text())
         known = {k: v for k, v in data.items() if k in SiteConfig.__dataclass_fields__}
         return SiteConfig(**known)
@@ -76,9 +80,14 @@ def content_listen(config: SiteConfig) -> str:
     return f"{host}:{port + 1}"
 
 
+def _scheme(config: SiteConfig) -> str:
+    return "https" if config.tls else "http"
+
+
 def public_url(config: SiteConfig) -> str:
-    return config.public_url or f"http://{config.listen}"
+    return config.public_url or f"{_scheme(config)}://{config.listen}"
 
 
 def content_url(config: SiteConfig) -> str:
-    return config.content_url or f"http://{content_listen(config)}"
+    return config.content_url or f"{_scheme(config)}://{content_listen(config)}"
+

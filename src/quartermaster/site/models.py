@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -68,15 +69,59 @@ class Counter(Base):
     value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class Account(Base):
+    """A person or script that administers the site; its role decides what it may do.
+
+    Accounts are disabled, never deleted, so the audit log always names a real account.
+    """
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # admin | operator | viewer
+    password_hash: Mapped[str | None] = mapped_column(String(200), default=None)  # argon2id
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    password_changed: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class ApiToken(Base):
+    """An API token of an account: only its SHA-256 is stored; its role is the account's."""
+
     __tablename__ = "api_tokens"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))  # a label, e.g. "ci"
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    role: Mapped[str] = mapped_column(String(20), default="admin")
     created: Mapped[datetime] = mapped_column(default=utcnow)
     expires: Mapped[datetime | None] = mapped_column(default=None)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SiteSetting(Base):
+    """A site-wide setting, in the database so that every site process sees the same value."""
+
+    __tablename__ = "site_settings"
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(100), default="")
+
+
+class AuditEntry(Base):
+    """Who changed what: one row per change attempted through the admin API (site/audit.py)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_account_time", "account", "time"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    account: Mapped[str] = mapped_column(String(100))  # account name, or "client <GUID>"
+    action: Mapped[str] = mapped_column(String(50), index=True)
+    target: Mapped[str] = mapped_column(String(300), default="")
+    outcome: Mapped[str] = mapped_column(String(30), default="started")
+    status: Mapped[int | None] = mapped_column(Integer, default=None)
+    source: Mapped[str] = mapped_column(String(100), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class Package(Base):
@@ -126,6 +171,8 @@ class Program(Base):
 
 class Client(Base):
     __tablename__ = "clients"
+    # Active clients (approved, asked for policy lately) are counted from this index alone.
+    __table_args__ = (Index("ix_clients_approval_policy", "approval", "last_policy_request"),)
     client_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hostname: Mapped[str] = mapped_column(String(255), index=True)
@@ -136,6 +183,10 @@ class Client(Base):
     agent_version: Mapped[str] = mapped_column(String(50), default="")
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     approval: Mapped[str] = mapped_column(String(20), default="approved", index=True)
+    # Re-keying (site/client_access.py): the old secret then only buys a new one, which
+    # replaces it the first time the client uses it.
+    rekey_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    next_secret_hash: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)
     registered: Mapped[datetime] = mapped_column(default=utcnow)
     last_policy_request: Mapped[datetime | None] = mapped_column(default=None, index=True)
     last_status_time: Mapped[datetime | None] = mapped_column(default=None)
@@ -159,6 +210,51 @@ class CollectionMember(Base):
     reason: Mapped[str] = mapped_column(String(200), default="direct")
 
 
+class CollectionDirect(Base):
+    """A client an administrator added by ID; kept apart from the evaluated membership so
+    that re-evaluating rules never forgets it (an excluded direct member stays listed here)."""
+
+    __tablename__ = "collection_direct"
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id"), primary_key=True,
+                                           index=True)
+    added: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CollectionRule(Base):
+    """A query rule of a collection in its canonical text (it parses back to the same rule).
+
+    Not unique in the database: a rule may be 4,000 characters, longer than PostgreSQL
+    indexes; membership.py refuses a duplicate under its lock."""
+
+    __tablename__ = "collection_rules"  # one text per collection, checked by membership.py
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    added: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CollectionLink(Base):
+    """An included or excluded collection; one link per pair, so a collection cannot both
+    include and exclude the same other collection."""
+
+    __tablename__ = "collection_links"
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), primary_key=True)
+    other_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), primary_key=True,
+                                          index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # include | exclude
+
+
+class MaintenanceWindow(Base):
+    """A maintenance window of a collection, in the normalized text policy carries."""
+
+    __tablename__ = "maintenance_windows"
+    __table_args__ = (UniqueConstraint("collection_id", "text"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), index=True)
+    text: Mapped[str] = mapped_column(String(200))
+
+
 class Deployment(Base):
     __tablename__ = "deployments"
     deployment_id: Mapped[str] = mapped_column(String(8), primary_key=True)
@@ -171,6 +267,14 @@ class Deployment(Base):
     rerun: Mapped[str] = mapped_column(String(20), default="if-failed")
     state: Mapped[str] = mapped_column(String(20), default="active")  # active|paused|cancelled
     created: Mapped[datetime] = mapped_column(default=utcnow)
+    override_maintenance: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                       server_default=false())
+    # A phased rollout: PhasePlan.to_dict(); None runs to the whole collection at once.
+    phase_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Between evaluations: {"released": phases released, "accepted_failures": {phase: n}}.
+    rollout: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+    collection: Mapped[Collection] = relationship()
 
 
 class DeploymentClient(Base):
@@ -195,17 +299,22 @@ class StatusMessageRow(Base):
         Index("ix_status_messages_deployment_time", "deployment_id", "time"),
         Index("ix_status_messages_client_time", "client_id", "time"),
         Index("ix_status_messages_message_time", "message_id", "time"),
+        # The status message viewer filters on each of these and sorts by time.
+        Index("ix_status_messages_severity_time", "severity", "time"),
+        Index("ix_status_messages_package_time", "package_id", "time"),
+        Index("ix_status_messages_dp_time", "dp_name", "time"),
+        Index("ix_status_messages_component_time", "component", "time"),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True)
     uid: Mapped[str] = mapped_column(String(120), unique=True)
     message_id: Mapped[int] = mapped_column(Integer)
-    severity: Mapped[str] = mapped_column(String(20), index=True)
+    severity: Mapped[str] = mapped_column(String(20))
     component: Mapped[str] = mapped_column(String(50))
     client_id: Mapped[str | None] = mapped_column(String(36), default=None)
     dp_name: Mapped[str] = mapped_column(String(100), default="")
     deployment_id: Mapped[str | None] = mapped_column(String(8), default=None)
-    package_id: Mapped[str | None] = mapped_column(String(8), default=None, index=True)
+    package_id: Mapped[str | None] = mapped_column(String(8), default=None)
     insertion_strings: Mapped[list[Any]] = mapped_column(JSON, default=list)
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     text: Mapped[str] = mapped_column(Text, default="")
@@ -225,6 +334,9 @@ class DistributionPoint(Base):
     credential_hash: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)
     state: Mapped[str] = mapped_column(String(20), default="active")  # active|retired
     last_contact: Mapped[datetime | None] = mapped_column(default=None)
+    # Disk use of the DP's store as of its last report (None until it reports).
+    free_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    used_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -237,7 +349,8 @@ class PackageDP(Base):
 
 
 class DPContent(Base):
-    """A package version on a DP: pending → distributing → installed | failed | validation_failed."""
+    """A package version on a DP: pending → distributing → installed | failed |
+    validation_failed."""
 
     __tablename__ = "dp_content"
     dp_id: Mapped[int] = mapped_column(ForeignKey("distribution_points.id"), primary_key=True)

@@ -118,6 +118,37 @@ def add_program(ctx: SiteContext, package_id: str, spec: ProgramSpec) -> dict[st
     return {"package_id": package_id, "program": spec.to_dict()}
 
 
+
+def distribute_package(ctx: SiteContext, package_id: str, dp_names: list[str]) -> dict[str, Any]:
+    """Send a package to DPs (the REST API and the console both call this)."""
+    with ctx.db.session() as session:
+        get_package(session, package_id)
+        distribution.distribute(session, package_id, dp_names)
+    ctx.distribution_changed()
+    return show_package(ctx, package_id)
+
+
+def remove_package_from_dps(ctx: SiteContext, package_id: str,
+                            dp_names: list[str]) -> dict[str, Any]:
+    """Take a package off DPs; their copies are deleted at the DPs' next poll."""
+    with ctx.db.session() as session:
+        get_package(session, package_id)
+        for name in dp_names:
+            distribution.remove_from_dp(session, package_id, name)
+    ctx.distribution_changed()
+    return show_package(ctx, package_id)
+
+
+def redistribute(ctx: SiteContext, package_id: str, dp_name: str) -> dict[str, Any]:
+    """SMS's "Redistribute": make sure the DP carries the newest version, then have it re-hash
+    its copy and fetch again every blob that is missing or no longer matches."""
+    with ctx.db.session() as session:
+        get_package(session, package_id)
+        distribution.distribute(session, package_id, [dp_name])
+        distribution.request_validation(session, dp_name, package_id)
+    ctx.distribution_changed()
+    return show_package(ctx, package_id)
+
 def list_packages(ctx: SiteContext, search: str = "", limit: int = 100,
                   offset: int = 0) -> list[dict[str, Any]]:
     with ctx.db.session() as session:

@@ -10,19 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import uvicorn
 from aiohttp import web
+from fastapi import APIRouter
+from sqlalchemy import select
 
 from quartermaster.core.errors import QMError
+from quartermaster.core.tls import ServerTLS
 from quartermaster.dp.content_server import StoreMount, create_content_app, start_content_server
 from quartermaster.site import distribution
 from quartermaster.site.api.app import create_app
 from quartermaster.site.context import SiteContext
-from quartermaster.site.home import content_listen, split_listen
 from quartermaster.site.embedded_dp import EmbeddedDP
+from quartermaster.site.home import content_listen, split_listen
+from quartermaster.site.models import DistributionPoint
 
 
 class _Server(uvicorn.Server):
@@ -33,14 +37,24 @@ class _Server(uvicorn.Server):
         yield
 
 
-def serve(root: Path, listen: str | None, content: str | None, embedded_dp: bool = True) -> None:
+Face = Callable[[SiteContext], APIRouter]
+
+
+def serve(root: Path, listen: str | None, content: str | None, embedded_dp: bool = True,
+          tls: ServerTLS | None = None, faces: Sequence[Face] = ()) -> None:
+    """`tls` serves both planes over https with one certificate (docs/security.md, "TLS").
+
+    `faces` are more routers on the API port, each built from the context (the web console:
+    the caller passes it in, so the site does not depend on its faces)."""
     ctx = SiteContext.open(root)
     if listen:
         ctx.config.listen = listen
     if content:
         ctx.config.content_listen = content
+    ctx.tls = tls
+    ctx.config.tls = tls is not None
     try:
-        asyncio.run(_serve(ctx, embedded_dp))
+        asyncio.run(_serve(ctx, embedded_dp, faces))
     finally:
         ctx.close()
 
@@ -63,22 +77,55 @@ def _library_auth(ctx: SiteContext):  # type: ignore[no-untyped-def]
     return auth
 
 
-async def _serve(ctx: SiteContext, embedded_dp: bool) -> None:
+def _publish_embedded_url(ctx: SiteContext) -> None:
+    """Clients reach the embedded DP at the content URL of this start (http or https)."""
+    with ctx.db.session() as session:
+        for dp in session.scalars(select(DistributionPoint).where(
+                DistributionPoint.embedded.is_(True))):
+            if dp.url != ctx.content_url:
+                dp.url = ctx.content_url
+
+
+async def _serve(ctx: SiteContext, embedded_dp: bool, faces: Sequence[Face] = ()) -> None:
     host, port = split_listen(ctx.config.listen)
     content_host, content_port = split_listen(content_listen(ctx.config))
     dp = EmbeddedDP(ctx) if embedded_dp else None
+    if dp is not None and not dp.claim():
+        print("the embedded DP of this site home runs in another site process; this one "
+              "serves the APIs and the content library only", flush=True)
+        dp = None
     mounts = [StoreMount("/library", ctx.library.root, _library_auth(ctx))]
     if dp is not None:
         mounts.insert(0, StoreMount("", dp.store_root))
-    runner = await start_content_server(create_content_app(mounts), content_host, content_port)
-    config = uvicorn.Config(create_app(ctx), host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="off")
+    tls = ctx.tls
+    runner = await start_content_server(create_content_app(mounts), content_host, content_port,
+                                        ssl_context=tls.server_context() if tls else None)
+    app = create_app(ctx)
+    for face in faces:
+        app.include_router(face(ctx))
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                            access_log=False, lifespan="off",
+                            timeout_keep_alive=75,  # clients and DPs reuse connections
+                            # an idle TLS peer never answers close_notify: do not wait for ever
+                            timeout_graceful_shutdown=15,
+                            ssl_certfile=str(tls.cert) if tls else None,
+                            ssl_keyfile=str(tls.key) if tls else None)
     api = _Server(config)
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        """The embedded DP lets go of its connections first, so the API closes them at once."""
+        if dp is not None and dp.agent is not None:
+            dp.agent.stop()
+        api.should_exit = True
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: setattr(api, "should_exit", True))
-    print(f"site {ctx.site_code} serving API on http://{host}:{port} and content on "
-          f"http://{content_host}:{content_port}", flush=True)
+        loop.add_signal_handler(sig, stop)
+    scheme = "https" if tls else "http"
+    print(f"site {ctx.site_code} serving API on {scheme}://{host}:{port} and content on "
+          f"{scheme}://{content_host}:{content_port}", flush=True)
+    if dp is not None:
+        await asyncio.to_thread(_publish_embedded_url, ctx)
     dp_task = asyncio.create_task(dp.run()) if dp is not None else None
     try:
         await api.serve()

@@ -3,34 +3,37 @@
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from pathlib import Path
 
 from quartermaster.core.durable_files import write_atomic
 from quartermaster.core.errors import Conflict, InvalidInput
 from quartermaster.core.ids import check_site_code
-from quartermaster.core.signing import SigningKey
 from quartermaster.site import db
-from quartermaster.site.distribution import EMBEDDED_DP, add_dp, token_hash
+from quartermaster.site.accounts import check_password, create_account, create_token
+from quartermaster.site.distribution import EMBEDDED_DP, add_dp
 from quartermaster.site.home import SiteConfig, SiteHome, content_url, split_listen
-from quartermaster.site.models import ApiToken, Site
+from quartermaster.site.keys import create_first_key
+from quartermaster.site.models import Site
 
 EMBEDDED_ENROLLMENT = "enrollment.token"
 
 
 def init_site(root: Path, site_code: str, name: str, database_url: str | None = None,
-              listen: str = "127.0.0.1:8440") -> SiteHome:
+              listen: str = "127.0.0.1:8440", admin_password: str | None = None) -> SiteHome:
+    """`admin_password`, when given, lets the first `admin` account sign in to the console."""
     home = SiteHome(root)
     check_site_code(site_code)
     split_listen(listen)
+    if admin_password is not None:
+        check_password(admin_password)
     if home.exists():
         raise Conflict(f"{home.root} already holds a site", "choose another --home, or serve this one")
     if not name.strip():
         raise InvalidInput("a site needs a name", "pass --name")
     created_root = not home.root.exists()
     try:
-        _create(home, site_code, name, database_url, listen)
+        _create(home, site_code, name, database_url, listen, admin_password)
     except BaseException:
         if created_root:
             shutil.rmtree(home.root, ignore_errors=True)
@@ -38,7 +41,8 @@ def init_site(root: Path, site_code: str, name: str, database_url: str | None = 
     return home
 
 
-def _create(home: SiteHome, site_code: str, name: str, database_url: str | None, listen: str) -> None:
+def _create(home: SiteHome, site_code: str, name: str, database_url: str | None, listen: str,
+            admin_password: str | None) -> None:
     home.root.mkdir(parents=True, exist_ok=True)
     for folder in (home.library, home.logs, home.dp_home, home.signing_key_path.parent):
         folder.mkdir(parents=True, exist_ok=True)
@@ -46,8 +50,7 @@ def _create(home: SiteHome, site_code: str, name: str, database_url: str | None,
     config = SiteConfig(site_code=site_code, name=name.strip(), listen=listen,
                         database_url=database_url or db.sqlite_url(home.database_path))
     db.upgrade(config.database_url)
-    SigningKey.generate().save(home.signing_key_path)
-    token = "qma_" + secrets.token_urlsafe(32)
+    create_first_key(home.keys)
     database = db.Database(config.database_url)
     try:
         with database.session() as session:
@@ -55,7 +58,8 @@ def _create(home: SiteHome, site_code: str, name: str, database_url: str | None,
                 raise Conflict("that database already holds a site",
                                "give a new, empty database with --database")
             session.add(Site(site_code=site_code, name=config.name))
-            session.add(ApiToken(name="admin", token_hash=token_hash(token), role="admin"))
+            admin = create_account(session, "admin", "admin", admin_password)
+            _, token = create_token(session, admin, label="admin.token (qm site init)")
             dp_token = add_dp(session, EMBEDDED_DP, content_url(config), [], fallback=True,
                               embedded=True)
     finally:

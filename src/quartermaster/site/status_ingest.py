@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from quartermaster.core.errors import InvalidInput
 from quartermaster.core.status_catalog import CATALOG
 from quartermaster.site import distribution
+from quartermaster.site.deployments import reevaluate_rollouts
 from quartermaster.site.models import Client, DeploymentClient, StatusMessageRow, utcnow
 
 MAX_BATCH = 1000
@@ -63,10 +64,28 @@ def ingest(session: Session, client: Client, messages: list[dict[str, Any]]) -> 
     stmt = stmt.on_conflict_do_nothing(index_elements=["uid"]).returning(StatusMessageRow.uid)
     inserted = set(session.scalars(stmt, rows).all())
     fresh = [r for r in rows if r["uid"] in inserted]
+    _lock_roll_ups(session, client, fresh)
     for row in sorted(fresh, key=lambda r: r["time"]):
         _roll_up(session, client, row)
+    reevaluate_rollouts(session, {r["deployment_id"] for r in fresh if r["deployment_id"]})
     client.last_status_time = utcnow()
     return {"accepted": len(fresh), "duplicates": len(rows) - len(fresh)}
+
+
+def _lock_roll_ups(session: Session, client: Client, fresh: list[dict[str, Any]]) -> None:
+    """Lock this client's roll-up rows of the batch once, in key order, before applying it.
+
+    With several site processes two batches of one client may race; the row lock makes the
+    newer message win whichever commits last. Locking once (not per message) matters on
+    PostgreSQL: a row updated twice in one transaction makes its foreign-key check run and
+    share-lock the deployment row, which deadlocks against the rollout's row lock.
+    """
+    deployment_ids = sorted({r["deployment_id"] for r in fresh if r["deployment_id"]})
+    if deployment_ids:
+        session.scalars(select(DeploymentClient).where(
+            DeploymentClient.client_id == client.client_id,
+            DeploymentClient.deployment_id.in_(deployment_ids))
+            .order_by(DeploymentClient.deployment_id).with_for_update()).all()
 
 
 def _roll_up(session: Session, client: Client, row: dict[str, Any]) -> None:
@@ -94,11 +113,17 @@ def query_messages(session: Session, *, deployment_id: str | None = None, client
                    package_id: str | None = None, message_id: int | None = None,
                    severity: str | None = None, dp_name: str | None = None,
                    since: datetime | None = None, until: datetime | None = None,
-                   limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]:
+                   limit: int = 100, before_id: int | None = None,
+                   component: str | None = None,
+                   before_time: datetime | None = None) -> list[dict[str, Any]]:
+    """Newest first. Page with `before_id`, or, for pages that stay exact when messages
+    arrive late with older times, with `before_time` and `before_id` of the last row shown
+    (the rows after it in (time, id) order)."""
     query = select(StatusMessageRow).order_by(StatusMessageRow.time.desc(), StatusMessageRow.id.desc())
     filters = {StatusMessageRow.deployment_id: deployment_id, StatusMessageRow.client_id: client_id,
                StatusMessageRow.package_id: package_id, StatusMessageRow.message_id: message_id,
-               StatusMessageRow.severity: severity, StatusMessageRow.dp_name: dp_name}
+               StatusMessageRow.severity: severity, StatusMessageRow.dp_name: dp_name,
+               StatusMessageRow.component: component}
     for column, value in filters.items():
         if value is not None:
             query = query.where(column == value)
@@ -106,7 +131,11 @@ def query_messages(session: Session, *, deployment_id: str | None = None, client
         query = query.where(StatusMessageRow.time >= since)
     if until is not None:
         query = query.where(StatusMessageRow.time < until)
-    if before_id is not None:
+    if before_time is not None:
+        query = query.where(StatusMessageRow.time <= before_time, or_(
+            StatusMessageRow.time < before_time, and_(
+            StatusMessageRow.time == before_time, StatusMessageRow.id < (before_id or 0))))
+    elif before_id is not None:
         query = query.where(StatusMessageRow.id < before_id)
     return [message_dict(m) for m in session.scalars(query.limit(min(limit, 1000)))]
 

@@ -1,19 +1,38 @@
-"""What every route shares: the site context, authentication and the one error shape."""
+"""What every route shares: the site context, authentication, authorization, the audit trail
+and the one error shape.
+
+Every route declares the one action it performs, `require("package.create")` (or
+`allow(...)` in its decorator); `site/authorization.py` decides who may. A router built with
+`CheckedRoute` refuses, at import, a route that declares no action, and `AuditedRoute` (the
+admin API) writes an audit row around every change.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from quartermaster.core.errors import QMError, Unauthorized
+from quartermaster.site import accounts, audit, client_access, distribution
+from quartermaster.site.authorization import (
+    NOBODY,
+    Credential,
+    Principal,
+    authorize,
+    rule_for,
+)
 from quartermaster.site.context import SiteContext
-from quartermaster.site.distribution import token_hash
-from quartermaster.site.models import ApiToken, utcnow
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def get_ctx(request: Request) -> SiteContext:
@@ -23,31 +42,199 @@ def get_ctx(request: Request) -> SiteContext:
 
 Ctx = Annotated[SiteContext, Depends(get_ctx)]
 
+_MISSING_HINTS = {
+    Credential.ACCOUNT: "pass --token (or set QM_TOKEN): SITE_HOME/admin.token or a token "
+                        "from `qm token create`",
+    Credential.CLIENT: "send the client secret from registration as `Authorization: Bearer`",
+    Credential.DP: "send the DP credential from enrollment as `Authorization: Bearer`",
+}
 
-def bearer(request: Request) -> str:
+
+def bearer(request: Request, hint: str = _MISSING_HINTS[Credential.ACCOUNT]) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("this request needs a token",
-                           "pass --token (or set QM_TOKEN) with the site's admin.token")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("this request needs a credential", hint)
     return token.strip()
 
 
-def require_admin(request: Request, ctx: Ctx) -> ApiToken:
-    token = bearer(request)
+Identify = Callable[[Request, SiteContext, Credential], Principal]
+
+
+def identify_bearer(request: Request, ctx: SiteContext, credential: Credential) -> Principal:
+    """Who sent this request, from its `Authorization: Bearer` credential of the given kind."""
+    if credential is Credential.NONE:
+        return NOBODY
+    secret = bearer(request, _MISSING_HINTS[credential])
     with ctx.db.session() as session:
-        row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
-        if row is None or row.revoked or (row.expires is not None and row.expires < utcnow()):
-            raise Unauthorized("the token is not valid",
-                               "use the token in SITE_HOME/admin.token (--token @FILE reads a file)")
-        return row
+        if credential is Credential.ACCOUNT:
+            return accounts.authenticate_token(session, secret)
+        if credential is Credential.CLIENT:
+            return client_access.client_principal(session, secret)
+        dp = distribution.authenticate_dp(session, secret)
+        return Principal(Credential.DP, dp.name, "dp", dp_id=dp.id)
 
 
-Admin = Annotated[ApiToken, Depends(require_admin)]
+class Requirement:
+    """The dependency every route has: authenticate, authorize `action`, start the audit row.
+
+    `identify` is how the caller is recognized; the web console passes its own (a session
+    cookie) and gets the same authorization and audit as the REST API.
+    """
+
+    def __init__(self, action: str, identify: Identify = identify_bearer) -> None:
+        self.action = action
+        self.rule = rule_for(action)  # an unknown action fails at import, not at request
+        self.identify = identify
+
+    def __call__(self, request: Request, ctx: Ctx) -> Principal:
+        principal = self.identify(request, ctx, self.rule.credential)
+        request.state.principal = principal
+        audited = principal.kind is Credential.ACCOUNT and request.method not in SAFE_METHODS
+        try:
+            authorize(principal, self.action)
+        except QMError as exc:
+            if audited:
+                with ctx.db.session() as session:
+                    audit.record(session, principal, self.action, _target(request), audit.DENIED,
+                                 _source(request), _route_details(request), exc.http_status)
+            raise
+        if audited:
+            with ctx.db.session() as session:
+                request.state.audit_id = audit.begin(session, principal, self.action,
+                                                     _target(request), _source(request),
+                                                     _route_details(request))
+        return principal
+
+
+def require(action: str, identify: Identify = identify_bearer) -> Requirement:
+    return Requirement(action, identify)
+
+
+def allow(action: str) -> Any:
+    """For a route's decorator: `@router.get(path, dependencies=[allow("package.read")])`."""
+    return Depends(require(action))
+
+
+# Fail-closed default for a route that has not been given its own action yet: admins only.
+# The security matrix test (tests/security) fails on every route that still uses it.
+Admin = Annotated[Principal, Depends(require("legacy.admin_only"))]
+
+
+def requirement_of(route: APIRoute) -> Requirement | None:
+    """The action a route declares (searched through its nested dependencies)."""
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependant = pending.pop(0)
+        if isinstance(dependant.call, Requirement):
+            return dependant.call
+        pending.extend(dependant.dependencies)
+    return None
+
+
+class CheckedRoute(APIRoute):
+    """A route that cannot exist without declaring its action."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if requirement_of(self) is None:
+            raise TypeError(f"route {sorted(self.methods or ())} {self.path} declares no action: "
+                            "add require(ACTION) or allow(ACTION) (site/authorization.py)")
+
+
+class AuditedRoute(CheckedRoute):
+    """An admin API route: a change it makes is completed in the audit log."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def audited(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except Exception as exc:
+                await _finish(request, _failure_status(exc), None,
+                              {"error": getattr(exc, "code", type(exc).__name__)})
+                raise
+            await _finish(request, response.status_code, response, {})
+            return response
+
+        return audited
+
+
+async def _finish(request: Request, status: int, response: Response | None,
+                  details: dict[str, Any]) -> None:
+    entry_id = getattr(request.state, "audit_id", None)
+    if entry_id is None:
+        return
+    try:
+        body = await request.body()  # already read (and kept) by the route
+        if body:
+            details = {"request": _request_details(request, body), **details}
+    except (RuntimeError, ValueError):
+        details = {"request": "(not JSON)", **details}
+    target = getattr(request.state, "created_object", "") or (
+        _created_object(response) if response is not None else "")
+    outcome = (audit.OK if status < 400 else audit.DENIED if status in (401, 403)
+               else audit.FAILED)
+    ctx = get_ctx(request)
+
+    def write() -> None:
+        with ctx.db.session() as session:
+            audit.finish(session, entry_id, outcome, status, target, details)
+
+    await run_in_threadpool(write)
+
+
+def _request_details(request: Request, body: bytes) -> Any:
+    """The request body for the audit row: JSON, or the fields of a console form."""
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    return json.loads(body)
+
+
+def _failure_status(exc: Exception) -> int:
+    if isinstance(exc, QMError):
+        return exc.http_status
+    if isinstance(exc, RequestValidationError):
+        return 422
+    if isinstance(exc, StarletteHTTPException):
+        return exc.status_code
+    return 500
+
+
+_ID_KEYS = ("package_id", "deployment_id", "client_id", "id", "name")
+
+
+def _created_object(response: Response) -> str:
+    """For a route that creates something, the new object's ID from its answer."""
+    if response.status_code >= 400 or response.media_type != "application/json":
+        return ""
+    try:
+        answer = json.loads(bytes(response.body))
+    except (ValueError, AttributeError):
+        return ""
+    if not isinstance(answer, dict):
+        return ""
+    return next((str(answer[k]) for k in _ID_KEYS if isinstance(answer.get(k), str | int)), "")
+
+
+def _target(request: Request) -> str:
+    return "/".join(str(v) for v in request.path_params.values())
+
+
+def _source(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _route_details(request: Request) -> dict[str, Any]:
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    return {"route": f"{request.method} {path}"}
 
 
 def error_response(status: int, code: str, message: str, hint: str = "") -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "hint": hint}}, status_code=status)
+    return JSONResponse({"error": {"code": code, "message": message, "hint": hint}},
+                        status_code=status)
 
 
 async def qm_error_handler(_request: Request, exc: Exception) -> JSONResponse:

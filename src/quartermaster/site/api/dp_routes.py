@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from quartermaster.site import distribution
-from quartermaster.site.api.common import Ctx, bearer
+from quartermaster.site.api.common import CheckedRoute, Ctx, allow, require
+from quartermaster.site.authorization import Principal
 
-router = APIRouter(prefix="/api/dp/v1")
+router = APIRouter(prefix="/api/dp/v1", route_class=CheckedRoute)
 
 
 class EnrollBody(BaseModel):
@@ -19,15 +21,23 @@ class EnrollBody(BaseModel):
     url: str | None = Field(default=None, max_length=2000)
 
 
-def dp_id_of(request: Request, ctx: Ctx) -> int:
-    with ctx.db.session() as session:
-        return distribution.authenticate_dp(session, bearer(request)).id
+def _dp_id(action: str) -> Callable[..., int]:
+    """The authenticated DP's database ID, once `action` is allowed for it."""
+    requirement = require(action)
+
+    # A default, not Annotated: a string annotation cannot name this closure variable.
+    def dp_id(principal: Principal = Depends(requirement)) -> int:  # noqa: B008
+        assert principal.dp_id is not None
+        return principal.dp_id
+
+    return dp_id
 
 
-DPId = Annotated[int, Depends(dp_id_of)]
+SyncingDP = Annotated[int, Depends(_dp_id("dp_api.sync"))]
+ReportingDP = Annotated[int, Depends(_dp_id("dp_api.report"))]
 
 
-@router.post("/enroll")
+@router.post("/enroll", dependencies=[allow("dp_api.enroll")])
 def enroll(body: EnrollBody, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         dp, credential = distribution.enroll(session, body.enrollment_token, body.url)
@@ -37,38 +47,43 @@ def enroll(body: EnrollBody, ctx: Ctx) -> dict[str, Any]:
 
 
 @router.get("/assignments")
-def assignments(dp_id: DPId, ctx: Ctx) -> dict[str, Any]:
+def assignments(dp_id: SyncingDP, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         dp = session.get(distribution.DistributionPoint, dp_id)
         assert dp is not None
-        return distribution.assignments(ctx, session, dp)
+        answer = distribution.assignments(ctx, session, dp)
+    answer["signing_keys"] = ctx.key.key_list_envelope(ctx.site_code)  # DPs follow rotations
+    return answer
 
 
 @router.get("/manifests/{package_hash}")
-def manifest(package_hash: str, _: DPId, ctx: Ctx) -> dict[str, Any]:
+def manifest(package_hash: str, _: SyncingDP, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         return distribution.manifest_envelope(session, package_hash)
+
+
+MAX_BYTES = 2**62  # within a SQL BIGINT
 
 
 class ContentReport(BaseModel):
     package_hash: str = Field(min_length=64, max_length=64)
     state: str = Field(pattern="^(distributing|installed|failed)$")
-    bytes_done: int = Field(default=0, ge=0)
-    bytes_total: int = Field(default=0, ge=0)
-    bytes_transferred: int = Field(default=0, ge=0)
+    bytes_done: int = Field(default=0, ge=0, le=MAX_BYTES)
+    bytes_total: int = Field(default=0, ge=0, le=MAX_BYTES)
+    bytes_transferred: int = Field(default=0, ge=0, le=MAX_BYTES)
     reason: str = Field(default="", max_length=2000)
     validated: bool = False
-    bad_blobs: int = Field(default=0, ge=0)
+    bad_blobs: int = Field(default=0, ge=0, le=MAX_BYTES)
 
 
 class ReportBody(BaseModel):
-    free_bytes: int | None = Field(default=None, ge=0)
-    used_bytes: int | None = Field(default=None, ge=0)
+    free_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES)
+    used_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES)
     contents: list[ContentReport] = Field(default_factory=list, max_length=10000)
 
 
 @router.post("/report")
-def report(body: ReportBody, dp_id: DPId, ctx: Ctx) -> dict[str, Any]:
+def report(body: ReportBody, dp_id: ReportingDP, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         dp = session.get(distribution.DistributionPoint, dp_id)
         assert dp is not None

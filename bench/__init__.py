@@ -1,0 +1,1 @@
+"""Benchmarks and the fleet simulator (see docs/performance.md)."""

@@ -1,0 +1,456 @@
+"""Byte-speed benchmarks: Quartermaster's data path against baselines measured in the same run.
+
+    python bench/bytes.py                 # everything, 1 GiB, 3 repeats (about 10 minutes)
+    python bench/bytes.py --only client,serve --size-mib 256 --repeats 1
+
+Each row is a ratio against a baseline measured on the same data, on 127.0.0.1, in this
+run, so the figures say how close the code is to what the machine can do (docs/
+performance.md). Times are the median of --repeats runs after one warm-up; the page cache
+is warm for both sides of every comparison. Needs `curl`, `openssl` and, for the serving
+rows, `nginx` (`apt-get install -y nginx`); a row whose tool is missing is skipped.
+
+- client: `BlobFetcher.fetch` (download, hash, write, fsync, rename) of one blob from the
+  DP's content server, against `curl -s URL | openssl dgst -sha256` from the same server
+  (goal ≥ 1.5×) and against `hashlib.sha256` over the same bytes in memory (goal ≥ 0.85×);
+  with and without the fsyncs, to show what they cost.
+- serve: the DP content server (aiohttp, sendfile) against nginx over the same store, to
+  1 and to 32 concurrent `curl -o /dev/null` (goal ≥ 1×, aggregate bytes per second).
+- memory: the DP content server's RSS with 1,000 concurrent downloads open (goal: flat,
+  < 300 MB).
+- snapshot: `ContentLibrary.snapshot` of a folder of 1,000 files against `openssl dgst
+  -sha256` over the same files (goal ≥ 1×); with and without the fsyncs.
+- delta: a real site, DP and client; version 2 changes 1 of 1,000 files: bytes the DP and
+  the client moved (status 2330 and 10036) against the changed file's size (goal ≤ 1.05).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+MIB = 1 << 20
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def median_time(run: Callable[[], Any], repeats: int, warm_up: bool = True) -> float:
+    if warm_up:
+        run()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def write_random(path: Path, size: int) -> str:
+    """A file of random bytes; its SHA-256."""
+    digest = hashlib.sha256()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 8 * MIB))
+            digest.update(chunk)
+            handle.write(chunk)
+            left -= len(chunk)
+    return digest.hexdigest()
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=2)
+            conn.request("GET", parts.path or "/")
+            conn.getresponse().read()
+            conn.close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+@contextlib.contextmanager
+def dp_content_server(store: Path) -> Iterator[tuple[str, int]]:
+    """The DP's own content server (the code `qm dp serve` runs) over `store`."""
+    port = free_port()
+    code = ("import sys; from pathlib import Path; from quartermaster.dp.content_server import "
+            "StoreMount, create_content_app, run_content_server; run_content_server("
+            "create_content_app([StoreMount('', Path(sys.argv[1]))]), '127.0.0.1', "
+            "int(sys.argv[2]))")
+    proc = subprocess.Popen([PY, "-c", code, str(store), str(port)])
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}", proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def nginx_server(store: Path, work: Path) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    prefix = work / "nginx"
+    prefix.mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(f"""
+user root;
+worker_processes auto;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    default_type application/octet-stream;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {store};
+        location = /healthz {{ return 200 "ok"; }}
+    }}
+}}
+""")
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(prefix)])
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}", proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def store_blob(store: Path, source: Path, sha256: str) -> str:
+    """Put `source` into a store under its hash; the blob's URL path."""
+    from quartermaster.core.store_layout import blob_path
+
+    target = blob_path(store, sha256)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        os.link(source, target)
+    return "/" + target.relative_to(store).as_posix()
+
+
+@contextlib.contextmanager
+def without_fsync() -> Iterator[None]:
+    """Turn the data path's fsyncs into no-ops in this process (to show what they cost)."""
+    from quartermaster.core import blob_transfer
+    from quartermaster.site import content_library
+
+    saved = (os.fsync, blob_transfer.fsync_dir, content_library.fsync_dir)
+    os.fsync = lambda fd: None  # type: ignore[assignment]
+    blob_transfer.fsync_dir = content_library.fsync_dir = lambda path: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        os.fsync, blob_transfer.fsync_dir, content_library.fsync_dir = saved
+
+
+class Bench:
+    def __init__(self, work: Path, size: int, repeats: int) -> None:
+        self.work, self.size, self.repeats = work, size, repeats
+        self.rows: list[dict[str, Any]] = []
+        self.store = work / "store"
+        self.blob = work / "blob.bin"
+        if not self.blob.exists() or self.blob.stat().st_size != size:
+            self.log(f"writing {size // MIB} MiB of random bytes")
+            self.sha256 = write_random(self.blob, size)
+            (work / "blob.sha256").write_text(self.sha256)
+        else:
+            self.sha256 = (work / "blob.sha256").read_text().strip()
+        self.path = store_blob(self.store, self.blob, self.sha256)
+
+    @staticmethod
+    def log(text: str) -> None:
+        print(f"[bytes {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    def row(self, what: str, ours: float, baseline_name: str, baseline: float, goal: str,
+            unit: str = "s", ratio: float | None = None) -> None:
+        ratio = baseline / ours if ratio is None else ratio
+        self.rows.append({"what": what, "ours": round(ours, 3), "baseline": baseline_name,
+                          "baseline_value": round(baseline, 3), "unit": unit,
+                          "ratio": round(ratio, 2), "goal": goal})
+        self.log(f"{what}: {ours:.3f} {unit} vs {baseline_name} {baseline:.3f} {unit} "
+                 f"-> {ratio:.2f} (goal {goal})")
+
+    # ------------------------------------------------------------------ client
+
+    def client(self) -> None:
+        from quartermaster.core.blob_transfer import BlobFetcher
+
+        t_hashlib = self._hashlib_in_memory()
+        dest = self.work / "client" / "blob"
+        with dp_content_server(self.store) as (url, _pid):
+            blob_url = url + self.path
+
+            def fetch() -> None:
+                with contextlib.suppress(FileNotFoundError):
+                    dest.unlink()
+                fetcher = BlobFetcher()
+                try:
+                    fetcher.fetch(blob_url, dest, self.sha256, self.size)
+                finally:
+                    fetcher.close()
+
+            def curl_openssl() -> None:
+                out = subprocess.run(f"curl -s {blob_url} | openssl dgst -sha256", shell=True,
+                                     check=True, capture_output=True, text=True).stdout
+                assert self.sha256 in out
+
+            t_client = median_time(fetch, self.repeats)
+            with without_fsync():
+                t_client_nofsync = median_time(fetch, self.repeats)
+            t_curl = median_time(curl_openssl, self.repeats)
+        shutil.rmtree(dest.parent, ignore_errors=True)
+        self.row("client download+verify (with fsync)", t_client,
+                 "curl | openssl dgst", t_curl, "≥ 1.5×")
+        self.row("client download+verify (no fsync)", t_client_nofsync,
+                 "curl | openssl dgst", t_curl, "≥ 1.5×")
+        self.row("client download+verify (with fsync)", t_client,
+                 "hashlib in memory", t_hashlib, "≥ 0.85×")
+        self.row("client download+verify (no fsync)", t_client_nofsync,
+                 "hashlib in memory", t_hashlib, "≥ 0.85×")
+
+    def _hashlib_in_memory(self) -> float:
+        data = self.blob.read_bytes()
+        return median_time(lambda: hashlib.sha256(data).hexdigest(), self.repeats)
+
+    # ------------------------------------------------------------------ serving
+
+    def _curl_many(self, url: str, n: int) -> float:
+        """Wall time for n concurrent curl downloads of the blob to /dev/null."""
+        started = time.perf_counter()
+        procs = [subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}",
+                                   url], stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        for proc in procs:
+            out, _ = proc.communicate()
+            assert int(out) == self.size, f"short download: {out}"
+        return time.perf_counter() - started
+
+    def serve(self) -> None:
+        if shutil.which("nginx") is None:
+            self.log("nginx is not installed: serving rows skipped (apt-get install -y nginx)")
+            return
+        results: dict[tuple[str, int], float] = {}
+        for name, server in (("dp", dp_content_server(self.store)),
+                             ("nginx", nginx_server(self.store, self.work))):
+            with server as (url, _pid):
+                for n in (1, 32):
+                    repeats = self.repeats if n == 1 else max(1, self.repeats // 2)
+                    blob_url = url + self.path
+                    results[(name, n)] = median_time(
+                        lambda u=blob_url, k=n: self._curl_many(u, k), repeats)  # type: ignore[misc]
+        for n in (1, 32):
+            ours, theirs = results[("dp", n)], results[("nginx", n)]
+            self.row(f"DP serving to {n} client(s), GB/s", n * self.size / ours / 1e9,
+                     "nginx, GB/s", n * self.size / theirs / 1e9, "≥ 1×", unit="GB/s",
+                     ratio=theirs / ours)
+
+    # ------------------------------------------------------------------ memory
+
+    def memory(self, connections: int = 1000) -> None:
+        with dp_content_server(self.store) as (url, pid):
+            port = int(url.rsplit(":", 1)[1])
+            idle = rss_mib(pid)
+            peak = asyncio.run(self._hold_downloads(port, pid, connections))
+        self.row(f"DP RSS with {connections} downloads open, MiB", peak, "idle RSS, MiB", idle,
+                 "< 300 MB, flat", unit="MiB", ratio=(peak - idle) * 1024 / connections)
+        self.rows[-1]["ratio_meaning"] = "KiB per connection"
+
+    async def _hold_downloads(self, port: int, pid: int, connections: int) -> float:
+        request = f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+        streams = []
+        for _ in range(connections):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=64 * 1024)
+            writer.write(request)
+            streams.append((reader, writer))
+        await asyncio.gather(*(r.readexactly(256 * 1024) for r, _ in streams))
+        peak = 0.0
+        for _ in range(20):  # the downloads stay open, the readers stall: sample the server
+            peak = max(peak, rss_mib(pid))
+            await asyncio.gather(*(r.read(64 * 1024) for r, _ in streams))
+            await asyncio.sleep(0.1)
+        for _, writer in streams:
+            writer.close()
+        return peak
+
+    # ------------------------------------------------------------------ snapshot
+
+    def _source_folder(self, files: int = 1000) -> Path:
+        source = self.work / "source"
+        if not (source / "done").exists():
+            shutil.rmtree(source, ignore_errors=True)
+            self.log(f"writing a source folder of {files} files")
+            each = self.size // files
+            with open(self.blob, "rb") as blob:
+                for i in range(files):
+                    (source / f"dir{i % 10}").mkdir(parents=True, exist_ok=True)
+                    (source / f"dir{i % 10}" / f"file{i:04d}.bin").write_bytes(blob.read(each))
+            (source / "done").write_text("")
+        return source
+
+    def snapshot(self) -> None:
+        from quartermaster.site.content_library import ContentLibrary
+
+        source = self._source_folder()
+        files = sorted(str(p) for p in source.rglob("*.bin"))
+        library = self.work / "library"
+
+        def snap() -> None:
+            shutil.rmtree(library, ignore_errors=True)
+            ContentLibrary(library).snapshot(source)
+
+        def openssl() -> None:
+            subprocess.run(["openssl", "dgst", "-sha256", *files], check=True,
+                           stdout=subprocess.DEVNULL)
+
+        t_snap = median_time(snap, self.repeats)
+        with without_fsync():
+            t_snap_nofsync = median_time(snap, self.repeats)
+        t_openssl = median_time(openssl, self.repeats)
+        shutil.rmtree(library, ignore_errors=True)
+        self.row("snapshot of 1,000 files (with fsync)", t_snap, "openssl dgst -sha256",
+                 t_openssl, "≥ 1×")
+        self.row("snapshot of 1,000 files (no fsync)", t_snap_nofsync, "openssl dgst -sha256",
+                 t_openssl, "≥ 1×")
+
+    # ------------------------------------------------------------------ delta
+
+    def delta(self, files: int = 1000, each: int = 64 * 1024) -> None:
+        from tests.e2e.processes import run_qm, start_site, wait_until
+
+        base = self.work / "delta"
+        shutil.rmtree(base, ignore_errors=True)
+        source = base / "src"
+        for i in range(files - 1):
+            write_random(source / f"dir{i % 10}" / f"file{i:04d}.bin", each)
+        (source / "install.sh").write_text("exit 0\n")
+        site = start_site(base)
+        try:
+            package_id = site.qm("package", "create", "--name", "Delta", "--source", str(source),
+                                 "--program", "Install=sh install.sh").stdout.strip()
+            self._wait_installed(site, package_id, 1, wait_until)
+            client_home = base / "client"
+            client_id = run_qm("client", "register", "--home", str(client_home), "--site",
+                               site.url, "--hostname", "bench").stdout.strip()
+            site.api("POST", "/api/v1/collections", json={"name": "Bench"})
+            site.api("POST", "/api/v1/collections/Bench/members", json={"client_id": client_id})
+            site.api("POST", "/api/v1/deployments", json={
+                "package_id": package_id, "program": "Install", "collection": "Bench",
+                "rerun": "always"})
+            run_qm("client", "run", "--home", str(client_home), "--once")
+            changed = source / "dir3" / "file0003.bin"
+            write_random(changed, each)
+            site.qm("package", "update", package_id)
+            self._wait_installed(site, package_id, 2, wait_until)
+            run_qm("client", "run", "--home", str(client_home), "--once")
+            to_dp = self._message_number(site, package_id, 2330, 2, 3)
+            to_client = self._message_number(site, package_id, 10036, 2, 5)
+        finally:
+            site.stop()
+        self.row("new version, 1 of 1,000 files changed: bytes to the DP", to_dp,
+                 "changed bytes", each, "≤ 1.05", unit="bytes", ratio=to_dp / each)
+        self.row("new version, 1 of 1,000 files changed: bytes to a client", to_client,
+                 "changed bytes", each, "≤ 1.05", unit="bytes", ratio=to_client / each)
+
+    @staticmethod
+    def _wait_installed(site: Any, package_id: str, version: int, wait_until: Any) -> None:
+        def installed() -> bool:
+            shown = site.api("GET", f"/api/v1/packages/{package_id}")
+            return any(d["dp"] == "site" and d["source_version"] == version
+                       and d["state"] == "installed" for d in shown["distribution"])
+
+        wait_until(installed, f"{package_id} version {version} on the site's DP", timeout=300)
+
+    @staticmethod
+    def _message_number(site: Any, package_id: str, message_id: int, version: int,
+                        index: int) -> int:
+        """An insertion string (a byte count) of the message about this version."""
+        messages = site.api("GET", "/api/v1/status-messages", params={
+            "package": package_id, "message_id": message_id, "limit": 100})["messages"]
+        for message in messages:
+            strings = message["insertion_strings"]
+            if str(version) in strings[1:5]:
+                return int(strings[index])
+        raise RuntimeError(f"no status message {message_id} about version {version}: {messages}")
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| what | ours | baseline | baseline value | ratio | goal |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        baseline = r["baseline"].replace("|", "\\|")
+        lines.append(f"| {r['what']} | {r['ours']} {r['unit']} | {baseline} | "
+                     f"{r['baseline_value']} {r['unit']} | {r['ratio']}"
+                     f"{' ' + r['ratio_meaning'] if 'ratio_meaning' in r else '×'} | {r['goal']} |")
+    return "\n".join(lines)
+
+
+SECTIONS = ("client", "serve", "memory", "snapshot", "delta")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, "
+                        "on disk, not tmpfs, so fsync means what it means for clients)")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.e2e for `delta`
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    with contextlib.ExitStack() as stack:
+        work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(
+            prefix="qm-bytes-", dir="/var/tmp")))
+        work.mkdir(parents=True, exist_ok=True)
+        bench = Bench(work, args.size_mib * MIB, args.repeats)
+        for section in chosen:
+            getattr(bench, section)()
+        print(format_table(bench.rows))
+        if args.json:
+            args.json.write_text(json.dumps(bench.rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

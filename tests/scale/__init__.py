@@ -1,0 +1,1 @@
+"""Scale: several site processes on one database, and a simulated fleet."""
