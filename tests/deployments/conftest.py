@@ -28,6 +28,7 @@ from quartermaster.site.models import Client, utcnow
 from quartermaster.site.setup import init_site
 from quartermaster.site.status_ingest import ingest
 
+
 # The site status messages deployments raise (IDs in site.deployments). Installed for the
 # test only while core/status_catalog.py does not list them yet; once it does, these are
 # left alone and the catalog's own entries are used.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -35,8 +36,9 @@ class CuttingProxy:
             self.downstream.append(0)
             limit, self.cut_after = self.cut_after, None
             threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pipe_down, args=(upstream, client, index, limit),
-                             daemon=True).start()
+            threading.Thread(
+                target=self._pipe_down, args=(upstream, client, index, limit), daemon=True
+            ).start()
 
     @staticmethod
     def _pipe(source: socket.socket, dest: socket.socket) -> None:
@@ -49,8 +51,9 @@ class CuttingProxy:
             for sock in (source, dest):
                 sock.close()
 
-    def _pipe_down(self, source: socket.socket, dest: socket.socket, index: int,
-                   limit: int | None) -> None:
+    def _pipe_down(
+        self, source: socket.socket, dest: socket.socket, index: int, limit: int | None
+    ) -> None:
         try:
             while data := source.recv(65536):
                 if limit is not None and self.downstream[index] + len(data) > limit:
@@ -67,8 +70,6 @@ class CuttingProxy:
 
 
 def with_shutdown(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     sock.close()

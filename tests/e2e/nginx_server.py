@@ -56,14 +56,15 @@ class Nginx:
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         (self.prefix / "tmp").mkdir(parents=True, exist_ok=True)
         conf = self.prefix / "nginx.conf"
-        conf.write_text(CONFIG.format(prefix=self.prefix,
-                                      server=SERVER.format(store=store, port=self.port)))
-        self.proc = subprocess.Popen([binary, "-p", str(self.prefix), "-c", str(conf),
-                                      "-g", "daemon off;"])
+        conf.write_text(
+            CONFIG.format(prefix=self.prefix, server=SERVER.format(store=store, port=self.port))
+        )
+        self.proc = subprocess.Popen(
+            [binary, "-p", str(self.prefix), "-c", str(conf), "-g", "daemon off;"]
+        )
         wait_until(lambda: (self.prefix / "nginx.pid").exists(), "nginx to start")
 
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(timeout=20)
-

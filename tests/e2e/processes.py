@@ -47,13 +47,16 @@ class Result:
         return json.loads(self.stdout)
 
 
-def run_qm(*args: str, env: dict[str, str] | None = None, check: bool = True,
-           timeout: float = 300) -> Result:
+def run_qm(
+    *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 300
+) -> Result:
     merged = {**os.environ, **(env or {})}
     proc = subprocess.run([*QM, *args], capture_output=True, text=True, env=merged, timeout=timeout)
     result = Result(proc.returncode, proc.stdout, proc.stderr)
     if check and proc.returncode != 0:
-        raise AssertionError(f"qm {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}\n{proc.stdout}")
+        raise AssertionError(
+            f"qm {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}\n{proc.stdout}"
+        )
     return result
 
 
@@ -84,9 +87,14 @@ class Daemon:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        handle = open(self.log, "ab")
-        self.proc = subprocess.Popen([*QM, *self.args], stdout=handle, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **self.env}, start_new_session=True)
+        handle = open(self.log, "ab")  # noqa: SIM115 - the child process keeps it open
+        self.proc = subprocess.Popen(
+            [*QM, *self.args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
+            start_new_session=True,
+        )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -103,8 +111,10 @@ class Daemon:
 
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"{self.args[:2]} exited with {self.proc.returncode}:\n"
-                                 f"{self.log.read_text(errors='replace')[-3000:]}")
+            raise AssertionError(
+                f"{self.args[:2]} exited with {self.proc.returncode}:\n"
+                f"{self.log.read_text(errors='replace')[-3000:]}"
+            )
 
 
 @dataclass
@@ -133,8 +143,13 @@ class SiteServer:
         return run_qm(*args, env=self.env, check=check)
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, f"{self.url}{path}", timeout=60,
-                                 headers={"Authorization": f"Bearer {self.token}"}, **kwargs)
+        response = httpx.request(
+            method,
+            f"{self.url}{path}",
+            timeout=60,
+            headers={"Authorization": f"Bearer {self.token}"},
+            **kwargs,
+        )
         response.raise_for_status()
         return response.json()
 
@@ -150,8 +165,16 @@ class SiteServer:
 def start_site(base: Path, database: str | None = None, site_code: str = "QM1") -> SiteServer:
     home = base / "site"
     port = free_port_pair()
-    init = ["site", "init", "--home", str(home), "--site-code", site_code,
-            "--listen", f"127.0.0.1:{port}"]
+    init = [
+        "site",
+        "init",
+        "--home",
+        str(home),
+        "--site-code",
+        site_code,
+        "--listen",
+        f"127.0.0.1:{port}",
+    ]
     if database:
         init += ["--database", database]
     run_qm(*init)
@@ -184,8 +207,14 @@ class DPServer:
         self.daemon.stop()
 
 
-def start_dp(site: SiteServer, base: Path, name: str, boundaries: tuple[str, ...] = (),
-             fallback: bool = False, public_url: str | None = None) -> DPServer:
+def start_dp(
+    site: SiteServer,
+    base: Path,
+    name: str,
+    boundaries: tuple[str, ...] = (),
+    fallback: bool = False,
+    public_url: str | None = None,
+) -> DPServer:
     """`qm dp add` then `qm dp serve` (polling the site every second), enrolled and running."""
     port = free_port()
     args = ["dp", "add", "--name", name, "--url", public_url or f"http://127.0.0.1:{port}"]
@@ -195,8 +224,20 @@ def start_dp(site: SiteServer, base: Path, name: str, boundaries: tuple[str, ...
         args.append("--fallback")
     token = site.qm(*args).stdout.strip()
     home = base / f"dp-{name}"
-    serve = ["dp", "serve", "--home", str(home), "--site", site.url, "--token", token,
-             "--listen", f"127.0.0.1:{port}", "--poll-interval", "1"]
+    serve = [
+        "dp",
+        "serve",
+        "--home",
+        str(home),
+        "--site",
+        site.url,
+        "--token",
+        token,
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--poll-interval",
+        "1",
+    ]
     if public_url:
         serve += ["--url", public_url]
     dp = DPServer(name, home, port, Daemon(serve, base / f"dp-{name}.log"))

@@ -39,39 +39,76 @@ def test_unknown_package_id(site: SiteServer) -> None:
 
 
 def test_missing_source_folder(site: SiteServer, tmp_path: Path) -> None:
-    _assert_refused(site, ["package", "create", "--name", "X", "--source", str(tmp_path / "nope")],
-                    "does not exist")
+    _assert_refused(
+        site,
+        ["package", "create", "--name", "X", "--source", str(tmp_path / "nope")],
+        "does not exist",
+    )
 
 
 def test_symlink_in_source(site: SiteServer, tmp_path: Path) -> None:
     source = make_source(tmp_path / "src", tmp_path / "out.txt")
     os.symlink("/etc/hostname", source / "zz-link")
-    _assert_refused(site, ["package", "create", "--name", "X", "--source", str(source)],
-                    "symbolic link")
+    _assert_refused(
+        site, ["package", "create", "--name", "X", "--source", str(source)], "symbolic link"
+    )
 
 
 def test_duplicate_program_name(site: SiteServer, tmp_path: Path) -> None:
     source = make_source(tmp_path / "src", tmp_path / "out.txt")
-    package_id = site.qm("package", "create", "--name", "X", "--source", str(source),
-                         "--program", "Install=sh install.sh").stdout.strip()
-    result = site.qm("program", "add", package_id, "--name", "Install", "--command", "true", check=False)
+    package_id = site.qm(
+        "package",
+        "create",
+        "--name",
+        "X",
+        "--source",
+        str(source),
+        "--program",
+        "Install=sh install.sh",
+    ).stdout.strip()
+    result = site.qm(
+        "program", "add", package_id, "--name", "Install", "--command", "true", check=False
+    )
     assert result.code != 0 and "already has a program" in result.stderr
     programs = site.qm("package", "show", package_id, "--json").json()["programs"]
     assert [p["name"] for p in programs] == ["Install"]
-    _assert_refused(site, ["package", "create", "--name", "Y", "--source", str(source),
-                           "--program", "A=true", "--program", "A=false"], "same name")
+    _assert_refused(
+        site,
+        [
+            "package",
+            "create",
+            "--name",
+            "Y",
+            "--source",
+            str(source),
+            "--program",
+            "A=true",
+            "--program",
+            "A=false",
+        ],
+        "same name",
+    )
 
 
 def test_invalid_token(site: SiteServer, tmp_path: Path) -> None:
     source = make_source(tmp_path / "src", tmp_path / "out.txt")
     before = _library_files(site)
-    result = run_qm("package", "create", "--name", "X", "--source", str(source),
-                    env={"QM_SITE": site.url, "QM_TOKEN": "qma_forged"}, check=False)
+    result = run_qm(
+        "package",
+        "create",
+        "--name",
+        "X",
+        "--source",
+        str(source),
+        env={"QM_SITE": site.url, "QM_TOKEN": "qma_forged"},
+        check=False,
+    )
     assert result.code != 0 and "token is not valid" in result.stderr
     assert _package_count(site) == 0 and _library_files(site) == before
 
 
 def test_site_unreachable_is_explained(tmp_path: Path) -> None:
-    result = run_qm("package", "list", env={"QM_SITE": "http://127.0.0.1:9", "QM_TOKEN": "x"},
-                    check=False)
+    result = run_qm(
+        "package", "list", env={"QM_SITE": "http://127.0.0.1:9", "QM_TOKEN": "x"}, check=False
+    )
     assert result.code != 0 and "cannot reach the site server" in result.stderr

@@ -35,8 +35,11 @@ def _files(site: SiteServer, package_id: str, version: int = 1) -> dict[str, str
 
 
 def _downloaded_from(site: SiteServer, client_id: str) -> list[str]:
-    return [m["insertion_strings"][6] for m in messages(site, client=client_id)
-            if m["message_id"] == 10036]
+    return [
+        m["insertion_strings"][6]
+        for m in messages(site, client=client_id)
+        if m["message_id"] == 10036
+    ]
 
 
 def _store_is_sound(store: Path) -> None:
@@ -47,7 +50,9 @@ def _store_is_sound(store: Path) -> None:
         assert sha256_file(blob)[0] == blob.name, f"{blob} fails verification"
 
 
-def test_new_dp_after_source_edit_serves_the_published_bytes(site: SiteServer, tmp_path: Path) -> None:
+def test_new_dp_after_source_edit_serves_the_published_bytes(
+    site: SiteServer, tmp_path: Path
+) -> None:
     """KB 907979, whole: the DP added after the edit copies the published version."""
     target = tmp_path / "installed" / "payload.txt"
     source = make_source(tmp_path / "src", target, "published\n")
@@ -117,8 +122,13 @@ def test_interrupted_download_resumes_from_its_offset(site: SiteServer, tmp_path
     package_id = create_package(site, source)
     proxy = CuttingProxy(0)
     proxy_port = proxy.start()
-    dp = start_dp(site, tmp_path, "branch", boundaries=(LOOPBACK,),
-                  public_url=f"http://127.0.0.1:{proxy_port}")
+    dp = start_dp(
+        site,
+        tmp_path,
+        "branch",
+        boundaries=(LOOPBACK,),
+        public_url=f"http://127.0.0.1:{proxy_port}",
+    )
     proxy.target_port = dp.port
     try:
         wait_installed(site, package_id, dp="branch")
@@ -178,11 +188,16 @@ def test_shared_and_unchanged_content_moves_once(site: SiteServer, tmp_path: Pat
 
 
 def _bytes_transferred(site: SiteServer, dp: str) -> dict[tuple[str, str], int]:
-    return {(m["insertion_strings"][0], m["insertion_strings"][1]): int(m["insertion_strings"][3])
-            for m in messages(site, dp=dp) if m["message_id"] == 2330}
+    return {
+        (m["insertion_strings"][0], m["insertion_strings"][1]): int(m["insertion_strings"][3])
+        for m in messages(site, dp=dp)
+        if m["message_id"] == 2330
+    }
 
 
-def test_dp_killed_mid_distribution_resumes_and_stays_sound(site: SiteServer, tmp_path: Path) -> None:
+def test_dp_killed_mid_distribution_resumes_and_stays_sound(
+    site: SiteServer, tmp_path: Path
+) -> None:
     source = tmp_path / "src"
     source.mkdir()
     size = 300 * 1024 * 1024

@@ -46,12 +46,16 @@ def test_program_installs_and_status_tells_the_story(site: SiteServer, tmp_path:
         assert (client / "logs" / log).read_text().strip(), f"{log} is empty"
 
 
-def test_edited_source_without_update_installs_published_bytes(site: SiteServer, tmp_path: Path) -> None:
+def test_edited_source_without_update_installs_published_bytes(
+    site: SiteServer, tmp_path: Path
+) -> None:
     """KB 907979: the live source folder is never what a client receives."""
     target = tmp_path / "installed" / "payload.txt"
     source = make_source(tmp_path / "src", target, "version one\n")
     package_id = create_package(site, source)
-    first_hash = site.qm("package", "show", package_id, "--json").json()["versions"][0]["package_hash"]
+    first_hash = site.qm("package", "show", package_id, "--json").json()["versions"][0][
+        "package_hash"
+    ]
     (source / "payload.txt").write_text("edited in place, never published\n")
     client = tmp_path / "client"
     client_id = register_client(site, client)
@@ -69,8 +73,16 @@ def test_edited_source_without_update_installs_published_bytes(site: SiteServer,
     wait_installed(site, package_id, version=2)
     site.qm("collection", "create", "Lab again")
     site.qm("collection", "add", "Lab again", client_id)
-    second = site.qm("deploy", "create", "--package", package_id, "--program", "Install",
-                     "--collection", "Lab again").stdout.strip()
+    second = site.qm(
+        "deploy",
+        "create",
+        "--package",
+        package_id,
+        "--program",
+        "Install",
+        "--collection",
+        "Lab again",
+    ).stdout.strip()
     run_client(client)
 
     assert target.read_text() == "edited in place, never published\n"
@@ -109,15 +121,27 @@ def _manifest_files(site: SiteServer, package_hash: str) -> dict[str, str]:
     return {f["path"]: f["sha256"] for f in envelope["signed"]["files"]}
 
 
-@pytest.mark.parametrize(("exit_code", "max_runtime", "expected"), [(1, "60", 10006), (0, "1", 10070)])
-def test_failing_and_overrunning_programs(site: SiteServer, tmp_path: Path, exit_code: int,
-                                          max_runtime: str, expected: int) -> None:
+@pytest.mark.parametrize(
+    ("exit_code", "max_runtime", "expected"), [(1, "60", 10006), (0, "1", 10070)]
+)
+def test_failing_and_overrunning_programs(
+    site: SiteServer, tmp_path: Path, exit_code: int, max_runtime: str, expected: int
+) -> None:
     target = tmp_path / "installed" / "payload.txt"
     extra = "sleep 30" if expected == 10070 else ""
     source = make_source(tmp_path / "src", target, exit_code=exit_code, extra=extra)
     package_id = create_package(site, source)
-    site.qm("program", "add", package_id, "--name", "Bounded", "--command", "sh install.sh",
-            "--max-runtime", max_runtime)
+    site.qm(
+        "program",
+        "add",
+        package_id,
+        "--name",
+        "Bounded",
+        "--command",
+        "sh install.sh",
+        "--max-runtime",
+        max_runtime,
+    )
     client = tmp_path / "client"
     client_id = register_client(site, client)
     deployment_id = deploy_to(site, package_id, [client_id], "Lab", program="Bounded")

@@ -20,11 +20,18 @@ from quartermaster.cli.site_link import (
 
 @app.command("add")
 @handles_errors
-def add(name: str = typer.Option(..., "--name"),
-        url: str = typer.Option(..., "--url", help="How clients reach the DP, e.g. http://127.0.0.1:9000."),
-        boundary: list[str] = typer.Option([], "--boundary", help="CIDR the DP serves; repeatable."),
-        fallback: bool = typer.Option(False, "--fallback", help="Serve clients outside every boundary."),
-        site: str = SiteOption, token: str = TokenOption) -> None:
+def add(
+    name: str = typer.Option(..., "--name"),
+    url: str = typer.Option(
+        ..., "--url", help="How clients reach the DP, e.g. http://127.0.0.1:9000."
+    ),
+    boundary: list[str] = typer.Option([], "--boundary", help="CIDR the DP serves; repeatable."),
+    fallback: bool = typer.Option(
+        False, "--fallback", help="Serve clients outside every boundary."
+    ),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Register a DP; prints its one-time enrollment token for `qm dp serve --token`.
 
     Example: qm dp add --name branch-a --url http://127.0.0.1:9000 --boundary 10.1.0.0/16
@@ -45,16 +52,22 @@ def list_(as_json: bool = JsonOption, site: str = SiteOption, token: str = Token
         print_json(data)
         return
     for dp in data["dps"]:
-        dp["versions"] = ", ".join(f"{c['package_id']}v{c['source_version']}:{c['state']}"
-                                   for c in dp["content"])
-    print_table(data["dps"], ["name", "url", "state", "boundaries", "fallback", "last_contact",
-                              "versions"])
+        dp["versions"] = ", ".join(
+            f"{c['package_id']}v{c['source_version']}:{c['state']}" for c in dp["content"]
+        )
+    print_table(
+        data["dps"], ["name", "url", "state", "boundaries", "fallback", "last_contact", "versions"]
+    )
 
 
 @app.command("content")
 @handles_errors
-def content(name: str = typer.Argument(...), as_json: bool = JsonOption,
-            site: str = SiteOption, token: str = TokenOption) -> None:
+def content(
+    name: str = typer.Argument(...),
+    as_json: bool = JsonOption,
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """What a DP holds and the state of each package version.
 
     Example: qm dp content branch-a --json
@@ -63,14 +76,28 @@ def content(name: str = typer.Argument(...), as_json: bool = JsonOption,
     if as_json:
         print_json(data)
     else:
-        print_table(data["content"], ["package_id", "source_version", "state", "bytes_done",
-                                      "bytes_total", "last_validated", "reason"])
+        print_table(
+            data["content"],
+            [
+                "package_id",
+                "source_version",
+                "state",
+                "bytes_done",
+                "bytes_total",
+                "last_validated",
+                "reason",
+            ],
+        )
 
 
 @app.command("validate")
 @handles_errors
-def validate(name: str = typer.Argument(...), package: str = typer.Option(None, "--package"),
-             site: str = SiteOption, token: str = TokenOption) -> None:
+def validate(
+    name: str = typer.Argument(...),
+    package: str = typer.Option(None, "--package"),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Ask a DP to re-hash what it holds now (all packages, or one).
 
     Example: qm dp validate branch-a --package QM100001
@@ -81,8 +108,9 @@ def validate(name: str = typer.Argument(...), package: str = typer.Option(None, 
 
 @app.command("retire")
 @handles_errors
-def retire(name: str = typer.Argument(...), site: str = SiteOption,
-           token: str = TokenOption) -> None:
+def retire(
+    name: str = typer.Argument(...), site: str = SiteOption, token: str = TokenOption
+) -> None:
     """Retire a DP: its credential stops working and clients are no longer sent to it.
 
     Example: qm dp retire branch-a
@@ -93,8 +121,9 @@ def retire(name: str = typer.Argument(...), site: str = SiteOption,
 
 @app.command("reenroll")
 @handles_errors
-def reenroll(name: str = typer.Argument(...), site: str = SiteOption,
-             token: str = TokenOption) -> None:
+def reenroll(
+    name: str = typer.Argument(...), site: str = SiteOption, token: str = TokenOption
+) -> None:
     """Print a new one-time enrollment token for a DP (its old credential stops working).
 
     Example: qm dp reenroll branch-a   (then: qm dp serve ... --token TOKEN)

@@ -19,43 +19,57 @@ from quartermaster.cli.site_link import (
 )
 from quartermaster.core.program import ProgramSpec, parse_codes
 
-app = typer.Typer(help="Packages: snapshot a source folder into signed, immutable versions.",
-                  no_args_is_help=True)
-program_app = typer.Typer(help="Programs: the command lines that install a package.",
-                          no_args_is_help=True)
+app = typer.Typer(
+    help="Packages: snapshot a source folder into signed, immutable versions.", no_args_is_help=True
+)
+program_app = typer.Typer(
+    help="Programs: the command lines that install a package.", no_args_is_help=True
+)
 
 
 def _program_arg(text: str) -> dict[str, object]:
     name, sep, command = text.partition("=")
     if not sep or not name.strip() or not command.strip():
-        raise CommandError(f"--program {text!r} is not NAME=COMMANDLINE",
-                           "e.g. --program 'Install=sh install.sh'")
+        raise CommandError(
+            f"--program {text!r} is not NAME=COMMANDLINE", "e.g. --program 'Install=sh install.sh'"
+        )
     return ProgramSpec(name=name.strip(), command=command.strip()).to_dict()
 
 
 @app.command("create")
 @handles_errors
-def create(name: str = typer.Option(..., "--name", help="Package name."),
-           source: Path = typer.Option(..., "--source", help="Source folder, as the site server sees it."),
-           program: list[str] = typer.Option([], "--program", help="NAME=COMMANDLINE, repeatable."),
-           manufacturer: str = typer.Option("", "--manufacturer"),
-           version_label: str = typer.Option("", "--version-label"),
-           site: str = SiteOption, token: str = TokenOption) -> None:
+def create(
+    name: str = typer.Option(..., "--name", help="Package name."),
+    source: Path = typer.Option(..., "--source", help="Source folder, as the site server sees it."),
+    program: list[str] = typer.Option([], "--program", help="NAME=COMMANDLINE, repeatable."),
+    manufacturer: str = typer.Option("", "--manufacturer"),
+    version_label: str = typer.Option("", "--version-label"),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Create a package and publish source version 1; prints the package ID.
 
-    Example: qm package create --name Notepad --source /srv/src/notepad --program 'Install=sh install.sh'
+    Example:
+    qm package create --name Notepad --source /srv/src/notepad --program 'Install=sh install.sh'
     """
-    body = {"name": name, "source": str(source.expanduser().absolute()),
-            "programs": [_program_arg(p) for p in program],
-            "manufacturer": manufacturer, "version_label": version_label}
+    body = {
+        "name": name,
+        "source": str(source.expanduser().absolute()),
+        "programs": [_program_arg(p) for p in program],
+        "manufacturer": manufacturer,
+        "version_label": version_label,
+    }
     result = SiteLink(site, token).post("/api/v1/packages", body)
     print(result["package_id"])
 
 
 @app.command("update")
 @handles_errors
-def update(package_id: str = typer.Argument(..., help="Package ID, e.g. QM100001."),
-           site: str = SiteOption, token: str = TokenOption) -> None:
+def update(
+    package_id: str = typer.Argument(..., help="Package ID, e.g. QM100001."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Snapshot the source folder again; prints the (new) source version.
 
     A new version is made only if something changed; every DP of the package receives it.
@@ -69,8 +83,12 @@ def update(package_id: str = typer.Argument(..., help="Package ID, e.g. QM100001
 
 @app.command("show")
 @handles_errors
-def show(package_id: str = typer.Argument(..., help="Package ID."), as_json: bool = JsonOption,
-         site: str = SiteOption, token: str = TokenOption) -> None:
+def show(
+    package_id: str = typer.Argument(..., help="Package ID."),
+    as_json: bool = JsonOption,
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Versions (package hash, files, size) and per-DP state of a package.
 
     Example: qm package show QM100001 --json
@@ -80,17 +98,27 @@ def show(package_id: str = typer.Argument(..., help="Package ID."), as_json: boo
         print_json(data)
         return
     out.print(f"[bold]{data['package_id']}[/] {data['name']}  source: {data['source_path']}")
-    print_table(data["versions"], ["source_version", "package_hash", "file_count", "total_size", "created"],
-                "versions")
+    print_table(
+        data["versions"],
+        ["source_version", "package_hash", "file_count", "total_size", "created"],
+        "versions",
+    )
     print_table([p for p in data["programs"]], ["name", "command", "max_runtime"], "programs")
-    print_table(data["distribution"], ["dp", "source_version", "state", "bytes_done", "bytes_total",
-                                       "reason"], "distribution points")
+    print_table(
+        data["distribution"],
+        ["dp", "source_version", "state", "bytes_done", "bytes_total", "reason"],
+        "distribution points",
+    )
 
 
 @app.command("list")
 @handles_errors
-def list_(search: str = typer.Option("", "--search"), as_json: bool = JsonOption,
-          site: str = SiteOption, token: str = TokenOption) -> None:
+def list_(
+    search: str = typer.Option("", "--search"),
+    as_json: bool = JsonOption,
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """List packages.
 
     Example: qm package list --search note
@@ -104,9 +132,12 @@ def list_(search: str = typer.Option("", "--search"), as_json: bool = JsonOption
 
 @app.command("distribute")
 @handles_errors
-def distribute(package_id: str = typer.Argument(...),
-               dp: list[str] = typer.Option(..., "--dp", help="DP name, repeatable."),
-               site: str = SiteOption, token: str = TokenOption) -> None:
+def distribute(
+    package_id: str = typer.Argument(...),
+    dp: list[str] = typer.Option(..., "--dp", help="DP name, repeatable."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Make DPs carry a package (by default every DP carries every package).
 
     Example: qm package distribute QM100001 --dp branch-a
@@ -116,9 +147,12 @@ def distribute(package_id: str = typer.Argument(...),
 
 @app.command("remove-dp")
 @handles_errors
-def remove_dp(package_id: str = typer.Argument(...),
-              dp: list[str] = typer.Option(..., "--dp", help="DP name, repeatable."),
-              site: str = SiteOption, token: str = TokenOption) -> None:
+def remove_dp(
+    package_id: str = typer.Argument(...),
+    dp: list[str] = typer.Option(..., "--dp", help="DP name, repeatable."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Stop a DP from carrying a package; its copy is removed.
 
     Example: qm package remove-dp QM100001 --dp branch-a
@@ -128,21 +162,28 @@ def remove_dp(package_id: str = typer.Argument(...),
 
 @program_app.command("add")
 @handles_errors
-def add(package_id: str = typer.Argument(..., help="Package ID."),
-        name: str = typer.Option(..., "--name"),
-        command: str = typer.Option(..., "--command", help="The command line, run in the package folder."),
-        max_runtime: int = typer.Option(3600, "--max-runtime", help="Seconds before the program is stopped."),
-        success_codes: str = typer.Option("0", "--success-codes"),
-        reboot_codes: str = typer.Option("3010,1641", "--reboot-codes"),
-        retry_codes: str = typer.Option("", "--retry-codes"),
-        retry_count: int = typer.Option(3, "--retry-count"),
-        retry_delay: int = typer.Option(60, "--retry-delay", help="Seconds; doubles each retry."),
-        working_dir: str = typer.Option("", "--working-dir", help="Relative to the package folder."),
-        run_context: str = typer.Option("system", "--run-context", help="system or user."),
-        requires_os: list[str] = typer.Option([], "--requires-os", help="e.g. linux; repeatable."),
-        requires_arch: list[str] = typer.Option([], "--requires-arch", help="e.g. x86_64; repeatable."),
-        min_free_disk_mb: int = typer.Option(0, "--min-free-disk-mb"),
-        site: str = SiteOption, token: str = TokenOption) -> None:
+def add(
+    package_id: str = typer.Argument(..., help="Package ID."),
+    name: str = typer.Option(..., "--name"),
+    command: str = typer.Option(
+        ..., "--command", help="The command line, run in the package folder."
+    ),
+    max_runtime: int = typer.Option(
+        3600, "--max-runtime", help="Seconds before the program is stopped."
+    ),
+    success_codes: str = typer.Option("0", "--success-codes"),
+    reboot_codes: str = typer.Option("3010,1641", "--reboot-codes"),
+    retry_codes: str = typer.Option("", "--retry-codes"),
+    retry_count: int = typer.Option(3, "--retry-count"),
+    retry_delay: int = typer.Option(60, "--retry-delay", help="Seconds; doubles each retry."),
+    working_dir: str = typer.Option("", "--working-dir", help="Relative to the package folder."),
+    run_context: str = typer.Option("system", "--run-context", help="system or user."),
+    requires_os: list[str] = typer.Option([], "--requires-os", help="e.g. linux; repeatable."),
+    requires_arch: list[str] = typer.Option([], "--requires-arch", help="e.g. x86_64; repeatable."),
+    min_free_disk_mb: int = typer.Option(0, "--min-free-disk-mb"),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Add a program to a package.
 
     Example: qm program add QM100001 --name Install --command 'sh install.sh' --max-runtime 600
@@ -154,9 +195,18 @@ def add(package_id: str = typer.Argument(..., help="Package ID."),
         requirements["architecture"] = requires_arch
     if min_free_disk_mb:
         requirements["min_free_disk_mb"] = min_free_disk_mb
-    spec = ProgramSpec(name=name, command=command, working_dir=working_dir, run_context=run_context,
-                       max_runtime=max_runtime, success_codes=parse_codes(success_codes),
-                       reboot_codes=parse_codes(reboot_codes), retry_codes=parse_codes(retry_codes),
-                       retry_count=retry_count, retry_delay=retry_delay, requirements=requirements)
+    spec = ProgramSpec(
+        name=name,
+        command=command,
+        working_dir=working_dir,
+        run_context=run_context,
+        max_runtime=max_runtime,
+        success_codes=parse_codes(success_codes),
+        reboot_codes=parse_codes(reboot_codes),
+        retry_codes=parse_codes(retry_codes),
+        retry_count=retry_count,
+        retry_delay=retry_delay,
+        requirements=requirements,
+    )
     SiteLink(site, token).post(f"/api/v1/packages/{package_id}/programs", spec.to_dict())
     print(name)

@@ -16,15 +16,21 @@ HomeOption = typer.Option(..., "--home", help="The site home folder, e.g. ./site
 
 @app.command("init")
 @handles_errors
-def init(home: Path = HomeOption,
-         site_code: str = typer.Option("QM1", "--site-code", help="Three characters, e.g. QM1."),
-         name: str = typer.Option("Quartermaster site", "--name", help="A name for people."),
-         database: str = typer.Option(None, "--database",
-                                      help="postgresql://USER@HOST:PORT/DB; default: SQLite in the home."),
-         listen: str = typer.Option(DEFAULT_LISTEN, "--listen", help="API address HOST:PORT."),
-         admin_password: str = typer.Option(
-             None, "--admin-password", envvar="QM_ADMIN_PASSWORD",
-             help="Console password of the first account, admin (or QM_ADMIN_PASSWORD).")) -> None:
+def init(
+    home: Path = HomeOption,
+    site_code: str = typer.Option("QM1", "--site-code", help="Three characters, e.g. QM1."),
+    name: str = typer.Option("Quartermaster site", "--name", help="A name for people."),
+    database: str = typer.Option(
+        None, "--database", help="postgresql://USER@HOST:PORT/DB; default: SQLite in the home."
+    ),
+    listen: str = typer.Option(DEFAULT_LISTEN, "--listen", help="API address HOST:PORT."),
+    admin_password: str = typer.Option(
+        None,
+        "--admin-password",
+        envvar="QM_ADMIN_PASSWORD",
+        help="Console password of the first account, admin (or QM_ADMIN_PASSWORD).",
+    ),
+) -> None:
     """Create a site: database, content library, signing key, the `admin` account and its
     token in DIR/admin.token.
 
@@ -35,22 +41,28 @@ def init(home: Path = HomeOption,
     site = init_site(home, site_code, name, database, listen, admin_password)
     out.print(f"site {site_code} created in {site.root}; admin token in {site.admin_token_path}")
     if admin_password is None:
-        out.print("the admin account has no console password yet; set one with: "
-                  "qm account password admin")
+        out.print(
+            "the admin account has no console password yet; set one with: qm account password admin"
+        )
     out.print(f"start it with: qm site serve --home {home}")
 
 
 @app.command("serve")
 @handles_errors
-def serve(home: Path = HomeOption,
-          listen: str = typer.Option(None, "--listen", help="API address HOST:PORT (default from init)."),
-          content_listen: str = typer.Option(None, "--content-listen",
-                                             help="Embedded DP address (default: API port + 1)."),
-          no_dp: bool = typer.Option(False, "--no-dp", help="Do not run the embedded DP."),
-          tls_cert: Path = typer.Option(None, "--tls-cert", dir_okay=False,
-                                        help="PEM certificate (chain): both planes over https."),
-          tls_key: Path = typer.Option(None, "--tls-key", dir_okay=False,
-                                       help="PEM private key of --tls-cert.")) -> None:
+def serve(
+    home: Path = HomeOption,
+    listen: str = typer.Option(None, "--listen", help="API address HOST:PORT (default from init)."),
+    content_listen: str = typer.Option(
+        None, "--content-listen", help="Embedded DP address (default: API port + 1)."
+    ),
+    no_dp: bool = typer.Option(False, "--no-dp", help="Do not run the embedded DP."),
+    tls_cert: Path = typer.Option(
+        None, "--tls-cert", dir_okay=False, help="PEM certificate (chain): both planes over https."
+    ),
+    tls_key: Path = typer.Option(
+        None, "--tls-key", dir_okay=False, help="PEM private key of --tls-cert."
+    ),
+) -> None:
     """Run the site API, the client and DP APIs, the web console (/console) and the
     embedded DP in one process.
 
@@ -62,8 +74,14 @@ def serve(home: Path = HomeOption,
     from quartermaster.core.tls import ServerTLS
     from quartermaster.site.server import serve as run
 
-    run(home, listen, content_listen, embedded_dp=not no_dp,
-        tls=ServerTLS.from_options(tls_cert, tls_key), faces=[create_console])
+    run(
+        home,
+        listen,
+        content_listen,
+        embedded_dp=not no_dp,
+        tls=ServerTLS.from_options(tls_cert, tls_key),
+        faces=[create_console],
+    )
 
 
 @app.command("upgrade")

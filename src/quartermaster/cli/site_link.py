@@ -21,10 +21,18 @@ R = TypeVar("R")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
-SiteOption = typer.Option(None, "--site", envvar="QM_SITE",
-                          help="Site server URL, e.g. http://127.0.0.1:8440 (or QM_SITE).")
-TokenOption = typer.Option(None, "--token", envvar="QM_TOKEN",
-                           help="Admin API token, e.g. the content of SITE_HOME/admin.token (or QM_TOKEN).")
+SiteOption = typer.Option(
+    None,
+    "--site",
+    envvar="QM_SITE",
+    help="Site server URL, e.g. http://127.0.0.1:8440 (or QM_SITE).",
+)
+TokenOption = typer.Option(
+    None,
+    "--token",
+    envvar="QM_TOKEN",
+    help="Admin API token, e.g. the content of SITE_HOME/admin.token (or QM_TOKEN).",
+)
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
@@ -49,8 +57,10 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
         except QMError as exc:
             fail(exc.message, exc.hint)
         except httpx.TransportError as exc:
-            fail(f"cannot reach the site server: {exc}",
-                 "check --site (or QM_SITE) and that `qm site serve` is running")
+            fail(
+                f"cannot reach the site server: {exc}",
+                "check --site (or QM_SITE) and that `qm site serve` is running",
+            )
         raise AssertionError("unreachable")
 
     return wrapper
@@ -61,20 +71,27 @@ class SiteLink:
         if not site:
             raise CommandError("no site server given", "pass --site URL or set QM_SITE")
         if not token:
-            raise CommandError("no admin token given",
-                               "pass --token or set QM_TOKEN (see SITE_HOME/admin.token)")
+            raise CommandError(
+                "no admin token given", "pass --token or set QM_TOKEN (see SITE_HOME/admin.token)"
+            )
         token = _read_token(token)
-        self.http = httpx.Client(base_url=site.rstrip("/"), timeout=600,
-                                 headers={"Authorization": f"Bearer {token}"})
+        self.http = httpx.Client(
+            base_url=site.rstrip("/"), timeout=600, headers={"Authorization": f"Bearer {token}"}
+        )
 
-    def call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    def call(
+        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         response = self.http.request(method, path, json=body, params=clean)
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]
             except (ValueError, KeyError, TypeError):
-                error = {"message": f"HTTP {response.status_code}: {response.text[:200]}", "hint": ""}
+                error = {
+                    "message": f"HTTP {response.status_code}: {response.text[:200]}",
+                    "hint": "",
+                }
             raise CommandError(error.get("message", "request failed"), error.get("hint", ""))
         return response.json()
 

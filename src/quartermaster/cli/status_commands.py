@@ -20,21 +20,32 @@ app = typer.Typer(help="Status messages: what happened, numbered.", no_args_is_h
 
 @app.command("messages")
 @handles_errors
-def messages(deployment: str = typer.Option(None, "--deployment"),
-             client: str = typer.Option(None, "--client"),
-             package: str = typer.Option(None, "--package"),
-             message_id: int = typer.Option(None, "--message-id"),
-             severity: str = typer.Option(None, "--severity", help="informational|warning|error"),
-             dp: str = typer.Option(None, "--dp"),
-             limit: int = typer.Option(100, "--limit", min=1, max=1000),
-             as_json: bool = JsonOption, site: str = SiteOption, token: str = TokenOption) -> None:
+def messages(
+    deployment: str = typer.Option(None, "--deployment"),
+    client: str = typer.Option(None, "--client"),
+    package: str = typer.Option(None, "--package"),
+    message_id: int = typer.Option(None, "--message-id"),
+    severity: str = typer.Option(None, "--severity", help="informational|warning|error"),
+    dp: str = typer.Option(None, "--dp"),
+    limit: int = typer.Option(100, "--limit", min=1, max=1000),
+    as_json: bool = JsonOption,
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Status messages, newest first, filtered.
 
     Example: qm status messages --deployment QM120000 --message-id 10008 --json
     """
-    data = SiteLink(site, token).get("/api/v1/status-messages", deployment=deployment, client=client,
-                                     package=package, message_id=message_id, severity=severity,
-                                     dp=dp, limit=limit)
+    data = SiteLink(site, token).get(
+        "/api/v1/status-messages",
+        deployment=deployment,
+        client=client,
+        package=package,
+        message_id=message_id,
+        severity=severity,
+        dp=dp,
+        limit=limit,
+    )
     if as_json:
         print_json(data)
     else:

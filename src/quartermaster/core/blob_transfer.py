@@ -43,8 +43,12 @@ Progress = Callable[[int], None]
 class BlobFetcher:
     """Keeps one connection per origin and one buffer; not thread-safe (one per worker)."""
 
-    def __init__(self, timeout: float = 30.0, ssl_context: ssl.SSLContext | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.timeout = timeout
         self.ssl_context = ssl_context
         self.headers = dict(headers or {})
@@ -61,8 +65,9 @@ class BlobFetcher:
         conn = self._connections.get(key)
         if conn is None:
             if scheme == "https":
-                conn = http.client.HTTPSConnection(host, port, timeout=self.timeout,
-                                                   context=self.ssl_context)
+                conn = http.client.HTTPSConnection(
+                    host, port, timeout=self.timeout, context=self.ssl_context
+                )
             else:
                 conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
             self._connections[key] = conn
@@ -73,8 +78,9 @@ class BlobFetcher:
         if conn is not None:
             conn.close()
 
-    def fetch(self, url: str, dest: Path, sha256: str, size: int,
-              on_progress: Progress | None = None) -> FetchResult:
+    def fetch(
+        self, url: str, dest: Path, sha256: str, size: int, on_progress: Progress | None = None
+    ) -> FetchResult:
         """Download `url` to `dest` if its bytes hash to `sha256`; resume a prior `.part`."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -86,13 +92,16 @@ class BlobFetcher:
         dest.parent.mkdir(parents=True, exist_ok=True)
         digest, have = self._resume_state(partial, size)
         try:
-            return self._transfer(origin, target, url, dest, partial, digest, have, sha256, size,
-                                  on_progress)
+            return self._transfer(
+                origin, target, url, dest, partial, digest, have, sha256, size, on_progress
+            )
         except (OSError, http.client.HTTPException) as exc:
             self._drop(*origin)
-            raise TransferError(f"{url}: {exc.__class__.__name__}: {exc}",
-                                "the source is unreachable or dropped the connection; "
-                                "the transfer resumes from where it stopped") from exc
+            raise TransferError(
+                f"{url}: {exc.__class__.__name__}: {exc}",
+                "the source is unreachable or dropped the connection; "
+                "the transfer resumes from where it stopped",
+            ) from exc
 
     def _resume_state(self, partial: Path, size: int) -> tuple[hashlib._Hash, int]:
         digest = hashlib.sha256()
@@ -109,9 +118,19 @@ class BlobFetcher:
                 digest.update(view[:n])
         return digest, have
 
-    def _transfer(self, origin: tuple[str, str, int], target: str, url: str, dest: Path,
-                  partial: Path, digest: hashlib._Hash, have: int, sha256: str, size: int,
-                  on_progress: Progress | None) -> FetchResult:
+    def _transfer(
+        self,
+        origin: tuple[str, str, int],
+        target: str,
+        url: str,
+        dest: Path,
+        partial: Path,
+        digest: hashlib._Hash,
+        have: int,
+        sha256: str,
+        size: int,
+        on_progress: Progress | None,
+    ) -> FetchResult:
         conn = self._connection(*origin)
         headers = dict(self.headers)
         if have:
@@ -123,21 +142,26 @@ class BlobFetcher:
             if not response.getheader("Content-Range", "").startswith(f"bytes {have}-"):
                 response.close()
                 self._drop(*origin)
-                raise TransferError(f"{url}: the server answered a Range request with another range")
+                raise TransferError(
+                    f"{url}: the server answered a Range request with another range"
+                )
             mode = "ab"
         elif response.status == 200:
             digest, have, resumed_from, mode = hashlib.sha256(), 0, 0, "wb"
         else:
             response.read()
-            raise TransferError(f"{url}: HTTP {response.status} {response.reason}",
-                                "the source does not hold this blob")
+            raise TransferError(
+                f"{url}: HTTP {response.status} {response.reason}",
+                "the source does not hold this blob",
+            )
         length = response.getheader("Content-Length")
         if length is not None and have + int(length) > size:
             response.close()
             self._drop(*origin)
-            raise IntegrityError(f"{url}: the server offers {have + int(length)} bytes, the "
-                                 f"manifest says {size}", "refusing to download more than "
-                                 "the manifest size")
+            raise IntegrityError(
+                f"{url}: the server offers {have + int(length)} bytes, the manifest says {size}",
+                "refusing to download more than the manifest size",
+            )
         view = memoryview(self._buffer)
         received = 0
         with open(partial, mode, buffering=0) as handle:
@@ -157,15 +181,19 @@ class BlobFetcher:
                 handle.flush()
                 os.fsync(handle.fileno())
                 self._drop(*origin)
-                raise TransferError(f"{url}: connection closed after {have} of {size} bytes",
-                                    "the transfer resumes from there next time")
+                raise TransferError(
+                    f"{url}: connection closed after {have} of {size} bytes",
+                    "the transfer resumes from there next time",
+                )
             if response.read(1):  # more bytes than the manifest size
                 response.close()
                 self._drop(*origin)
                 handle.close()
                 partial.unlink()
-                raise IntegrityError(f"{url}: the server sent more than the manifest size "
-                                     f"of {size} bytes", "refusing endless data")
+                raise IntegrityError(
+                    f"{url}: the server sent more than the manifest size of {size} bytes",
+                    "refusing endless data",
+                )
             actual = digest.hexdigest()
             if actual != sha256:
                 handle.close()

@@ -46,4 +46,6 @@ def check_client_id(value: str) -> str:
     try:
         return str(uuid.UUID(value))
     except (ValueError, AttributeError, TypeError):
-        raise InvalidInput(f"client ID {value!r} is not a GUID", "use the ID `qm client register` printed") from None
+        raise InvalidInput(
+            f"client ID {value!r} is not a GUID", "use the ID `qm client register` printed"
+        ) from None

@@ -47,130 +47,303 @@ class StatusMessage:
         return re.sub(r"%(\d+)", sub, self.text)
 
 
-I, W, E = Severity.INFO, Severity.WARNING, Severity.ERROR
+I, W, E = Severity.INFO, Severity.WARNING, Severity.ERROR  # noqa: E741 - as in SMS
 S = ClientState
 _PD = "Deployment %1, package %2, program %3: "
 
 _MESSAGES = [
     # --- client: policy (PolicyAgent) ---
-    StatusMessage(10002, I, "PolicyAgent", _PD + "policy received.",
-                  "The client received the deployment in its policy.", "None.", S.IN_PROGRESS),
-    StatusMessage(10003, I, "PolicyAgent", _PD + "available; it runs when requested, "
-                  "mandatory at %4.", "The deployment is available but not yet mandatory.",
-                  "Run `qm client run --install DEPLOYMENTID` on the client to run it now.",
-                  S.IN_PROGRESS),
-    StatusMessage(10057, W, "PolicyAgent", _PD + "expired at %4; it will not run.",
-                  "The deployment's expiry time passed before the program ran.",
-                  "Create a new deployment or extend the expiry.", S.FAILED),
-    StatusMessage(10060, I, "PolicyAgent", _PD + "waiting for a maintenance window; next "
-                  "opens at %4.", "A mandatory run is held until a maintenance window opens.",
-                  "None, or allow the deployment to run outside maintenance windows.",
-                  S.IN_PROGRESS),
-    StatusMessage(10061, E, "PolicyAgent", "Policy refused: %1.",
-                  "The policy failed signature, expiry or rollback checks.",
-                  "Check the site's signing key and the client's clock; re-register if the "
-                  "client was given the wrong site key."),
+    StatusMessage(
+        10002,
+        I,
+        "PolicyAgent",
+        _PD + "policy received.",
+        "The client received the deployment in its policy.",
+        "None.",
+        S.IN_PROGRESS,
+    ),
+    StatusMessage(
+        10003,
+        I,
+        "PolicyAgent",
+        _PD + "available; it runs when requested, mandatory at %4.",
+        "The deployment is available but not yet mandatory.",
+        "Run `qm client run --install DEPLOYMENTID` on the client to run it now.",
+        S.IN_PROGRESS,
+    ),
+    StatusMessage(
+        10057,
+        W,
+        "PolicyAgent",
+        _PD + "expired at %4; it will not run.",
+        "The deployment's expiry time passed before the program ran.",
+        "Create a new deployment or extend the expiry.",
+        S.FAILED,
+    ),
+    StatusMessage(
+        10060,
+        I,
+        "PolicyAgent",
+        _PD + "waiting for a maintenance window; next opens at %4.",
+        "A mandatory run is held until a maintenance window opens.",
+        "None, or allow the deployment to run outside maintenance windows.",
+        S.IN_PROGRESS,
+    ),
+    StatusMessage(
+        10061,
+        E,
+        "PolicyAgent",
+        "Policy refused: %1.",
+        "The policy failed signature, expiry or rollback checks.",
+        "Check the site's signing key and the client's clock; re-register if the "
+        "client was given the wrong site key.",
+    ),
     # --- client: content (ContentAccess) ---
-    StatusMessage(10035, I, "ContentAccess", _PD + "downloading version %4 (%5 bytes to "
-                  "fetch) from %6.", "The client started downloading package content.",
-                  "None.", S.IN_PROGRESS),
-    StatusMessage(10036, I, "ContentAccess", _PD + "content of version %4 verified: %5 files, "
-                  "%6 bytes downloaded from %7.",
-                  "Every file of the package version is present and matches its SHA-256.",
-                  "None.", S.IN_PROGRESS),
-    StatusMessage(10050, W, "ContentAccess", _PD + "distribution point %4 failed: %5; trying "
-                  "the next one.", "A DP could not be reached or refused a request.",
-                  "Check the DP with `qm dp list`; the client fell back to another DP.",
-                  S.IN_PROGRESS),
-    StatusMessage(10051, E, "ContentAccess", _PD + "content of version %4 could not be "
-                  "obtained from any distribution point: %5.",
-                  "No DP offered a good copy of the package version.",
-                  "Check `qm package show` for DP states and `qm dp validate`; the client "
-                  "retries at its next policy poll.", S.FAILED),
-    StatusMessage(10055, E, "ContentAccess", _PD + "manifest of version %4 refused: %5.",
-                  "The manifest was unsigned, wrongly signed, or did not match the package "
-                  "hash in policy. Nothing was downloaded or run.",
-                  "Check the DP that served it; the site signing key may have changed.",
-                  S.FAILED),
-    StatusMessage(10075, E, "ContentAccess", _PD + "file %5 (blob %6) from distribution point "
-                  "%4 failed hash verification: expected %7, got %8 (0x80091007).",
-                  "The bytes a DP served do not match the published SHA-256. The client "
-                  "discarded them and tries the next DP; the site revalidates that DP.",
-                  "None: the DP is revalidated and repaired automatically. If it recurs, "
-                  "check the DP host's disk.", S.IN_PROGRESS),
+    StatusMessage(
+        10035,
+        I,
+        "ContentAccess",
+        _PD + "downloading version %4 (%5 bytes to fetch) from %6.",
+        "The client started downloading package content.",
+        "None.",
+        S.IN_PROGRESS,
+    ),
+    StatusMessage(
+        10036,
+        I,
+        "ContentAccess",
+        _PD + "content of version %4 verified: %5 files, %6 bytes downloaded from %7.",
+        "Every file of the package version is present and matches its SHA-256.",
+        "None.",
+        S.IN_PROGRESS,
+    ),
+    StatusMessage(
+        10050,
+        W,
+        "ContentAccess",
+        _PD + "distribution point %4 failed: %5; trying the next one.",
+        "A DP could not be reached or refused a request.",
+        "Check the DP with `qm dp list`; the client fell back to another DP.",
+        S.IN_PROGRESS,
+    ),
+    StatusMessage(
+        10051,
+        E,
+        "ContentAccess",
+        _PD + "content of version %4 could not be obtained from any distribution point: %5.",
+        "No DP offered a good copy of the package version.",
+        "Check `qm package show` for DP states and `qm dp validate`; the client "
+        "retries at its next policy poll.",
+        S.FAILED,
+    ),
+    StatusMessage(
+        10055,
+        E,
+        "ContentAccess",
+        _PD + "manifest of version %4 refused: %5.",
+        "The manifest was unsigned, wrongly signed, or did not match the package "
+        "hash in policy. Nothing was downloaded or run.",
+        "Check the DP that served it; the site signing key may have changed.",
+        S.FAILED,
+    ),
+    StatusMessage(
+        10075,
+        E,
+        "ContentAccess",
+        _PD + "file %5 (blob %6) from distribution point "
+        "%4 failed hash verification: expected %7, got %8 (0x80091007).",
+        "The bytes a DP served do not match the published SHA-256. The client "
+        "discarded them and tries the next DP; the site revalidates that DP.",
+        "None: the DP is revalidated and repaired automatically. If it recurs, "
+        "check the DP host's disk.",
+        S.IN_PROGRESS,
+    ),
     # --- client: execution (ExecutionManager) ---
-    StatusMessage(10005, I, "ExecutionManager", _PD + "program started: %4.",
-                  "The program's command line was started.", "None.", S.IN_PROGRESS),
-    StatusMessage(10006, E, "ExecutionManager", _PD + "program failed with exit code %4.",
-                  "The program ended with an exit code that means failure.",
-                  "Read execmgr.log on the client and the program's own log.", S.FAILED),
-    StatusMessage(10007, E, "ExecutionManager", _PD + "program could not be started: %4.",
-                  "The command line could not be run (missing file, no permission).",
-                  "Fix the program's command line or working directory.", S.FAILED),
-    StatusMessage(10008, I, "ExecutionManager", _PD + "program succeeded with exit code %4.",
-                  "The program ended with a success exit code.", "None.", S.SUCCEEDED),
-    StatusMessage(10018, W, "ExecutionManager", _PD + "requirements not met: %4.",
-                  "The client does not meet the program's requirements; nothing was "
-                  "downloaded or run.", "Target clients that meet the requirements, or change "
-                  "them.", S.REQUIREMENTS_NOT_MET),
-    StatusMessage(10021, I, "ExecutionManager", _PD + "program succeeded with exit code %4; "
-                  "a %5 restart is required.",
-                  "The program succeeded and asked for a restart (3010 soft, 1641 hard).",
-                  "Restart the computer in a maintenance window.", S.SUCCEEDED),
-    StatusMessage(10034, W, "ExecutionManager", _PD + "program returned retryable exit code "
-                  "%4; retry %5 of %6 in %7 seconds.",
-                  "The exit code is listed as retryable for this program.", "None.",
-                  S.IN_PROGRESS),
-    StatusMessage(10070, E, "ExecutionManager", _PD + "program exceeded its maximum run time "
-                  "of %4 seconds and was stopped.",
-                  "The program ran longer than its maximum run time and was killed.",
-                  "Raise --max-runtime or fix the program so it does not wait for input.",
-                  S.FAILED),
+    StatusMessage(
+        10005,
+        I,
+        "ExecutionManager",
+        _PD + "program started: %4.",
+        "The program's command line was started.",
+        "None.",
+        S.IN_PROGRESS,
+    ),
+    StatusMessage(
+        10006,
+        E,
+        "ExecutionManager",
+        _PD + "program failed with exit code %4.",
+        "The program ended with an exit code that means failure.",
+        "Read execmgr.log on the client and the program's own log.",
+        S.FAILED,
+    ),
+    StatusMessage(
+        10007,
+        E,
+        "ExecutionManager",
+        _PD + "program could not be started: %4.",
+        "The command line could not be run (missing file, no permission).",
+        "Fix the program's command line or working directory.",
+        S.FAILED,
+    ),
+    StatusMessage(
+        10008,
+        I,
+        "ExecutionManager",
+        _PD + "program succeeded with exit code %4.",
+        "The program ended with a success exit code.",
+        "None.",
+        S.SUCCEEDED,
+    ),
+    StatusMessage(
+        10018,
+        W,
+        "ExecutionManager",
+        _PD + "requirements not met: %4.",
+        "The client does not meet the program's requirements; nothing was downloaded or run.",
+        "Target clients that meet the requirements, or change them.",
+        S.REQUIREMENTS_NOT_MET,
+    ),
+    StatusMessage(
+        10021,
+        I,
+        "ExecutionManager",
+        _PD + "program succeeded with exit code %4; a %5 restart is required.",
+        "The program succeeded and asked for a restart (3010 soft, 1641 hard).",
+        "Restart the computer in a maintenance window.",
+        S.SUCCEEDED,
+    ),
+    StatusMessage(
+        10034,
+        W,
+        "ExecutionManager",
+        _PD + "program returned retryable exit code %4; retry %5 of %6 in %7 seconds.",
+        "The exit code is listed as retryable for this program.",
+        "None.",
+        S.IN_PROGRESS,
+    ),
+    StatusMessage(
+        10070,
+        E,
+        "ExecutionManager",
+        _PD + "program exceeded its maximum run time of %4 seconds and was stopped.",
+        "The program ran longer than its maximum run time and was killed.",
+        "Raise --max-runtime or fix the program so it does not wait for input.",
+        S.FAILED,
+    ),
     # --- site: content library and distribution (SMS distribution manager range) ---
-    StatusMessage(2300, I, "ContentLibrary", "Package %1 version %2 published: package hash "
-                  "%3, %4 files, %5 bytes (%6 new bytes stored).",
-                  "A snapshot of the source folder was stored and signed.", "None."),
-    StatusMessage(2302, E, "DistributionManager", "Distribution of package %1 version %2 to "
-                  "distribution point %3 failed: %4.",
-                  "The DP could not store the package version.",
-                  "Check the DP host (disk, network) and `qm dp list`; it retries."),
-    StatusMessage(2330, I, "DistributionManager", "Package %1 version %2 installed on "
-                  "distribution point %3 (%4 bytes transferred).",
-                  "Every blob of the version is on the DP and verified.", "None."),
-    StatusMessage(2342, I, "DistributionManager", "Started distributing package %1 version %2 "
-                  "to distribution point %3 (%4 bytes to transfer).",
-                  "The DP began pulling the blobs it lacks.", "None."),
-    StatusMessage(2360, W, "DistributionManager", "Client %4 reported a hash mismatch for "
-                  "package %1 version %2 on distribution point %3; revalidating.",
-                  "A client found bad bytes on a DP. The DP's copy is marked "
-                  "validation_failed and no client is sent there until it is repaired.",
-                  "None: the DP revalidates and repairs itself."),
-    StatusMessage(2361, I, "DistributionManager", "Distribution point %3 validated package %1 "
-                  "version %2: %4 blobs good.", "Every blob was re-hashed and matched.",
-                  "None."),
-    StatusMessage(2362, E, "DistributionManager", "Distribution point %3 found %4 bad blobs in "
-                  "package %1 version %2; re-fetching them.",
-                  "Validation found blobs whose bytes no longer match.",
-                  "None: they are re-fetched. Check the DP host's disk if it recurs."),
+    StatusMessage(
+        2300,
+        I,
+        "ContentLibrary",
+        "Package %1 version %2 published: package hash "
+        "%3, %4 files, %5 bytes (%6 new bytes stored).",
+        "A snapshot of the source folder was stored and signed.",
+        "None.",
+    ),
+    StatusMessage(
+        2302,
+        E,
+        "DistributionManager",
+        "Distribution of package %1 version %2 to distribution point %3 failed: %4.",
+        "The DP could not store the package version.",
+        "Check the DP host (disk, network) and `qm dp list`; it retries.",
+    ),
+    StatusMessage(
+        2330,
+        I,
+        "DistributionManager",
+        "Package %1 version %2 installed on distribution point %3 (%4 bytes transferred).",
+        "Every blob of the version is on the DP and verified.",
+        "None.",
+    ),
+    StatusMessage(
+        2342,
+        I,
+        "DistributionManager",
+        "Started distributing package %1 version %2 "
+        "to distribution point %3 (%4 bytes to transfer).",
+        "The DP began pulling the blobs it lacks.",
+        "None.",
+    ),
+    StatusMessage(
+        2360,
+        W,
+        "DistributionManager",
+        "Client %4 reported a hash mismatch for "
+        "package %1 version %2 on distribution point %3; revalidating.",
+        "A client found bad bytes on a DP. The DP's copy is marked "
+        "validation_failed and no client is sent there until it is repaired.",
+        "None: the DP revalidates and repairs itself.",
+    ),
+    StatusMessage(
+        2361,
+        I,
+        "DistributionManager",
+        "Distribution point %3 validated package %1 version %2: %4 blobs good.",
+        "Every blob was re-hashed and matched.",
+        "None.",
+    ),
+    StatusMessage(
+        2362,
+        E,
+        "DistributionManager",
+        "Distribution point %3 found %4 bad blobs in package %1 version %2; re-fetching them.",
+        "Validation found blobs whose bytes no longer match.",
+        "None: they are re-fetched. Check the DP host's disk if it recurs.",
+    ),
     # --- site: administration ---
-    StatusMessage(3001, I, "SiteServer", "Client %1 registered (%2).",
-                  "A client agent registered with the site.", "None."),
-    StatusMessage(3011, I, "SiteServer", "Deployment %1 paused by an administrator.",
-                  "Clients hold off and no further phase is released.",
-                  "Resume it with `qm deploy resume`."),
-    StatusMessage(3012, I, "SiteServer", "Deployment %1 resumed by an administrator; %2 "
-                  "failures accepted.", "The rollout continues; the failures counted so far no "
-                  "longer count against the error threshold.", "None."),
-    StatusMessage(3013, W, "SiteServer", "Deployment %1 cancelled by an administrator.",
-                  "The deployment left every client's policy for good.",
-                  "Create a new deployment to deploy the program again."),
-    StatusMessage(3014, I, "SiteServer", "Deployment %1: phase %2 of %3 released (%4).",
-                  "The previous phase reached the success threshold.", "None."),
-    StatusMessage(3015, W, "SiteServer", "Deployment %1 paused automatically: %2 of released "
-                  "clients failed, above the %3% error threshold.",
-                  "Too many clients of the released phases failed.",
-                  "Find out why with `qm deploy status`, then `qm deploy resume` (accepting "
-                  "these failures) or `qm deploy cancel`."),
+    StatusMessage(
+        3001,
+        I,
+        "SiteServer",
+        "Client %1 registered (%2).",
+        "A client agent registered with the site.",
+        "None.",
+    ),
+    StatusMessage(
+        3011,
+        I,
+        "SiteServer",
+        "Deployment %1 paused by an administrator.",
+        "Clients hold off and no further phase is released.",
+        "Resume it with `qm deploy resume`.",
+    ),
+    StatusMessage(
+        3012,
+        I,
+        "SiteServer",
+        "Deployment %1 resumed by an administrator; %2 failures accepted.",
+        "The rollout continues; the failures counted so far no "
+        "longer count against the error threshold.",
+        "None.",
+    ),
+    StatusMessage(
+        3013,
+        W,
+        "SiteServer",
+        "Deployment %1 cancelled by an administrator.",
+        "The deployment left every client's policy for good.",
+        "Create a new deployment to deploy the program again.",
+    ),
+    StatusMessage(
+        3014,
+        I,
+        "SiteServer",
+        "Deployment %1: phase %2 of %3 released (%4).",
+        "The previous phase reached the success threshold.",
+        "None.",
+    ),
+    StatusMessage(
+        3015,
+        W,
+        "SiteServer",
+        "Deployment %1 paused automatically: %2 of released "
+        "clients failed, above the %3% error threshold.",
+        "Too many clients of the released phases failed.",
+        "Find out why with `qm deploy status`, then `qm deploy resume` (accepting "
+        "these failures) or `qm deploy cancel`.",
+    ),
 ]
 
 CATALOG: dict[int, StatusMessage] = {m.id: m for m in _MESSAGES}
@@ -198,9 +371,7 @@ def catalog_markdown() -> str:
         "|---|---|---|---|---|",
     ]
     for m in sorted(CATALOG.values(), key=lambda m: m.id):
-        lines.append(
-            f"| {m.id} | {m.severity} | {m.component} | {m.text} | {m.state or ''} |"
-        )
+        lines.append(f"| {m.id} | {m.severity} | {m.component} | {m.text} | {m.state or ''} |")
     lines += ["", "## Descriptions and what to do", ""]
     for m in sorted(CATALOG.values(), key=lambda m: m.id):
         lines += [f"### {m.id}", "", m.description, "", f"**What to do:** {m.action}", ""]

@@ -27,43 +27,66 @@ def register(ctx: SiteContext, facts: dict[str, Any]) -> dict[str, Any]:
     if not facts.get("hostname"):
         raise InvalidInput("a client registers with its hostname")
     secret = "qmc_" + secrets.token_urlsafe(32)
-    client = Client(client_id=new_client_id(), secret_hash=token_hash(secret),
-                    hostname=facts["hostname"], os=facts.get("os", ""),
-                    os_version=facts.get("os_version", ""),
-                    architecture=facts.get("architecture", ""),
-                    ip_addresses=list(facts.get("ip_addresses", [])),
-                    agent_version=facts.get("agent_version", ""),
-                    properties=dict(facts.get("properties", {})))
+    client = Client(
+        client_id=new_client_id(),
+        secret_hash=token_hash(secret),
+        hostname=facts["hostname"],
+        os=facts.get("os", ""),
+        os_version=facts.get("os_version", ""),
+        architecture=facts.get("architecture", ""),
+        ip_addresses=list(facts.get("ip_addresses", [])),
+        agent_version=facts.get("agent_version", ""),
+        properties=dict(facts.get("properties", {})),
+    )
     with ctx.db.session() as session:
         client.approval = "pending" if require_approval(session) else "approved"
         session.add(client)
         raise_status(session, 3001, client.client_id, client.hostname, client_id=client.client_id)
-    return {"client_id": client.client_id, "client_secret": secret, "site_code": ctx.site_code,
-            "approval": client.approval,
-            "signing_keys": [k.to_dict() for k in ctx.trusted_keys()],
-            "poll_interval": ctx.config.poll_interval}
+    return {
+        "client_id": client.client_id,
+        "client_secret": secret,
+        "site_code": ctx.site_code,
+        "approval": client.approval,
+        "signing_keys": [k.to_dict() for k in ctx.trusted_keys()],
+        "poll_interval": ctx.config.poll_interval,
+    }
 
 
 def get_client(session: Session, client_id: str) -> Client:
     client = session.get(Client, check_client_id(client_id))
     if client is None:
-        raise NotFound(f"client {client_id} is not registered", "list clients with `qm client list`")
+        raise NotFound(
+            f"client {client_id} is not registered", "list clients with `qm client list`"
+        )
     return client
 
 
 def client_summary(client: Client) -> dict[str, Any]:
-    return {"client_id": client.client_id, "hostname": client.hostname, "os": client.os,
-            "os_version": client.os_version, "architecture": client.architecture,
-            "ip_addresses": client.ip_addresses, "agent_version": client.agent_version,
-            "properties": client.properties, "approval": client.approval,
-            "rekey_required": client.rekey_required,
-            "registered": client.registered.isoformat(),
-            "last_policy_request": client.last_policy_request.isoformat()
-            if client.last_policy_request else None}
+    return {
+        "client_id": client.client_id,
+        "hostname": client.hostname,
+        "os": client.os,
+        "os_version": client.os_version,
+        "architecture": client.architecture,
+        "ip_addresses": client.ip_addresses,
+        "agent_version": client.agent_version,
+        "properties": client.properties,
+        "approval": client.approval,
+        "rekey_required": client.rekey_required,
+        "registered": client.registered.isoformat(),
+        "last_policy_request": client.last_policy_request.isoformat()
+        if client.last_policy_request
+        else None,
+    }
 
 
-def list_clients(session: Session, search: str = "", limit: int = 100, offset: int = 0,
-                 approval: str | None = None) -> list[dict[str, Any]]:
+def list_clients(
+    session: Session,
+    search: str = "",
+    limit: int = 100,
+    offset: int = 0,
+    approval: str | None = None,
+) -> list[dict[str, Any]]:
     query = select(Client).order_by(Client.hostname).limit(limit).offset(offset)
     if search:
         query = query.where(Client.hostname.ilike(f"%{search}%"))

@@ -41,7 +41,9 @@ def check_boundary(cidr: str) -> str:
     try:
         return str(ipaddress.ip_network(cidr, strict=False))
     except ValueError:
-        raise InvalidInput(f"boundary {cidr!r} is not an IP range", "use CIDR, e.g. 10.1.0.0/16") from None
+        raise InvalidInput(
+            f"boundary {cidr!r} is not an IP range", "use CIDR, e.g. 10.1.0.0/16"
+        ) from None
 
 
 def get_dp(session: Session, name: str) -> DistributionPoint:
@@ -51,8 +53,14 @@ def get_dp(session: Session, name: str) -> DistributionPoint:
     return dp
 
 
-def add_dp(session: Session, name: str, url: str, boundaries: list[str], fallback: bool,
-           embedded: bool = False) -> str:
+def add_dp(
+    session: Session,
+    name: str,
+    url: str,
+    boundaries: list[str],
+    fallback: bool,
+    embedded: bool = False,
+) -> str:
     """Register a DP, make it carry every package, and return its one-time enrollment token."""
     if not name or len(name) > 100 or not all(c.isalnum() or c in "-_." for c in name):
         raise InvalidInput(f"DP name {name!r} is not valid", "use letters, digits, '-', '_' or '.'")
@@ -61,9 +69,14 @@ def add_dp(session: Session, name: str, url: str, boundaries: list[str], fallbac
     if session.scalar(select(DistributionPoint).where(DistributionPoint.name == name)):
         raise Conflict(f"distribution point {name!r} already exists", "choose another name")
     token = "qme_" + secrets.token_urlsafe(24)
-    dp = DistributionPoint(name=name, url=url.rstrip("/"),
-                           boundaries=[check_boundary(b) for b in boundaries], fallback=fallback,
-                           embedded=embedded, enrollment_token_hash=token_hash(token))
+    dp = DistributionPoint(
+        name=name,
+        url=url.rstrip("/"),
+        boundaries=[check_boundary(b) for b in boundaries],
+        fallback=fallback,
+        embedded=embedded,
+        enrollment_token_hash=token_hash(token),
+    )
     session.add(dp)
     session.flush()
     for package_id in session.scalars(select(Package.package_id)):
@@ -73,21 +86,29 @@ def add_dp(session: Session, name: str, url: str, boundaries: list[str], fallbac
 
 
 def carry_on_all_dps(session: Session, package_id: str) -> None:
-    for dp_id in session.scalars(select(DistributionPoint.id).where(DistributionPoint.state == "active")):
+    for dp_id in session.scalars(
+        select(DistributionPoint.id).where(DistributionPoint.state == "active")
+    ):
         session.add(PackageDP(package_id=package_id, dp_id=dp_id))
     session.flush()
 
 
 def _assign_latest(session: Session, dp_id: int, package_id: str) -> None:
-    latest = session.scalar(select(PackageVersion).where(PackageVersion.package_id == package_id)
-                            .order_by(PackageVersion.source_version.desc()).limit(1))
+    latest = session.scalar(
+        select(PackageVersion)
+        .where(PackageVersion.package_id == package_id)
+        .order_by(PackageVersion.source_version.desc())
+        .limit(1)
+    )
     if latest is not None and session.get(DPContent, (dp_id, latest.id)) is None:
         session.add(DPContent(dp_id=dp_id, version_id=latest.id, bytes_total=latest.total_size))
 
 
 def assign_version(session: Session, version: PackageVersion) -> None:
     """A new version goes to every DP that carries its package; older copies stay until then."""
-    dp_ids = session.scalars(select(PackageDP.dp_id).where(PackageDP.package_id == version.package_id))
+    dp_ids = session.scalars(
+        select(PackageDP.dp_id).where(PackageDP.package_id == version.package_id)
+    )
     for dp_id in dp_ids:
         session.add(DPContent(dp_id=dp_id, version_id=version.id, bytes_total=version.total_size))
 
@@ -96,8 +117,10 @@ def distribute(session: Session, package_id: str, dp_names: list[str]) -> None:
     for name in dp_names:
         dp = get_dp(session, name)
         if dp.state != "active":
-            raise Conflict(f"distribution point {name!r} is retired",
-                           f"enroll it again first: `qm dp reenroll {name}`")
+            raise Conflict(
+                f"distribution point {name!r} is retired",
+                f"enroll it again first: `qm dp reenroll {name}`",
+            )
         if session.get(PackageDP, (package_id, dp.id)) is None:
             session.add(PackageDP(package_id=package_id, dp_id=dp.id))
             session.flush()
@@ -106,20 +129,31 @@ def distribute(session: Session, package_id: str, dp_names: list[str]) -> None:
 
 def remove_from_dp(session: Session, package_id: str, dp_name: str) -> None:
     dp = get_dp(session, dp_name)
-    session.execute(delete(PackageDP).where(PackageDP.package_id == package_id, PackageDP.dp_id == dp.id))
+    session.execute(
+        delete(PackageDP).where(PackageDP.package_id == package_id, PackageDP.dp_id == dp.id)
+    )
     version_ids = select(PackageVersion.id).where(PackageVersion.package_id == package_id)
-    session.execute(delete(DPContent).where(DPContent.dp_id == dp.id,
-                                            DPContent.version_id.in_(version_ids)))
+    session.execute(
+        delete(DPContent).where(DPContent.dp_id == dp.id, DPContent.version_id.in_(version_ids))
+    )
 
 
 # --- the DP's side of the protocol ---------------------------------------------------------
 
-def enroll(session: Session, enrollment_token: str, url: str | None) -> tuple[DistributionPoint, str]:
-    dp = session.scalar(select(DistributionPoint).where(
-        DistributionPoint.enrollment_token_hash == token_hash(enrollment_token)))
+
+def enroll(
+    session: Session, enrollment_token: str, url: str | None
+) -> tuple[DistributionPoint, str]:
+    dp = session.scalar(
+        select(DistributionPoint).where(
+            DistributionPoint.enrollment_token_hash == token_hash(enrollment_token)
+        )
+    )
     if dp is None or dp.state != "active":
-        raise Unauthorized("the enrollment token is not valid or was already used",
-                           "ask the administrator for a new one: `qm dp add` or `qm dp reenroll`")
+        raise Unauthorized(
+            "the enrollment token is not valid or was already used",
+            "ask the administrator for a new one: `qm dp add` or `qm dp reenroll`",
+        )
     credential = "qmd_" + secrets.token_urlsafe(32)
     dp.enrollment_token_hash = None
     dp.credential_hash = token_hash(credential)
@@ -130,11 +164,14 @@ def enroll(session: Session, enrollment_token: str, url: str | None) -> tuple[Di
 
 
 def authenticate_dp(session: Session, credential: str) -> DistributionPoint:
-    dp = session.scalar(select(DistributionPoint).where(
-        DistributionPoint.credential_hash == token_hash(credential)))
+    dp = session.scalar(
+        select(DistributionPoint).where(DistributionPoint.credential_hash == token_hash(credential))
+    )
     if dp is None or dp.state != "active":
-        raise Unauthorized("unknown or retired distribution point credential",
-                           "enroll the DP again with a new token")
+        raise Unauthorized(
+            "unknown or retired distribution point credential",
+            "enroll the DP again with a new token",
+        )
     return dp
 
 
@@ -163,8 +200,10 @@ def reenroll_dp(session: Session, name: str) -> str:
 
 def _not_embedded(dp: DistributionPoint, what: str) -> DistributionPoint:
     if dp.embedded:
-        raise Conflict(f"the site's own distribution point {dp.name!r} cannot be told to {what}",
-                       "run the site with `qm site serve --no-dp` to stop serving content")
+        raise Conflict(
+            f"the site's own distribution point {dp.name!r} cannot be told to {what}",
+            "run the site with `qm site serve --no-dp` to stop serving content",
+        )
     return dp
 
 
@@ -178,19 +217,33 @@ def _unverify_content(session: Session, dp: DistributionPoint) -> None:
 
 def assignments(ctx: SiteContext, session: Session, dp: DistributionPoint) -> dict[str, Any]:
     dp.last_contact = utcnow()
-    rows = session.execute(select(DPContent, PackageVersion)
-                           .join(PackageVersion, PackageVersion.id == DPContent.version_id)
-                           .where(DPContent.dp_id == dp.id)
-                           .order_by(PackageVersion.package_id, PackageVersion.source_version)).all()
-    others = session.scalars(select(DistributionPoint.url).where(
-        DistributionPoint.id != dp.id, DistributionPoint.state == "active",
-        DistributionPoint.embedded.is_(False))).all()
+    rows = session.execute(
+        select(DPContent, PackageVersion)
+        .join(PackageVersion, PackageVersion.id == DPContent.version_id)
+        .where(DPContent.dp_id == dp.id)
+        .order_by(PackageVersion.package_id, PackageVersion.source_version)
+    ).all()
+    others = session.scalars(
+        select(DistributionPoint.url).where(
+            DistributionPoint.id != dp.id,
+            DistributionPoint.state == "active",
+            DistributionPoint.embedded.is_(False),
+        )
+    ).all()
     return {
-        "dp": dp.name, "validate_interval": VALIDATE_INTERVAL,
+        "dp": dp.name,
+        "validate_interval": VALIDATE_INTERVAL,
         "sources": [*others, f"{ctx.content_url}/library"],
-        "assignments": [{"package_id": v.package_id, "source_version": v.source_version,
-                         "package_hash": v.package_hash, "state": c.state,
-                         "validate": c.validate_requested} for c, v in rows],
+        "assignments": [
+            {
+                "package_id": v.package_id,
+                "source_version": v.source_version,
+                "package_hash": v.package_hash,
+                "state": c.state,
+                "validate": c.validate_requested,
+            }
+            for c, v in rows
+        ],
     }
 
 
@@ -201,8 +254,9 @@ def record_report(session: Session, dp: DistributionPoint, report: dict[str, Any
     if report.get("used_bytes") is not None:
         dp.used_bytes = int(report["used_bytes"])
     for item in report.get("contents", []):
-        version = session.scalar(select(PackageVersion).where(
-            PackageVersion.package_hash == item["package_hash"]))
+        version = session.scalar(
+            select(PackageVersion).where(PackageVersion.package_hash == item["package_hash"])
+        )
         if version is None or item["state"] not in _STATES:
             continue
         content = session.get(DPContent, (dp.id, version.id))
@@ -211,26 +265,55 @@ def record_report(session: Session, dp: DistributionPoint, report: dict[str, Any
         _apply_report(session, dp, version, content, item)
 
 
-def _apply_report(session: Session, dp: DistributionPoint, version: PackageVersion,
-                  content: DPContent, item: dict[str, Any]) -> None:
+def _apply_report(
+    session: Session,
+    dp: DistributionPoint,
+    version: PackageVersion,
+    content: DPContent,
+    item: dict[str, Any],
+) -> None:
     state, previous = item["state"], content.state
     args = (version.package_id, version.source_version, dp.name)
     if item.get("validated"):
         content.last_validated = utcnow()
         content.validate_requested = False
         bad = int(item.get("bad_blobs", 0))
-        raise_status(session, 2362 if bad else 2361, *args, bad or version.file_count,
-                     dp_name=dp.name, package_id=version.package_id)
+        raise_status(
+            session,
+            2362 if bad else 2361,
+            *args,
+            bad or version.file_count,
+            dp_name=dp.name,
+            package_id=version.package_id,
+        )
     if state == "distributing" and previous not in ("distributing",):
-        raise_status(session, 2342, *args, int(item.get("bytes_total", 0)), dp_name=dp.name,
-                     package_id=version.package_id)
+        raise_status(
+            session,
+            2342,
+            *args,
+            int(item.get("bytes_total", 0)),
+            dp_name=dp.name,
+            package_id=version.package_id,
+        )
     elif state == "installed" and previous != "installed":
-        raise_status(session, 2330, *args, int(item.get("bytes_transferred", 0)),
-                     dp_name=dp.name, package_id=version.package_id)
+        raise_status(
+            session,
+            2330,
+            *args,
+            int(item.get("bytes_transferred", 0)),
+            dp_name=dp.name,
+            package_id=version.package_id,
+        )
         _retire_older(session, dp.id, version)
     elif state == "failed" and previous != "failed":
-        raise_status(session, 2302, *args, item.get("reason", ""), dp_name=dp.name,
-                     package_id=version.package_id)
+        raise_status(
+            session,
+            2302,
+            *args,
+            item.get("reason", ""),
+            dp_name=dp.name,
+            package_id=version.package_id,
+        )
     if content.validate_requested and state == "installed" and not item.get("validated"):
         state = "validation_failed"  # stays out of content locations until revalidated
     content.state = state
@@ -241,15 +324,21 @@ def _apply_report(session: Session, dp: DistributionPoint, version: PackageVersi
 
 
 def _retire_older(session: Session, dp_id: int, version: PackageVersion) -> None:
-    older = select(PackageVersion.id).where(PackageVersion.package_id == version.package_id,
-                                            PackageVersion.source_version < version.source_version)
-    session.execute(delete(DPContent).where(DPContent.dp_id == dp_id, DPContent.version_id.in_(older)))
+    older = select(PackageVersion.id).where(
+        PackageVersion.package_id == version.package_id,
+        PackageVersion.source_version < version.source_version,
+    )
+    session.execute(
+        delete(DPContent).where(DPContent.dp_id == dp_id, DPContent.version_id.in_(older))
+    )
 
 
 def report_mismatch(session: Session, dp_name: str, package_hash: str, client_id: str) -> None:
     """A client found bad bytes: take the copy out of service and ask the DP to revalidate."""
     dp = session.scalar(select(DistributionPoint).where(DistributionPoint.name == dp_name))
-    version = session.scalar(select(PackageVersion).where(PackageVersion.package_hash == package_hash))
+    version = session.scalar(
+        select(PackageVersion).where(PackageVersion.package_hash == package_hash)
+    )
     if dp is None or version is None:
         return
     content = session.get(DPContent, (dp.id, version.id))
@@ -259,16 +348,27 @@ def report_mismatch(session: Session, dp_name: str, package_hash: str, client_id
     if content.state == "installed":
         content.state = "validation_failed"
         content.updated = utcnow()
-        raise_status(session, 2360, version.package_id, version.source_version, dp.name, client_id,
-                     dp_name=dp.name, package_id=version.package_id)
+        raise_status(
+            session,
+            2360,
+            version.package_id,
+            version.source_version,
+            dp.name,
+            client_id,
+            dp_name=dp.name,
+            package_id=version.package_id,
+        )
 
 
 def request_validation(session: Session, dp_name: str, package_id: str | None) -> int:
     dp = get_dp(session, dp_name)
     query = select(DPContent).where(DPContent.dp_id == dp.id)
     if package_id:
-        query = query.where(DPContent.version_id.in_(
-            select(PackageVersion.id).where(PackageVersion.package_id == package_id)))
+        query = query.where(
+            DPContent.version_id.in_(
+                select(PackageVersion.id).where(PackageVersion.package_id == package_id)
+            )
+        )
     rows = list(session.scalars(query))
     for content in rows:
         content.validate_requested = True
@@ -283,13 +383,25 @@ def validate_dp(ctx: SiteContext, dp_name: str, package_id: str | None = None) -
     return count
 
 
-def content_locations(session: Session, package_hash: str, client_ips: list[str]) -> list[dict[str, str]]:
+def content_locations(
+    session: Session, package_hash: str, client_ips: list[str]
+) -> list[dict[str, str]]:
     """DPs with an installed copy: those whose boundary holds the client first, then fallbacks."""
-    rows = session.execute(select(DistributionPoint).join(
-        DPContent, DPContent.dp_id == DistributionPoint.id).join(
-        PackageVersion, PackageVersion.id == DPContent.version_id).where(
-        PackageVersion.package_hash == package_hash, DPContent.state == "installed",
-        DistributionPoint.state == "active").order_by(DistributionPoint.name)).scalars().all()
+    rows = (
+        session.execute(
+            select(DistributionPoint)
+            .join(DPContent, DPContent.dp_id == DistributionPoint.id)
+            .join(PackageVersion, PackageVersion.id == DPContent.version_id)
+            .where(
+                PackageVersion.package_hash == package_hash,
+                DPContent.state == "installed",
+                DistributionPoint.state == "active",
+            )
+            .order_by(DistributionPoint.name)
+        )
+        .scalars()
+        .all()
+    )
     addresses = [ipaddress.ip_address(ip) for ip in client_ips if _is_ip(ip)]
     near, fallback = [], []
     for dp in rows:
@@ -312,30 +424,50 @@ def _is_ip(value: str) -> bool:
 def list_dps(session: Session) -> list[dict[str, Any]]:
     result = []
     for dp in session.scalars(select(DistributionPoint).order_by(DistributionPoint.name)):
-        result.append({
-            "name": dp.name, "url": dp.url, "boundaries": dp.boundaries, "fallback": dp.fallback,
-            "embedded": dp.embedded, "state": dp.state, "enrolled": dp.credential_hash is not None,
-            "last_contact": dp.last_contact.isoformat() if dp.last_contact else None,
-            "free_bytes": dp.free_bytes, "used_bytes": dp.used_bytes,
-            "content": dp_content(session, dp),
-        })
+        result.append(
+            {
+                "name": dp.name,
+                "url": dp.url,
+                "boundaries": dp.boundaries,
+                "fallback": dp.fallback,
+                "embedded": dp.embedded,
+                "state": dp.state,
+                "enrolled": dp.credential_hash is not None,
+                "last_contact": dp.last_contact.isoformat() if dp.last_contact else None,
+                "free_bytes": dp.free_bytes,
+                "used_bytes": dp.used_bytes,
+                "content": dp_content(session, dp),
+            }
+        )
     return result
 
 
 def dp_content(session: Session, dp: DistributionPoint) -> list[dict[str, Any]]:
-    rows = session.execute(select(DPContent, PackageVersion)
-                           .join(PackageVersion, PackageVersion.id == DPContent.version_id)
-                           .where(DPContent.dp_id == dp.id)
-                           .order_by(PackageVersion.package_id, PackageVersion.source_version)).all()
-    return [{"package_id": v.package_id, "source_version": v.source_version,
-             "package_hash": v.package_hash, "state": c.state, "bytes_done": c.bytes_done,
-             "bytes_total": c.bytes_total, "reason": c.reason,
-             "last_validated": c.last_validated.isoformat() if c.last_validated else None}
-            for c, v in rows]
+    rows = session.execute(
+        select(DPContent, PackageVersion)
+        .join(PackageVersion, PackageVersion.id == DPContent.version_id)
+        .where(DPContent.dp_id == dp.id)
+        .order_by(PackageVersion.package_id, PackageVersion.source_version)
+    ).all()
+    return [
+        {
+            "package_id": v.package_id,
+            "source_version": v.source_version,
+            "package_hash": v.package_hash,
+            "state": c.state,
+            "bytes_done": c.bytes_done,
+            "bytes_total": c.bytes_total,
+            "reason": c.reason,
+            "last_validated": c.last_validated.isoformat() if c.last_validated else None,
+        }
+        for c, v in rows
+    ]
 
 
 def manifest_envelope(session: Session, package_hash: str) -> dict[str, Any]:
-    version = session.scalar(select(PackageVersion).where(PackageVersion.package_hash == package_hash))
+    version = session.scalar(
+        select(PackageVersion).where(PackageVersion.package_hash == package_hash)
+    )
     if version is None:
         raise NotFound(f"no package version has hash {package_hash}", "check the package hash")
     envelope: dict[str, Any] = json.loads(version.manifest)

@@ -16,7 +16,14 @@ from quartermaster.core.program import ProgramSpec
 from quartermaster.site import distribution
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import next_counter
-from quartermaster.site.models import DPContent, DistributionPoint, Package, PackageVersion, Program, utcnow
+from quartermaster.site.models import (
+    DistributionPoint,
+    DPContent,
+    Package,
+    PackageVersion,
+    Program,
+    utcnow,
+)
 from quartermaster.site.policy import bump_policy_serial
 from quartermaster.site.site_status import raise_status
 
@@ -25,7 +32,9 @@ def get_package(session: Session, package_id: str) -> Package:
     check_object_id(package_id)
     package = session.get(Package, package_id)
     if package is None:
-        raise NotFound(f"package {package_id} does not exist", "list packages with `qm package list`")
+        raise NotFound(
+            f"package {package_id} does not exist", "list packages with `qm package list`"
+        )
     return package
 
 
@@ -36,8 +45,14 @@ def _check_name(name: str) -> str:
     return name
 
 
-def create_package(ctx: SiteContext, name: str, source: str, programs: list[ProgramSpec],
-                   manufacturer: str = "", version_label: str = "") -> dict[str, Any]:
+def create_package(
+    ctx: SiteContext,
+    name: str,
+    source: str,
+    programs: list[ProgramSpec],
+    manufacturer: str = "",
+    version_label: str = "",
+) -> dict[str, Any]:
     """Allocate an ID, snapshot the source as version 1 and publish it to every DP."""
     name = _check_name(name)
     names = [p.name for p in programs]
@@ -47,14 +62,27 @@ def create_package(ctx: SiteContext, name: str, source: str, programs: list[Prog
     snapshot = ctx.library.snapshot(source_path)  # validates the folder before any ID is used
     with ctx.db.session() as session:
         package_id = object_id(ctx.site_code, next_counter(session, "package"))
-        session.add(Package(package_id=package_id, name=name, manufacturer=manufacturer,
-                            version_label=version_label, source_path=str(source_path)))
+        session.add(
+            Package(
+                package_id=package_id,
+                name=name,
+                manufacturer=manufacturer,
+                version_label=version_label,
+                source_path=str(source_path),
+            )
+        )
         session.flush()
         for spec in programs:
             session.add(Program(package_id=package_id, name=spec.name, spec=spec.to_dict()))
         distribution.carry_on_all_dps(session, package_id)
-        _publish(ctx, session, package_id, 1, Manifest(ctx.site_code, package_id, 1,
-                                                        tuple(snapshot.files)), snapshot.new_bytes)
+        _publish(
+            ctx,
+            session,
+            package_id,
+            1,
+            Manifest(ctx.site_code, package_id, 1, tuple(snapshot.files)),
+            snapshot.new_bytes,
+        )
     ctx.distribution_changed()
     return {"package_id": package_id, "source_version": 1}
 
@@ -72,27 +100,43 @@ def update_package(ctx: SiteContext, package_id: str) -> dict[str, Any]:
     with ctx.db.session() as session:
         package = get_package(session, package_id)
         if package.current_version != current:
-            raise Conflict(f"package {package_id} was updated by someone else meanwhile",
-                           "run the update again")
+            raise Conflict(
+                f"package {package_id} was updated by someone else meanwhile",
+                "run the update again",
+            )
         _publish(ctx, session, package_id, current + 1, candidate, snapshot.new_bytes)
     ctx.distribution_changed()
     return {"package_id": package_id, "source_version": current + 1, "changed": True}
 
 
 def _manifest_of(session: Session, package_id: str, version: int) -> Manifest | None:
-    row = session.scalar(select(PackageVersion).where(
-        PackageVersion.package_id == package_id, PackageVersion.source_version == version))
+    row = session.scalar(
+        select(PackageVersion).where(
+            PackageVersion.package_id == package_id, PackageVersion.source_version == version
+        )
+    )
     return None if row is None else Manifest.from_dict(json.loads(row.manifest)["signed"])
 
 
-def _publish(ctx: SiteContext, session: Session, package_id: str, version: int,
-             manifest: Manifest, new_bytes: int) -> None:
+def _publish(
+    ctx: SiteContext,
+    session: Session,
+    package_id: str,
+    version: int,
+    manifest: Manifest,
+    new_bytes: int,
+) -> None:
     envelope = ctx.key.envelope(manifest.to_dict())
     package_hash = manifest.package_hash()
     ctx.library.write_manifest(package_hash, envelope)
-    row = PackageVersion(package_id=package_id, source_version=version, package_hash=package_hash,
-                         manifest=json.dumps(envelope), file_count=len(manifest.files),
-                         total_size=manifest.total_size)
+    row = PackageVersion(
+        package_id=package_id,
+        source_version=version,
+        package_hash=package_hash,
+        manifest=json.dumps(envelope),
+        file_count=len(manifest.files),
+        total_size=manifest.total_size,
+    )
     session.add(row)
     package = session.get(Package, package_id)
     assert package is not None
@@ -101,22 +145,33 @@ def _publish(ctx: SiteContext, session: Session, package_id: str, version: int,
     session.flush()
     distribution.assign_version(session, row)
     bump_policy_serial(session)
-    raise_status(session, 2300, package_id, version, package_hash, len(manifest.files),
-                 manifest.total_size, new_bytes, package_id=package_id)
+    raise_status(
+        session,
+        2300,
+        package_id,
+        version,
+        package_hash,
+        len(manifest.files),
+        manifest.total_size,
+        new_bytes,
+        package_id=package_id,
+    )
 
 
 def add_program(ctx: SiteContext, package_id: str, spec: ProgramSpec) -> dict[str, Any]:
     with ctx.db.session() as session:
         get_package(session, package_id)
-        exists = session.scalar(select(Program).where(Program.package_id == package_id,
-                                                      Program.name == spec.name))
+        exists = session.scalar(
+            select(Program).where(Program.package_id == package_id, Program.name == spec.name)
+        )
         if exists is not None:
-            raise Conflict(f"package {package_id} already has a program named {spec.name!r}",
-                           "choose another name, or remove the existing program first")
+            raise Conflict(
+                f"package {package_id} already has a program named {spec.name!r}",
+                "choose another name, or remove the existing program first",
+            )
         session.add(Program(package_id=package_id, name=spec.name, spec=spec.to_dict()))
         bump_policy_serial(session)
     return {"package_id": package_id, "program": spec.to_dict()}
-
 
 
 def distribute_package(ctx: SiteContext, package_id: str, dp_names: list[str]) -> dict[str, Any]:
@@ -128,8 +183,9 @@ def distribute_package(ctx: SiteContext, package_id: str, dp_names: list[str]) -
     return show_package(ctx, package_id)
 
 
-def remove_package_from_dps(ctx: SiteContext, package_id: str,
-                            dp_names: list[str]) -> dict[str, Any]:
+def remove_package_from_dps(
+    ctx: SiteContext, package_id: str, dp_names: list[str]
+) -> dict[str, Any]:
     """Take a package off DPs; their copies are deleted at the DPs' next poll."""
     with ctx.db.session() as session:
         get_package(session, package_id)
@@ -149,45 +205,76 @@ def redistribute(ctx: SiteContext, package_id: str, dp_name: str) -> dict[str, A
     ctx.distribution_changed()
     return show_package(ctx, package_id)
 
-def list_packages(ctx: SiteContext, search: str = "", limit: int = 100,
-                  offset: int = 0) -> list[dict[str, Any]]:
+
+def list_packages(
+    ctx: SiteContext, search: str = "", limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
     with ctx.db.session() as session:
         query = select(Package).order_by(Package.package_id).limit(limit).offset(offset)
         if search:
-            query = query.where(Package.name.ilike(f"%{search}%") | Package.package_id.ilike(f"%{search}%"))
+            query = query.where(
+                Package.name.ilike(f"%{search}%") | Package.package_id.ilike(f"%{search}%")
+            )
         return [_summary(p) for p in session.scalars(query)]
 
 
 def _summary(package: Package) -> dict[str, Any]:
-    return {"package_id": package.package_id, "name": package.name,
-            "manufacturer": package.manufacturer, "version_label": package.version_label,
-            "source_path": package.source_path, "source_version": package.current_version,
-            "created": package.created.isoformat(), "updated": package.updated.isoformat()}
+    return {
+        "package_id": package.package_id,
+        "name": package.name,
+        "manufacturer": package.manufacturer,
+        "version_label": package.version_label,
+        "source_path": package.source_path,
+        "source_version": package.current_version,
+        "created": package.created.isoformat(),
+        "updated": package.updated.isoformat(),
+    }
 
 
 def show_package(ctx: SiteContext, package_id: str) -> dict[str, Any]:
     with ctx.db.session() as session:
         package = get_package(session, package_id)
-        versions = [{"source_version": v.source_version, "package_hash": v.package_hash,
-                     "file_count": v.file_count, "total_size": v.total_size,
-                     "created": v.created.isoformat()} for v in package.versions]
+        versions = [
+            {
+                "source_version": v.source_version,
+                "package_hash": v.package_hash,
+                "file_count": v.file_count,
+                "total_size": v.total_size,
+                "created": v.created.isoformat(),
+            }
+            for v in package.versions
+        ]
         by_version = {v.id: v.source_version for v in package.versions}
         dps = session.execute(
             select(DistributionPoint.name, DPContent)
             .join(DPContent, DPContent.dp_id == DistributionPoint.id)
             .where(DPContent.version_id.in_(list(by_version)))
-            .order_by(DistributionPoint.name)).all()
-        return {**_summary(package), "versions": versions,
-                "programs": [p.spec for p in package.programs],
-                "distribution": [
-                    {"dp": name, "source_version": by_version[c.version_id], "state": c.state,
-                     "bytes_done": c.bytes_done, "bytes_total": c.bytes_total,
-                     "reason": c.reason, "updated": c.updated.isoformat()} for name, c in dps]}
+            .order_by(DistributionPoint.name)
+        ).all()
+        return {
+            **_summary(package),
+            "versions": versions,
+            "programs": [p.spec for p in package.programs],
+            "distribution": [
+                {
+                    "dp": name,
+                    "source_version": by_version[c.version_id],
+                    "state": c.state,
+                    "bytes_done": c.bytes_done,
+                    "bytes_total": c.bytes_total,
+                    "reason": c.reason,
+                    "updated": c.updated.isoformat(),
+                }
+                for name, c in dps
+            ],
+        }
 
 
 def get_version(session: Session, package_hash: str) -> PackageVersion:
     row = session.scalar(select(PackageVersion).where(PackageVersion.package_hash == package_hash))
     if row is None:
-        raise NotFound(f"no package version has hash {package_hash}",
-                       "the client's policy may be stale; it refreshes on the next poll")
+        raise NotFound(
+            f"no package version has hash {package_hash}",
+            "the client's policy may be stale; it refreshes on the next poll",
+        )
     return row

@@ -28,7 +28,9 @@ def init_site(root: Path, site_code: str, name: str, database_url: str | None = 
     if admin_password is not None:
         check_password(admin_password)
     if home.exists():
-        raise Conflict(f"{home.root} already holds a site", "choose another --home, or serve this one")
+        raise Conflict(
+            f"{home.root} already holds a site", "choose another --home, or serve this one"
+        )
     if not name.strip():
         raise InvalidInput("a site needs a name", "pass --name")
     created_root = not home.root.exists()

@@ -43,13 +43,19 @@ def _row(client: Client, message: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(properties, dict):
         raise InvalidInput("properties must be an object")
     return {
-        "uid": f"{client.client_id}:{uid}", "message_id": message_id,
-        "severity": entry.severity.value, "component": entry.component,
-        "client_id": client.client_id, "dp_name": str(message.get("dp") or "")[:100],
+        "uid": f"{client.client_id}:{uid}",
+        "message_id": message_id,
+        "severity": entry.severity.value,
+        "component": entry.component,
+        "client_id": client.client_id,
+        "dp_name": str(message.get("dp") or "")[:100],
         "deployment_id": message.get("deployment_id") or None,
         "package_id": message.get("package_id") or None,
-        "insertion_strings": strings, "properties": properties, "text": entry.render(strings),
-        "time": _parse_time(message.get("time")), "received": utcnow(),
+        "insertion_strings": strings,
+        "properties": properties,
+        "text": entry.render(strings),
+        "time": _parse_time(message.get("time")),
+        "received": utcnow(),
     }
 
 
@@ -82,16 +88,25 @@ def _lock_roll_ups(session: Session, client: Client, fresh: list[dict[str, Any]]
     """
     deployment_ids = sorted({r["deployment_id"] for r in fresh if r["deployment_id"]})
     if deployment_ids:
-        session.scalars(select(DeploymentClient).where(
-            DeploymentClient.client_id == client.client_id,
-            DeploymentClient.deployment_id.in_(deployment_ids))
-            .order_by(DeploymentClient.deployment_id).with_for_update()).all()
+        session.scalars(
+            select(DeploymentClient)
+            .where(
+                DeploymentClient.client_id == client.client_id,
+                DeploymentClient.deployment_id.in_(deployment_ids),
+            )
+            .order_by(DeploymentClient.deployment_id)
+            .with_for_update()
+        ).all()
 
 
 def _roll_up(session: Session, client: Client, row: dict[str, Any]) -> None:
     if row["message_id"] == 10075 and row["dp_name"]:
-        distribution.report_mismatch(session, row["dp_name"],
-                                     str(row["properties"].get("package_hash", "")), client.client_id)
+        distribution.report_mismatch(
+            session,
+            row["dp_name"],
+            str(row["properties"].get("package_hash", "")),
+            client.client_id,
+        )
     state = CATALOG[row["message_id"]].state
     if state is None or not row["deployment_id"]:
         return
@@ -109,21 +124,37 @@ def _roll_up(session: Session, client: Client, row: dict[str, Any]) -> None:
         target.source_version = version
 
 
-def query_messages(session: Session, *, deployment_id: str | None = None, client_id: str | None = None,
-                   package_id: str | None = None, message_id: int | None = None,
-                   severity: str | None = None, dp_name: str | None = None,
-                   since: datetime | None = None, until: datetime | None = None,
-                   limit: int = 100, before_id: int | None = None,
-                   component: str | None = None,
-                   before_time: datetime | None = None) -> list[dict[str, Any]]:
+def query_messages(
+    session: Session,
+    *,
+    deployment_id: str | None = None,
+    client_id: str | None = None,
+    package_id: str | None = None,
+    message_id: int | None = None,
+    severity: str | None = None,
+    dp_name: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
+    component: str | None = None,
+    before_time: datetime | None = None,
+) -> list[dict[str, Any]]:
     """Newest first. Page with `before_id`, or, for pages that stay exact when messages
     arrive late with older times, with `before_time` and `before_id` of the last row shown
     (the rows after it in (time, id) order)."""
-    query = select(StatusMessageRow).order_by(StatusMessageRow.time.desc(), StatusMessageRow.id.desc())
-    filters = {StatusMessageRow.deployment_id: deployment_id, StatusMessageRow.client_id: client_id,
-               StatusMessageRow.package_id: package_id, StatusMessageRow.message_id: message_id,
-               StatusMessageRow.severity: severity, StatusMessageRow.dp_name: dp_name,
-               StatusMessageRow.component: component}
+    query = select(StatusMessageRow).order_by(
+        StatusMessageRow.time.desc(), StatusMessageRow.id.desc()
+    )
+    filters = {
+        StatusMessageRow.deployment_id: deployment_id,
+        StatusMessageRow.client_id: client_id,
+        StatusMessageRow.package_id: package_id,
+        StatusMessageRow.message_id: message_id,
+        StatusMessageRow.severity: severity,
+        StatusMessageRow.dp_name: dp_name,
+        StatusMessageRow.component: component,
+    }
     for column, value in filters.items():
         if value is not None:
             query = query.where(column == value)
@@ -132,18 +163,31 @@ def query_messages(session: Session, *, deployment_id: str | None = None, client
     if until is not None:
         query = query.where(StatusMessageRow.time < until)
     if before_time is not None:
-        query = query.where(StatusMessageRow.time <= before_time, or_(
-            StatusMessageRow.time < before_time, and_(
-            StatusMessageRow.time == before_time, StatusMessageRow.id < (before_id or 0))))
+        query = query.where(
+            StatusMessageRow.time <= before_time,
+            or_(
+                StatusMessageRow.time < before_time,
+                and_(StatusMessageRow.time == before_time, StatusMessageRow.id < (before_id or 0)),
+            ),
+        )
     elif before_id is not None:
         query = query.where(StatusMessageRow.id < before_id)
     return [message_dict(m) for m in session.scalars(query.limit(min(limit, 1000)))]
 
 
 def message_dict(m: StatusMessageRow) -> dict[str, Any]:
-    return {"id": m.id, "message_id": m.message_id, "severity": m.severity,
-            "component": m.component, "client_id": m.client_id, "dp": m.dp_name,
-            "deployment_id": m.deployment_id, "package_id": m.package_id,
-            "insertion_strings": m.insertion_strings, "properties": m.properties,
-            "text": m.text, "time": m.time.isoformat(), "received": m.received.isoformat()}
-
+    return {
+        "id": m.id,
+        "message_id": m.message_id,
+        "severity": m.severity,
+        "component": m.component,
+        "client_id": m.client_id,
+        "dp": m.dp_name,
+        "deployment_id": m.deployment_id,
+        "package_id": m.package_id,
+        "insertion_strings": m.insertion_strings,
+        "properties": m.properties,
+        "text": m.text,
+        "time": m.time.isoformat(),
+        "received": m.received.isoformat(),
+    }

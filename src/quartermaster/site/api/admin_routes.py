@@ -79,19 +79,33 @@ class PackageBody(Strict):
 
 @router.get("/site", dependencies=[allow("site.read")])
 def site_info(ctx: Ctx) -> dict[str, Any]:
-    return {"site_code": ctx.site_code, "name": ctx.config.name, "content_url": ctx.content_url,
-            "signing_keys": [k.to_dict() for k in ctx.trusted_keys()]}
+    return {
+        "site_code": ctx.site_code,
+        "name": ctx.config.name,
+        "content_url": ctx.content_url,
+        "signing_keys": [k.to_dict() for k in ctx.trusted_keys()],
+    }
 
 
 @router.post("/packages", status_code=201, dependencies=[allow("package.create")])
 def create_package(body: PackageBody, ctx: Ctx) -> dict[str, Any]:
-    return packages.create_package(ctx, body.name, body.source, [p.spec() for p in body.programs],
-                                   body.manufacturer, body.version_label)
+    return packages.create_package(
+        ctx,
+        body.name,
+        body.source,
+        [p.spec() for p in body.programs],
+        body.manufacturer,
+        body.version_label,
+    )
 
 
 @router.get("/packages", dependencies=[allow("package.read")])
-def list_packages(ctx: Ctx, search: str = Query("", max_length=200),
-                  limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_INT)) -> dict[str, Any]:
+def list_packages(
+    ctx: Ctx,
+    search: str = Query("", max_length=200),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0, le=MAX_INT),
+) -> dict[str, Any]:
     return {"packages": packages.list_packages(ctx, search, limit, offset)}
 
 
@@ -105,8 +119,9 @@ def update_package(package_id: str, ctx: Ctx) -> dict[str, Any]:
     return packages.update_package(ctx, package_id)
 
 
-@router.post("/packages/{package_id}/programs", status_code=201,
-             dependencies=[allow("program.create")])
+@router.post(
+    "/packages/{package_id}/programs", status_code=201, dependencies=[allow("program.create")]
+)
 def add_program(package_id: str, body: ProgramBody, ctx: Ctx) -> dict[str, Any]:
     return packages.add_program(ctx, package_id, body.spec())
 
@@ -175,8 +190,15 @@ class WindowBody(Strict):
 @router.post("/collections", status_code=201, dependencies=[allow("collection.create")])
 def new_collection(body: CollectionBody, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
-        create_collection(session, body.name, body.comment, rules=body.rules,
-                          include=body.include, exclude=body.exclude, windows=body.windows)
+        create_collection(
+            session,
+            body.name,
+            body.comment,
+            rules=body.rules,
+            include=body.include,
+            exclude=body.exclude,
+            windows=body.windows,
+        )
         return show_collection(session, body.name)
 
 
@@ -187,8 +209,12 @@ def collections(ctx: Ctx) -> dict[str, Any]:
 
 
 @router.get("/collections/{name}", dependencies=[allow("collection.read")])
-def collection(name: str, ctx: Ctx, limit: int = Query(1000, ge=0, le=100_000),
-               offset: int = Query(0, ge=0, le=MAX_INT)) -> dict[str, Any]:
+def collection(
+    name: str,
+    ctx: Ctx,
+    limit: int = Query(1000, ge=0, le=100_000),
+    offset: int = Query(0, ge=0, le=MAX_INT),
+) -> dict[str, Any]:
     with ctx.db.session() as session:
         return show_collection(session, name, limit, offset)
 
@@ -290,11 +316,11 @@ class DeploymentBody(Strict):
     error_threshold: int | None = Field(default=None, ge=0, le=100)
 
 
-
 def _aware(value: datetime | None, what: str) -> datetime | None:
     if value is not None and value.tzinfo is None:
-        raise InvalidInput(f"{what} has no time zone",
-                           "give times with a zone, e.g. 2026-12-01T22:00Z")
+        raise InvalidInput(
+            f"{what} has no time zone", "give times with a zone, e.g. 2026-12-01T22:00Z"
+        )
     return value
 
 
@@ -302,32 +328,47 @@ def _aware(value: datetime | None, what: str) -> datetime | None:
 def new_deployment(body: DeploymentBody, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         deployment_id = create_from_request(
-            session, ctx.site_code, body.package_id, body.program, body.collection,
-            available=body.available, deadline=body.deadline, expires=body.expires,
-            rerun=body.rerun, override_maintenance=body.override_maintenance,
-            phases=body.phases, success_threshold=body.success_threshold,
-            error_threshold=body.error_threshold)
+            session,
+            ctx.site_code,
+            body.package_id,
+            body.program,
+            body.collection,
+            available=body.available,
+            deadline=body.deadline,
+            expires=body.expires,
+            rerun=body.rerun,
+            override_maintenance=body.override_maintenance,
+            phases=body.phases,
+            success_threshold=body.success_threshold,
+            error_threshold=body.error_threshold,
+        )
     with ctx.db.session() as session:
         return deployment_status(session, deployment_id, limit=0)
 
 
 @router.get("/deployments", dependencies=[allow("deployment.read")])
-def deployments(ctx: Ctx, limit: int = Query(100, ge=1, le=1000),
-                offset: int = Query(0, ge=0, le=MAX_INT)) -> dict[str, Any]:
+def deployments(
+    ctx: Ctx, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_INT)
+) -> dict[str, Any]:
     with ctx.db.session() as session:
         return {"deployments": list_deployments(session, limit, offset)}
 
 
 @router.get("/deployments/{deployment_id}/status", dependencies=[allow("deployment.read")])
-def deployment(deployment_id: str, ctx: Ctx,
-               limit: int = Query(1000, ge=0, le=10000), offset: int = Query(0, ge=0, le=MAX_INT),
-               state: str | None = Query(None, max_length=30)) -> dict[str, Any]:
+def deployment(
+    deployment_id: str,
+    ctx: Ctx,
+    limit: int = Query(1000, ge=0, le=10000),
+    offset: int = Query(0, ge=0, le=MAX_INT),
+    state: str | None = Query(None, max_length=30),
+) -> dict[str, Any]:
     with ctx.db.session() as session:
         return deployment_status(session, deployment_id, limit, offset, state)
 
 
-def _control(ctx: Ctx, deployment_id: str,
-             action: Callable[[Session, str], None]) -> dict[str, Any]:
+def _control(
+    ctx: Ctx, deployment_id: str, action: Callable[[Session, str], None]
+) -> dict[str, Any]:
     with ctx.db.session() as session:
         action(session, deployment_id)
     with ctx.db.session() as session:
@@ -350,27 +391,47 @@ def deployment_cancel(deployment_id: str, ctx: Ctx) -> dict[str, Any]:
 
 
 @router.get("/status-messages", dependencies=[allow("status.read")])
-def status_messages(ctx: Ctx, deployment: str | None = Query(None, max_length=20),
-                    client: str | None = Query(None, max_length=64),
-                    package: str | None = Query(None, max_length=20),
-                    message_id: int | None = Query(None, ge=0, le=MAX_INT), severity: str | None = Query(None, max_length=20),
-                    dp: str | None = Query(None, max_length=100),
-                    component: str | None = Query(None, max_length=50),
-                    since: datetime | None = None, until: datetime | None = None,
-                    limit: int = Query(100, ge=1, le=1000), before_id: int | None = Query(None, ge=0, le=MAX_INT)) -> dict[str, Any]:
+def status_messages(
+    ctx: Ctx,
+    deployment: str | None = Query(None, max_length=20),
+    client: str | None = Query(None, max_length=64),
+    package: str | None = Query(None, max_length=20),
+    message_id: int | None = Query(None, ge=0, le=MAX_INT),
+    severity: str | None = Query(None, max_length=20),
+    dp: str | None = Query(None, max_length=100),
+    component: str | None = Query(None, max_length=50),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    before_id: int | None = Query(None, ge=0, le=MAX_INT),
+) -> dict[str, Any]:
     with ctx.db.session() as session:
-        return {"messages": query_messages(
-            session, deployment_id=deployment, client_id=client, package_id=package,
-            message_id=message_id, severity=severity, dp_name=dp, component=component,
-            since=_aware(since, "since"), until=_aware(until, "until"),
-            limit=limit, before_id=before_id)}
+        return {
+            "messages": query_messages(
+                session,
+                deployment_id=deployment,
+                client_id=client,
+                package_id=package,
+                message_id=message_id,
+                severity=severity,
+                dp_name=dp,
+                component=component,
+                since=_aware(since, "since"),
+                until=_aware(until, "until"),
+                limit=limit,
+                before_id=before_id,
+            )
+        }
 
 
 @router.get("/clients", dependencies=[allow("client.read")])
-def clients(ctx: Ctx, search: str = Query("", max_length=200),
-            limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_INT),
-            approval: str | None = Query(None, pattern="^(approved|pending|blocked)$")
-            ) -> dict[str, Any]:
+def clients(
+    ctx: Ctx,
+    search: str = Query("", max_length=200),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0, le=MAX_INT),
+    approval: str | None = Query(None, pattern="^(approved|pending|blocked)$"),
+) -> dict[str, Any]:
     with ctx.db.session() as session:
         return {"clients": list_clients(session, search, limit, offset, approval)}
 
