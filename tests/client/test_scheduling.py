@@ -135,3 +135,36 @@ def test_next_wakeup_is_the_earliest_retry_or_deadline() -> None:
     local.schedule_retry(START + HOUR)
     wake = next_wakeup((later, retrying), {"QM120001": local}, START)
     assert wake == START + HOUR
+
+
+def _windowed(texts: list[str], override: bool = False) -> DeploymentPolicy:
+    from dataclasses import replace
+
+    from quartermaster.core.schedule import parse_windows
+
+    return replace(deployment(), maintenance_windows=parse_windows(texts),
+                   override_maintenance=override)
+
+
+def test_maintenance_window_holds_a_mandatory_run_until_it_opens() -> None:
+    window = ["daily 00:00-00:01 UTC"]
+    opens = (START + timedelta(days=1)).replace(hour=0, minute=0)  # START is at noon
+    outside = opens - HOUR
+    decision = decide(_windowed(window), DeploymentState(), outside)
+    assert decision.action is Action.WAIT_WINDOW
+    assert decision.not_before == opens
+    assert decide(_windowed(window), DeploymentState(), opens).action is Action.RUN
+    wake = next_wakeup((_windowed(window),), {}, outside)
+    assert wake == opens
+
+
+def test_a_requested_or_overriding_run_ignores_maintenance_windows() -> None:
+    window = ["daily 00:00-00:01 UTC"]
+    outside = START.replace(hour=12, minute=0)
+    asked = decide(_windowed(window), DeploymentState(), outside, requested=True)
+    assert asked.action is Action.RUN
+    assert decide(_windowed(window, override=True), DeploymentState(), outside).action is Action.RUN
+
+
+def test_no_maintenance_windows_means_no_restriction() -> None:
+    assert decide(_windowed([]), DeploymentState(), START.replace(hour=12)).action is Action.RUN

@@ -102,6 +102,11 @@ class Agent:
         elif decision.action is Action.EXPIRED and local.first_notice("10057"):
             expires = deployment.expires
             reporter.emit(10057, format_utc(expires) if expires else "")
+        elif decision.action is Action.WAIT_WINDOW:
+            opens = decision.not_before
+            when = format_utc(opens) if opens else "never (no window opens again)"
+            if local.first_notice(f"10060:{version}:{when}"):
+                reporter.emit(10060, when)
         elif decision.action is Action.RUN:
             runner.install(deployment, local)
             return f"{deployment.deployment_id}: ran: {_result(local)}"

@@ -14,6 +14,7 @@ from quartermaster.client.timestamps import parse_optional, parse_utc
 from quartermaster.core.errors import InvalidInput
 from quartermaster.core.hashing import is_sha256_hex
 from quartermaster.core.program import ProgramSpec
+from quartermaster.core.schedule import Window, parse_windows
 
 RERUN_VALUES = ("never", "always", "if-failed", "if-succeeded")
 
@@ -31,6 +32,8 @@ class DeploymentPolicy:
     expires: datetime | None
     rerun: str = "if-failed"
     state: str = "active"
+    maintenance_windows: tuple[Window, ...] = ()  # of every collection the client is in
+    override_maintenance: bool = False
 
     @classmethod
     def from_dict(cls, data: Any) -> DeploymentPolicy:
@@ -57,6 +60,8 @@ class DeploymentPolicy:
             deadline=parse_optional(data.get("deadline")),
             expires=parse_optional(data.get("expires")),
             rerun=rerun, state=str(data.get("state") or "active"),
+            maintenance_windows=_windows(dep_id, data.get("maintenance_windows") or []),
+            override_maintenance=data.get("override_maintenance") is True,
         )
 
 
@@ -105,3 +110,9 @@ def _program(deployment_id: str, data: dict[str, Any]) -> ProgramSpec:
         return ProgramSpec.from_dict(data)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"deployment {deployment_id} has an invalid program: {exc}") from None
+
+
+def _windows(deployment_id: str, texts: Any) -> tuple[Window, ...]:
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise InvalidInput(f"deployment {deployment_id} has invalid maintenance windows")
+    return parse_windows(texts)

@@ -23,6 +23,10 @@ replace its internals without touching the agent. The rules, in order:
    if-failed is the default: a failed mandatory program runs again at every agent run until
    it succeeds. Runs stopped before the program started (requirements, content) are not
    runs; they are tried again at every agent run.
+7. A mandatory run (not one a user asked for) waits for a maintenance window of the client's
+   collections unless the deployment may override them: WAIT_WINDOW until the next one opens
+   (`core.schedule.next_open`; no windows at all means no restriction). The content is
+   fetched when the run starts.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from enum import StrEnum
 
 from quartermaster.client.local_state import DeploymentState
 from quartermaster.client.policy import DeploymentPolicy
+from quartermaster.core.schedule import is_open, next_open
 
 
 class Action(StrEnum):
@@ -40,6 +45,7 @@ class Action(StrEnum):
     AVAILABLE = "available"
     EXPIRED = "expired"
     WAIT = "wait"  # a retry is scheduled later
+    WAIT_WINDOW = "wait_window"  # mandatory, held until a maintenance window opens
     RUN = "run"
 
 
@@ -70,7 +76,13 @@ def decide(deployment: DeploymentPolicy, local: DeploymentState, now: datetime,
     if not mandatory and not requested:
         return Decision(Action.AVAILABLE, "available, not mandatory yet", deployment.deadline)
     allowed, reason = _rerun_allows(deployment, local, requested)
-    return Decision(Action.RUN if allowed else Action.SKIP, reason)
+    if not allowed:
+        return Decision(Action.SKIP, reason)
+    held = not requested and not deployment.override_maintenance
+    if held and not is_open(deployment.maintenance_windows, now):
+        opens = next_open(deployment.maintenance_windows, now)
+        return Decision(Action.WAIT_WINDOW, "outside every maintenance window", opens)
+    return Decision(Action.RUN, reason)
 
 
 def _rerun_allows(deployment: DeploymentPolicy, local: DeploymentState,
