@@ -12,6 +12,8 @@ from tests.e2e.processes import start_site
 pytestmark = [pytest.mark.e2e, pytest.mark.postgresql]
 
 
+# Completeness only: on a busy 2-core machine the run takes minutes, never asserted on.
+@pytest.mark.timeout(1500)
 def test_two_thousand_clients_all_succeed_and_every_message_counts_once(
         tmp_path: Path, postgres_url: str) -> None:
     site = start_site(tmp_path, database=postgres_url)
