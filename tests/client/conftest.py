@@ -120,6 +120,9 @@ class InMemorySite:
         self.calls.append(("locations", package_hash))
         return list(self.dp_locations.get(package_hash, []))
 
+    def rekey(self) -> str:
+        raise AssertionError("this test site never asks for a new secret")
+
     def send_status(self, messages: list[dict[str, Any]]) -> dict[str, int]:
         self.received.extend(copy.deepcopy(messages))
         return {"accepted": len(messages), "duplicates": 0}

@@ -20,7 +20,7 @@ from quartermaster.client.machine_facts import MachineFacts, collect_facts
 from quartermaster.client.policy import DeploymentPolicy, Policy
 from quartermaster.client.policy_agent import PolicyAgent
 from quartermaster.client.scheduling import Action, decide, next_wakeup
-from quartermaster.client.site_link import SiteApi
+from quartermaster.client.site_link import NotApproved, RekeyRequired, SiteApi
 from quartermaster.client.status_spool import DeploymentReporter, StatusSpool
 from quartermaster.client.timestamps import Clock, format_utc, utcnow
 from quartermaster.core.blob_transfer import BlobFetcher
@@ -55,7 +55,12 @@ class Agent:
     def run_once(self, install: str | None = None) -> RunSummary:
         """Poll policy, do all due work (and `install` now if allowed), deliver status."""
         summary = RunSummary()
-        policy = PolicyAgent(self.home, self.config, self.site, self.spool, self.clock).refresh()
+        try:
+            policy = self._refresh_policy()
+        except NotApproved as exc:  # keep the spool: it is delivered once the site serves us
+            self.log.write(f"the site does not serve this client: {exc.message}")
+            summary.lines.append(f"waiting: {exc.message}")
+            return summary
         if install and (policy is None or policy.find(install) is None):
             self.spool.deliver(self.site.send_status)
             raise NotFound(f"deployment {install} is not in this client's policy",
@@ -67,6 +72,16 @@ class Agent:
                                               self.clock())
         summary.delivered = self.spool.deliver(self.site.send_status)
         return summary
+
+    def _refresh_policy(self) -> Policy | None:
+        """Poll policy; if the site asks for a new secret, store it durably, then poll again."""
+        agent = PolicyAgent(self.home, self.config, self.site, self.spool, self.clock)
+        try:
+            return agent.refresh()
+        except RekeyRequired:
+            self.home.write_secret(self.site.rekey())  # write, fsync, rename
+            self.log.write("the site asked for a new secret; it was stored and is in use")
+            return agent.refresh()
 
     def _work(self, policy: Policy, install: str | None, summary: RunSummary) -> None:
         fetcher = BlobFetcher(ssl_context=self.home.ssl_context(self.config))  # pinned CA

@@ -44,6 +44,20 @@ class UntrustedCertificate(SiteUnreachable):
     code = "untrusted_certificate"
 
 
+class NotApproved(QMError):
+    """The site knows this client but will not serve it yet (pending approval) or at all."""
+
+    code = "not_approved"
+    http_status = 403
+
+
+class RekeyRequired(QMError):
+    """The administrator asked this client to replace its secret (`qm client rekey`)."""
+
+    code = "rekey_required"
+    http_status = 401
+
+
 @dataclass(frozen=True)
 class Location:
     dp: str
@@ -69,6 +83,8 @@ class SiteApi(Protocol):
     def locations(self, package_hash: str) -> list[Location]: ...
 
     def send_status(self, messages: list[dict[str, Any]]) -> object: ...
+
+    def rekey(self) -> str: ...
 
 
 class SiteLink:
@@ -115,6 +131,14 @@ class SiteLink:
     def send_status(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         return _object(self._request("POST", "/status", json={"messages": messages}))
 
+    def rekey(self) -> str:
+        """Trade the current secret for a new one and use it from now on."""
+        secret = str(_object(self._request("POST", "/rekey")).get("client_secret") or "")
+        if not secret.startswith("qmc_"):
+            raise QMError("the site answered a rekey request without a new secret")
+        self._http.headers["Authorization"] = f"Bearer {secret}"
+        return secret
+
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, API + path, **kwargs)
@@ -153,6 +177,11 @@ def _error(response: httpx.Response) -> QMError:
         detail = {}
     message = str(detail.get("message") or f"HTTP {response.status_code}")
     hint = str(detail.get("hint") or "")
+    code = str(detail.get("code"))
+    if code in ("approval_pending", "client_blocked"):
+        return NotApproved(message, hint or "an administrator approves it with `qm client approve`")
+    if code == "rekey_required":
+        return RekeyRequired(message, hint)
     if response.status_code == 401:
         return Unauthorized(f"the site refused this client's credentials: {message}",
                             "re-register with `qm client register --home DIR --site URL --force`")
