@@ -18,6 +18,11 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def token_hash(token: str) -> str:
+    """How the site stores high-entropy secrets (API tokens, client and DP credentials)."""
+    return sha256_bytes(token.encode())
+
+
 def sha256_file(path: Path, buffer: bytearray | None = None) -> tuple[str, int]:
     """Hash a file; returns (hex digest, size). Pass a buffer to reuse it across files."""
     buf = buffer if buffer is not None else bytearray(CHUNK)

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from quartermaster.core.hashing import sha256_bytes
+from quartermaster.core.hashing import token_hash
 from quartermaster.site.authorization import ACCOUNT_ROLES, Credential, Principal
 from quartermaster.site.models import Account, ApiToken, utcnow
 
@@ -36,10 +36,6 @@ _hasher = PasswordHasher()
 def _dummy_hash() -> str:
     """Verified against when the account does not exist, so timing does not tell."""
     return _hasher.hash(secrets.token_hex(16))
-
-
-def token_hash(token: str) -> str:
-    return sha256_bytes(token.encode())
 
 
 def check_name(name: str) -> str:

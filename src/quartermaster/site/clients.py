@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quartermaster.core.errors import InvalidInput, NotFound
+from quartermaster.core.hashing import token_hash
 from quartermaster.core.ids import check_client_id, new_client_id
 from quartermaster.site.context import SiteContext
-from quartermaster.site.distribution import token_hash
 from quartermaster.site.models import Client
 from quartermaster.site.settings import require_approval
 from quartermaster.site.site_status import raise_status

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from quartermaster.core.hashing import sha256_bytes
+from quartermaster.core.hashing import token_hash
 from quartermaster.site.context import SiteContext
 from quartermaster.site.models import (
     DistributionPoint,
@@ -31,10 +31,6 @@ from quartermaster.site.site_status import raise_status
 EMBEDDED_DP = "site"
 VALIDATE_INTERVAL = 86400
 _STATES = {"distributing", "installed", "failed"}
-
-
-def token_hash(token: str) -> str:
-    return sha256_bytes(token.encode())
 
 
 def check_boundary(cidr: str) -> str:

@@ -269,12 +269,3 @@ def show_package(ctx: SiteContext, package_id: str) -> dict[str, Any]:
             ],
         }
 
-
-def get_version(session: Session, package_hash: str) -> PackageVersion:
-    row = session.scalar(select(PackageVersion).where(PackageVersion.package_hash == package_hash))
-    if row is None:
-        raise NotFound(
-            f"no package version has hash {package_hash}",
-            "the client's policy may be stale; it refreshes on the next poll",
-        )
-    return row
