@@ -115,6 +115,7 @@ class Fleet:
         self.limit = asyncio.Semaphore(config.concurrency)
         self.http: aiohttp.ClientSession | None = None
         self.phases: dict[str, float] = {}
+        self.load: dict[str, list[float]] = {}  # 1, 5, 15 min load average after each phase
         self.site_cpu: dict[str, float] = {}
         self.package_id = self.package_hash = self.deployment_id = ""
         self.collection = f"Fleet-{uuid.uuid4().hex[:8]}"
@@ -183,6 +184,7 @@ class Fleet:
         started, cpu = time.perf_counter(), _cpu_seconds(self.config.site_pids)
         result = await work
         self.phases[name] = round(time.perf_counter() - started, 2)
+        self.load[name] = [round(x, 2) for x in os.getloadavg()]
         if self.config.site_pids:
             self.site_cpu[name] = round(_cpu_seconds(self.config.site_pids) - cpu, 2)
         self.log(f"{name} done in {self.phases[name]} s")
@@ -243,7 +245,10 @@ class Fleet:
         url = self.site_for(client, turn) + CLIENT_API + "/policy"
         status, body, reply_headers = await self.request("policy", "GET", url, headers=headers,
                                                          ok=(200, 304))
-        self.stats.latencies[f"policy {status}"].append(self.stats.latencies["policy"].pop())
+        # The first poll of each client (in the registration phase) is counted apart, so the
+        # policy routes show the wave and the hourly polls.
+        name = "first poll" if turn == 0 and expect_deployment is False else f"policy {status}"
+        self.stats.latencies[name].append(self.stats.latencies["policy"].pop())
         client.etag = reply_headers.get("ETag", client.etag)
         if status == 304:
             if expect_deployment:
@@ -396,15 +401,19 @@ class Fleet:
     def report(self, verification: dict[str, Any]) -> dict[str, Any]:
         wave = self.phases.get("wave", 0.0) or 1e-9
         wave_routes = ("policy 200", "policy 304", "manifest", "locations", "status")
-        wave_requests = sum(len(self.stats.latencies[r]) for r in wave_routes) - self.config.clients
-        names = ("register", "policy 200", "policy 304", "manifest", "locations", "status",
-                 "admin")
+        wave_requests = sum(len(self.stats.latencies[r]) for r in wave_routes)
+        names = ("register", "first poll", "policy 200", "policy 304", "manifest", "locations",
+                 "status", "admin")
         routes = {name: self.stats.route(name) for name in names}
         lateness = sorted(self.stats.lateness) or [0.0]
+        per_client = {phase: round(cpu * 1000 / max(1, self.config.clients), 2)
+                      for phase, cpu in self.site_cpu.items()}
         return {
             "config": {k: v for k, v in asdict(self.config).items() if k not in ("token", "quiet")},
             "phases_s": self.phases,
             "site_cpu_s": self.site_cpu,
+            "site_cpu_ms_per_client": per_client,
+            "load_average": self.load,
             "register_per_s": round(self.config.clients / (self.phases.get("register") or 1e-9), 1),
             "wave_requests_per_s": round(wave_requests / wave, 1),
             "status_messages_accepted": self.stats.accepted,
@@ -453,6 +462,8 @@ def format_report(report: dict[str, Any]) -> str:
              f"sites: {len(report['config']['sites'])}",
              f"phases (s): {report['phases_s']}",
              f"site CPU per phase (s): {report['site_cpu_s'] or 'not measured (--site-pid)'}",
+             f"site CPU per client per phase (ms): {report['site_cpu_ms_per_client'] or '-'}",
+             f"load average (1, 5, 15 min) after each phase: {report['load_average']}",
              f"registrations/s: {report['register_per_s']}   wave requests/s: "
              f"{report['wave_requests_per_s']}   status messages ingested/s: "
              f"{report['status_messages_per_s']} ({report['status_messages_accepted']} accepted, "

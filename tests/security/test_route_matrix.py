@@ -70,7 +70,8 @@ def minimum_role(method: str, path: str) -> str:
     """Identity (accounts, audit, settings, client and DP credentials) is for admins; any
     other change for operators; reading for everyone."""
     admin_only = (path.startswith(("/api/v1/accounts", "/api/v1/audit"))
-                  or (method != "GET" and path.startswith(("/api/v1/settings", "/api/v1/clients")))
+                  or (method != "GET" and path.startswith(("/api/v1/settings", "/api/v1/clients"))
+                      and path != "/api/v1/clients/notify")  # asking to poll is operating
                   or (method, path) == ("POST", "/api/v1/dps")
                   or path.endswith(("/retire", "/reenroll")))
     if admin_only:

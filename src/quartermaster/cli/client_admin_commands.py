@@ -1,4 +1,4 @@
-"""`qm client list|approve|block|rekey`: the administrator's side of the client group."""
+"""`qm client list|approve|block|rekey|notify`: the administrator's side of the client group."""
 
 from __future__ import annotations
 
@@ -80,3 +80,22 @@ def rekey(client_id: str = ClientIdArgument, site: str = SiteOption,
     """
     answer = _set(client_id, "rekey", site, token)
     out.print(f"client {client_id} ({answer['hostname']}) must re-key at its next contact")
+
+
+@app.command("notify")
+@handles_errors
+def notify(client_ids: list[str] = typer.Argument(None, metavar="[ID]...",
+                                                  help="Client IDs from `qm client list`."),
+           collection: str = typer.Option(None, "--collection",
+                                          help="Every member of this collection."),
+           site: str = SiteOption, token: str = TokenOption) -> None:
+    """Ask clients to poll for policy at their next contact instead of their next interval.
+
+    Example: qm client notify --collection "All Linux"
+    """
+    ids = client_ids or []
+    if not ids and collection is None:
+        raise typer.BadParameter("name client IDs, --collection, or both")
+    answer = SiteLink(site, token).post("/api/v1/clients/notify",
+                                        {"client_ids": ids, "collection": collection})
+    out.print(f"{answer['notified']} client(s) will poll for policy at their next contact")

@@ -82,6 +82,7 @@ RULES: dict[str, Rule] = {
     "collection.update": _account(_OPERATE, "change a collection's members, rules or windows"),
     "deployment.create": _account(_OPERATE, "deploy a program to a collection"),
     "deployment.update": _account(_OPERATE, "pause, resume, change or cancel a deployment"),
+    "client.notify": _account(_OPERATE, "ask clients to poll for policy at their next contact"),
     "dp.validate": _account(_OPERATE, "ask a DP to re-hash its content"),
     "token.create": _account(_OPERATE, "create an API token for oneself"),
     "token.revoke": _account(_OPERATE, "revoke one of one's own API tokens"),
@@ -123,6 +124,7 @@ class Principal:
     token_id: int | None = None
     client_id: str | None = None
     dp_id: int | None = None
+    poll_requested: bool = False  # the site asks this client to poll now (`qm client notify`)
 
     @property
     def actor(self) -> str:

@@ -39,7 +39,15 @@ def make_engine(url: str) -> Engine:
                                pool_size=8, max_overflow=8)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping: it is one more round trip per transaction. A connection the server closed
+    # (a PostgreSQL restart) fails one request with 500, which clients retry; SQLAlchemy then
+    # invalidates the whole pool, so the retry gets a fresh connection.
+    # The pool holds as many connections as requests run at once (the worker threads), and
+    # hands out the most recently used: a connection returned to a full pool is closed, and
+    # with a small first-in-first-out pool a busy site opened a new PostgreSQL backend (a
+    # process) every few requests.
+    return create_engine(url, pool_size=32, max_overflow=8, pool_use_lifo=True,
+                         pool_recycle=3600)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import secrets
-from typing import Any
+import threading
+from functools import lru_cache
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.orm import Session
 
+from quartermaster.core.canonical import canonical_json
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from quartermaster.core.hashing import token_hash
 from quartermaster.site.context import SiteContext
@@ -379,34 +382,38 @@ def validate_dp(ctx: SiteContext, dp_name: str, package_id: str | None = None) -
     return count
 
 
+_DPS = cast(Table, DistributionPoint.__table__)
+_COPIES = cast(Table, DPContent.__table__)
+_VERSIONS = cast(Table, PackageVersion.__table__)
+# Built once (every client of a wave asks): active DPs with an installed copy of a version.
+_INSTALLED = (
+    select(_DPS.c.name, _DPS.c.url, _DPS.c.boundaries, _DPS.c.fallback)
+    .join(_COPIES, _COPIES.c.dp_id == _DPS.c.id)
+    .join(_VERSIONS, _VERSIONS.c.id == _COPIES.c.version_id)
+    .where(_VERSIONS.c.package_hash == bindparam("package_hash"),
+           _COPIES.c.state == "installed", _DPS.c.state == "active")
+    .order_by(_DPS.c.name))
+
+
 def content_locations(
     session: Session, package_hash: str, client_ips: list[str]
 ) -> list[dict[str, str]]:
     """DPs with an installed copy: those whose boundary holds the client first, then fallbacks."""
-    rows = (
-        session.execute(
-            select(DistributionPoint)
-            .join(DPContent, DPContent.dp_id == DistributionPoint.id)
-            .join(PackageVersion, PackageVersion.id == DPContent.version_id)
-            .where(
-                PackageVersion.package_hash == package_hash,
-                DPContent.state == "installed",
-                DistributionPoint.state == "active",
-            )
-            .order_by(DistributionPoint.name)
-        )
-        .scalars()
-        .all()
-    )
+    rows = session.connection().execute(_INSTALLED, {"package_hash": package_hash}).all()
     addresses = [ipaddress.ip_address(ip) for ip in client_ips if _is_ip(ip)]
     near, fallback = [], []
-    for dp in rows:
-        networks = [ipaddress.ip_network(b) for b in dp.boundaries]
+    for name, url, boundaries, is_fallback in rows:
+        networks = [_network(b) for b in boundaries]
         if any(a in n for a in addresses for n in networks if a.version == n.version):
-            near.append({"dp": dp.name, "url": dp.url, "kind": "boundary"})
-        elif dp.fallback:
-            fallback.append({"dp": dp.name, "url": dp.url, "kind": "fallback"})
+            near.append({"dp": name, "url": url, "kind": "boundary"})
+        elif is_fallback:
+            fallback.append({"dp": name, "url": url, "kind": "fallback"})
     return near + fallback
+
+
+@lru_cache(maxsize=4096)
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(cidr)
 
 
 def _is_ip(value: str) -> bool:
@@ -468,3 +475,47 @@ def manifest_envelope(session: Session, package_hash: str) -> dict[str, Any]:
         raise NotFound(f"no package version has hash {package_hash}", "check the package hash")
     envelope: dict[str, Any] = json.loads(version.manifest)
     return envelope
+
+
+_MANIFEST = select(_VERSIONS.c.manifest).where(
+    _VERSIONS.c.package_hash == bindparam("package_hash"))
+
+
+class _ManifestCache:
+    """Canonical bytes of signed manifest envelopes, per package hash, in this process.
+
+    A version's manifest never changes, except its signatures when the site's keys rotate,
+    and re-signing bumps the policy serial in the same transaction; so an entry is good
+    while the serial the caller read (before the manifest) is the one it was cached under.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._lock = threading.Lock()
+        self._serial = -1
+        self._entries: dict[str, bytes] = {}
+        self._size = size
+
+    def get(self, session: Session, package_hash: str, serial: int) -> bytes:
+        with self._lock:
+            if serial == self._serial and package_hash in self._entries:
+                return self._entries[package_hash]
+        text = session.connection().execute(
+            _MANIFEST, {"package_hash": package_hash}).scalar()
+        if text is None:
+            raise NotFound(f"no package version has hash {package_hash}", "check the package hash")
+        body = canonical_json(json.loads(text))
+        with self._lock:
+            if serial > self._serial:
+                self._serial, self._entries = serial, {}
+            if serial == self._serial and len(self._entries) < self._size:
+                self._entries[package_hash] = body
+        return body
+
+
+MANIFESTS = _ManifestCache()
+
+
+def manifest_bytes(session: Session, package_hash: str, serial: int) -> bytes:
+    """The signed manifest envelope as canonical JSON; `serial` is the policy serial read
+    earlier in this transaction."""
+    return MANIFESTS.get(session, package_hash, serial)

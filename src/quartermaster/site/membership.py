@@ -263,6 +263,17 @@ def client_changed(session: Session, client_id: str) -> bool:
     return _refresh(session, None, [client])
 
 
+def lock_for_client(session: Session) -> None:
+    """Take the lock one client's re-evaluation takes (shared), e.g. before registering it.
+
+    A new client is nobody's direct member, so only query rules (and collections that
+    include rule-based ones) can take it in: with no rule at all there is nothing to
+    evaluate. Under this lock a check for rules sees every rule committed before it, and a
+    rule change that starts later waits for the registration and then sees the client.
+    """
+    _lock(session, shared=True)
+
+
 def report_inventory(session: Session, client: Client, facts: dict[str, Any]) -> bool:
     """Store what the client reports now (the registration facts) and re-evaluate it."""
     for key in ("hostname", "os", "os_version", "architecture", "agent_version"):
@@ -319,7 +330,10 @@ class _Changes:
 
 
 def _refresh(session: Session, affected: set[int] | None, only: list[Client] | None) -> bool:
-    _lock(session)
+    # One client's re-evaluation touches that client's rows only (its own row is locked by
+    # whoever changed it), so such evaluations run side by side; a collection's re-evaluation
+    # reads every client and waits for them all.
+    _lock(session, shared=only is not None)
     session.flush()
     graph = _load_graph(session)
     order = graph.order()
@@ -354,10 +368,12 @@ def _refresh(session: Session, affected: set[int] | None, only: list[Client] | N
     return _after(session, changes)
 
 
-def _lock(session: Session) -> None:
-    """Serialize membership changes on PostgreSQL (SQLite serializes every writer anyway)."""
+def _lock(session: Session, shared: bool = False) -> None:
+    """Serialize membership changes on PostgreSQL (SQLite serializes every writer anyway):
+    exclusive for a collection's re-evaluation, shared for one client's."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        session.execute(text(f"SELECT {function}(:key)"), {"key": _LOCK_KEY})
 
 
 def _load_graph(session: Session) -> _Graph:

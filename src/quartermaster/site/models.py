@@ -187,6 +187,8 @@ class Client(Base):
     # replaces it the first time the client uses it.
     rekey_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     next_secret_hash: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)
+    # `qm client notify`: every client API answer says "poll now" until the client fetches policy.
+    poll_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     registered: Mapped[datetime] = mapped_column(default=utcnow)
     last_policy_request: Mapped[datetime | None] = mapped_column(default=None, index=True)
     last_status_time: Mapped[datetime | None] = mapped_column(default=None)

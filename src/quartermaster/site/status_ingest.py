@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -13,9 +13,26 @@ from quartermaster.core.errors import InvalidInput
 from quartermaster.core.status_catalog import CATALOG
 from quartermaster.site import distribution
 from quartermaster.site.deployments import reevaluate_rollouts
-from quartermaster.site.models import Client, DeploymentClient, StatusMessageRow, utcnow
+from quartermaster.site.models import (
+    Client,
+    Deployment,
+    DeploymentClient,
+    StatusMessageRow,
+    UTCDateTime,
+    utcnow,
+)
 
 MAX_BATCH = 1000
+MISMATCH = 10075  # a client found a blob on a DP that does not match its hash
+
+_MESSAGES = cast(Table, StatusMessageRow.__table__)
+_CLIENTS = cast(Table, Client.__table__)
+# One statement per batch; the uids it returns are the messages not seen before.
+_INSERT = {name: insert(_MESSAGES).on_conflict_do_nothing(index_elements=["uid"])
+           .returning(_MESSAGES.c.uid)
+           for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
+_LAST_STATUS = (update(_CLIENTS).where(_CLIENTS.c.client_id == bindparam("b_client_id"))
+                .values(last_status_time=bindparam("now", type_=UTCDateTime)))
 
 
 def _parse_time(value: Any) -> datetime:
@@ -28,7 +45,7 @@ def _parse_time(value: Any) -> datetime:
     return parsed
 
 
-def _row(client: Client, message: dict[str, Any]) -> dict[str, Any]:
+def _row(client_id: str, message: dict[str, Any], received: datetime) -> dict[str, Any]:
     uid, message_id = message.get("uid"), message.get("message_id")
     if not isinstance(uid, str) or not 8 <= len(uid) <= 64:
         raise InvalidInput("every status message needs a uid of 8 to 64 characters")
@@ -43,11 +60,11 @@ def _row(client: Client, message: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(properties, dict):
         raise InvalidInput("properties must be an object")
     return {
-        "uid": f"{client.client_id}:{uid}",
+        "uid": f"{client_id}:{uid}",
         "message_id": message_id,
         "severity": entry.severity.value,
         "component": entry.component,
-        "client_id": client.client_id,
+        "client_id": client_id,
         "dp_name": str(message.get("dp") or "")[:100],
         "deployment_id": message.get("deployment_id") or None,
         "package_id": message.get("package_id") or None,
@@ -55,73 +72,110 @@ def _row(client: Client, message: dict[str, Any]) -> dict[str, Any]:
         "properties": properties,
         "text": entry.render(strings),
         "time": _parse_time(message.get("time")),
-        "received": utcnow(),
+        "received": received,
     }
 
 
-def ingest(session: Session, client: Client, messages: list[dict[str, Any]]) -> dict[str, int]:
+def ingest(session: Session, client: Client | str,
+           messages: list[dict[str, Any]]) -> dict[str, int]:
+    """Store the batch's new messages (by uid) and roll them up, in the caller's transaction.
+
+    Core statements only, a fixed number per batch whatever its size: the insert (which
+    tells the new uids apart), one locking read and one update per deployment the batch
+    moves, and the client's last status time.
+    """
+    client_id = client if isinstance(client, str) else client.client_id
     if len(messages) > MAX_BATCH:
         raise InvalidInput(f"at most {MAX_BATCH} status messages per request")
-    rows = [_row(client, m) for m in messages]
+    now = utcnow()
+    rows = [_row(client_id, m, now) for m in messages]
     if not rows:
         return {"accepted": 0, "duplicates": 0}
-    dialect = session.get_bind().dialect.name
-    stmt: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(StatusMessageRow)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["uid"]).returning(StatusMessageRow.uid)
-    inserted = set(session.scalars(stmt, rows).all())
+    if len({r["uid"] for r in rows}) != len(rows):  # the same uid twice in one batch
+        rows = list({r["uid"]: r for r in reversed(rows)}.values())[::-1]
+    connection = session.connection()
+    inserted = set(connection.execute(_INSERT[connection.dialect.name], rows).scalars())
     fresh = [r for r in rows if r["uid"] in inserted]
-    _lock_roll_ups(session, client, fresh)
-    for row in sorted(fresh, key=lambda r: r["time"]):
-        _roll_up(session, client, row)
-    reevaluate_rollouts(session, {r["deployment_id"] for r in fresh if r["deployment_id"]})
-    client.last_status_time = utcnow()
-    return {"accepted": len(fresh), "duplicates": len(rows) - len(fresh)}
+    for row in fresh:
+        if row["message_id"] == MISMATCH and row["dp_name"]:
+            distribution.report_mismatch(session, row["dp_name"],
+                                         str(row["properties"].get("package_hash", "")),
+                                         client_id)
+    _roll_up(session, client_id, fresh)
+    reevaluate_rollouts(session, [d for d in _phased(session, fresh)])
+    connection.execute(_LAST_STATUS, {"b_client_id": client_id, "now": now})
+    return {"accepted": len(fresh), "duplicates": len(messages) - len(fresh)}
 
 
-def _lock_roll_ups(session: Session, client: Client, fresh: list[dict[str, Any]]) -> None:
-    """Lock this client's roll-up rows of the batch once, in key order, before applying it.
+def _roll_up(session: Session, client_id: str, fresh: list[dict[str, Any]]) -> None:
+    """Apply the batch to this client's roll-up rows: a message newer than (or as new as) the
+    row's last one sets its state, in time order, as if applied one by one.
 
-    With several site processes two batches of one client may race; the row lock makes the
-    newer message win whichever commits last. Locking once (not per message) matters on
-    PostgreSQL: a row updated twice in one transaction makes its foreign-key check run and
-    share-lock the deployment row, which deadlocks against the rollout's row lock.
+    The rows are locked once, in key order, with the read. With several site processes two
+    batches of one client may race; the lock makes the newer message win whichever commits
+    last. Locking and updating each row once matters on PostgreSQL: a row updated twice in
+    one transaction makes its foreign-key check run and share-lock the deployment row,
+    which deadlocks against the rollout's row lock.
     """
-    deployment_ids = sorted({r["deployment_id"] for r in fresh if r["deployment_id"]})
-    if deployment_ids:
-        session.scalars(
-            select(DeploymentClient)
-            .where(
-                DeploymentClient.client_id == client.client_id,
-                DeploymentClient.deployment_id.in_(deployment_ids),
-            )
-            .order_by(DeploymentClient.deployment_id)
-            .with_for_update()
-        ).all()
+    moving: dict[str, list[dict[str, Any]]] = {}
+    for row in fresh:
+        if CATALOG[row["message_id"]].state is not None and row["deployment_id"]:
+            moving.setdefault(row["deployment_id"], []).append(row)
+    if not moving:
+        return
+    connection = session.connection()
+    current = {deployment_id: (last_time, version) for deployment_id, last_time, version in
+               connection.execute(_LOCK_ROLL_UPS, {"client_id": client_id,
+                                                   "deployment_ids": sorted(moving)})}
+    for deployment_id in sorted(current):
+        last_time, version = current[deployment_id]
+        last: dict[str, Any] | None = None
+        for row in sorted(moving[deployment_id], key=lambda r: r["time"]):
+            if last_time is not None and _aware(last_time) > row["time"]:
+                continue
+            last_time, last = row["time"], row
+            new_version = row["properties"].get("source_version")
+            if isinstance(new_version, int):
+                version = new_version
+        if last is None:
+            continue
+        state = CATALOG[last["message_id"]].state
+        assert state is not None
+        connection.execute(_UPDATE_ROLL_UP, {
+            "b_deployment_id": deployment_id, "b_client_id": client_id, "state": state.value,
+            "last_message_id": last["message_id"], "last_message_time": last["time"],
+            "detail": last["text"], "source_version": version})
 
 
-def _roll_up(session: Session, client: Client, row: dict[str, Any]) -> None:
-    if row["message_id"] == 10075 and row["dp_name"]:
-        distribution.report_mismatch(
-            session,
-            row["dp_name"],
-            str(row["properties"].get("package_hash", "")),
-            client.client_id,
-        )
-    state = CATALOG[row["message_id"]].state
-    if state is None or not row["deployment_id"]:
-        return
-    target = session.get(DeploymentClient, (row["deployment_id"], client.client_id))
-    if target is None:
-        return
-    if target.last_message_time is not None and target.last_message_time > row["time"]:
-        return
-    target.state = state.value
-    target.last_message_id = row["message_id"]
-    target.last_message_time = row["time"]
-    target.detail = row["text"]
-    version = row["properties"].get("source_version")
-    if isinstance(version, int):
-        target.source_version = version
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+_ROLL_UPS = cast(Table, DeploymentClient.__table__)
+_LOCK_ROLL_UPS = (select(_ROLL_UPS.c.deployment_id, _ROLL_UPS.c.last_message_time,
+                         _ROLL_UPS.c.source_version)
+                  .where(_ROLL_UPS.c.client_id == bindparam("client_id"),
+                         _ROLL_UPS.c.deployment_id.in_(bindparam("deployment_ids",
+                                                                 expanding=True)))
+                  .order_by(_ROLL_UPS.c.deployment_id).with_for_update())
+_UPDATE_ROLL_UP = update(_ROLL_UPS).where(
+    _ROLL_UPS.c.deployment_id == bindparam("b_deployment_id"),
+    _ROLL_UPS.c.client_id == bindparam("b_client_id"))
+
+# Whether a deployment has phases is fixed when it is created, so it is kept per process.
+_PHASED: dict[str, bool] = {}
+
+
+def _phased(session: Session, fresh: list[dict[str, Any]]) -> list[str]:
+    """Deployments of the batch that have phases (only their rollouts can move)."""
+    wanted = {r["deployment_id"] for r in fresh if r["deployment_id"]}
+    unknown = wanted - _PHASED.keys()
+    if unknown:  # the plan itself: "no phases" is stored as JSON null, not SQL NULL
+        for deployment_id, plan in session.execute(
+                select(Deployment.deployment_id, Deployment.phase_plan)
+                .where(Deployment.deployment_id.in_(sorted(unknown)))):
+            _PHASED[deployment_id] = plan is not None
+    return sorted(d for d in wanted if _PHASED.get(d))
 
 
 def query_messages(

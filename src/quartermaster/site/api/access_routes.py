@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
 
+from quartermaster.core.errors import InvalidInput
 from quartermaster.site import client_access, distribution, membership
 from quartermaster.site.api.common import AuditedRoute, Ctx, allow
 from quartermaster.site.authorization import APPROVED, BLOCKED
@@ -16,6 +18,22 @@ router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
 ClientIdPath = Annotated[str, Path(min_length=1, max_length=64)]
 DPNamePath = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+class NotifyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    client_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=50_000)
+    collection: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+@router.post("/clients/notify", dependencies=[allow("client.notify")])
+def notify_clients(body: NotifyBody, ctx: Ctx) -> dict[str, int]:
+    """Ask clients to poll for policy at their next contact (client_access.py, notification)."""
+    if not body.client_ids and body.collection is None:
+        raise InvalidInput("name the clients to notify", "give client_ids, a collection, or both")
+    with ctx.db.session() as session:
+        return {"notified": client_access.request_poll(session, body.client_ids, body.collection)}
 
 
 @router.post("/clients/{client_id}/approve", dependencies=[allow("client.approve")])

@@ -2,22 +2,62 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import update
+from sqlalchemy.exc import DataError
+from starlette.concurrency import run_in_threadpool
 
 from quartermaster.core.canonical import canonical_json
-from quartermaster.core.errors import InvalidInput
+from quartermaster.core.errors import InvalidInput, QMError
 from quartermaster.core.hashing import is_sha256_hex
 from quartermaster.site import audit, client_access, clients, distribution, membership, policy
-from quartermaster.site.api.common import CheckedRoute, Ctx, allow, require
+from quartermaster.site.api.common import (
+    CheckedRoute,
+    Ctx,
+    allow,
+    client_action,
+    client_secret,
+    parse_body,
+    qm_error_handler,
+    request_body_schema,
+    require,
+    validation_handler,
+)
+from quartermaster.site.api.input_errors import invalid_data_handler
 from quartermaster.site.authorization import Principal
+from quartermaster.site.context import SiteContext
 from quartermaster.site.models import Client, utcnow
-from quartermaster.site.status_ingest import MAX_BATCH, ingest
+from quartermaster.site.status_ingest import MAX_BATCH, MISMATCH, ingest
 
-router = APIRouter(prefix="/api/client/v1", route_class=CheckedRoute)
+POLL_AFTER_HEADER = "QM-Poll-After"
+
+
+class ClientRoute(CheckedRoute):
+    """Asks a client flagged by `qm client notify` to poll again within NOTIFY_POLL_SECONDS."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            return with_poll_hint(request, await handler(request))
+
+        return answer
+
+
+def with_poll_hint(request: Request, response: Response) -> Response:
+    """The `QM-Poll-After` header for a client flagged by `qm client notify`."""
+    if getattr(getattr(request.state, "principal", None), "poll_requested", False):
+        response.headers[POLL_AFTER_HEADER] = str(client_access.NOTIFY_POLL_SECONDS)
+    return response
+
+
+router = APIRouter(prefix="/api/client/v1", route_class=ClientRoute)
 
 
 class RegisterBody(BaseModel):
@@ -42,9 +82,6 @@ def _client_id(action: str) -> Callable[..., str]:
     return client_id
 
 
-PolicyClient = Annotated[str, Depends(_client_id("client_api.policy"))]
-ContentClient = Annotated[str, Depends(_client_id("client_api.content"))]
-StatusClient = Annotated[str, Depends(_client_id("client_api.status"))]
 InventoryClient = Annotated[str, Depends(_client_id("client_api.inventory"))]
 RekeyCaller = Annotated[Principal, Depends(require("client_api.rekey"))]
 
@@ -56,11 +93,10 @@ def _hash(value: str) -> str:
 
 
 @router.post("/register", status_code=201, dependencies=[allow("client_api.register")])
-def register(body: RegisterBody, ctx: Ctx) -> dict[str, Any]:
-    answer = clients.register(ctx, body.model_dump())
-    with ctx.db.session() as session:  # collections by rule, before the first policy poll
-        membership.client_changed(session, answer["client_id"])
-    return answer
+async def register(body: RegisterBody, ctx: Ctx) -> dict[str, Any]:
+    """One transaction: the client, its 3001 message and its collections by rule (so its
+    first policy poll already lists what they deploy)."""
+    return await run_in_threadpool(clients.register, ctx, body.model_dump())
 
 
 @router.post("/inventory")
@@ -73,17 +109,36 @@ def inventory(body: RegisterBody, client_id: InventoryClient, ctx: Ctx) -> dict[
     return {"membership_changed": changed}
 
 
-@router.get("/policy")
-def get_policy(request: Request, client_id: PolicyClient, ctx: Ctx) -> Response:
+# The routes every client calls in every poll and wave authenticate inside their own
+# transaction (client_access.authenticate: one statement for an approved client) and hop
+# to a worker thread once per request, for the database work. ClientFastPath (below)
+# answers them without FastAPI's routing and dependency solving; the routes declared here
+# call the same functions and remain for the OpenAPI document and the route table.
+
+
+async def policy_answer(request: Request, ctx: SiteContext, _: str = "") -> Response:
+    secret, wanted = client_secret(request), request.headers.get("if-none-match")
+    return await run_in_threadpool(_policy, ctx, request, secret, wanted)
+
+
+@router.get("/policy", dependencies=[client_action("client_api.policy")])
+async def get_policy(request: Request, ctx: Ctx) -> Response:
+    return await policy_answer(request, ctx)
+
+
+def _policy(ctx: SiteContext, request: Request, secret: str, wanted: str | None) -> Response:
     now = utcnow()
     with ctx.db.session() as session:
-        client = session.get(Client, client_id)
-        assert client is not None
-        client.last_policy_request = now
-        etag = policy.policy_etag(session, now)
-        if request.headers.get("if-none-match") == etag:
+        call = client_access.authenticate(session, secret, "client_api.policy",
+                                          policy_request=now)
+        request.state.principal = call.principal
+        if call.principal.poll_requested:  # asked to poll now: it did
+            session.execute(update(Client).where(Client.client_id == call.client_id)
+                            .values(poll_requested=False))
+        etag = policy.etag_of(call.serial, now)
+        if wanted == etag:
             return Response(status_code=304, headers={"ETag": etag})
-        envelope = policy.build_policy(ctx, session, client, now)
+        envelope = policy.build_policy(ctx, session, call.client_id, now, serial=call.serial)
     return _json(envelope, {"ETag": etag})
 
 
@@ -91,36 +146,114 @@ def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(canonical_json(body), media_type="application/json", headers=headers)
 
 
-@router.get("/manifests/{package_hash}")
-def get_manifest(package_hash: str, _: ContentClient, ctx: Ctx) -> Response:
-    with ctx.db.session() as session:
-        return _json(distribution.manifest_envelope(session, _hash(package_hash)))
+async def manifest_answer(request: Request, ctx: SiteContext, package_hash: str) -> Response:
+    secret = client_secret(request)
+    return await run_in_threadpool(_manifest, ctx, request, secret, package_hash)
 
 
-@router.get("/locations/{package_hash}")
-def locations(package_hash: str, request: Request, client_id: ContentClient,
-              ctx: Ctx) -> dict[str, Any]:
+@router.get("/manifests/{package_hash}", dependencies=[client_action("client_api.content")])
+async def get_manifest(package_hash: str, request: Request, ctx: Ctx) -> Response:
+    return await manifest_answer(request, ctx, package_hash)
+
+
+def _manifest(ctx: SiteContext, request: Request, secret: str, package_hash: str) -> Response:
     with ctx.db.session() as session:
-        client = session.get(Client, client_id)
-        assert client is not None
+        call = client_access.authenticate(session, secret, "client_api.content")
+        request.state.principal = call.principal
+        body = distribution.manifest_bytes(session, _hash(package_hash), call.serial)
+    return Response(body, media_type="application/json")
+
+
+async def locations_answer(request: Request, ctx: SiteContext, package_hash: str) -> Response:
+    secret = client_secret(request)
+    return await run_in_threadpool(_locations, ctx, request, secret, package_hash)
+
+
+@router.get("/locations/{package_hash}", dependencies=[client_action("client_api.content")])
+async def locations(package_hash: str, request: Request, ctx: Ctx) -> Response:
+    return await locations_answer(request, ctx, package_hash)
+
+
+def _locations(ctx: SiteContext, request: Request, secret: str, package_hash: str) -> Response:
+    with ctx.db.session() as session:
+        call = client_access.authenticate(session, secret, "client_api.content")
+        request.state.principal = call.principal
         ips = [request.client.host] if request.client else []
-        ips += [ip for ip in client.ip_addresses if isinstance(ip, str)]
-        return {"package_hash": package_hash,
-                "locations": distribution.content_locations(session, _hash(package_hash), ips)}
+        ips += [ip for ip in call.ip_addresses if isinstance(ip, str)]
+        found = distribution.content_locations(session, _hash(package_hash), ips)
+    return _json({"package_hash": package_hash, "locations": found})
 
 
 class StatusBody(BaseModel):
     messages: list[dict[str, Any]] = Field(max_length=MAX_BATCH)
 
 
-@router.post("/status")
-def post_status(body: StatusBody, client_id: StatusClient, ctx: Ctx) -> dict[str, int]:
+async def status_answer(request: Request, ctx: SiteContext, _: str = "") -> Response:
+    secret = client_secret(request)
+    raw = await request.body()
+    result, mismatch = await run_in_threadpool(_status, ctx, request, secret, raw)
+    if mismatch:  # a reported mismatch (10075) asks the embedded DP to revalidate
+        ctx.distribution_changed()
+    return JSONResponse(result)
+
+
+@router.post("/status", dependencies=[client_action("client_api.status")],
+             openapi_extra=request_body_schema(StatusBody))
+async def post_status(request: Request, ctx: Ctx) -> Response:
+    return await status_answer(request, ctx)
+
+
+def _status(ctx: SiteContext, request: Request, secret: str,
+            raw: bytes) -> tuple[dict[str, int], bool]:
     with ctx.db.session() as session:
-        client = session.get(Client, client_id)
-        assert client is not None
-        result = ingest(session, client, body.messages)
-    ctx.distribution_changed()  # a reported mismatch asks the embedded DP to revalidate
-    return result
+        call = client_access.authenticate(session, secret, "client_api.status")
+        request.state.principal = call.principal
+        body = parse_body(StatusBody, raw)  # after authentication, as for other routes
+        result = ingest(session, call.client_id, body.messages)
+    return result, any(m.get("message_id") == MISMATCH for m in body.messages)
+
+
+Answer = Callable[[Request, SiteContext, str], Coroutine[Any, Any, Response]]
+PREFIX = "/api/client/v1/"
+_FAST: dict[tuple[str, str], Answer] = {
+    ("GET", "policy"): policy_answer, ("GET", "manifests"): manifest_answer,
+    ("GET", "locations"): locations_answer, ("POST", "status"): status_answer}
+_WITH_ARGUMENT = frozenset({"manifests", "locations"})
+
+
+class ClientFastPath:
+    """ASGI middleware for the four requests of every poll and wave (policy, manifests,
+    locations, status): routing and dependency solving cost as much CPU as their database
+    work. Inside BodyLimit; same functions, checks, errors and poll hint as the routes."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
+            name, slash, argument = scope["path"][len(PREFIX):].partition("/")
+            answer = _FAST.get((scope["method"], name))
+            exact = (bool(argument) and "/" not in argument if name in _WITH_ARGUMENT
+                     else not slash)
+            if answer is not None and exact:
+                await _fast(answer, argument, scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _fast(answer: Answer, argument: str, scope: dict[str, Any], receive: Any,
+                send: Any) -> None:
+    request = Request(scope, receive)
+    try:
+        response = with_poll_hint(request, await answer(request, scope["app"].state.ctx,
+                                                        argument))
+    except QMError as exc:
+        response = await qm_error_handler(request, exc)
+    except RequestValidationError as exc:
+        response = await validation_handler(request, exc)
+    except (DataError, OverflowError) as exc:
+        response = await invalid_data_handler(request, exc)
+    await response(scope, receive, send)
 
 
 @router.post("/rekey")

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -33,9 +34,11 @@ from quartermaster.site.authorization import (
 from quartermaster.site.context import SiteContext
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+BodyModel = TypeVar("BodyModel", bound=BaseModel)
 
 
-def get_ctx(request: Request) -> SiteContext:
+async def get_ctx(request: Request) -> SiteContext:
+    """Async, so that FastAPI calls it in the event loop (a sync one costs a thread hop)."""
     ctx: SiteContext = request.app.state.ctx
     return ctx
 
@@ -107,13 +110,63 @@ class Requirement:
         return principal
 
 
+class PublicRequirement(Requirement):
+    """A public action (health, registration, enrollment): nothing to authenticate, so it
+    runs in the event loop instead of a worker thread."""
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        request.state.principal = NOBODY
+        return NOBODY
+
+
+class ClientAction(Requirement):
+    """Declares the action of a client API route that authenticates inside its own
+    transaction (client_access.authenticate) instead of in a dependency of its own: one
+    database transaction per request. The route must pass this action to authenticate()."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(action)
+        if self.rule.credential is not Credential.CLIENT:
+            raise ValueError(f"{action} is not a client action")
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        return None
+
+
 def require(action: str, identify: Identify = identify_bearer) -> Requirement:
+    if identify is identify_bearer and rule_for(action).credential is Credential.NONE:
+        return PublicRequirement(action, identify)
     return Requirement(action, identify)
 
 
 def allow(action: str) -> Any:
     """For a route's decorator: `@router.get(path, dependencies=[allow("package.read")])`."""
     return Depends(require(action))
+
+
+def client_action(action: str) -> Any:
+    """For a client API route's decorator; see ClientAction."""
+    return Depends(ClientAction(action))
+
+
+def client_secret(request: Request) -> str:
+    """The client secret of a request (401 when it has none)."""
+    return bearer(request, _MISSING_HINTS[Credential.CLIENT])
+
+
+def parse_body(model: type[BodyModel], raw: bytes) -> BodyModel:
+    """A JSON body read by the route itself, validated as FastAPI would (the same 422)."""
+    try:
+        return model.model_validate_json(raw or b"null")
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]) from None
+
+
+def request_body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its body itself (parse_body)."""
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": model.model_json_schema()}}}}
 
 
 # Fail-closed default for a route that has not been given its own action yet: admins only.
@@ -176,7 +229,7 @@ async def _finish(request: Request, status: int, response: Response | None,
         _created_object(response) if response is not None else "")
     outcome = (audit.OK if status < 400 else audit.DENIED if status in (401, 403)
                else audit.FAILED)
-    ctx = get_ctx(request)
+    ctx: SiteContext = request.app.state.ctx
 
     def write() -> None:
         with ctx.db.session() as session:
