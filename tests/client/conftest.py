@@ -103,6 +103,8 @@ class InMemorySite:
         self.dp_locations: dict[str, list[Location]] = {}
         self.received: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []
+        self.inventories: list[dict[str, Any]] = []
+        self.poll_after: int | None = None
 
     def policy(self, etag: str) -> PolicyAnswer:
         self.calls.append(("policy", etag))
@@ -122,6 +124,10 @@ class InMemorySite:
 
     def rekey(self) -> str:
         raise AssertionError("this test site never asks for a new secret")
+
+    def inventory(self, facts: dict[str, Any]) -> bool:
+        self.inventories.append(copy.deepcopy(facts))
+        return False
 
     def send_status(self, messages: list[dict[str, Any]]) -> dict[str, int]:
         self.received.extend(copy.deepcopy(messages))

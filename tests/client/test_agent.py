@@ -111,28 +111,39 @@ def test_an_expired_deployment_is_reported_once_and_never_runs(world: ClientWorl
     assert 10005 not in world.site.ids() and dp.requests == []
 
 
-def test_a_succeeded_deployment_runs_again_only_for_a_new_source_version(
-        world: ClientWorld, dp: StoreServer) -> None:
-    world.deploy(dp)
+@pytest.mark.parametrize(("rerun", "runs_new_version"),
+                         [("if-failed", False), ("always", True), ("if-succeeded", True)])
+def test_a_succeeded_deployment_runs_a_new_source_version_as_the_rerun_rule_says(
+        world: ClientWorld, dp: StoreServer, rerun: str, runs_new_version: bool) -> None:
+    world.deploy(dp, rerun=rerun)
     world.run()
     world.run()
     assert world.site.ids().count(10008) == 1
     v2 = world.package({"setup.sh": b"v2"}, version=2)
     write_store(dp.root, v2.blobs)
     world.serve_from(v2, ("dp1", dp.url))
-    world.publish(deployment_entry(v2))
+    world.publish(deployment_entry(v2, rerun=rerun))
     world.run()
-    assert world.site.ids().count(10008) == 2
-    assert world.state().ran_version == 2
+    assert world.site.ids().count(10008) == (2 if runs_new_version else 1)
+    assert world.state().ran_version == (2 if runs_new_version else 1)
 
 
-def test_a_failed_deployment_runs_again_at_the_next_run_by_default(world: ClientWorld,
-                                                                   dp: StoreServer) -> None:
-    world.deploy(dp, command="exit 1")
+def test_a_failed_deployment_waits_for_a_new_deadline_version_or_request(
+        world: ClientWorld, dp: StoreServer) -> None:
+    """Under if-failed a failure is not retried at every agent run (docs/deployments.md)."""
+    package = world.deploy(dp, command="exit 1")
     world.run()
+    world.run()
+    assert world.site.ids().count(10006) == 1
+    world.run(install="QM120000")  # a user asks
+    assert world.site.ids().count(10006) == 2
     world.run()
     assert world.site.ids().count(10006) == 2
-    assert world.state().attempts == 2
+    world.clock.advance(3600)
+    world.publish(deployment_entry(package, command="exit 1", deadline=world.clock()))  # moved
+    world.run()
+    assert world.site.ids().count(10006) == 3
+    assert world.state().attempts == 3
 
 
 def test_status_stays_spooled_while_the_site_cannot_take_it(world: ClientWorld,
@@ -189,3 +200,39 @@ def test_local_state_remembers_the_result_between_runs(world: ClientWorld,
     state = world.state()
     assert (state.result, state.exit_code, state.ran_version) == (Result.FAILED, 1, 1)
     assert state.last_run == "2026-11-25T12:00:00.000Z"
+
+
+def test_changed_facts_are_reported_once_before_policy(world: ClientWorld) -> None:
+    world.publish()
+    world.run()  # the home never reported these facts (no registration here): report them
+    assert len(world.site.inventories) == 1
+    world.run()
+    assert len(world.site.inventories) == 1  # unchanged: nothing sent
+
+    config = world.home.load_config()
+    config.properties = {"department": "lab"}
+    world.home.save_config(config)
+    world.run()
+    assert len(world.site.inventories) == 2
+    assert world.site.inventories[-1]["properties"] == {"department": "lab",
+                                                         "free_disk_mb": 100_000}
+
+
+def test_free_disk_churn_within_a_gib_is_not_reported(world: ClientWorld) -> None:
+    from dataclasses import replace
+
+    world.publish()
+    world.run()
+    world.facts = replace(world.facts, free_disk_mb=100_000 - 300)
+    world.run()
+    assert len(world.site.inventories) == 1
+    world.facts = replace(world.facts, free_disk_mb=90_000)
+    world.run()
+    assert len(world.site.inventories) == 2
+
+
+def test_a_poll_hint_from_the_site_is_in_the_run_summary(world: ClientWorld) -> None:
+    world.publish()
+    assert world.run().poll_after is None
+    world.site.poll_after = 60
+    assert world.run().poll_after == 60

@@ -98,8 +98,11 @@ def test_status_shows_deployments_results_and_cache(world: ClientWorld,
         ("QM120000", "failed", 1)
     assert report["cache"]["blobs"] == 1 and report["cache"]["used_bytes"] > 0
     assert report["policy"]["serial"] == 1
+    # if-failed: a failed attempt is offered again only on request (or a new deadline)
+    assert deployment["next"]["action"] == "available"
     text = runner.invoke(app, ["status", "--home", str(world.home.root)])
     assert "QM120000" in text.stdout and "failed (exit code 1)" in text.stdout
+    assert "next: available" in text.stdout
 
 
 def test_the_service_stops_cleanly_on_sigterm(world: ClientWorld) -> None:

@@ -1,4 +1,8 @@
-"""decide(): when a deployment runs, from policy, local memory and an injected `now`."""
+"""decide(): when a deployment runs, from policy, local memory and an injected `now`.
+
+The rules themselves are core.schedule's (tests/rules/test_schedule.py); these tests check
+that the client feeds them its memory correctly and adds retries within an attempt.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from quartermaster.client.local_state import DeploymentState, Result
 from quartermaster.client.policy import DeploymentPolicy
 from quartermaster.client.scheduling import Action, decide, next_wakeup, retry_delay
 from quartermaster.core.program import ProgramSpec
+from quartermaster.core.schedule import CLOCK_TOLERANCE
 
 from .conftest import START
 
@@ -42,7 +47,8 @@ def test_deployment_without_deadline_is_announced_as_available_not_run() -> None
 def test_deadline_in_the_future_is_available_until_then() -> None:
     decision = decide(deployment(deadline=START + HOUR), DeploymentState(), START)
     assert decision.action is Action.AVAILABLE
-    assert decision.not_before == START + HOUR
+    assert decision.until == START + HOUR
+    assert decision.wake_at == START + HOUR - CLOCK_TOLERANCE
 
 
 def test_asking_for_an_available_deployment_runs_it() -> None:
@@ -72,12 +78,24 @@ def test_deployment_not_yet_available_is_skipped_even_when_asked() -> None:
 def test_scheduled_retry_waits_until_due_then_runs() -> None:
     local = DeploymentState()
     local.record_run(1, Result.RETRYING, 5, START)
-    local.schedule_retry(START + timedelta(seconds=60))
-    waiting = decide(deployment(rerun="never"), local, START + timedelta(seconds=59))
+    due = START + timedelta(minutes=10)
+    local.schedule_retry(due)
+    waiting = decide(deployment(rerun="never"), local, START + timedelta(minutes=5))
     assert waiting.action is Action.WAIT
-    assert waiting.not_before == START + timedelta(seconds=60)
-    assert decide(deployment(rerun="never"), local, START + timedelta(seconds=60)).action \
-        is Action.RUN
+    assert waiting.until == due
+    assert waiting.wake_at == due  # the client's own time: no clock tolerance
+    assert decide(deployment(rerun="never"), local, due - timedelta(seconds=1)).action \
+        is Action.WAIT
+    assert decide(deployment(rerun="never"), local, due).action is Action.RUN
+
+
+def test_a_retry_does_not_outlive_expiry_or_a_pause() -> None:
+    local = DeploymentState()
+    local.record_run(1, Result.RETRYING, 5, START - HOUR)
+    local.schedule_retry(START - timedelta(minutes=1))
+    expired = deployment(expires=START - timedelta(seconds=1))
+    assert decide(expired, local, START).action is Action.EXPIRED
+    assert decide(deployment(state="paused"), local, START).action is Action.SKIP
 
 
 def test_a_new_source_version_supersedes_a_scheduled_retry() -> None:
@@ -93,23 +111,31 @@ def test_download_failures_do_not_count_as_runs() -> None:
     assert decide(deployment(rerun="never"), local, START).action is Action.RUN
 
 
-# (rerun, last run's result, the last run was of an older version, asked) -> runs?
+# (rerun, last attempt's result, the attempt was of an older version, asked) -> runs?
+# The attempt started at the current deadline; docs/deployments.md, "Rerun rules".
 RERUN_TABLE = [
-    ("never", Result.SUCCEEDED, True, True, False),
+    ("never", Result.SUCCEEDED, True, False, False),
+    ("never", Result.SUCCEEDED, False, True, False),
+    ("never", Result.FAILED, False, False, False),
     ("never", Result.FAILED, False, True, False),
+    ("never", Result.FAILED, True, False, True),
     ("always", Result.SUCCEEDED, True, False, True),
     ("always", Result.SUCCEEDED, False, False, False),
     ("always", Result.SUCCEEDED, False, True, True),
     ("always", Result.FAILED, False, False, False),
-    ("if-failed", Result.SUCCEEDED, True, False, True),
+    ("always", Result.FAILED, False, True, True),
+    ("if-failed", Result.SUCCEEDED, True, False, False),
     ("if-failed", Result.SUCCEEDED, False, False, False),
     ("if-failed", Result.SUCCEEDED, False, True, False),
-    ("if-failed", Result.FAILED, False, False, True),
+    ("if-failed", Result.FAILED, False, False, False),
+    ("if-failed", Result.FAILED, False, True, True),
+    ("if-failed", Result.FAILED, True, False, True),
     ("if-failed", Result.TIMED_OUT, False, True, True),
     ("if-succeeded", Result.SUCCEEDED, True, False, True),
     ("if-succeeded", Result.SUCCEEDED, False, False, False),
     ("if-succeeded", Result.SUCCEEDED, False, True, True),
-    ("if-succeeded", Result.FAILED, True, True, False),
+    ("if-succeeded", Result.FAILED, False, True, False),
+    ("if-succeeded", Result.FAILED, True, False, True),
 ]
 
 
@@ -119,6 +145,27 @@ def test_rerun_behaviour_follows_the_documented_table(rerun: str, last: str, old
     local = ran(1, last)
     decision = decide(deployment(2 if older else 1, rerun=rerun), local, START, requested=asked)
     assert (decision.action is Action.RUN) is runs, decision.reason
+
+
+# A new deadline (set after the attempt started) runs it again where the rule allows.
+@pytest.mark.parametrize(("rerun", "last", "runs"), [
+    ("never", Result.SUCCEEDED, False), ("never", Result.FAILED, False),
+    ("always", Result.SUCCEEDED, True), ("always", Result.FAILED, True),
+    ("if-failed", Result.SUCCEEDED, False), ("if-failed", Result.FAILED, True),
+    ("if-succeeded", Result.SUCCEEDED, True), ("if-succeeded", Result.FAILED, False),
+])
+def test_a_new_deadline_reruns_as_the_rule_says(rerun: str, last: str, runs: bool) -> None:
+    local = DeploymentState()
+    local.record_run(1, last, 0, START - 3 * HOUR)  # ran before the deadline was moved
+    decision = decide(deployment(rerun=rerun, deadline=START - HOUR), local, START)
+    assert (decision.action is Action.RUN) is runs, decision.reason
+
+
+def test_a_failed_attempt_is_not_repeated_at_every_agent_run() -> None:
+    local = ran(1, Result.FAILED)
+    for minutes in (0, 60, 600):
+        later = START + timedelta(minutes=minutes)
+        assert decide(deployment(), local, later).action is not Action.RUN
 
 
 def test_retry_delay_doubles_with_each_retry() -> None:
@@ -152,10 +199,10 @@ def test_maintenance_window_holds_a_mandatory_run_until_it_opens() -> None:
     outside = opens - HOUR
     decision = decide(_windowed(window), DeploymentState(), outside)
     assert decision.action is Action.WAIT_WINDOW
-    assert decision.not_before == opens
+    assert decision.until == opens
     assert decide(_windowed(window), DeploymentState(), opens).action is Action.RUN
     wake = next_wakeup((_windowed(window),), {}, outside)
-    assert wake == opens
+    assert wake == opens - CLOCK_TOLERANCE
 
 
 def test_a_requested_or_overriding_run_ignores_maintenance_windows() -> None:

@@ -79,6 +79,7 @@ def deploy_to(
     client_ids: list[str],
     collection: str,
     program: str = "Install",
+    *options: str,
 ) -> str:
     site.qm("collection", "create", collection)
     for client_id in client_ids:
@@ -92,6 +93,7 @@ def deploy_to(
         program,
         "--collection",
         collection,
+        *options,
     ).stdout.strip()
 
 

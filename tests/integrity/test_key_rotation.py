@@ -69,7 +69,8 @@ def test_clients_and_dps_follow_a_rotation_and_a_client_that_slept_through_is_to
         awake, asleep = tmp_path / "awake", tmp_path / "asleep"
         awake_id = register_client(site, awake, "awake")
         asleep_id = register_client(site, asleep, "asleep")
-        deploy_to(site, package_id, [awake_id, asleep_id], "Lab")
+        # rerun always: a client that succeeded installs each new source version
+        deploy_to(site, package_id, [awake_id, asleep_id], "Lab", "Install", "--rerun", "always")
         run_client(awake)
         assert marker.read_text() == "version 1\n"
         [old_key] = _site_keys(site)

@@ -44,17 +44,48 @@ def register(
         "--ca-file", help="PEM file of the CA (or self-signed certificate) of an https site: "
                           "pinned, the only TLS trust for this client from now on.",
         dir_okay=False)] = None,
+    properties: Annotated[list[str] | None, typer.Option(
+        "--property", metavar="NAME=VALUE",
+        help="A custom property for collection rules (prop.NAME); repeatable.")] = None,
 ) -> None:
     """Register this computer with a site; prints the client ID.
 
     Example: qm client register --home /var/lib/qm-client --site https://site.example:8440
-    --ca-file site-ca.pem
+    --ca-file site-ca.pem --property department=lab
     """
+    from quartermaster.client.machine_facts import parse_properties
     from quartermaster.client.registration import register as register_client
 
+    custom = _guarded(lambda: parse_properties(properties or []))
     config = _guarded(lambda: register_client(ClientHome(home), site, hostname=hostname,
-                                              force=force, ca_file=ca_file))
+                                              force=force, ca_file=ca_file, properties=custom))
     typer.echo(config.client_id)
+
+
+@app.command("properties")
+def properties_(
+    home: HomeOption,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="NAME=VALUE", help="Set a custom property; repeatable.")] = None,
+    unset: Annotated[list[str] | None, typer.Option(
+        "--unset", metavar="NAME", help="Remove a custom property; repeatable.")] = None,
+) -> None:
+    """Show or change this client's custom properties; the next agent run reports them.
+
+    Collection rules see them as prop.NAME, e.g. prop.department = "lab".
+
+    Example: qm client properties --home /var/lib/qm-client --set department=lab
+    """
+    from quartermaster.client.machine_facts import parse_properties
+
+    client_home = ClientHome(home)
+    config = _guarded(client_home.load_config)
+    if set_ or unset:
+        config.properties = _guarded(lambda: parse_properties(set_ or [], config.properties,
+                                                              unset or []))
+        client_home.save_config(config)
+    for name, value in sorted(config.properties.items()):
+        typer.echo(f"{name}={value}")
 
 
 @app.command()
@@ -90,6 +121,9 @@ def _run_once(home: ClientHome, install: str | None) -> list[str]:
     with SiteLink(config.site_url, home.read_secret(),
                   ssl_context=home.ssl_context(config)) as site:
         summary = Agent(home, site).run_once(install)
+    if summary.poll_after is not None:
+        return [*summary.lines, f"the site asks for the next poll within {summary.poll_after} "
+                "seconds (qm client notify)"]
     return summary.lines
 
 

@@ -84,6 +84,31 @@ def create(package: str = typer.Option(..., "--package", help="Package ID."),
     print(SiteLink(site, token).post("/api/v1/deployments", body)["deployment_id"])
 
 
+@app.command("reschedule")
+@handles_errors
+def reschedule(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM120000."),
+               available: str = typer.Option(None, "--available",
+                                             help="When users may run it. " + TIME_HELP),
+               deadline: str = typer.Option(None, "--deadline",
+                                            help="A new deadline, or none. " + TIME_HELP),
+               expires: str = typer.Option(None, "--expires",
+                                           help="A new expiry, or none. " + TIME_HELP),
+               site: str = SiteOption, token: str = TokenOption) -> None:
+    """Give a deployment new times; times not given stay as they are.
+
+    A new deadline runs it again, at that deadline, on clients whose rerun rule allows it
+    (e.g. those that failed, under if-failed).
+
+    Example: qm deploy reschedule QM120000 --deadline "2026-12-05T22:00 Europe/Berlin"
+    """
+    body = {k: v for k, v in {"available": available, "deadline": deadline,
+                              "expires": expires}.items() if v is not None}
+    data = SiteLink(site, token).post(f"/api/v1/deployments/{deployment_id}/schedule", body)
+    out.print(f"{data['deployment_id']}: available {local_time(data['available'])}, deadline "
+              f"{local_time(data['deadline']) or 'none (available only)'}, expires "
+              f"{local_time(data['expires']) or 'never'}", markup=False)
+
+
 def _steer(action: str, deployment_id: str, site: str, token: str) -> None:
     data = SiteLink(site, token).post(f"/api/v1/deployments/{deployment_id}/{action}")
     reason = f" ({data['state_reason']})" if data.get("state_reason") else ""

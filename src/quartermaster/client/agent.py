@@ -16,7 +16,7 @@ from quartermaster.client.content_access import ContentAccess
 from quartermaster.client.deployment_run import DeploymentRunner, RunContext
 from quartermaster.client.home import ClientHome
 from quartermaster.client.local_state import DeploymentState, LocalState
-from quartermaster.client.machine_facts import MachineFacts, collect_facts
+from quartermaster.client.machine_facts import MachineFacts, collect_facts, inventory_digest
 from quartermaster.client.policy import DeploymentPolicy, Policy
 from quartermaster.client.policy_agent import PolicyAgent
 from quartermaster.client.scheduling import Action, decide, next_wakeup
@@ -35,6 +35,7 @@ class RunSummary:
     delivered: int = 0
     policy_serial: int | None = None
     next_wakeup: datetime | None = None
+    poll_after: int | None = None  # the site asked for the next poll within this many seconds
 
 
 class Agent:
@@ -56,6 +57,7 @@ class Agent:
         """Poll policy, do all due work (and `install` now if allowed), deliver status."""
         summary = RunSummary()
         try:
+            self._report_inventory()
             policy = self._refresh_policy()
         except NotApproved as exc:  # keep the spool: it is delivered once the site serves us
             self.log.write(f"the site does not serve this client: {exc.message}")
@@ -71,7 +73,20 @@ class Agent:
             summary.next_wakeup = next_wakeup(policy.deployments, self.state.deployments,
                                               self.clock())
         summary.delivered = self.spool.deliver(self.site.send_status)
+        summary.poll_after = self.site.poll_after
         return summary
+
+    def _report_inventory(self) -> None:
+        """Tell the site when this computer's facts changed: collection rules depend on them."""
+        report = self.facts.registration(self.config.properties)
+        digest = inventory_digest(report)
+        if digest == self.config.inventory_digest:
+            return
+        changed = self.site.inventory(report)
+        self.config.inventory_digest = digest
+        self.home.save_config(self.config)
+        self.log.write("reported changed facts to the site" +
+                       ("; its collection membership changed" if changed else ""))
 
     def _refresh_policy(self) -> Policy | None:
         """Poll policy; if the site asks for a new secret, store it durably, then poll again."""
@@ -118,7 +133,7 @@ class Agent:
             expires = deployment.expires
             reporter.emit(10057, format_utc(expires) if expires else "")
         elif decision.action is Action.WAIT_WINDOW:
-            opens = decision.not_before
+            opens = decision.until
             when = format_utc(opens) if opens else "never (no window opens again)"
             if local.first_notice(f"10060:{version}:{when}"):
                 reporter.emit(10060, when)

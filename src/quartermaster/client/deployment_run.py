@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from quartermaster.client.cache import ContentCache
@@ -130,9 +131,10 @@ class DeploymentRunner:
             except HashMismatch as exc:
                 self.cas_log.write(f"cached blob {exc.expected} is damaged; removed: {exc}")
                 self.ctx.cache.remove(exc.expected)
-            except OSError as exc:
-                self._not_started(deployment, local, reporter,
-                                  f"the files could not be laid out: {exc}")
+            except OSError as exc:  # e.g. a full disk: not an attempt, tried again next run
+                reason = f"the files could not be laid out: {exc}"
+                reporter.emit(10007, reason)
+                local.record_step(version, Result.NOT_STARTED, reason)
                 return None
         reason = "cached content was damaged twice in a row"
         reporter.emit(10051, version, reason)
@@ -155,43 +157,44 @@ class DeploymentRunner:
         self.log.write(f"deployment {deployment.deployment_id}: starting {spec.command!r} "
                        f"in {folder}")
         reporter.emit(10005, spec.command)
+        started = self.ctx.clock()  # the rerun rules compare an attempt's start to a deadline
         run = run_program(spec, folder, self._program_log(deployment), {
             "QM_DEPLOYMENT_ID": deployment.deployment_id, "QM_PACKAGE_ID": deployment.package_id,
             "QM_SOURCE_VERSION": str(deployment.source_version), "QM_PROGRAM": spec.name})
         retry_now = False
         if run.start_error:
-            self._not_started(deployment, local, reporter, run.start_error)
+            self._not_started(deployment, local, reporter, run.start_error, started)
         elif run.timed_out or run.exit_code is None:
             reporter.emit(10070, spec.max_runtime)
-            local.record_run(deployment.source_version, Result.TIMED_OUT, None, self.ctx.clock())
+            local.record_run(deployment.source_version, Result.TIMED_OUT, None, started)
         else:
-            retry_now = self._record_exit(deployment, run.exit_code, local, reporter)
+            retry_now = self._record_exit(deployment, run.exit_code, local, reporter, started)
         self.log.write(f"deployment {deployment.deployment_id}: {_describe(run)}; "
                        f"result {local.result}")
         return retry_now
 
     def _record_exit(self, deployment: DeploymentPolicy, code: int, local: DeploymentState,
-                     reporter: DeploymentReporter) -> bool:
-        spec, version, now = deployment.program, deployment.source_version, self.ctx.clock()
+                     reporter: DeploymentReporter, started: datetime) -> bool:
+        spec, version = deployment.program, deployment.source_version
         props = {"exit_code": code}
         if spec.classify(code) is Outcome.RETRY and _retries_left(local, version,
                                                                   spec.retry_count):
-            local.record_run(version, Result.RETRYING, code, now)
+            local.record_run(version, Result.RETRYING, code, started)
             delay = retry_delay(spec.retry_delay, local.retries + 1)
-            local.schedule_retry(now + delay)
+            local.schedule_retry(self.ctx.clock() + delay)
             seconds = int(delay.total_seconds())
             reporter.emit(10034, code, local.retries, spec.retry_count, seconds, properties=props)
             return seconds == 0
         report = exit_report(spec, code)
         reporter.emit(report.message_id, *report.extra, properties=props)
-        local.record_run(version, report.result, code, now)
+        local.record_run(version, report.result, code, started)
         return False
 
     def _not_started(self, deployment: DeploymentPolicy, local: DeploymentState,
-                     reporter: DeploymentReporter, reason: str) -> None:
+                     reporter: DeploymentReporter, reason: str, started: datetime) -> None:
+        """The command could not be started (e.g. not found): a failed attempt."""
         reporter.emit(10007, reason)
-        local.record_run(deployment.source_version, Result.NOT_STARTED, None, self.ctx.clock(),
-                         reason)
+        local.record_run(deployment.source_version, Result.NOT_STARTED, None, started, reason)
 
     def _program_log(self, deployment: DeploymentPolicy) -> Path:
         stamp = self.ctx.clock().strftime("%Y%m%dT%H%M%SZ")

@@ -51,6 +51,8 @@ class ClientConfig:
     cache_limit_bytes: int = DEFAULT_CACHE_LIMIT
     hostname: str = ""
     ca_file: str = ""  # name of the pinned CA file in the home; "" trusts the system's CAs
+    properties: dict[str, str] = field(default_factory=dict)  # custom, for collection rules
+    inventory_digest: str = ""  # of the facts last reported (machine_facts.inventory_digest)
 
     def trusted_keys(self) -> dict[str, PublicKey]:
         """Keys are re-derived from the public key, so a wrong keyid in the file cannot match."""

@@ -46,7 +46,7 @@ class DeploymentState:
     attempts: int = 0  # program starts at ran_version
     retries: int = 0  # retryable exits in the current sequence
     next_retry: str | None = None
-    last_run: str | None = None
+    last_run: str | None = None  # when the last program run started (client clock)
     notified: list[str] = field(default_factory=list)  # once-only messages already sent
 
     @property

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from quartermaster.client.home import ClientConfig, ClientHome
-from quartermaster.client.machine_facts import collect_facts
+from quartermaster.client.machine_facts import collect_facts, inventory_digest
 from quartermaster.client.site_link import SiteLink
 from quartermaster.core.durable_files import write_atomic
 from quartermaster.core.errors import IntegrityError, InvalidInput, QMError, SignatureError
@@ -17,7 +17,8 @@ from quartermaster.core.tls import pinned_context, read_ca_file
 
 
 def register(home: ClientHome, site_url: str, *, hostname: str = "", force: bool = False,
-             timeout: float = 30.0, ca_file: Path | None = None) -> ClientConfig:
+             timeout: float = 30.0, ca_file: Path | None = None,
+             properties: dict[str, str] | None = None) -> ClientConfig:
     """Register with the site at `site_url`; `force` replaces an existing identity.
 
     `ca_file` (https only) is pinned: copied into the home, it is the only TLS trust for
@@ -29,9 +30,12 @@ def register(home: ClientHome, site_url: str, *, hostname: str = "", force: bool
     ca_bytes = _pinned_ca(site_url, ca_file)
     facts = collect_facts(home.root, site_url, hostname)
     context = pinned_context(ca_file) if ca_file is not None else None
+    report = facts.registration(properties)
     with SiteLink(site_url, timeout=timeout, ssl_context=context) as site:
-        answer = site.register(facts.registration())
+        answer = site.register(report)
     config, secret = config_from_answer(answer, site_url, facts.hostname)
+    config.properties = dict(properties or {})
+    config.inventory_digest = inventory_digest(report)
     if ca_bytes is not None:
         home.root.mkdir(parents=True, exist_ok=True)
         write_atomic(home.ca_path, ca_bytes)

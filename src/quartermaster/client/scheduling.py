@@ -1,43 +1,31 @@
-"""Whether a deployment is due: the one function that decides, given policy, memory and `now`.
+"""Whether a deployment is due on this client: `core.schedule.decide`, fed from policy and memory.
 
-`decide` is pure (no clock, no I/O) so that maintenance windows and phased rollouts can later
-replace its internals without touching the agent. The rules, in order:
+The rules (times, maintenance windows, rerun, clock tolerance) are those of
+`quartermaster.core.schedule`, documented in docs/deployments.md; this module only adds
+what belongs to one client's memory:
 
-1. A deployment that is not `active` (paused, cancelled) is skipped.
-2. Past `expires`: EXPIRED (reported once), unless the program already succeeded at this
-   source version.
-3. A retry scheduled by a retryable exit code runs when due, whatever `rerun` says.
-4. Before `available`: skipped, even when asked.
-5. Not mandatory yet (no deadline, or deadline in the future) and not asked for: AVAILABLE.
-6. Mandatory, or asked for with `qm client run --install`: RUN if the program never ran,
-   otherwise as `rerun` says ("new version" = the last run was of an older source version;
-   "asked" = --install):
+- a retry scheduled by a retryable exit code belongs to the attempt that is still going on:
+  it runs when due (a time of this client's clock, so without tolerance), whatever the rerun
+  rule says, unless the deployment was paused, cancelled, expired or has a new source version;
+- a run stopped before the program started (requirements, manifest, content) is not an
+  attempt, so it does not count for the rerun rule and is tried again at the next agent run.
 
-   | rerun        | new version             | same version, automatic | same version, asked |
-   |--------------|-------------------------|-------------------------|---------------------|
-   | never        | no                      | no                      | no                  |
-   | always       | yes                     | no                      | yes                 |
-   | if-failed    | yes                     | if the last run failed  | if it failed        |
-   | if-succeeded | if the last run succeeded | no                    | if it succeeded     |
-
-   if-failed is the default: a failed mandatory program runs again at every agent run until
-   it succeeds. Runs stopped before the program started (requirements, content) are not
-   runs; they are tried again at every agent run.
-7. A mandatory run (not one a user asked for) waits for a maintenance window of the client's
-   collections unless the deployment may override them: WAIT_WINDOW until the next one opens
-   (`core.schedule.next_open`; no windows at all means no restriction). The content is
-   fetched when the run starts.
+`decide` is pure (no clock, no I/O): the agent passes its own `now`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from quartermaster.client.local_state import DeploymentState
 from quartermaster.client.policy import DeploymentPolicy
-from quartermaster.core.schedule import is_open, next_open
+from quartermaster.client.timestamps import parse_optional
+from quartermaster.core import schedule
+from quartermaster.core.schedule import CLOCK_TOLERANCE, DeploymentSchedule, LastRun, Why
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Action(StrEnum):
@@ -53,58 +41,55 @@ class Action(StrEnum):
 class Decision:
     action: Action
     reason: str
-    not_before: datetime | None = None  # when a WAIT or an AVAILABLE may change
+    until: datetime | None = None  # the scheduled instant that changes the answer
+    early: timedelta = CLOCK_TOLERANCE  # how much before `until` the answer may change
+
+    @property
+    def wake_at(self) -> datetime | None:
+        """When to decide again."""
+        return None if self.until is None else self.until - self.early
 
 
 def decide(deployment: DeploymentPolicy, local: DeploymentState, now: datetime,
            requested: bool = False) -> Decision:
     version = deployment.source_version
-    if deployment.state != "active":
-        return Decision(Action.SKIP, f"the deployment is {deployment.state}")
-    if deployment.expires is not None and deployment.expires <= now:
-        if local.succeeded_at(version):
-            return Decision(Action.SKIP, "expired after the program succeeded")
-        return Decision(Action.EXPIRED, "the deployment expired")
-    if local.retry_pending(version):
+    expired = deployment.expires is not None and now >= deployment.expires
+    if deployment.state == "active" and not expired and local.retry_pending(version):
         due = local.next_retry_time
-        if due is not None and due > now:
-            return Decision(Action.WAIT, f"retry {local.retries} is due later", due)
+        if due is not None and now < due:  # the client's own time: no tolerance
+            return Decision(Action.WAIT, f"retry {local.retries} is due later", due, timedelta())
         return Decision(Action.RUN, f"retry {local.retries} is due")
-    if deployment.available is not None and deployment.available > now:
-        return Decision(Action.SKIP, "not available yet", deployment.available)
-    mandatory = deployment.deadline is not None and deployment.deadline <= now
-    if not mandatory and not requested:
-        return Decision(Action.AVAILABLE, "available, not mandatory yet", deployment.deadline)
-    allowed, reason = _rerun_allows(deployment, local, requested)
-    if not allowed:
-        return Decision(Action.SKIP, reason)
-    held = not requested and not deployment.override_maintenance
-    if held and not is_open(deployment.maintenance_windows, now):
-        opens = next_open(deployment.maintenance_windows, now)
-        return Decision(Action.WAIT_WINDOW, "outside every maintenance window", opens)
-    return Decision(Action.RUN, reason)
+    found = schedule.decide(_schedule(deployment), _last_run(local), source_version=version,
+                            requested=requested, windows=deployment.maintenance_windows, now=now)
+    return Decision(_ACTIONS[found.action, found.why == Why.MAINTENANCE_WINDOW], found.detail,
+                    found.until)
 
 
-def _rerun_allows(deployment: DeploymentPolicy, local: DeploymentState,
-                  requested: bool) -> tuple[bool, str]:
-    if local.ran_version is None:
-        return True, "the program has not run yet"
-    rerun = deployment.rerun
-    succeeded = local.ran_result == "succeeded"
-    new_version = local.ran_version != deployment.source_version
-    if rerun == "never":
-        return False, "rerun is never and the program already ran"
-    if rerun == "always":
-        if new_version or requested:
-            return True, "rerun is always"
-        return False, "already ran at this source version"
-    if rerun == "if-succeeded":
-        if succeeded and (new_version or requested):
-            return True, "rerun if-succeeded and the last run succeeded"
-        return False, "rerun is if-succeeded" + ("" if succeeded else " and the last run failed")
-    if new_version or not succeeded:
-        return True, "not yet succeeded at this source version"
-    return False, "already succeeded at this source version"
+_ACTIONS = {
+    (schedule.Action.RUN, False): Action.RUN,
+    (schedule.Action.AVAILABLE, False): Action.AVAILABLE,
+    (schedule.Action.EXPIRED, False): Action.EXPIRED,
+    (schedule.Action.SKIP, False): Action.SKIP,
+    (schedule.Action.WAIT, False): Action.SKIP,  # not available yet: nothing to do or tell
+    (schedule.Action.WAIT, True): Action.WAIT_WINDOW,
+}
+
+
+def _schedule(deployment: DeploymentPolicy) -> DeploymentSchedule:
+    return DeploymentSchedule(
+        available=deployment.available or _EPOCH, deadline=deployment.deadline,
+        expires=deployment.expires, rerun=schedule.parse_rerun(deployment.rerun),
+        state=deployment.state, override_maintenance=deployment.override_maintenance)
+
+
+def _last_run(local: DeploymentState) -> LastRun | None:
+    """The last attempt (a program run), or None if the program never started here."""
+    started = parse_optional(local.last_run)
+    if local.ran_version is None or started is None:
+        return None
+    result = schedule.Result.SUCCEEDED if local.ran_result == "succeeded" \
+        else schedule.Result.FAILED
+    return LastRun(result, local.ran_version, started)
 
 
 def retry_delay(base_seconds: int, retry_number: int) -> timedelta:
@@ -114,11 +99,11 @@ def retry_delay(base_seconds: int, retry_number: int) -> timedelta:
 
 def next_wakeup(deployments: tuple[DeploymentPolicy, ...], states: dict[str, DeploymentState],
                 now: datetime) -> datetime | None:
-    """The earliest future moment a decision may change (a retry, a deadline, availability)."""
+    """The earliest future moment a decision may change (a retry, a deadline, a window)."""
     times: list[datetime] = []
     for deployment in deployments:
         local = states.get(deployment.deployment_id, DeploymentState())
-        decision = decide(deployment, local, now)
-        if decision.not_before is not None and decision.not_before > now:
-            times.append(decision.not_before)
+        wake = decide(deployment, local, now).wake_at
+        if wake is not None and wake > now:
+            times.append(wake)
     return min(times, default=None)

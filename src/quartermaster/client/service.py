@@ -41,20 +41,23 @@ def serve(cycle: Callable[[], float], stop: threading.Event, log: ComponentLog,
 def agent_cycle(home: ClientHome, stop: threading.Event, clock: Clock = utcnow,
                 rng: random.Random | None = None) -> float:
     """One agent run; returns how long to wait: the poll interval plus jitter, or less when a
-    retry or deadline falls due sooner."""
+    retry or deadline falls due sooner or the site asked for an earlier poll."""
     log = home.log("policyagent")
     config = home.load_config()
     wakeup: datetime | None = None
+    poll_after: int | None = None
     try:
         with SiteLink(config.site_url, home.read_secret(),
                       ssl_context=home.ssl_context(config)) as site:
             agent = Agent(home, site, clock=clock, should_stop=stop.is_set)
             summary = agent.run_once()
-            wakeup, config = summary.next_wakeup, agent.config
+            wakeup, config, poll_after = summary.next_wakeup, agent.config, summary.poll_after
     except QMError as exc:
         log.write(f"agent run failed: {exc}")
-    jitter = (rng or random.Random()).uniform(0.0, min(config.poll_interval * 0.1, MAX_JITTER))
-    delay = config.poll_interval + jitter
+    interval = config.poll_interval if poll_after is None \
+        else min(config.poll_interval, poll_after)
+    jitter = (rng or random.Random()).uniform(0.0, min(interval * 0.1, MAX_JITTER))
+    delay = interval + jitter
     if wakeup is not None:
         delay = min(delay, max((wakeup - clock()).total_seconds(), 0.0) + 1.0)
     log.write(f"next run in {delay:.0f} seconds")

@@ -25,6 +25,7 @@ from quartermaster.core.errors import (
 from quartermaster.core.tls import certificate_problem
 
 API = "/api/client/v1"
+POLL_AFTER_HEADER = "QM-Poll-After"
 
 _ERRORS: dict[str, type[QMError]] = {
     "invalid_input": InvalidInput, "not_found": NotFound, "conflict": Conflict,
@@ -86,6 +87,13 @@ class SiteApi(Protocol):
 
     def rekey(self) -> str: ...
 
+    def inventory(self, facts: dict[str, Any]) -> bool: ...
+
+    @property
+    def poll_after(self) -> int | None:
+        """The soonest "poll again within N seconds" the site asked for in this run."""
+        ...
+
 
 class SiteLink:
     """One HTTP client per agent run; `secret` is empty only for registration."""
@@ -97,6 +105,11 @@ class SiteLink:
         headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         self._http = httpx.Client(base_url=self.site_url, headers=headers, timeout=timeout,
                                   verify=ssl_context if ssl_context is not None else True)
+        self._poll_after: int | None = None
+
+    @property
+    def poll_after(self) -> int | None:
+        return self._poll_after
 
     def close(self) -> None:
         self._http.close()
@@ -131,6 +144,11 @@ class SiteLink:
     def send_status(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         return _object(self._request("POST", "/status", json={"messages": messages}))
 
+    def inventory(self, facts: dict[str, Any]) -> bool:
+        """Report this computer's facts now; True if its collection membership changed."""
+        return _object(self._request("POST", "/inventory", json=facts)).get(
+            "membership_changed") is True
+
     def rekey(self) -> str:
         """Trade the current secret for a new one and use it from now on."""
         secret = str(_object(self._request("POST", "/rekey")).get("client_secret") or "")
@@ -156,6 +174,11 @@ class SiteLink:
                                   "is running; the agent tries again at its next run") from None
         if response.status_code >= 400:
             raise _error(response)
+        hint = response.headers.get(POLL_AFTER_HEADER, "")
+        if hint.isdigit():  # `qm client notify` (docs/protocol.md)
+            seconds = int(hint)
+            self._poll_after = seconds if self._poll_after is None \
+                else min(self._poll_after, seconds)
         return response
 
 

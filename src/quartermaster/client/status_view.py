@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from quartermaster.client.cache import ContentCache
 from quartermaster.client.home import ClientHome
 from quartermaster.client.local_state import DeploymentState, LocalState
 from quartermaster.client.policy import DeploymentPolicy, Policy
-from quartermaster.client.timestamps import format_optional
+from quartermaster.client.scheduling import decide
+from quartermaster.client.timestamps import format_optional, utcnow
 from quartermaster.core.errors import InvalidInput
 
 
-def client_status(home: ClientHome) -> dict[str, Any]:
+def client_status(home: ClientHome, now: datetime | None = None) -> dict[str, Any]:
+    """`now` (default: this computer's clock) decides what each deployment does next."""
+    now = now or utcnow()
     config = home.load_config()
     policy = _stored_policy(home)
     state = LocalState.load(home.state_path)
     cache = ContentCache(home.cache, config.cache_limit_bytes)
     entries = cache.entries()
-    deployments = [_deployment(d, state.deployments.get(d.deployment_id, DeploymentState()))
+    deployments = [_deployment(d, state.deployments.get(d.deployment_id, DeploymentState()), now)
                    for d in (policy.deployments if policy else ())]
     return {
         "client_id": config.client_id, "site_url": config.site_url,
@@ -48,7 +52,8 @@ def _stored_policy(home: ClientHome) -> Policy | None:
         return None
 
 
-def _deployment(d: DeploymentPolicy, local: DeploymentState) -> dict[str, Any]:
+def _deployment(d: DeploymentPolicy, local: DeploymentState, now: datetime) -> dict[str, Any]:
+    decision = decide(d, local, now)
     return {
         "deployment_id": d.deployment_id, "package_id": d.package_id,
         "package_name": d.package_name, "program": d.program.name,
@@ -58,6 +63,8 @@ def _deployment(d: DeploymentPolicy, local: DeploymentState) -> dict[str, Any]:
         "result": local.result or "not run", "reason": local.reason,
         "exit_code": local.exit_code, "ran_version": local.ran_version,
         "attempts": local.attempts, "next_retry": local.next_retry, "last_run": local.last_run,
+        "next": {"action": decision.action.value, "reason": decision.reason,
+                 "at": format_optional(decision.wake_at)},
     }
 
 
@@ -82,4 +89,7 @@ def render_text(status: dict[str, Any]) -> list[str]:
                      + (f", next retry {d['next_retry']}" if d["next_retry"] else "")
                      + f"; deadline {d['deadline'] or 'none'}, rerun {d['rerun']}"
                      + ("" if d["state"] == "active" else f", {d['state']}"))
+        step = d["next"]
+        lines.append(f"    next: {step['action']} ({step['reason']})"
+                     + (f" at {step['at']}" if step["at"] else ""))
     return lines

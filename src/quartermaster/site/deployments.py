@@ -153,6 +153,40 @@ def get_deployment(session: Session, deployment_id: str, lock: bool = False) -> 
     return deployment
 
 
+# --------------------------------------------------------------------------- rescheduling
+
+
+def reschedule_deployment(session: Session, deployment_id: str, *,
+                          available: str | None = None, deadline: str | None = None,
+                          expires: str | None = None, now: datetime | None = None) -> None:
+    """New times for a deployment; ``none`` clears a deadline or an expiry.
+
+    A new deadline is a new cycle for the rerun rule (docs/deployments.md, "Rerun rules"):
+    under ``always`` and ``if-failed`` clients that ran before it run again at it.
+    """
+    if available is None and deadline is None and expires is None:
+        raise InvalidInput("nothing to change", "give --available, --deadline or --expires")
+    deployment = get_deployment(session, deployment_id, lock=True)
+    _refuse_cancelled(deployment, "rescheduled")
+    now = (now or utcnow()).replace(microsecond=0)
+
+    def moment(value: str | None, current: datetime | None, what: str,
+               clearable: bool) -> datetime | None:
+        if value is None:
+            return current
+        if clearable and value.strip().lower() == "none":
+            return None
+        return parse_time(value, now, what)
+
+    start = moment(available, deployment.available, "available time", False)
+    assert start is not None
+    due = moment(deadline, deployment.deadline, "deadline", True)
+    end = moment(expires, deployment.expires, "expiry", True)
+    check_times(start, due, end)
+    deployment.available, deployment.deadline, deployment.expires = start, due, end
+    bump_policy_serial(session)
+
+
 # --------------------------------------------------------------------------- pause, resume, cancel
 
 
@@ -215,9 +249,10 @@ def reevaluate_rollouts(session: Session, deployment_ids: Iterable[str | None]) 
     wanted = sorted({d for d in deployment_ids if d})
     # Only phased deployments are locked: every status batch passes here, and a row lock on
     # a deployment without phases would make all of its clients' batches wait in line.
-    phased = set(session.scalars(select(Deployment.deployment_id).where(
-        Deployment.deployment_id.in_(wanted), Deployment.phase_plan.is_not(None)))) \
-        if wanted else set()
+    # (No phases is stored as JSON null, which SQL's IS NOT NULL does not see: test here.)
+    rows = session.execute(select(Deployment.deployment_id, Deployment.phase_plan).where(
+        Deployment.deployment_id.in_(wanted))).all() if wanted else []
+    phased = {deployment_id for deployment_id, plan in rows if plan}
     for deployment_id in (d for d in wanted if d in phased):
         deployment = session.scalar(
             select(Deployment).where(Deployment.deployment_id == deployment_id)

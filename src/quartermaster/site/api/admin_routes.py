@@ -22,6 +22,7 @@ from quartermaster.site.deployments import (
     deployment_status,
     list_deployments,
     pause_deployment,
+    reschedule_deployment,
     resume_deployment,
 )
 from quartermaster.site.membership import (
@@ -373,6 +374,21 @@ def _control(
         action(session, deployment_id)
     with ctx.db.session() as session:
         return deployment_status(session, deployment_id, limit=0)
+
+
+class ScheduleBody(Strict):
+    """New times (``now``, ``+2h``, ISO 8601 with a zone); ``none`` clears deadline/expiry."""
+
+    available: TimeText | None = None
+    deadline: TimeText | None = None
+    expires: TimeText | None = None
+
+
+@router.post("/deployments/{deployment_id}/schedule", dependencies=[allow("deployment.update")])
+def deployment_schedule(deployment_id: str, body: ScheduleBody, ctx: Ctx) -> dict[str, Any]:
+    return _control(ctx, deployment_id, lambda session, deployment: reschedule_deployment(
+        session, deployment, available=body.available, deadline=body.deadline,
+        expires=body.expires))
 
 
 @router.post("/deployments/{deployment_id}/pause", dependencies=[allow("deployment.update")])
