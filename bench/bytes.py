@@ -1,26 +1,35 @@
 """Byte-speed benchmarks: Quartermaster's data path against baselines measured in the same run.
 
-    python bench/bytes.py                 # everything, 1 GiB, 3 repeats (about 10 minutes)
+    python bench/bytes.py                 # everything, 1 GiB, 5 repeats (about 5 minutes)
     python bench/bytes.py --only client,serve --size-mib 256 --repeats 1
 
 Each row is a ratio against a baseline measured on the same data, on 127.0.0.1, in this
 run, so the figures say how close the code is to what the machine can do (docs/
-performance.md). Times are the median of --repeats runs after one warm-up; the page cache
-is warm for both sides of every comparison. Needs `curl`, `openssl` and, for the serving
-rows, `nginx` (`apt-get install -y nginx`); a row whose tool is missing is skipped.
+performance.md). Times are the median of --repeats runs after one warm-up, and the two
+sides of a ratio take turns (ours, baseline, ours, ...) so that both see the same load on
+a shared machine; the page cache is warm for both sides of every comparison. Needs `curl`,
+`openssl` and, for the serving rows, `nginx` (`apt-get install -y nginx`); a row whose tool
+is missing is skipped.
 
-- client: `BlobFetcher.fetch` (download, hash, write, fsync, rename) of one blob from the
-  DP's content server, against `curl -s URL | openssl dgst -sha256` from the same server
-  (goal ≥ 1.5×) and against `hashlib.sha256` over the same bytes in memory (goal ≥ 0.85×);
-  with and without the fsyncs, to show what they cost.
+- client: `BlobFetcher.fetch` (download, hash, write, rename) of one blob from the DP's
+  content server into a client cache, as `ContentAccess` does it (journal first, no fsync
+  on the way, the batch fsync deferred), against `curl -s URL | openssl dgst -sha256` from
+  the same server (goal ≥ 1.5×) and against `hashlib.sha256` over the same bytes in memory
+  (goal ≥ 0.85×); also with the deferred batch fsync counted, and with an fsync per blob
+  (what a DP store does), to show what durability costs.
 - serve: the DP content server (aiohttp, sendfile) against nginx over the same store, to
   1 and to 32 concurrent `curl -o /dev/null` (goal ≥ 1×, aggregate bytes per second).
 - memory: the DP content server's RSS with 1,000 concurrent downloads open (goal: flat,
   < 300 MB).
-- snapshot: `ContentLibrary.snapshot` of a folder of 1,000 files against `openssl dgst
-  -sha256` over the same files (goal ≥ 1×); with and without the fsyncs.
+- snapshot: `ContentLibrary.snapshot` of a folder of 1,000 files into an empty library
+  against `openssl dgst -sha256` over the same files (goal ≥ 1×), with and without the
+  fsyncs; and again into a library that holds all of it (a `package update` of an
+  unchanged folder).
 - delta: a real site, DP and client; version 2 changes 1 of 1,000 files: bytes the DP and
   the client moved (status 2330 and 10036) against the changed file's size (goal ≤ 1.05).
+
+Before every timed run that writes, the previous run's output is removed and `os.sync()`
+waits for the disk, untimed, so one run's write-back never lands in another's time.
 """
 
 from __future__ import annotations
@@ -52,15 +61,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def median_time(run: Callable[[], Any], repeats: int, warm_up: bool = True) -> float:
-    if warm_up:
-        run()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+Timed = tuple[Callable[[], Any], Callable[[], Any] | None]  # (run, untimed prepare)
+
+
+def interleaved_medians(runs: dict[str, Timed], repeats: int) -> dict[str, float]:
+    """Median wall time of each run, taking turns: ours, baseline, ours, baseline, ...
+
+    On a shared machine the load changes within seconds; taking turns puts both sides of a
+    ratio under the same load instead of one side in a quiet minute and the other in a busy
+    one. One untimed warm-up of each first.
+    """
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for round_ in range(repeats + 1):
+        for name, (run, prepare) in runs.items():
+            if prepare is not None:
+                prepare()
+            started = time.perf_counter()
+            run()
+            if round_:
+                times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def write_random(path: Path, size: int) -> str:
@@ -172,16 +192,15 @@ def store_blob(store: Path, source: Path, sha256: str) -> str:
 @contextlib.contextmanager
 def without_fsync() -> Iterator[None]:
     """Turn the data path's fsyncs into no-ops in this process (to show what they cost)."""
-    from quartermaster.core import blob_transfer
     from quartermaster.site import content_library
 
-    saved = (os.fsync, blob_transfer.fsync_dir, content_library.fsync_dir)
+    saved = (os.fsync, content_library.fsync_dir)
     os.fsync = lambda fd: None  # type: ignore[assignment]
-    blob_transfer.fsync_dir = content_library.fsync_dir = lambda path: None  # type: ignore[assignment]
+    content_library.fsync_dir = lambda path: None  # type: ignore[assignment]
     try:
         yield
     finally:
-        os.fsync, blob_transfer.fsync_dir, content_library.fsync_dir = saved
+        os.fsync, content_library.fsync_dir = saved
 
 
 class Bench:
@@ -214,19 +233,23 @@ class Bench:
     # ------------------------------------------------------------------ client
 
     def client(self) -> None:
+        from quartermaster.client.cache import ContentCache
         from quartermaster.core.blob_transfer import BlobFetcher
 
-        t_hashlib = self._hashlib_in_memory()
-        dest = self.work / "client" / "blob"
+        data = self.blob.read_bytes()  # hashlib's side: the same bytes, in memory
+        cache = ContentCache(self.work / "client", 1 << 40)
+        dest = cache.blob_path(self.sha256)
         with dp_content_server(self.store) as (url, _pid):
             blob_url = url + self.path
 
-            def fetch() -> None:
-                with contextlib.suppress(FileNotFoundError):
-                    dest.unlink()
+            def clean() -> None:
+                cache.remove(self.sha256)
+                os.sync()
+
+            def fetch(durable: bool) -> None:
                 fetcher = BlobFetcher()
                 try:
-                    fetcher.fetch(blob_url, dest, self.sha256, self.size)
+                    fetcher.fetch(blob_url, dest, self.sha256, self.size, durable=durable)
                 finally:
                     fetcher.close()
 
@@ -235,23 +258,21 @@ class Bench:
                                      check=True, capture_output=True, text=True).stdout
                 assert self.sha256 in out
 
-            t_client = median_time(fetch, self.repeats)
-            with without_fsync():
-                t_client_nofsync = median_time(fetch, self.repeats)
-            t_curl = median_time(curl_openssl, self.repeats)
+            t = interleaved_medians({
+                "client": (lambda: fetch(False), clean),
+                "durable": (lambda: fetch(True), clean),
+                "curl": (curl_openssl, os.sync),
+                "hashlib": (lambda: hashlib.sha256(data).hexdigest(), None),
+            }, self.repeats)
+        t_client, t_durable = t["client"], t["durable"]
+        t_curl, t_hashlib = t["curl"], t["hashlib"]
         shutil.rmtree(dest.parent, ignore_errors=True)
-        self.row("client download+verify (with fsync)", t_client,
-                 "curl | openssl dgst", t_curl, "≥ 1.5×")
-        self.row("client download+verify (no fsync)", t_client_nofsync,
-                 "curl | openssl dgst", t_curl, "≥ 1.5×")
-        self.row("client download+verify (with fsync)", t_client,
-                 "hashlib in memory", t_hashlib, "≥ 0.85×")
-        self.row("client download+verify (no fsync)", t_client_nofsync,
-                 "hashlib in memory", t_hashlib, "≥ 0.85×")
-
-    def _hashlib_in_memory(self) -> float:
-        data = self.blob.read_bytes()
-        return median_time(lambda: hashlib.sha256(data).hexdigest(), self.repeats)
+        self.row("client download+verify (no fsync, as the client cache does)",
+                 t_client, "curl | openssl dgst", t_curl, "≥ 1.5×")
+        self.row("client download+verify (no fsync, as the client cache does)",
+                 t_client, "hashlib in memory", t_hashlib, "≥ 0.85×")
+        self.row("download+verify with fsync per blob (as a DP store does)", t_durable,
+                 "curl | openssl dgst", t_curl, "(reference)")
 
     # ------------------------------------------------------------------ serving
 
@@ -265,19 +286,22 @@ class Bench:
             assert int(out) == self.size, f"short download: {out}"
         return time.perf_counter() - started
 
+    def _downloads(self, base_url: str, n: int) -> Callable[[], float]:
+        return lambda: self._curl_many(base_url + self.path, n)
+
     def serve(self) -> None:
         if shutil.which("nginx") is None:
             self.log("nginx is not installed: serving rows skipped (apt-get install -y nginx)")
             return
         results: dict[tuple[str, int], float] = {}
-        for name, server in (("dp", dp_content_server(self.store)),
-                             ("nginx", nginx_server(self.store, self.work))):
-            with server as (url, _pid):
-                for n in (1, 32):
-                    repeats = self.repeats if n == 1 else max(1, self.repeats // 2)
-                    blob_url = url + self.path
-                    results[(name, n)] = median_time(
-                        lambda u=blob_url, k=n: self._curl_many(u, k), repeats)  # type: ignore[misc]
+        with dp_content_server(self.store) as (dp_url, _), \
+                nginx_server(self.store, self.work) as (nginx_url, _):
+            for n in (1, 32):  # both servers up, taking turns under the same load
+                repeats = self.repeats if n == 1 else max(1, self.repeats // 2)
+                t = interleaved_medians({"dp": (self._downloads(dp_url, n), None),
+                                         "nginx": (self._downloads(nginx_url, n), None)},
+                                        repeats)
+                results[("dp", n)], results[("nginx", n)] = t["dp"], t["nginx"]
         for n in (1, 32):
             ours, theirs = results[("dp", n)], results[("nginx", n)]
             self.row(f"DP serving to {n} client(s), GB/s", n * self.size / ours / 1e9,
@@ -332,25 +356,48 @@ class Bench:
 
         source = self._source_folder()
         files = sorted(str(p) for p in source.rglob("*.bin"))
-        library = self.work / "library"
+        libraries = self.work / "libraries"
+        shutil.rmtree(libraries, ignore_errors=True)
+        library = libraries / "0"
+
+        def clean() -> None:
+            # A new, empty library each time, the old ones kept until the end: removing
+            # 1,000 files just before creating 1,000 makes ext4 scan for inodes to reuse
+            # (`recently_deleted`), a cost of the benchmark, not of a snapshot.
+            nonlocal library
+            library = libraries / str(int(library.name) + 1)
+            os.sync()
 
         def snap() -> None:
-            shutil.rmtree(library, ignore_errors=True)
             ContentLibrary(library).snapshot(source)
 
         def openssl() -> None:
             subprocess.run(["openssl", "dgst", "-sha256", *files], check=True,
                            stdout=subprocess.DEVNULL)
 
-        t_snap = median_time(snap, self.repeats)
-        with without_fsync():
-            t_snap_nofsync = median_time(snap, self.repeats)
-        t_openssl = median_time(openssl, self.repeats)
-        shutil.rmtree(library, ignore_errors=True)
+        def snap_nofsync() -> None:
+            with without_fsync():
+                snap()
+
+        def snap_unchanged() -> None:
+            ContentLibrary(libraries / "0").snapshot(source)
+
+        ContentLibrary(libraries / "0").snapshot(source)  # the library of `package update`
+        t = interleaved_medians({
+            "snap": (snap, clean),
+            "nofsync": (snap_nofsync, clean),
+            "unchanged": (snap_unchanged, os.sync),
+            "openssl": (openssl, os.sync),
+        }, self.repeats)
+        t_snap, t_snap_nofsync = t["snap"], t["nofsync"]
+        t_unchanged, t_openssl = t["unchanged"], t["openssl"]
+        shutil.rmtree(libraries, ignore_errors=True)
         self.row("snapshot of 1,000 files (with fsync)", t_snap, "openssl dgst -sha256",
                  t_openssl, "≥ 1×")
         self.row("snapshot of 1,000 files (no fsync)", t_snap_nofsync, "openssl dgst -sha256",
                  t_openssl, "≥ 1×")
+        self.row("snapshot of 1,000 unchanged files (`package update`)", t_unchanged,
+                 "openssl dgst -sha256", t_openssl, "≥ 1×")
 
     # ------------------------------------------------------------------ delta
 
@@ -430,7 +477,7 @@ SECTIONS = ("client", "serve", "memory", "snapshot", "delta")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated subset of {', '.join(SECTIONS)}")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, "

@@ -1,10 +1,18 @@
 """Fetch one content-addressed blob over HTTP: resume, hash while streaming, never overrun.
 
-This is the data path shared by the client agent and distribution points. It reads into one
-reused buffer, hashes that buffer and writes that same buffer (no per-chunk allocation), keeps
-a `.part` file so an interrupted transfer resumes with a Range request, stops at the size the
-manifest gives (endless-data attack), and renames the file into place only once its SHA-256
-matched.
+This is the data path shared by the client agent and distribution points. Bytes go into a
+small ring of reused buffers (no per-chunk allocation): the calling thread receives into one
+buffer and writes it to the `.part` file while a helper thread hashes the buffer before, so
+receiving and hashing use two cores (socket reads, file writes and `hashlib` on large
+buffers all release the GIL). The transfer keeps a `.part` file so an interrupted transfer
+resumes with a Range request, stops at the size the manifest gives (endless-data attack),
+and renames the file into place only once its SHA-256 matched.
+
+Durability is the caller's choice. `durable=True` (distribution points, whose store is
+served as it is) fsyncs the blob and its folder before `fetch` returns. `durable=False`
+(the client cache) leaves write-back to the kernel: the caller must then record the blob as
+not yet durable before fetching and make it durable, or re-verify it, later (see
+`client/cache.py`).
 """
 
 from __future__ import annotations
@@ -13,10 +21,13 @@ import contextlib
 import hashlib
 import http.client
 import os
+import queue
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from quartermaster.core.durable_files import fsync_dir
@@ -39,9 +50,13 @@ class FetchResult:
 
 Progress = Callable[[int], None]
 
+RING = 3  # buffers in flight: one being received, one being hashed, one spare
+PIPELINE_MIN = 2 * CHUNK  # below this a helper thread costs more than it saves
+
 
 class BlobFetcher:
-    """Keeps one connection per origin and one buffer; not thread-safe (one per worker)."""
+    """Keeps one connection per origin and one ring of buffers; not thread-safe (one per
+    worker)."""
 
     def __init__(
         self,
@@ -52,7 +67,8 @@ class BlobFetcher:
         self.timeout = timeout
         self.ssl_context = ssl_context
         self.headers = dict(headers or {})
-        self._buffer = bytearray(CHUNK)
+        self._buffers = [bytearray(CHUNK) for _ in range(RING)]
+        self._buffer = self._buffers[0]
         self._connections: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
 
     def close(self) -> None:
@@ -79,9 +95,18 @@ class BlobFetcher:
             conn.close()
 
     def fetch(
-        self, url: str, dest: Path, sha256: str, size: int, on_progress: Progress | None = None
+        self,
+        url: str,
+        dest: Path,
+        sha256: str,
+        size: int,
+        on_progress: Progress | None = None,
+        durable: bool = True,
     ) -> FetchResult:
-        """Download `url` to `dest` if its bytes hash to `sha256`; resume a prior `.part`."""
+        """Download `url` to `dest` if its bytes hash to `sha256`; resume a prior `.part`.
+
+        With `durable=False` nothing is fsynced: the caller owns the blob's durability.
+        """
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TransferError(f"unsupported URL {url!r}", "a DP URL is http:// or https://")
@@ -93,7 +118,8 @@ class BlobFetcher:
         digest, have = self._resume_state(partial, size)
         try:
             return self._transfer(
-                origin, target, url, dest, partial, digest, have, sha256, size, on_progress
+                origin, target, url, dest, partial, digest, have, sha256, size, on_progress,
+                durable,
             )
         except (OSError, http.client.HTTPException) as exc:
             self._drop(*origin)
@@ -130,6 +156,7 @@ class BlobFetcher:
         sha256: str,
         size: int,
         on_progress: Progress | None,
+        durable: bool,
     ) -> FetchResult:
         conn = self._connection(*origin)
         headers = dict(self.headers)
@@ -162,24 +189,16 @@ class BlobFetcher:
                 f"{url}: the server offers {have + int(length)} bytes, the manifest says {size}",
                 "refusing to download more than the manifest size",
             )
-        view = memoryview(self._buffer)
-        received = 0
         with open(partial, mode, buffering=0) as handle:
-            while have < size:
-                want = min(len(view), size - have)
-                n = response.readinto(view[:want])
-                if not n:
-                    break
-                chunk = view[:n]
-                digest.update(chunk)
-                handle.write(chunk)
-                have += n
-                received += n
-                if on_progress is not None:
-                    on_progress(n)
+            if size - have >= PIPELINE_MIN:
+                received = self._receive_pipelined(response, handle, digest, size - have,
+                                                   on_progress)
+            else:
+                received = self._receive(response, handle, digest, size - have, on_progress)
+            have += received
             if have < size:
-                handle.flush()
-                os.fsync(handle.fileno())
+                if durable:  # what was received stays for a resume
+                    os.fsync(handle.fileno())
                 self._drop(*origin)
                 raise TransferError(
                     f"{url}: connection closed after {have} of {size} bytes",
@@ -199,12 +218,78 @@ class BlobFetcher:
                 handle.close()
                 partial.unlink()
                 raise HashMismatch(url, sha256, actual)
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         if response.will_close:
             self._drop(*origin)
         os.replace(partial, dest)
-        fsync_dir(dest.parent)
+        if durable:
+            fsync_dir(dest.parent)
         return FetchResult(received, resumed_from)
+
+    def _receive(self, response: http.client.HTTPResponse, handle: IO[Any],
+                 digest: hashlib._Hash, limit: int, on_progress: Progress | None) -> int:
+        """Receive, hash and write up to `limit` bytes on this thread; returns bytes received."""
+        view = memoryview(self._buffer)
+        received = 0
+        while received < limit:
+            n = response.readinto(view[: min(len(view), limit - received)])
+            if not n:
+                break
+            chunk = view[:n]
+            digest.update(chunk)
+            _write_all(handle, chunk)
+            received += n
+            if on_progress is not None:
+                on_progress(n)
+        return received
+
+    def _receive_pipelined(self, response: http.client.HTTPResponse, handle: IO[Any],
+                           digest: hashlib._Hash, limit: int,
+                           on_progress: Progress | None) -> int:
+        """As `_receive`, with hashing on a helper thread one buffer behind the receiver.
+
+        A buffer goes back to the receiver only after it was hashed and written, and the
+        helper is joined before this returns or raises, so `digest` then covers exactly the
+        bytes written.
+        """
+        views = [memoryview(buffer) for buffer in self._buffers]
+        free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        filled: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+        for index in range(len(views)):
+            free.put(index)
+
+        def hash_filled() -> None:
+            while (item := filled.get()) is not None:
+                index, n = item
+                digest.update(views[index][:n])
+                free.put(index)
+
+        hasher = threading.Thread(target=hash_filled, name="blob-hash", daemon=True)
+        hasher.start()
+        received = 0
+        try:
+            while received < limit:
+                index = free.get()
+                view = views[index]
+                n = response.readinto(view[: min(len(view), limit - received)])
+                if not n:
+                    break
+                _write_all(handle, view[:n])
+                filled.put((index, n))
+                received += n
+                if on_progress is not None:
+                    on_progress(n)
+        finally:
+            filled.put(None)
+            hasher.join()
+        return received
+
+
+def _write_all(handle: IO[Any], chunk: memoryview) -> None:
+    """Write every byte: a short write (a filling disk) must not leave a hole the hash hides."""
+    while chunk:
+        chunk = chunk[handle.write(chunk):]
 
 
 def discard_partial(dest: Path) -> None:

@@ -1,8 +1,22 @@
 """The content library: the only place that ever reads a package's live source folder.
 
-A snapshot walks the source once, hashes each file while copying it into the library (one
-read), and stores each distinct content once under its SHA-256. Everything downstream (DPs,
-clients) receives bytes by hash from here, which is what makes KB 907979 impossible.
+A snapshot walks the source once and stores each distinct content once under its SHA-256.
+Everything downstream (DPs, clients) receives bytes by hash from here, which is what makes
+KB 907979 impossible.
+
+How a snapshot spends its time: files are hashed on several threads (`hashlib`, file reads
+and writes release the GIL; `openssl dgst` is single-threaded). A file that fits in a
+worker's buffer is read once and hashed, and written only if the library lacks its content,
+so an unchanged file of a `package update` costs a read and nothing else. A larger file is
+hashed while being copied (the bytes stored are the bytes hashed, never a second read) and
+the copy is dropped unflushed if the library already had it. New content goes to temp files
+whose write-back is started at once, so the disk works while later files are hashed; then
+all temps are fsynced, renamed into place, and each blob folder is fsynced once.
+
+What is guaranteed: nothing half-written is ever visible (a blob appears under its name only
+after its bytes were fsynced), and `snapshot` returns only after every blob the version
+needs is durable, so the version row the caller commits afterwards never names content a
+crash could lose. A snapshot that fails midway removes its temp files and makes no version.
 """
 
 from __future__ import annotations
@@ -10,8 +24,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
 import stat
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +40,27 @@ from quartermaster.core.hashing import CHUNK
 from quartermaster.core.manifest import FileEntry, relpath_problem
 from quartermaster.core.store_layout import blob_path, manifest_path
 
+WHOLE = 2 * CHUNK  # a file up to this size is read whole, then written only if new
+MAX_WORKERS = 8
+
 
 @dataclass
 class Snapshot:
     files: list[FileEntry]
     new_bytes: int  # bytes of content the library did not hold before
+
+
+@dataclass
+class _Staged:
+    """New content written to a temp file, not yet durable nor visible."""
+
+    tmp: Path
+    sha256: str
+    size: int
+
+
+def _workers() -> int:
+    return max(1, min(MAX_WORKERS, (os.cpu_count() or 1) + 1))
 
 
 class ContentLibrary:
@@ -46,49 +79,169 @@ class ContentLibrary:
         write_atomic(manifest_path(self.root, package_hash), canonical_json(envelope))
 
     def snapshot(self, source: Path) -> Snapshot:
-        """Hash and store every file of `source`; refuse anything that is not a plain file."""
-        source = check_source_folder(source)
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        buffer = bytearray(CHUNK)
-        files: list[FileEntry] = []
-        new_bytes = 0
-        for relpath, path in walk_source(source):
-            entry, stored = self._store_file(relpath, path, buffer)
-            files.append(entry)
-            new_bytes += stored
-        return Snapshot(files, new_bytes)
+        """Hash and store every file of `source`; refuse anything that is not a plain file.
 
-    def _store_file(self, relpath: str, path: Path, buffer: bytearray) -> tuple[FileEntry, int]:
-        view = memoryview(buffer)
-        digest = hashlib.sha256()
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="snap-")
+        Returns once every blob the files need is durable in the library.
+        """
+        source = check_source_folder(source)
+        found = walk_source(source)  # the whole tree is checked before a byte is stored
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        run = _SnapshotRun(self)
         try:
-            with open(path, "rb", buffering=0) as src, os.fdopen(fd, "wb", buffering=0) as dst:
-                before = os.fstat(src.fileno())
-                size = 0
-                while n := src.readinto(view):  # type: ignore[attr-defined]
-                    chunk = view[:n]
-                    digest.update(chunk)
-                    dst.write(chunk)
-                    size += n
-                after = os.fstat(src.fileno())
-                if (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns, size):
-                    raise SourceError(f"{path} changed while it was being read",
-                                      "wait until the source folder is quiet, then retry")
-                sha = digest.hexdigest()
-                final = self.blob_path(sha)
-                stored = 0
-                if not final.exists():
-                    os.fsync(dst.fileno())
-                    final.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(tmp_name, final)
-                    fsync_dir(final.parent)
-                    stored = size
-            mode = stat.S_IMODE(before.st_mode) & 0o777
-            return FileEntry(relpath, size, mode, sha), stored
+            with ThreadPoolExecutor(_workers(), thread_name_prefix="snapshot") as pool:
+                try:
+                    files = list(pool.map(run.store_file, found))
+                    run.publish(pool, {entry.sha256 for entry in files})
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)  # no more files once one failed
+                    raise
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
+            run.discard_temps()
+        return Snapshot(files, run.new_bytes)
+
+
+class _SnapshotRun:
+    """The state of one snapshot shared by its worker threads."""
+
+    def __init__(self, library: ContentLibrary) -> None:
+        self.library = library
+        self.buffers: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.staged: dict[str, _Staged] = {}  # sha256 -> new content, one temp per content
+        self.new_bytes = 0
+
+    def _buffer(self) -> bytearray:
+        try:
+            return self.buffers.get_nowait()
+        except queue.Empty:
+            return bytearray(WHOLE)
+
+    def store_file(self, item: tuple[str, Path]) -> FileEntry:
+        relpath, path = item
+        buffer = self._buffer()
+        try:
+            with open(path, "rb", buffering=0) as src:
+                before = os.fstat(src.fileno())
+                sha, size = self._hash_and_stage(src, memoryview(buffer))
+                after = os.fstat(src.fileno())
+            if (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns, size):
+                raise SourceError(f"{path} changed while it was being read",
+                                  "wait until the source folder is quiet, then retry")
+        finally:
+            self.buffers.put(buffer)
+        return FileEntry(relpath, size, stat.S_IMODE(before.st_mode) & 0o777, sha)
+
+    def _hash_and_stage(self, src: Any, view: memoryview) -> tuple[str, int]:
+        """(SHA-256, size) of the open file; new content is left staged in a temp file."""
+        digest = hashlib.sha256()
+        n = _read_full(src, view)
+        digest.update(view[:n])
+        if n < len(view):  # the whole file is in the buffer: write it only if new
+            sha = digest.hexdigest()
+            if not self._wanted(sha):
+                return sha, n
+            tmp = self._temp()
+            try:
+                with open(tmp, "wb", buffering=0) as dst:
+                    _write_all(dst, view[:n])
+                    _start_write_back(dst.fileno())
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            self._stage(_Staged(tmp, sha, n))
+            return sha, n
+        tmp = self._temp()  # larger than the buffer: hash while copying, one read
+        size = 0
+        try:
+            with open(tmp, "wb", buffering=0) as dst:
+                while n:
+                    if size:
+                        digest.update(view[:n])
+                    _write_all(dst, view[:n])
+                    size += n
+                    n = src.readinto(view)
+                _start_write_back(dst.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        sha = digest.hexdigest()
+        self._stage(_Staged(tmp, sha, size))
+        return sha, size
+
+    def _temp(self) -> Path:
+        fd, name = tempfile.mkstemp(dir=self.library.tmp, prefix="snap-")
+        os.close(fd)
+        return Path(name)
+
+    def _wanted(self, sha: str) -> bool:
+        with self.lock:
+            if sha in self.staged:
+                return False
+        return not self.library.has_blob(sha)
+
+    def _stage(self, staged: _Staged) -> None:
+        """Keep the first temp of each new content; any other is dropped without a flush."""
+        with self.lock:
+            held = staged.sha256 in self.staged or self.library.has_blob(staged.sha256)
+            if not held:
+                self.staged[staged.sha256] = staged
+                self.new_bytes += staged.size
+        if held:
+            staged.tmp.unlink(missing_ok=True)
+
+    def publish(self, pool: ThreadPoolExecutor, used: set[str]) -> None:
+        """fsync every staged temp, rename each into place, then fsync each folder once.
+
+        The folders of every blob in `used` are fsynced, not only those of new blobs: a blob
+        found already held may have been renamed in just now by a concurrent snapshot.
+        """
+        staged = list(self.staged.values())
+        list(pool.map(lambda item: _fsync_path(item.tmp), staged))
+        for item in staged:
+            final = self.library.blob_path(item.sha256)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(item.tmp, final)
+        self.staged.clear()
+        for folder in sorted({self.library.blob_path(sha).parent for sha in used}):
+            fsync_dir(folder)
+
+    def discard_temps(self) -> None:
+        for item in self.staged.values():
+            item.tmp.unlink(missing_ok=True)
+
+
+def _write_all(dst: Any, chunk: memoryview) -> None:
+    """Write every byte: a short write (a filling disk) must not store less than was hashed."""
+    while chunk:
+        chunk = chunk[dst.write(chunk):]
+
+
+def _read_full(src: Any, view: memoryview) -> int:
+    """Read until `view` is full or the file ends; returns the bytes read."""
+    total = 0
+    while total < len(view) and (n := src.readinto(view[total:])):
+        total += n
+    return total
+
+
+def _start_write_back(fd: int) -> None:
+    """Ask the kernel to start writing this file back now, without waiting for it.
+
+    On Linux, POSIX_FADV_DONTNEED starts write-back of dirty pages and keeps them cached
+    until written; the fsync later then waits for little. Elsewhere this does nothing.
+    """
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None:
+        with contextlib.suppress(OSError):
+            advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def check_source_folder(source: Path) -> Path:

@@ -1,0 +1,124 @@
+"""Content library snapshots: right bytes under the right names, nothing half-written visible.
+
+A snapshot hashes files on several threads, stages new content in temp files and publishes
+it in one batch (fsync all, rename all, fsync each folder). These tests check the result
+byte for byte, and make the batch fail where a disk can fail it (an fsync or a rename
+reporting an I/O error) to check that no blob is ever visible unless whole and durable.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from quartermaster.site import content_library
+from quartermaster.site.content_library import WHOLE, ContentLibrary
+
+BIG = os.urandom(WHOLE + 4321)  # larger than a worker's buffer: hashed while copied
+
+
+def make_source(root: Path) -> dict[str, bytes]:
+    files = {
+        "install.sh": b"echo installing\n",
+        "empty.txt": b"",
+        "big/payload.bin": BIG,
+        "copies/a.bin": b"same bytes\n" * 1000,
+        "copies/b.bin": b"same bytes\n" * 1000,
+        **{f"many/f{i:03d}.bin": os.urandom(1000 + i) for i in range(40)},
+    }
+    for relpath, data in files.items():
+        path = root / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return files
+
+
+def library_blobs(library: Path) -> dict[str, bytes]:
+    content = library / "content" / "sha256"
+    return {p.name: p.read_bytes() for p in content.glob("??/*")} if content.is_dir() else {}
+
+
+def leftovers(library: Path) -> list[Path]:
+    return list((library / "tmp").iterdir()) if (library / "tmp").is_dir() else []
+
+
+def test_a_snapshot_stores_each_content_once_under_its_hash(tmp_path: Path) -> None:
+    files = make_source(tmp_path / "src")
+    snapshot = ContentLibrary(tmp_path / "lib").snapshot(tmp_path / "src")
+    assert {e.path: e.sha256 for e in snapshot.files} == {
+        p: hashlib.sha256(d).hexdigest() for p, d in files.items()}
+    assert [e.path for e in snapshot.files] == sorted(files)
+    assert {e.path: e.size for e in snapshot.files} == {p: len(d) for p, d in files.items()}
+    blobs = library_blobs(tmp_path / "lib")
+    assert all(hashlib.sha256(data).hexdigest() == name for name, data in blobs.items())
+    assert len(blobs) == len(files) - 1  # the two copies are one blob
+    assert snapshot.new_bytes == sum(len(d) for d in blobs.values())
+    assert leftovers(tmp_path / "lib") == []
+
+
+def test_an_unchanged_folder_writes_nothing(tmp_path: Path) -> None:
+    make_source(tmp_path / "src")
+    library = ContentLibrary(tmp_path / "lib")
+    first = library.snapshot(tmp_path / "src")
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "lib" / "content").rglob("*")}
+    again = library.snapshot(tmp_path / "src")
+    assert again.new_bytes == 0 and again.files == first.files
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "lib" / "content").rglob("*")} \
+        == stamps
+    assert leftovers(tmp_path / "lib") == []
+
+
+def test_only_changed_content_is_new_in_the_next_snapshot(tmp_path: Path) -> None:
+    make_source(tmp_path / "src")
+    library = ContentLibrary(tmp_path / "lib")
+    library.snapshot(tmp_path / "src")
+    (tmp_path / "src" / "many" / "f007.bin").write_bytes(b"changed\n")
+    again = library.snapshot(tmp_path / "src")
+    assert again.new_bytes == len(b"changed\n")
+
+
+def failing_on_call(number: int, real: Callable[..., Any]) -> Callable[..., Any]:
+    """`real`, except that call `number` (1-based) fails as a disk reporting EIO would."""
+    calls = {"n": 0}
+
+    def call(*args: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == number:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(*args)
+    return call
+
+
+def test_an_fsync_failure_leaves_no_blob_and_no_temp(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    make_source(tmp_path / "src")
+    monkeypatch.setattr(os, "fsync", failing_on_call(5, os.fsync))
+    with pytest.raises(OSError):
+        ContentLibrary(tmp_path / "lib").snapshot(tmp_path / "src")
+    assert library_blobs(tmp_path / "lib") == {}
+    assert leftovers(tmp_path / "lib") == []
+
+
+def test_a_rename_failure_leaves_only_whole_blobs_visible(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    files = make_source(tmp_path / "src")
+    monkeypatch.setattr(content_library.os, "replace", failing_on_call(10, os.replace))
+    with pytest.raises(OSError):
+        ContentLibrary(tmp_path / "lib").snapshot(tmp_path / "src")
+    blobs = library_blobs(tmp_path / "lib")
+    assert len(blobs) == 9  # those renamed before the failure, each whole
+    assert all(hashlib.sha256(data).hexdigest() == name for name, data in blobs.items())
+    assert set(blobs.values()) <= set(files.values())
+    assert leftovers(tmp_path / "lib") == []
+    monkeypatch.undo()
+    again = ContentLibrary(tmp_path / "lib").snapshot(tmp_path / "src")  # a retry completes
+    assert len(library_blobs(tmp_path / "lib")) == len(files) - 1
+    assert again.new_bytes == sum(len(d) for d in library_blobs(tmp_path / "lib").values()) \
+        - sum(len(d) for d in blobs.values())
