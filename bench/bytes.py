@@ -194,13 +194,13 @@ def without_fsync() -> Iterator[None]:
     """Turn the data path's fsyncs into no-ops in this process (to show what they cost)."""
     from quartermaster.site import content_library
 
-    saved = (os.fsync, content_library.fsync_dir)
+    saved = (os.fsync, content_library.fsync_path)
     os.fsync = lambda fd: None  # type: ignore[assignment]
-    content_library.fsync_dir = lambda path: None  # type: ignore[assignment]
+    content_library.fsync_path = lambda path: None  # type: ignore[assignment]
     try:
         yield
     finally:
-        os.fsync, content_library.fsync_dir = saved
+        os.fsync, content_library.fsync_path = saved
 
 
 class Bench:

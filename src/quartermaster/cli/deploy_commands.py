@@ -104,9 +104,13 @@ def reschedule(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g
     body = {k: v for k, v in {"available": available, "deadline": deadline,
                               "expires": expires}.items() if v is not None}
     data = SiteLink(site, token).post(f"/api/v1/deployments/{deployment_id}/schedule", body)
-    out.print(f"{data['deployment_id']}: available {local_time(data['available'])}, deadline "
-              f"{local_time(data['deadline']) or 'none (available only)'}, expires "
-              f"{local_time(data['expires']) or 'never'}", markup=False)
+    out.print(f"{data['deployment_id']}: {_schedule_text(data)}", markup=False)
+
+
+def _schedule_text(data: dict[str, Any]) -> str:
+    return (f"available {local_time(data['available'])}, deadline "
+            f"{local_time(data['deadline']) or 'none (available only)'}, expires "
+            f"{local_time(data['expires']) or 'never'}")
 
 
 def _steer(action: str, deployment_id: str, site: str, token: str) -> None:
@@ -166,9 +170,7 @@ def status(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM
     reason = f" ({data['state_reason']})" if data.get("state_reason") else ""
     out.print(f"{data['deployment_id']} {data['package_id']}/{data['program']} to "
               f"{data['collection']}: {data['state']}{reason}", markup=False)
-    out.print(f"available {local_time(data['available'])}, deadline "
-              f"{local_time(data['deadline']) or 'none (available only)'}, expires "
-              f"{local_time(data['expires']) or 'never'}, rerun {data['rerun']}"
+    out.print(f"{_schedule_text(data)}, rerun {data['rerun']}"
               + (", overrides maintenance windows" if data["override_maintenance"] else ""),
               markup=False)
     out.print(f"targeted {data['targeted']}: {counts}", markup=False)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from quartermaster.core.durable_files import fsync_dir
+from quartermaster.core.durable_files import fsync_path, write_all
 from quartermaster.core.errors import HashMismatch, IntegrityError, QMError
 from quartermaster.core.hashing import CHUNK
 
@@ -224,7 +224,7 @@ class BlobFetcher:
             self._drop(*origin)
         os.replace(partial, dest)
         if durable:
-            fsync_dir(dest.parent)
+            fsync_path(dest.parent)
         return FetchResult(received, resumed_from)
 
     def _receive(self, response: http.client.HTTPResponse, handle: IO[Any],
@@ -238,7 +238,7 @@ class BlobFetcher:
                 break
             chunk = view[:n]
             digest.update(chunk)
-            _write_all(handle, chunk)
+            write_all(handle, chunk)
             received += n
             if on_progress is not None:
                 on_progress(n)
@@ -275,7 +275,7 @@ class BlobFetcher:
                 n = response.readinto(view[: min(len(view), limit - received)])
                 if not n:
                     break
-                _write_all(handle, view[:n])
+                write_all(handle, view[:n])
                 filled.put((index, n))
                 received += n
                 if on_progress is not None:
@@ -284,12 +284,6 @@ class BlobFetcher:
             filled.put(None)
             hasher.join()
         return received
-
-
-def _write_all(handle: IO[Any], chunk: memoryview) -> None:
-    """Write every byte: a short write (a filling disk) must not leave a hole the hash hides."""
-    while chunk:
-        chunk = chunk[handle.write(chunk):]
 
 
 def discard_partial(dest: Path) -> None:

@@ -7,10 +7,11 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, Any, BinaryIO
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync by path: a file's bytes, or a folder's entries (after a rename into it)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -31,11 +32,17 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-        fsync_dir(path.parent)
+        fsync_path(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def write_all(handle: IO[Any], chunk: memoryview) -> None:
+    """Write every byte: a short write (a filling disk) must not leave less than was hashed."""
+    while chunk:
+        chunk = chunk[handle.write(chunk):]
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from quartermaster.core.canonical import canonical_json
-from quartermaster.core.durable_files import fsync_dir, write_atomic
+from quartermaster.core.durable_files import fsync_path, write_all, write_atomic
 from quartermaster.core.errors import SourceError
 from quartermaster.core.hashing import CHUNK
 from quartermaster.core.manifest import FileEntry, relpath_problem
@@ -143,7 +143,7 @@ class _SnapshotRun:
             tmp = self._temp()
             try:
                 with open(tmp, "wb", buffering=0) as dst:
-                    _write_all(dst, view[:n])
+                    write_all(dst, view[:n])
                     _start_write_back(dst.fileno())
             except BaseException:
                 tmp.unlink(missing_ok=True)
@@ -157,7 +157,7 @@ class _SnapshotRun:
                 while n:
                     if size:
                         digest.update(view[:n])
-                    _write_all(dst, view[:n])
+                    write_all(dst, view[:n])
                     size += n
                     n = src.readinto(view)
                 _start_write_back(dst.fileno())
@@ -196,24 +196,18 @@ class _SnapshotRun:
         found already held may have been renamed in just now by a concurrent snapshot.
         """
         staged = list(self.staged.values())
-        list(pool.map(lambda item: _fsync_path(item.tmp), staged))
+        list(pool.map(lambda item: fsync_path(item.tmp), staged))
         for item in staged:
             final = self.library.blob_path(item.sha256)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(item.tmp, final)
         self.staged.clear()
         for folder in sorted({self.library.blob_path(sha).parent for sha in used}):
-            fsync_dir(folder)
+            fsync_path(folder)
 
     def discard_temps(self) -> None:
         for item in self.staged.values():
             item.tmp.unlink(missing_ok=True)
-
-
-def _write_all(dst: Any, chunk: memoryview) -> None:
-    """Write every byte: a short write (a filling disk) must not store less than was hashed."""
-    while chunk:
-        chunk = chunk[dst.write(chunk):]
 
 
 def _read_full(src: Any, view: memoryview) -> int:
@@ -234,14 +228,6 @@ def _start_write_back(fd: int) -> None:
     if advise is not None:
         with contextlib.suppress(OSError):
             advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def check_source_folder(source: Path) -> Path:

@@ -46,10 +46,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
-def policy_etag(session: Session, now: datetime) -> str:
-    return etag_of(read_counter(session, SERIAL), now)
-
-
 def etag_of(serial: int, now: datetime) -> str:
     """The policy serial and the day of issue (a client gets a freshly signed policy daily)."""
     return f'"{serial}.{now.date().isoformat()}"'
@@ -162,20 +158,3 @@ def _load_entries(session: Session, memberships: tuple[int, ...]) -> _Entries:
 
 def _released(phased: _Phased, deployment_id: str, client_id: str) -> bool:
     return assign_phase(deployment_id, client_id, phased.plan) <= phased.released
-
-
-def client_windows(session: Session, client_id: str) -> list[str]:
-    """Normalized maintenance windows of every collection the client is a member of."""
-    texts = session.scalars(select(MaintenanceWindow.text).join(
-        CollectionMember, CollectionMember.collection_id == MaintenanceWindow.collection_id)
-        .where(CollectionMember.client_id == client_id).distinct())
-    return sorted(texts)
-
-
-def phase_released(deployment: Deployment, client_id: str) -> bool:
-    """Whether the client's phase of a phased rollout is released (always, if not phased)."""
-    if deployment.phase_plan is None:
-        return True
-    plan = PhasePlan.from_dict(deployment.phase_plan)
-    released = int((deployment.rollout or {}).get("released", 1))
-    return assign_phase(deployment.deployment_id, client_id, plan) <= released
