@@ -1,25 +1,32 @@
 """Fetch one content-addressed blob over HTTP: resume, hash while streaming, never overrun.
 
-This is the data path shared by the client agent and distribution points. Bytes go into a
-small ring of reused buffers (no per-chunk allocation): the calling thread receives into one
-buffer and writes it to the `.part` file while a helper thread hashes the buffer before, so
+This is the data path shared by the client agent and distribution points. On large blobs
 receiving and hashing use two cores (socket reads, file writes and `hashlib` on large
-buffers all release the GIL). The transfer keeps a `.part` file so an interrupted transfer
-resumes with a Range request, stops at the size the manifest gives (endless-data attack),
-and renames the file into place only once its SHA-256 matched.
+buffers all release the GIL): a helper thread hashes what the calling thread received one
+chunk before. The transfer keeps a `.part` file so an interrupted transfer resumes with a
+Range request, stops at the size the manifest gives (endless-data attack), and renames the
+file into place only once its SHA-256 matched.
 
 Durability is the caller's choice. `durable=True` (distribution points, whose store is
-served as it is) fsyncs the blob and its folder before `fetch` returns. `durable=False`
-(the client cache) leaves write-back to the kernel: the caller must then record the blob as
-not yet durable before fetching and make it durable, or re-verify it, later (see
-`client/cache.py`).
+served as it is) fsyncs the blob and its folder before `fetch` returns, and the `.part`
+file only ever holds bytes received, so a transfer resumes even after the process was
+killed: bytes go into a small ring of reused buffers and are written from there.
+`durable=False` (the client cache) leaves write-back to the kernel: the caller must then
+record the blob as not yet durable before fetching and make it durable, or re-verify it,
+later (see `client/cache.py`). Large blobs are then received straight into the `.part`
+file's mapped pages (one copy fewer, no write calls), the file reserved at its full size
+first; a transfer stopped by an error or a signal handler cuts the file back and resumes,
+one whose process was killed leaves a full-size `.part`, which is not trusted: it starts
+again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
+import mmap
 import os
 import queue
 import ssl
@@ -123,6 +130,11 @@ class BlobFetcher:
             )
         except (OSError, http.client.HTTPException) as exc:
             self._drop(*origin)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise TransferError(
+                    f"{dest.parent}: no space left for {size} bytes ({exc.strerror})",
+                    "free disk space there; the transfer resumes from where it stopped",
+                ) from exc
             raise TransferError(
                 f"{url}: {exc.__class__.__name__}: {exc}",
                 "the source is unreachable or dropped the connection; "
@@ -172,9 +184,9 @@ class BlobFetcher:
                 raise TransferError(
                     f"{url}: the server answered a Range request with another range"
                 )
-            mode = "ab"
+            mode = "r+b"
         elif response.status == 200:
-            digest, have, resumed_from, mode = hashlib.sha256(), 0, 0, "wb"
+            digest, have, resumed_from, mode = hashlib.sha256(), 0, 0, "w+b"
         else:
             response.read()
             raise TransferError(
@@ -190,11 +202,15 @@ class BlobFetcher:
                 "refusing to download more than the manifest size",
             )
         with open(partial, mode, buffering=0) as handle:
-            if size - have >= PIPELINE_MIN:
+            handle.seek(have)
+            if size - have < PIPELINE_MIN:
+                received = self._receive(response, handle, digest, size - have, on_progress)
+            elif durable or not hasattr(os, "posix_fallocate"):
                 received = self._receive_pipelined(response, handle, digest, size - have,
                                                    on_progress)
             else:
-                received = self._receive(response, handle, digest, size - have, on_progress)
+                received = self._receive_mapped(response, handle, digest, have, size,
+                                                on_progress)
             have += received
             if have < size:
                 if durable:  # what was received stays for a resume
@@ -284,6 +300,52 @@ class BlobFetcher:
             filled.put(None)
             hasher.join()
         return received
+
+    def _receive_mapped(self, response: http.client.HTTPResponse, handle: IO[Any],
+                        digest: hashlib._Hash, have: int, size: int,
+                        on_progress: Progress | None) -> int:
+        """As `_receive_pipelined`, into the file's mapped pages instead of a buffer.
+
+        The file is reserved at its full size before it is mapped, so a full disk is an
+        error here and never a SIGBUS on a page fault; if the transfer stops short it is cut
+        back to what was received and hashed.
+        """
+        fd = handle.fileno()
+        os.ftruncate(fd, size)  # at once: a kill from here on leaves an untrusted full size
+        try:
+            os.posix_fallocate(fd, have, size - have)
+        except OSError:
+            os.ftruncate(fd, have)
+            raise
+        mapped = mmap.mmap(fd, size)
+        view = memoryview(mapped)
+        filled: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+
+        def hash_filled() -> None:
+            while (item := filled.get()) is not None:
+                digest.update(view[item[0]:item[1]])
+
+        hasher = threading.Thread(target=hash_filled, name="blob-hash", daemon=True)
+        hasher.start()
+        offset = have
+        try:
+            while offset < size:
+                n = response.readinto(view[offset:min(size, offset + CHUNK)])
+                if not n:
+                    break
+                filled.put((offset, offset + n))
+                offset += n
+                if on_progress is not None:
+                    on_progress(n)
+        finally:
+            filled.put(None)
+            hasher.join()
+            view.release()
+            with contextlib.suppress(BufferError):  # a slice still held by a traceback
+                mapped.close()
+            if offset < size:
+                os.ftruncate(fd, offset)
+        return offset - have
 
 
 def discard_partial(dest: Path) -> None:
