@@ -3,11 +3,14 @@
 A self-signed certificate for 127.0.0.1 is made here; `qm site serve` and `qm dp serve` use
 it. A client registered with `--ca-file` installs over https from the embedded DP and from a
 DP serving https; a client pinned to another certificate is refused and registers nothing.
+Each package carries a file large enough for the two-thread receive paths (the client's
+mapped one, the DP's buffered one) to run over TLS.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,8 @@ from tests.e2e.scenario import make_source
 from tests.integrity.certs import Certificate, self_signed
 
 pytestmark = pytest.mark.e2e
+
+LARGE = 9 * 1024 * 1024  # above core.blob_transfer.PIPELINE_MIN
 
 
 @dataclass
@@ -88,7 +93,9 @@ def _state(site: TLSSite, package_id: str, dp: str, version: int = 1) -> str:
 
 def _deploy(site: TLSSite, tmp_path: Path, name: str, client_id: str) -> tuple[str, Path]:
     marker = tmp_path / "installed" / f"{name}.txt"
-    source = make_source(tmp_path / f"src-{name}", marker, f"{name} over https\n")
+    source = make_source(tmp_path / f"src-{name}", marker, f"{name} over https\n",
+                         extra=f'test "$(wc -c < large.bin)" -eq {LARGE}')
+    (source / "large.bin").write_bytes(os.urandom(LARGE))
     package_id = site.qm("package", "create", "--name", name, "--source", str(source),
                          "--program", "Install=sh install.sh").stdout.strip()
     site.qm("collection", "create", name)
