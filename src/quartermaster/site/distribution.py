@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import secrets
-import threading
 from functools import lru_cache
 from typing import Any, cast
 
@@ -29,6 +28,7 @@ from quartermaster.site.models import (
     PackageVersion,
     utcnow,
 )
+from quartermaster.site.serial_cache import SerialCache
 from quartermaster.site.site_status import raise_status
 
 EMBEDDED_DP = "site"
@@ -481,41 +481,19 @@ _MANIFEST = select(_VERSIONS.c.manifest).where(
     _VERSIONS.c.package_hash == bindparam("package_hash"))
 
 
-class _ManifestCache:
-    """Canonical bytes of signed manifest envelopes, per package hash, in this process.
-
-    A version's manifest never changes, except its signatures when the site's keys rotate,
-    and re-signing bumps the policy serial in the same transaction; so an entry is good
-    while the serial the caller read (before the manifest) is the one it was cached under.
-    """
-
-    def __init__(self, size: int = 1024) -> None:
-        self._lock = threading.Lock()
-        self._serial = -1
-        self._entries: dict[str, bytes] = {}
-        self._size = size
-
-    def get(self, session: Session, package_hash: str, serial: int) -> bytes:
-        with self._lock:
-            if serial == self._serial and package_hash in self._entries:
-                return self._entries[package_hash]
-        text = session.connection().execute(
-            _MANIFEST, {"package_hash": package_hash}).scalar()
-        if text is None:
-            raise NotFound(f"no package version has hash {package_hash}", "check the package hash")
-        body = canonical_json(json.loads(text))
-        with self._lock:
-            if serial > self._serial:
-                self._serial, self._entries = serial, {}
-            if serial == self._serial and len(self._entries) < self._size:
-                self._entries[package_hash] = body
-        return body
+def _manifest_body(session: Session, package_hash: str) -> bytes:
+    text = session.connection().execute(_MANIFEST, {"package_hash": package_hash}).scalar()
+    if text is None:
+        raise NotFound(f"no package version has hash {package_hash}", "check the package hash")
+    return canonical_json(json.loads(text))
 
 
-MANIFESTS = _ManifestCache()
+# A version's manifest never changes, except its signatures when the site's keys rotate,
+# and re-signing bumps the policy serial in the same transaction.
+_MANIFESTS: SerialCache[str, bytes] = SerialCache(1024)
 
 
 def manifest_bytes(session: Session, package_hash: str, serial: int) -> bytes:
     """The signed manifest envelope as canonical JSON; `serial` is the policy serial read
     earlier in this transaction."""
-    return MANIFESTS.get(session, package_hash, serial)
+    return _MANIFESTS.get(serial, package_hash, lambda: _manifest_body(session, package_hash))

@@ -13,7 +13,6 @@ program in any of them) and whether the deployment may override them.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -33,6 +32,7 @@ from quartermaster.site.models import (
     Program,
 )
 from quartermaster.site.phases import PhasePlan, assign_phase
+from quartermaster.site.serial_cache import SerialCache
 
 SERIAL = "policy_serial"
 
@@ -60,7 +60,8 @@ def build_policy(ctx: SiteContext, session: Session, client: Client | str,
         serial = read_counter(session, SERIAL)
     memberships = tuple(sorted(session.connection().execute(
         _MEMBERSHIPS, {"client_id": client_id}).scalars()))
-    entries, windows = _CACHE.get(session, serial, memberships)
+    entries, windows = _CACHE.get(serial, memberships,
+                                  lambda: _load_entries(session, memberships))
     deployments = [{**entry, "maintenance_windows": windows}
                    for entry, phased in entries
                    if phased is None or _released(phased, entry["deployment_id"], client_id)]
@@ -88,41 +89,11 @@ class _Phased:
 _Entries = tuple[tuple[tuple[dict[str, Any], _Phased | None], ...], list[str]]
 
 
-class _PolicyCache:
-    """The policy entries of a set of collections, per policy serial, in this process.
-
-    Every client in the same collections gets the same deployments and windows (only phase
-    membership differs, decided per client from the cached plan), so a wave of 200 answers
-    costs one membership query each instead of the joins. Every change that can alter a
-    policy bumps the serial in its own transaction, and the serial is read before the
-    entries, so entries cached under a serial are never older than it: another site process
-    changing anything makes the next request here see a new serial and rebuild.
-    """
-
-    def __init__(self, size: int = 256) -> None:
-        self._lock = threading.Lock()
-        self._serial = -1
-        self._entries: dict[tuple[int, ...], _Entries] = {}
-        self._size = size
-
-    def get(self, session: Session, serial: int, memberships: tuple[int, ...]) -> _Entries:
-        with self._lock:
-            if serial == self._serial and memberships in self._entries:
-                return self._entries[memberships]
-        found = _load_entries(session, memberships)
-        with self._lock:
-            if serial > self._serial:
-                self._serial, self._entries = serial, {}
-            if serial == self._serial and len(self._entries) < self._size:
-                self._entries[memberships] = found
-        return found
-
-    def clear(self) -> None:
-        with self._lock:
-            self._serial, self._entries = -1, {}
-
-
-_CACHE = _PolicyCache()
+# The policy entries of a set of collections, per policy serial, in this process. Every
+# client in the same collections gets the same deployments and windows (only phase
+# membership differs, decided per client from the cached plan), so a wave of 200 answers
+# costs one membership query each instead of the joins.
+_CACHE: SerialCache[tuple[int, ...], _Entries] = SerialCache(256)
 
 
 def _load_entries(session: Session, memberships: tuple[int, ...]) -> _Entries:
