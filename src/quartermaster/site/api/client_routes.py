@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import update
 from sqlalchemy.exc import DataError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from quartermaster.core.canonical import canonical_json
@@ -126,12 +128,18 @@ async def get_policy(request: Request, ctx: Ctx) -> Response:
     return await policy_answer(request, ctx)
 
 
+def _authenticate(session: Session, request: Request, secret: str, action: str,
+                  policy_request: datetime | None = None) -> client_access.ClientCall:
+    """`client_access.authenticate`, keeping the principal for the poll hint and errors."""
+    call = client_access.authenticate(session, secret, action, policy_request=policy_request)
+    request.state.principal = call.principal
+    return call
+
+
 def _policy(ctx: SiteContext, request: Request, secret: str, wanted: str | None) -> Response:
     now = utcnow()
     with ctx.db.session() as session:
-        call = client_access.authenticate(session, secret, "client_api.policy",
-                                          policy_request=now)
-        request.state.principal = call.principal
+        call = _authenticate(session, request, secret, "client_api.policy", now)
         if call.principal.poll_requested:  # asked to poll now: it did
             session.execute(update(Client).where(Client.client_id == call.client_id)
                             .values(poll_requested=False))
@@ -147,8 +155,8 @@ def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
 
 
 async def manifest_answer(request: Request, ctx: SiteContext, package_hash: str) -> Response:
-    secret = client_secret(request)
-    return await run_in_threadpool(_manifest, ctx, request, secret, package_hash)
+    return await run_in_threadpool(_manifest, ctx, request, client_secret(request),
+                                   package_hash)
 
 
 @router.get("/manifests/{package_hash}", dependencies=[client_action("client_api.content")])
@@ -158,15 +166,14 @@ async def get_manifest(package_hash: str, request: Request, ctx: Ctx) -> Respons
 
 def _manifest(ctx: SiteContext, request: Request, secret: str, package_hash: str) -> Response:
     with ctx.db.session() as session:
-        call = client_access.authenticate(session, secret, "client_api.content")
-        request.state.principal = call.principal
+        call = _authenticate(session, request, secret, "client_api.content")
         body = distribution.manifest_bytes(session, _hash(package_hash), call.serial)
     return Response(body, media_type="application/json")
 
 
 async def locations_answer(request: Request, ctx: SiteContext, package_hash: str) -> Response:
-    secret = client_secret(request)
-    return await run_in_threadpool(_locations, ctx, request, secret, package_hash)
+    return await run_in_threadpool(_locations, ctx, request, client_secret(request),
+                                   package_hash)
 
 
 @router.get("/locations/{package_hash}", dependencies=[client_action("client_api.content")])
@@ -176,8 +183,7 @@ async def locations(package_hash: str, request: Request, ctx: Ctx) -> Response:
 
 def _locations(ctx: SiteContext, request: Request, secret: str, package_hash: str) -> Response:
     with ctx.db.session() as session:
-        call = client_access.authenticate(session, secret, "client_api.content")
-        request.state.principal = call.principal
+        call = _authenticate(session, request, secret, "client_api.content")
         ips = [request.client.host] if request.client else []
         ips += [ip for ip in call.ip_addresses if isinstance(ip, str)]
         found = distribution.content_locations(session, _hash(package_hash), ips)
@@ -206,8 +212,7 @@ async def post_status(request: Request, ctx: Ctx) -> Response:
 def _status(ctx: SiteContext, request: Request, secret: str,
             raw: bytes) -> tuple[dict[str, int], bool]:
     with ctx.db.session() as session:
-        call = client_access.authenticate(session, secret, "client_api.status")
-        request.state.principal = call.principal
+        call = _authenticate(session, request, secret, "client_api.status")
         body = parse_body(StatusBody, raw)  # after authentication, as for other routes
         result = ingest(session, call.client_id, body.messages)
     return result, any(m.get("message_id") == MISMATCH for m in body.messages)
