@@ -31,10 +31,10 @@ import os
 import queue
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 from urllib.parse import urlsplit
 
 from quartermaster.core.durable_files import fsync_path, write_all
@@ -265,40 +265,27 @@ class BlobFetcher:
                            on_progress: Progress | None) -> int:
         """As `_receive`, with hashing on a helper thread one buffer behind the receiver.
 
-        A buffer goes back to the receiver only after it was hashed and written, and the
-        helper is joined before this returns or raises, so `digest` then covers exactly the
-        bytes written.
+        A buffer goes back to the receiver only after it was written and hashed.
         """
-        views = [memoryview(buffer) for buffer in self._buffers]
-        free: queue.SimpleQueue[int] = queue.SimpleQueue()
-        filled: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
-        for index in range(len(views)):
-            free.put(index)
+        free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        for buffer in self._buffers:
+            free.put(buffer)
 
-        def hash_filled() -> None:
-            while (item := filled.get()) is not None:
-                index, n = item
-                digest.update(views[index][:n])
-                free.put(index)
+        def give_back(chunk: memoryview) -> None:
+            free.put(cast(bytearray, chunk.obj))  # the whole buffer the chunk is a part of
 
-        hasher = threading.Thread(target=hash_filled, name="blob-hash", daemon=True)
-        hasher.start()
         received = 0
-        try:
+        with _hashed_behind(digest, give_back) as hash_later:
             while received < limit:
-                index = free.get()
-                view = views[index]
+                view = memoryview(free.get())
                 n = response.readinto(view[: min(len(view), limit - received)])
                 if not n:
                     break
                 write_all(handle, view[:n])
-                filled.put((index, n))
+                hash_later(view[:n])
                 received += n
                 if on_progress is not None:
                     on_progress(n)
-        finally:
-            filled.put(None)
-            hasher.join()
         return received
 
     def _receive_mapped(self, response: http.client.HTTPResponse, handle: IO[Any],
@@ -319,33 +306,47 @@ class BlobFetcher:
             raise
         mapped = mmap.mmap(fd, size)
         view = memoryview(mapped)
-        filled: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
-
-        def hash_filled() -> None:
-            while (item := filled.get()) is not None:
-                digest.update(view[item[0]:item[1]])
-
-        hasher = threading.Thread(target=hash_filled, name="blob-hash", daemon=True)
-        hasher.start()
         offset = have
         try:
-            while offset < size:
-                n = response.readinto(view[offset:min(size, offset + CHUNK)])
-                if not n:
-                    break
-                filled.put((offset, offset + n))
-                offset += n
-                if on_progress is not None:
-                    on_progress(n)
+            with _hashed_behind(digest) as hash_later:
+                while offset < size:
+                    n = response.readinto(view[offset:min(size, offset + CHUNK)])
+                    if not n:
+                        break
+                    hash_later(view[offset:offset + n])
+                    offset += n
+                    if on_progress is not None:
+                        on_progress(n)
         finally:
-            filled.put(None)
-            hasher.join()
             view.release()
             with contextlib.suppress(BufferError):  # a slice still held by a traceback
                 mapped.close()
             if offset < size:
                 os.ftruncate(fd, offset)
         return offset - have
+
+
+@contextlib.contextmanager
+def _hashed_behind(digest: hashlib._Hash, hashed: Callable[[memoryview], None] | None = None
+                   ) -> Iterator[Callable[[memoryview], None]]:
+    """Hash, in order on a helper thread, each chunk handed to the function this yields;
+    `hashed` then gets the chunk back. The helper is joined on leaving, also on an error, so
+    `digest` then covers exactly the chunks handed over."""
+    filled: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+
+    def hash_filled() -> None:
+        while (chunk := filled.get()) is not None:
+            digest.update(chunk)
+            if hashed is not None:
+                hashed(chunk)
+
+    hasher = threading.Thread(target=hash_filled, name="blob-hash", daemon=True)
+    hasher.start()
+    try:
+        yield filled.put
+    finally:
+        filled.put(None)
+        hasher.join()
 
 
 def discard_partial(dest: Path) -> None:
