@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from quartermaster.core.client_protocol import CLIENT_API, POLL_AFTER_HEADER
 from quartermaster.core.errors import (
     Conflict,
     Forbidden,
@@ -23,9 +24,6 @@ from quartermaster.core.errors import (
     Unauthorized,
 )
 from quartermaster.core.tls import certificate_problem
-
-API = "/api/client/v1"
-POLL_AFTER_HEADER = "QM-Poll-After"
 
 _ERRORS: dict[str, type[QMError]] = {
     "invalid_input": InvalidInput, "not_found": NotFound, "conflict": Conflict,
@@ -159,7 +157,7 @@ class SiteLink:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._http.request(method, API + path, **kwargs)
+            response = self._http.request(method, CLIENT_API + path, **kwargs)
         except httpx.HTTPError as exc:
             problem = certificate_problem(exc)
             if problem:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from quartermaster.core.canonical import canonical_json
+from quartermaster.core.client_protocol import CLIENT_API, POLL_AFTER_HEADER
 from quartermaster.core.errors import InvalidInput, QMError
 from quartermaster.core.hashing import is_sha256_hex
 from quartermaster.site import audit, client_access, clients, distribution, membership, policy
@@ -37,8 +38,6 @@ from quartermaster.site.context import SiteContext
 from quartermaster.site.models import Client, utcnow
 from quartermaster.site.status_ingest import MAX_BATCH, MISMATCH, ingest
 
-POLL_AFTER_HEADER = "QM-Poll-After"
-
 
 class ClientRoute(CheckedRoute):
     """Asks a client flagged by `qm client notify` to poll again within NOTIFY_POLL_SECONDS."""
@@ -59,7 +58,7 @@ def with_poll_hint(request: Request, response: Response) -> Response:
     return response
 
 
-router = APIRouter(prefix="/api/client/v1", route_class=ClientRoute)
+router = APIRouter(prefix=CLIENT_API, route_class=ClientRoute)
 
 
 class RegisterBody(BaseModel):
@@ -219,7 +218,7 @@ def _status(ctx: SiteContext, request: Request, secret: str,
 
 
 Answer = Callable[[Request, SiteContext, str], Coroutine[Any, Any, Response]]
-PREFIX = "/api/client/v1/"
+PREFIX = CLIENT_API + "/"
 _FAST: dict[tuple[str, str], Answer] = {
     ("GET", "policy"): policy_answer, ("GET", "manifests"): manifest_answer,
     ("GET", "locations"): locations_answer, ("POST", "status"): status_answer}
