@@ -28,10 +28,11 @@ import queue
 import stat
 import tempfile
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from quartermaster.core.canonical import canonical_json
 from quartermaster.core.durable_files import fsync_path, write_all, write_atomic
@@ -140,38 +141,34 @@ class _SnapshotRun:
             sha = digest.hexdigest()
             if not self._wanted(sha):
                 return sha, n
-            tmp = self._temp()
-            try:
-                with open(tmp, "wb", buffering=0) as dst:
-                    write_all(dst, view[:n])
-                    _start_write_back(dst.fileno())
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+            with self._temp() as (tmp, dst):
+                write_all(dst, view[:n])
             self._stage(_Staged(tmp, sha, n))
             return sha, n
-        tmp = self._temp()  # larger than the buffer: hash while copying, one read
         size = 0
-        try:
-            with open(tmp, "wb", buffering=0) as dst:
-                while n:
-                    if size:
-                        digest.update(view[:n])
-                    write_all(dst, view[:n])
-                    size += n
-                    n = src.readinto(view)
-                _start_write_back(dst.fileno())
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with self._temp() as (tmp, dst):  # larger than the buffer: hash while copying, one read
+            while n:
+                if size:
+                    digest.update(view[:n])
+                write_all(dst, view[:n])
+                size += n
+                n = src.readinto(view)
         sha = digest.hexdigest()
         self._stage(_Staged(tmp, sha, size))
         return sha, size
 
-    def _temp(self) -> Path:
+    @contextlib.contextmanager
+    def _temp(self) -> Iterator[tuple[Path, BinaryIO]]:
+        """A new temp file to write, its write-back started once written; removed on error."""
         fd, name = tempfile.mkstemp(dir=self.library.tmp, prefix="snap-")
-        os.close(fd)
-        return Path(name)
+        tmp = Path(name)
+        try:
+            with open(fd, "wb", buffering=0) as dst:
+                yield tmp, dst
+                _start_write_back(dst.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def _wanted(self, sha: str) -> bool:
         with self.lock:
