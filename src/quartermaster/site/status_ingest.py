@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, or_, select, update
@@ -102,7 +102,7 @@ def ingest(session: Session, client: Client | str,
                                          str(row["properties"].get("package_hash", "")),
                                          client_id)
     _roll_up(session, client_id, fresh)
-    reevaluate_rollouts(session, [d for d in _phased(session, fresh)])
+    reevaluate_rollouts(session, _phased(session, fresh))
     connection.execute(_LAST_STATUS, {"b_client_id": client_id, "now": now})
     return {"accepted": len(fresh), "duplicates": len(messages) - len(fresh)}
 
@@ -131,7 +131,7 @@ def _roll_up(session: Session, client_id: str, fresh: list[dict[str, Any]]) -> N
         last_time, version = current[deployment_id]
         last: dict[str, Any] | None = None
         for row in sorted(moving[deployment_id], key=lambda r: r["time"]):
-            if last_time is not None and _aware(last_time) > row["time"]:
+            if last_time is not None and last_time > row["time"]:  # both aware (UTCDateTime)
                 continue
             last_time, last = row["time"], row
             new_version = row["properties"].get("source_version")
@@ -145,10 +145,6 @@ def _roll_up(session: Session, client_id: str, fresh: list[dict[str, Any]]) -> N
             "b_deployment_id": deployment_id, "b_client_id": client_id, "state": state.value,
             "last_message_id": last["message_id"], "last_message_time": last["time"],
             "detail": last["text"], "source_version": version})
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 _ROLL_UPS = cast(Table, DeploymentClient.__table__)
