@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import uuid
 from typing import Any, cast
 
 from sqlalchemy import Table, exists, insert, select
@@ -12,7 +11,6 @@ from sqlalchemy.orm import Session
 from quartermaster.core.errors import InvalidInput, NotFound
 from quartermaster.core.hashing import token_hash
 from quartermaster.core.ids import check_client_id, new_client_id
-from quartermaster.core.status_catalog import lookup
 from quartermaster.site.context import SiteContext
 from quartermaster.site.models import (
     Client,
@@ -22,6 +20,7 @@ from quartermaster.site.models import (
     utcnow,
 )
 from quartermaster.site.settings import DEFAULTS
+from quartermaster.site.site_status import status_row
 
 _CLIENTS = cast(Table, Client.__table__)
 _MESSAGES = cast(Table, StatusMessageRow.__table__)
@@ -58,8 +57,6 @@ def register(ctx: SiteContext, facts: dict[str, Any]) -> dict[str, Any]:
            "agent_version": facts.get("agent_version", ""),
            "properties": dict(facts.get("properties", {})), "registered": now,
            "rekey_required": False, "poll_requested": False}
-    message = lookup(3001)
-    strings = [client_id, row["hostname"]]
     with ctx.db.session() as session:
         membership.lock_for_client(session)
         connection = session.connection()
@@ -67,12 +64,8 @@ def register(ctx: SiteContext, facts: dict[str, Any]) -> dict[str, Any]:
         approval = DEFAULTS["require_approval"][1] if approval is None else approval
         row["approval"] = "pending" if approval else "approved"
         connection.execute(_INSERT_CLIENT, row)
-        connection.execute(_INSERT_MESSAGE, {
-            "uid": f"site-{uuid.uuid4().hex}", "message_id": 3001,
-            "severity": message.severity.value, "component": message.component,
-            "client_id": client_id, "dp_name": "", "package_id": None, "deployment_id": None,
-            "insertion_strings": strings, "properties": {}, "text": message.render(strings),
-            "time": now, "received": now})
+        connection.execute(_INSERT_MESSAGE, status_row(3001, client_id, row["hostname"],
+                                                       client_id=client_id, now=now))
         if rules and row["approval"] == "approved":  # collections by rule, before it polls
             membership.client_changed(session, client_id)
     return {
