@@ -467,25 +467,16 @@ def dp_content(session: Session, dp: DistributionPoint) -> list[dict[str, Any]]:
     ]
 
 
-def manifest_envelope(session: Session, package_hash: str) -> dict[str, Any]:
-    version = session.scalar(
-        select(PackageVersion).where(PackageVersion.package_hash == package_hash)
-    )
-    if version is None:
-        raise NotFound(f"no package version has hash {package_hash}", "check the package hash")
-    envelope: dict[str, Any] = json.loads(version.manifest)
-    return envelope
-
-
 _MANIFEST = select(_VERSIONS.c.manifest).where(
     _VERSIONS.c.package_hash == bindparam("package_hash"))
 
 
-def _manifest_body(session: Session, package_hash: str) -> bytes:
+def manifest_envelope(session: Session, package_hash: str) -> dict[str, Any]:
     text = session.connection().execute(_MANIFEST, {"package_hash": package_hash}).scalar()
     if text is None:
         raise NotFound(f"no package version has hash {package_hash}", "check the package hash")
-    return canonical_json(json.loads(text))
+    envelope: dict[str, Any] = json.loads(text)
+    return envelope
 
 
 # A version's manifest never changes, except its signatures when the site's keys rotate,
@@ -496,4 +487,5 @@ _MANIFESTS: SerialCache[str, bytes] = SerialCache(1024)
 def manifest_bytes(session: Session, package_hash: str, serial: int) -> bytes:
     """The signed manifest envelope as canonical JSON; `serial` is the policy serial read
     earlier in this transaction."""
-    return _MANIFESTS.get(serial, package_hash, lambda: _manifest_body(session, package_hash))
+    return _MANIFESTS.get(serial, package_hash,
+                          lambda: canonical_json(manifest_envelope(session, package_hash)))
