@@ -23,8 +23,9 @@ is missing is skipped.
   < 300 MB).
 - snapshot: `ContentLibrary.snapshot` of a folder of 1,000 files into an empty library
   against `openssl dgst -sha256` over the same files (goal ≥ 1×), with and without the
-  fsyncs; and again into a library that holds all of it (a `package update` of an
-  unchanged folder).
+  fsyncs; against `cp -r` of the folder then `sync -f` (what this disk takes to hold the
+  bytes, no hashing); and again into a library that holds all of it (a `package update` of
+  an unchanged folder).
 - delta: a real site, DP and client; version 2 changes 1 of 1,000 files: bytes the DP and
   the client moved (status 2330 and 10036) against the changed file's size (goal ≤ 1.05).
 
@@ -375,6 +376,10 @@ class Bench:
             subprocess.run(["openssl", "dgst", "-sha256", *files], check=True,
                            stdout=subprocess.DEVNULL)
 
+        def copy() -> None:  # what it costs this disk to hold the bytes: no hashing at all
+            subprocess.run(["cp", "-r", str(source), str(library)], check=True)
+            subprocess.run(["sync", "-f", str(library)], check=True)
+
         def snap_nofsync() -> None:
             with without_fsync():
                 snap()
@@ -388,12 +393,15 @@ class Bench:
             "nofsync": (snap_nofsync, clean),
             "unchanged": (snap_unchanged, os.sync),
             "openssl": (openssl, os.sync),
+            "copy": (copy, clean),
         }, self.repeats)
         t_snap, t_snap_nofsync = t["snap"], t["nofsync"]
         t_unchanged, t_openssl = t["unchanged"], t["openssl"]
         shutil.rmtree(libraries, ignore_errors=True)
         self.row("snapshot of 1,000 files (with fsync)", t_snap, "openssl dgst -sha256",
                  t_openssl, "≥ 1×")
+        self.row("snapshot of 1,000 files (with fsync)", t_snap, "cp -r + sync -f", t["copy"],
+                 "(reference)")
         self.row("snapshot of 1,000 files (no fsync)", t_snap_nofsync, "openssl dgst -sha256",
                  t_openssl, "≥ 1×")
         self.row("snapshot of 1,000 unchanged files (`package update`)", t_unchanged,

@@ -4,14 +4,18 @@ A snapshot hashes files on several threads, stages new content in temp files and
 it in one batch (fsync all, rename all, fsync each folder). These tests check the result
 byte for byte, and make the batch fail where a disk can fail it (an fsync or a rename
 reporting an I/O error) to check that no blob is ever visible unless whole and durable.
+Each test runs on every way temps are written: O_DIRECT, through the page cache (a platform
+without O_DIRECT), and the two fall-backs, a file system that refuses O_DIRECT and a device
+whose blocks are larger than the writes' alignment.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,35 @@ from quartermaster.site import content_library
 from quartermaster.site.content_library import WHOLE, ContentLibrary
 
 BIG = os.urandom(WHOLE + 4321)  # larger than a worker's buffer: hashed while copied
+
+
+def _einval(*_args: Any) -> Any:
+    raise OSError(errno.EINVAL, "Invalid argument")
+
+
+@pytest.fixture(autouse=True, params=["direct", "buffered", "refused", "large-blocks"])
+def temp_writes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+                ) -> Iterator[None]:
+    real_open, real_write = os.open, os.write
+    if request.param == "buffered":
+        monkeypatch.setattr(content_library, "O_DIRECT", 0)
+    elif request.param == "refused":
+        monkeypatch.setattr(os, "open", lambda path, flags, *rest: _einval() if flags & os.O_DIRECT
+                            else real_open(path, flags, *rest))
+    elif request.param == "large-blocks":
+        monkeypatch.setattr(os, "write", lambda fd, data: _einval()
+                            if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT
+                            else real_write(fd, data))
+    used: set[bool] = set()
+    real_exit = content_library._TempWriter.__exit__
+
+    def exit_(writer: content_library._TempWriter, *failed: object) -> None:
+        if writer.size:  # an empty file is never written, whichever way
+            used.add(writer.direct)
+        real_exit(writer, *failed)
+    monkeypatch.setattr(content_library._TempWriter, "__exit__", exit_)
+    yield
+    assert used == {request.param == "direct"}  # the way asked for is the way taken
 
 
 def make_source(root: Path) -> dict[str, bytes]:

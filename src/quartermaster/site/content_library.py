@@ -9,9 +9,12 @@ and writes release the GIL; `openssl dgst` is single-threaded). A file that fits
 worker's buffer is read once and hashed, and written only if the library lacks its content,
 so an unchanged file of a `package update` costs a read and nothing else. A larger file is
 hashed while being copied (the bytes stored are the bytes hashed, never a second read) and
-the copy is dropped unflushed if the library already had it. New content goes to temp files
-whose write-back is started at once, so the disk works while later files are hashed; then
-all temps are fsynced, renamed into place, and each blob folder is fsynced once.
+the copy is dropped if the library already had it. New content goes to temp files written
+with O_DIRECT from the workers' page-aligned buffers: the bytes must reach the disk before
+the snapshot returns anyway, and going through the page cache would cost a fresh cache page
+per 4 KiB and write-back competing with the hashing. Then all temps are fsynced, renamed
+into place, and each blob folder is fsynced once. Where the file system refuses O_DIRECT,
+temps are written through the page cache and their write-back is started at once.
 
 What is guaranteed: nothing half-written is ever visible (a blob appears under its name only
 after its bytes were fsynced), and `snapshot` returns only after every blob the version
@@ -22,7 +25,9 @@ crash could lose. A snapshot that fails midway removes its temp files and makes 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import mmap
 import os
 import queue
 import stat
@@ -32,10 +37,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from quartermaster.core.canonical import canonical_json
-from quartermaster.core.durable_files import fsync_path, write_all, write_atomic
+from quartermaster.core.durable_files import fsync_path, write_atomic
 from quartermaster.core.errors import SourceError
 from quartermaster.core.hashing import CHUNK
 from quartermaster.core.manifest import FileEntry, relpath_problem
@@ -43,6 +48,8 @@ from quartermaster.core.store_layout import blob_path, manifest_path
 
 WHOLE = 2 * CHUNK  # a file up to this size is read whole, then written only if new
 MAX_WORKERS = 8
+BLOCK = 4096  # O_DIRECT writes whole blocks from block-aligned memory (a page is aligned)
+O_DIRECT = getattr(os, "O_DIRECT", 0)  # 0 where the platform has none: buffered writes
 
 
 @dataclass
@@ -106,16 +113,16 @@ class _SnapshotRun:
 
     def __init__(self, library: ContentLibrary) -> None:
         self.library = library
-        self.buffers: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self.buffers: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.staged: dict[str, _Staged] = {}  # sha256 -> new content, one temp per content
         self.new_bytes = 0
 
-    def _buffer(self) -> bytearray:
+    def _buffer(self) -> mmap.mmap:
         try:
             return self.buffers.get_nowait()
         except queue.Empty:
-            return bytearray(WHOLE)
+            return mmap.mmap(-1, WHOLE)  # page-aligned, as O_DIRECT needs
 
     def store_file(self, item: tuple[str, Path]) -> FileEntry:
         relpath, path = item
@@ -142,30 +149,27 @@ class _SnapshotRun:
             if not self._wanted(sha):
                 return sha, n
             with self._temp() as (tmp, dst):
-                write_all(dst, view[:n])
+                dst.write(view, n)
             self._stage(_Staged(tmp, sha, n))
             return sha, n
-        size = 0
         with self._temp() as (tmp, dst):  # larger than the buffer: hash while copying, one read
             while n:
-                if size:
+                if dst.size:
                     digest.update(view[:n])
-                write_all(dst, view[:n])
-                size += n
-                n = src.readinto(view)
+                dst.write(view, n)
+                n = _read_full(src, view)
         sha = digest.hexdigest()
-        self._stage(_Staged(tmp, sha, size))
-        return sha, size
+        self._stage(_Staged(tmp, sha, dst.size))
+        return sha, dst.size
 
     @contextlib.contextmanager
-    def _temp(self) -> Iterator[tuple[Path, BinaryIO]]:
-        """A new temp file to write, its write-back started once written; removed on error."""
+    def _temp(self) -> Iterator[tuple[Path, _TempWriter]]:
+        """A new temp file to write, on its way to disk once written; removed on error."""
         fd, name = tempfile.mkstemp(dir=self.library.tmp, prefix="snap-")
         tmp = Path(name)
         try:
-            with open(fd, "wb", buffering=0) as dst:
+            with _TempWriter(fd, tmp) as dst:
                 yield tmp, dst
-                _start_write_back(dst.fileno())
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -205,6 +209,62 @@ class _SnapshotRun:
     def discard_temps(self) -> None:
         for item in self.staged.values():
             item.tmp.unlink(missing_ok=True)
+
+
+class _TempWriter:
+    """Writes a temp file from a worker's buffer: O_DIRECT where the file system allows it.
+
+    Each write hands over whole blocks: the last, partial one goes out zero-padded, and the
+    padding is cut off when the writer closes. Only the last write of a file may be partial,
+    which keeps every write's file offset block-aligned.
+    """
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.fd, self.path, self.size, self.direct = fd, path, 0, False
+        if O_DIRECT:
+            try:
+                direct = os.open(path, os.O_WRONLY | os.O_CLOEXEC | O_DIRECT)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:  # EINVAL: this file system refuses O_DIRECT
+                    os.close(fd)
+                    raise
+            else:
+                os.close(fd)
+                self.fd, self.direct = direct, True
+
+    def __enter__(self) -> _TempWriter:
+        return self
+
+    def __exit__(self, *failed: object) -> None:
+        try:
+            if failed[0] is None:
+                if self.direct:
+                    os.ftruncate(self.fd, self.size)
+                else:
+                    _start_write_back(self.fd)
+        finally:
+            os.close(self.fd)
+
+    def write(self, buffer: memoryview, n: int) -> None:
+        """Write `buffer[:n]`; `buffer` is page-aligned and a whole number of blocks long."""
+        end = n
+        if self.direct:
+            end = -(-n // BLOCK) * BLOCK
+            buffer[n:end] = bytes(end - n)
+        done = 0
+        while done < end:  # a short write (a filling disk) must not lose what was hashed
+            try:
+                done += os.write(self.fd, buffer[done:end])
+            except OSError as exc:
+                if not (self.direct and exc.errno == errno.EINVAL and self.size == done == 0):
+                    raise
+                self._go_buffered()  # a device whose blocks are larger than BLOCK
+                end = n
+        self.size += n
+
+    def _go_buffered(self) -> None:
+        os.close(self.fd)
+        self.fd, self.direct = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC), False
 
 
 def _read_full(src: Any, view: memoryview) -> int:
