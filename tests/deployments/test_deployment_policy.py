@@ -91,7 +91,8 @@ def test_default_is_mandatory_now_and_available_alone_is_not_mandatory(
 @pytest.mark.parametrize(("fields", "message"), [
     ({"available": "2026-12-02T00:00Z", "deadline": "2026-12-01T00:00Z"},
      "deadline is before the available time"),
-    ({"deadline": "2026-12-02T00:00Z", "expires": "2026-12-02T00:00Z"},
+    ({"available": "2026-12-01T00:00Z", "deadline": "2026-12-02T00:00Z",
+      "expires": "2026-12-02T00:00Z"},
      "expires at or before its deadline"),
     ({"deadline": "2026-12-24T20:00"}, "has no time zone"),
     ({"available": "2026-03-29T02:30 Europe/Berlin"}, "does not exist"),
