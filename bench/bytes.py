@@ -132,10 +132,12 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
 def dp_content_server(store: Path) -> Iterator[tuple[str, int]]:
     """The DP's own content server (the code `qm dp serve` runs) over `store`."""
     port = free_port()
-    code = ("import sys; from pathlib import Path; from quartermaster.dp.content_server import "
-            "StoreMount, create_content_app, run_content_server; run_content_server("
-            "create_content_app([StoreMount('', Path(sys.argv[1]))]), '127.0.0.1', "
-            "int(sys.argv[2]))")
+    code = (
+        "import sys; from pathlib import Path; from quartermaster.dp.content_server import "
+        "StoreMount, create_content_app, run_content_server; run_content_server("
+        "create_content_app([StoreMount('', Path(sys.argv[1]))]), '127.0.0.1', "
+        "int(sys.argv[2]))"
+    )
     proc = subprocess.Popen([PY, "-c", code, str(store), str(port)])
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
@@ -227,14 +229,32 @@ class Bench:
     def log(text: str) -> None:
         print(f"[bytes {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
-    def row(self, what: str, ours: float, baseline_name: str, baseline: float, goal: str,
-            unit: str = "s", ratio: float | None = None) -> None:
+    def row(
+        self,
+        what: str,
+        ours: float,
+        baseline_name: str,
+        baseline: float,
+        goal: str,
+        unit: str = "s",
+        ratio: float | None = None,
+    ) -> None:
         ratio = baseline / ours if ratio is None else ratio
-        self.rows.append({"what": what, "ours": round(ours, 3), "baseline": baseline_name,
-                          "baseline_value": round(baseline, 3), "unit": unit,
-                          "ratio": round(ratio, 2), "goal": goal})
-        self.log(f"{what}: {ours:.3f} {unit} vs {baseline_name} {baseline:.3f} {unit} "
-                 f"-> {ratio:.2f} (goal {goal})")
+        self.rows.append(
+            {
+                "what": what,
+                "ours": round(ours, 3),
+                "baseline": baseline_name,
+                "baseline_value": round(baseline, 3),
+                "unit": unit,
+                "ratio": round(ratio, 2),
+                "goal": goal,
+            }
+        )
+        self.log(
+            f"{what}: {ours:.3f} {unit} vs {baseline_name} {baseline:.3f} {unit} "
+            f"-> {ratio:.2f} (goal {goal})"
+        )
 
     # ------------------------------------------------------------------ client
 
@@ -264,39 +284,74 @@ class Bench:
                     fetcher.close()
 
             def curl_openssl() -> None:
-                out = subprocess.run(f"curl -s {blob_url} | openssl dgst -sha256", shell=True,
-                                     check=True, capture_output=True, text=True).stdout
+                out = subprocess.run(
+                    f"curl -s {blob_url} | openssl dgst -sha256",
+                    shell=True,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
                 assert self.sha256 in out
 
-            t = interleaved_medians({
-                "client": (lambda: fetch(False), clean),
-                "durable": (lambda: fetch(True), clean),
-                "curl": (curl_openssl, os.sync),
-                "hashlib": (lambda: hashlib.sha256(data).hexdigest(), None),
-            }, self.repeats)
+            t = interleaved_medians(
+                {
+                    "client": (lambda: fetch(False), clean),
+                    "durable": (lambda: fetch(True), clean),
+                    "curl": (curl_openssl, os.sync),
+                    "hashlib": (lambda: hashlib.sha256(data).hexdigest(), None),
+                },
+                self.repeats,
+            )
             # Last, on its own: memory the host took back stays slow for the runs after it.
-            t |= interleaved_medians({"idle": (lambda: fetch(False), clean_then_idle)},
-                                     self.repeats)
+            t |= interleaved_medians(
+                {"idle": (lambda: fetch(False), clean_then_idle)}, self.repeats
+            )
         t_client, t_durable = t["client"], t["durable"]
         t_curl, t_hashlib = t["curl"], t["hashlib"]
         shutil.rmtree(dest.parent, ignore_errors=True)
-        self.row("client download+verify (no fsync, as the client cache does)",
-                 t_client, "curl | openssl dgst", t_curl, "≥ 1.5×")
-        self.row("client download+verify (no fsync, as the client cache does)",
-                 t_client, "hashlib in memory", t_hashlib, "≥ 0.85×")
-        self.row("download+verify with fsync per blob (as a DP store does)", t_durable,
-                 "curl | openssl dgst", t_curl, "(reference)")
-        self.row(f"client download+verify, {IDLE_S:g} s idle first (a VM's freed memory "
-                 "returned to its host)", t["idle"], "curl | openssl dgst", t_curl,
-                 "(reference)")
+        self.row(
+            "client download+verify (no fsync, as the client cache does)",
+            t_client,
+            "curl | openssl dgst",
+            t_curl,
+            "≥ 1.5×",
+        )
+        self.row(
+            "client download+verify (no fsync, as the client cache does)",
+            t_client,
+            "hashlib in memory",
+            t_hashlib,
+            "≥ 0.85×",
+        )
+        self.row(
+            "download+verify with fsync per blob (as a DP store does)",
+            t_durable,
+            "curl | openssl dgst",
+            t_curl,
+            "(reference)",
+        )
+        self.row(
+            f"client download+verify, {IDLE_S:g} s idle first (a VM's freed memory "
+            "returned to its host)",
+            t["idle"],
+            "curl | openssl dgst",
+            t_curl,
+            "(reference)",
+        )
 
     # ------------------------------------------------------------------ serving
 
     def _curl_many(self, url: str, n: int) -> float:
         """Wall time for n concurrent curl downloads of the blob to /dev/null."""
         started = time.perf_counter()
-        procs = [subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}",
-                                   url], stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        procs = [
+            subprocess.Popen(
+                ["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}", url],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(n)
+        ]
         for proc in procs:
             out, _ = proc.communicate()
             assert int(out) == self.size, f"short download: {out}"
@@ -310,19 +365,31 @@ class Bench:
             self.log("nginx is not installed: serving rows skipped (apt-get install -y nginx)")
             return
         results: dict[tuple[str, int], float] = {}
-        with dp_content_server(self.store) as (dp_url, _), \
-                nginx_server(self.store, self.work) as (nginx_url, _):
+        with (
+            dp_content_server(self.store) as (dp_url, _),
+            nginx_server(self.store, self.work) as (nginx_url, _),
+        ):
             for n in (1, 32):  # both servers up, taking turns under the same load
                 repeats = self.repeats if n == 1 else max(1, self.repeats // 2)
-                t = interleaved_medians({"dp": (self._downloads(dp_url, n), None),
-                                         "nginx": (self._downloads(nginx_url, n), None)},
-                                        repeats)
+                t = interleaved_medians(
+                    {
+                        "dp": (self._downloads(dp_url, n), None),
+                        "nginx": (self._downloads(nginx_url, n), None),
+                    },
+                    repeats,
+                )
                 results[("dp", n)], results[("nginx", n)] = t["dp"], t["nginx"]
         for n in (1, 32):
             ours, theirs = results[("dp", n)], results[("nginx", n)]
-            self.row(f"DP serving to {n} client(s), GB/s", n * self.size / ours / 1e9,
-                     "nginx, GB/s", n * self.size / theirs / 1e9, "≥ 1×", unit="GB/s",
-                     ratio=theirs / ours)
+            self.row(
+                f"DP serving to {n} client(s), GB/s",
+                n * self.size / ours / 1e9,
+                "nginx, GB/s",
+                n * self.size / theirs / 1e9,
+                "≥ 1×",
+                unit="GB/s",
+                ratio=theirs / ours,
+            )
 
     # ------------------------------------------------------------------ memory
 
@@ -331,8 +398,15 @@ class Bench:
             port = int(url.rsplit(":", 1)[1])
             idle = rss_mib(pid)
             peak = asyncio.run(self._hold_downloads(port, pid, connections))
-        self.row(f"DP RSS with {connections} downloads open, MiB", peak, "idle RSS, MiB", idle,
-                 "< 300 MB, flat", unit="MiB", ratio=(peak - idle) * 1024 / connections)
+        self.row(
+            f"DP RSS with {connections} downloads open, MiB",
+            peak,
+            "idle RSS, MiB",
+            idle,
+            "< 300 MB, flat",
+            unit="MiB",
+            ratio=(peak - idle) * 1024 / connections,
+        )
         self.rows[-1]["ratio_meaning"] = "KiB per connection"
 
     async def _hold_downloads(self, port: int, pid: int, connections: int) -> float:
@@ -388,8 +462,9 @@ class Bench:
             ContentLibrary(library).snapshot(source)
 
         def openssl() -> None:
-            subprocess.run(["openssl", "dgst", "-sha256", *files], check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                ["openssl", "dgst", "-sha256", *files], check=True, stdout=subprocess.DEVNULL
+            )
 
         def copy() -> None:  # what it costs this disk to hold the bytes: no hashing at all
             subprocess.run(["cp", "-r", str(source), str(library)], check=True)
@@ -403,24 +478,47 @@ class Bench:
             ContentLibrary(libraries / "0").snapshot(source)
 
         ContentLibrary(libraries / "0").snapshot(source)  # the library of `package update`
-        t = interleaved_medians({
-            "snap": (snap, clean),
-            "nofsync": (snap_nofsync, clean),
-            "unchanged": (snap_unchanged, os.sync),
-            "openssl": (openssl, os.sync),
-            "copy": (copy, clean),
-        }, self.repeats)
+        t = interleaved_medians(
+            {
+                "snap": (snap, clean),
+                "nofsync": (snap_nofsync, clean),
+                "unchanged": (snap_unchanged, os.sync),
+                "openssl": (openssl, os.sync),
+                "copy": (copy, clean),
+            },
+            self.repeats,
+        )
         t_snap, t_snap_nofsync = t["snap"], t["nofsync"]
         t_unchanged, t_openssl = t["unchanged"], t["openssl"]
         shutil.rmtree(libraries, ignore_errors=True)
-        self.row("snapshot of 1,000 files (with fsync)", t_snap, "openssl dgst -sha256",
-                 t_openssl, "≥ 1×")
-        self.row("snapshot of 1,000 files (with fsync)", t_snap, "cp -r + sync -f", t["copy"],
-                 "(reference)")
-        self.row("snapshot of 1,000 files (no fsync)", t_snap_nofsync, "openssl dgst -sha256",
-                 t_openssl, "≥ 1×")
-        self.row("snapshot of 1,000 unchanged files (`package update`)", t_unchanged,
-                 "openssl dgst -sha256", t_openssl, "≥ 1×")
+        self.row(
+            "snapshot of 1,000 files (with fsync)",
+            t_snap,
+            "openssl dgst -sha256",
+            t_openssl,
+            "≥ 1×",
+        )
+        self.row(
+            "snapshot of 1,000 files (with fsync)",
+            t_snap,
+            "cp -r + sync -f",
+            t["copy"],
+            "(reference)",
+        )
+        self.row(
+            "snapshot of 1,000 files (no fsync)",
+            t_snap_nofsync,
+            "openssl dgst -sha256",
+            t_openssl,
+            "≥ 1×",
+        )
+        self.row(
+            "snapshot of 1,000 unchanged files (`package update`)",
+            t_unchanged,
+            "openssl dgst -sha256",
+            t_openssl,
+            "≥ 1×",
+        )
 
     # ------------------------------------------------------------------ delta
 
@@ -435,17 +533,40 @@ class Bench:
         (source / "install.sh").write_text("exit 0\n")
         site = start_site(base)
         try:
-            package_id = site.qm("package", "create", "--name", "Delta", "--source", str(source),
-                                 "--program", "Install=sh install.sh").stdout.strip()
+            package_id = site.qm(
+                "package",
+                "create",
+                "--name",
+                "Delta",
+                "--source",
+                str(source),
+                "--program",
+                "Install=sh install.sh",
+            ).stdout.strip()
             self._wait_installed(site, package_id, 1, wait_until)
             client_home = base / "client"
-            client_id = run_qm("client", "register", "--home", str(client_home), "--site",
-                               site.url, "--hostname", "bench").stdout.strip()
+            client_id = run_qm(
+                "client",
+                "register",
+                "--home",
+                str(client_home),
+                "--site",
+                site.url,
+                "--hostname",
+                "bench",
+            ).stdout.strip()
             site.api("POST", "/api/v1/collections", json={"name": "Bench"})
             site.api("POST", "/api/v1/collections/Bench/members", json={"client_id": client_id})
-            site.api("POST", "/api/v1/deployments", json={
-                "package_id": package_id, "program": "Install", "collection": "Bench",
-                "rerun": "always"})
+            site.api(
+                "POST",
+                "/api/v1/deployments",
+                json={
+                    "package_id": package_id,
+                    "program": "Install",
+                    "collection": "Bench",
+                    "rerun": "always",
+                },
+            )
             run_qm("client", "run", "--home", str(client_home), "--once")
             changed = source / "dir3" / "file0003.bin"
             write_random(changed, each)
@@ -456,26 +577,46 @@ class Bench:
             to_client = self._message_number(site, package_id, 10036, 2, 5)
         finally:
             site.stop()
-        self.row("new version, 1 of 1,000 files changed: bytes to the DP", to_dp,
-                 "changed bytes", each, "≤ 1.05", unit="bytes", ratio=to_dp / each)
-        self.row("new version, 1 of 1,000 files changed: bytes to a client", to_client,
-                 "changed bytes", each, "≤ 1.05", unit="bytes", ratio=to_client / each)
+        self.row(
+            "new version, 1 of 1,000 files changed: bytes to the DP",
+            to_dp,
+            "changed bytes",
+            each,
+            "≤ 1.05",
+            unit="bytes",
+            ratio=to_dp / each,
+        )
+        self.row(
+            "new version, 1 of 1,000 files changed: bytes to a client",
+            to_client,
+            "changed bytes",
+            each,
+            "≤ 1.05",
+            unit="bytes",
+            ratio=to_client / each,
+        )
 
     @staticmethod
     def _wait_installed(site: Any, package_id: str, version: int, wait_until: Any) -> None:
         def installed() -> bool:
             shown = site.api("GET", f"/api/v1/packages/{package_id}")
-            return any(d["dp"] == "site" and d["source_version"] == version
-                       and d["state"] == "installed" for d in shown["distribution"])
+            return any(
+                d["dp"] == "site" and d["source_version"] == version and d["state"] == "installed"
+                for d in shown["distribution"]
+            )
 
         wait_until(installed, f"{package_id} version {version} on the site's DP", timeout=300)
 
     @staticmethod
-    def _message_number(site: Any, package_id: str, message_id: int, version: int,
-                        index: int) -> int:
+    def _message_number(
+        site: Any, package_id: str, message_id: int, version: int, index: int
+    ) -> int:
         """An insertion string (a byte count) of the message about this version."""
-        messages = site.api("GET", "/api/v1/status-messages", params={
-            "package": package_id, "message_id": message_id, "limit": 100})["messages"]
+        messages = site.api(
+            "GET",
+            "/api/v1/status-messages",
+            params={"package": package_id, "message_id": message_id, "limit": 100},
+        )["messages"]
         for message in messages:
             strings = message["insertion_strings"]
             if str(version) in strings[1:5]:
@@ -484,13 +625,17 @@ class Bench:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| what | ours | baseline | baseline value | ratio | goal |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| what | ours | baseline | baseline value | ratio | goal |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         baseline = r["baseline"].replace("|", "\\|")
-        lines.append(f"| {r['what']} | {r['ours']} {r['unit']} | {baseline} | "
-                     f"{r['baseline_value']} {r['unit']} | {r['ratio']}"
-                     f"{' ' + r['ratio_meaning'] if 'ratio_meaning' in r else '×'} | {r['goal']} |")
+        lines.append(
+            f"| {r['what']} | {r['ours']} {r['unit']} | {baseline} | "
+            f"{r['baseline_value']} {r['unit']} | {r['ratio']}"
+            f"{' ' + r['ratio_meaning'] if 'ratio_meaning' in r else '×'} | {r['goal']} |"
+        )
     return "\n".join(lines)
 
 
@@ -501,17 +646,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--only", default=",".join(SECTIONS),
-                        help=f"comma-separated subset of {', '.join(SECTIONS)}")
-    parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, "
-                        "on disk, not tmpfs, so fsync means what it means for clients)")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {', '.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        help="scratch folder (default: a temporary one, "
+        "on disk, not tmpfs, so fsync means what it means for clients)",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.e2e for `delta`
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     with contextlib.ExitStack() as stack:
-        work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(
-            prefix="qm-bytes-", dir="/var/tmp")))
+        work = args.work or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="qm-bytes-", dir="/var/tmp"))
+        )
         work.mkdir(parents=True, exist_ok=True)
         bench = Bench(work, args.size_mib * MIB, args.repeats)
         for section in chosen:

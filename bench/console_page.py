@@ -54,8 +54,13 @@ from quartermaster.site.setup import init_site
 
 CHUNK = 20_000
 # (state, its last message, share of clients): most succeeded, some still running or failed.
-STATES = [("succeeded", 10008, 0.80), ("in_progress", 10035, 0.08), ("failed", 10006, 0.04),
-          ("unknown", None, 0.06), ("requirements_not_met", 10018, 0.02)]
+STATES = [
+    ("succeeded", 10008, 0.80),
+    ("in_progress", 10035, 0.08),
+    ("failed", 10006, 0.04),
+    ("unknown", None, 0.06),
+    ("requirements_not_met", 10018, 0.02),
+]
 FLOW = (10002, 10035, 10036, 10005, 10008)  # what a successful client reports
 
 
@@ -63,9 +68,9 @@ def seed(ctx: SiteContext, clients: int, messages: int) -> str:
     """Publish, create the collection and deployment, bulk-insert the fleet; the deployment."""
     source = Path(tempfile.mkdtemp(prefix="qm-bench-src-"))
     (source / "install.sh").write_text("echo installed\n")
-    package_id = packages.create_package(ctx, "Bench tool", str(source),
-                                         [ProgramSpec(name="Install", command="sh install.sh")]
-                                         )["package_id"]
+    package_id = packages.create_package(
+        ctx, "Bench tool", str(source), [ProgramSpec(name="Install", command="sh install.sh")]
+    )["package_id"]
     with ctx.db.session() as session:
         collection = create_collection(session, "Fleet")
         deployment_id = create_deployment(session, ctx.site_code, package_id, "Install", "Fleet")
@@ -73,23 +78,43 @@ def seed(ctx: SiteContext, clients: int, messages: int) -> str:
     started = time.perf_counter()
     ids = [str(uuid.UUID(int=random.getrandbits(128), version=4)) for _ in range(clients)]
     now = utcnow()
-    _bulk(ctx, Client, ({
-        "client_id": cid, "secret_hash": f"{n:064x}", "hostname": f"pc-{n:06d}", "os": "windows",
-        "os_version": "10.0.19045", "architecture": "x64", "ip_addresses": [f"10.{n >> 16 & 255}."
-                                                                             f"{n >> 8 & 255}."
-                                                                             f"{n & 255}"],
-        "agent_version": "0.1.0", "properties": {}, "approval": "approved",
-        "rekey_required": False, "registered": now - timedelta(days=30),
-        "last_policy_request": now - timedelta(minutes=random.randrange(0, 60 * 24 * 10)),
-    } for n, cid in enumerate(ids)))
-    _bulk(ctx, CollectionMember, ({"collection_id": collection_id, "client_id": cid,
-                                  "reason": "direct"} for cid in ids))
+    _bulk(
+        ctx,
+        Client,
+        (
+            {
+                "client_id": cid,
+                "secret_hash": f"{n:064x}",
+                "hostname": f"pc-{n:06d}",
+                "os": "windows",
+                "os_version": "10.0.19045",
+                "architecture": "x64",
+                "ip_addresses": [f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"],
+                "agent_version": "0.1.0",
+                "properties": {},
+                "approval": "approved",
+                "rekey_required": False,
+                "registered": now - timedelta(days=30),
+                "last_policy_request": now - timedelta(minutes=random.randrange(0, 60 * 24 * 10)),
+            }
+            for n, cid in enumerate(ids)
+        ),
+    )
+    _bulk(
+        ctx,
+        CollectionMember,
+        ({"collection_id": collection_id, "client_id": cid, "reason": "direct"} for cid in ids),
+    )
     _bulk(ctx, DeploymentClient, (_roll_up(deployment_id, cid, now) for cid in ids))
     per_client = max(messages // max(clients, 1), 1)
-    _bulk(ctx, StatusMessageRow, _messages(ids, per_client, messages, deployment_id,
-                                           package_id, now))
-    print(f"seeded {clients} clients and {messages} status messages in "
-          f"{time.perf_counter() - started:.0f} s", flush=True)
+    _bulk(
+        ctx, StatusMessageRow, _messages(ids, per_client, messages, deployment_id, package_id, now)
+    )
+    print(
+        f"seeded {clients} clients and {messages} status messages in "
+        f"{time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
     return deployment_id
 
 
@@ -101,16 +126,24 @@ def _roll_up(deployment_id: str, client_id: str, now: Any) -> dict[str, Any]:
         if pick <= total:
             state, message_id = candidate, last_message
             break
-    return {"deployment_id": deployment_id, "client_id": client_id, "state": state,
-            "source_version": 1 if message_id else None, "last_message_id": message_id,
-            "last_message_time": now - timedelta(minutes=random.randrange(1, 20000))
-            if message_id else None,
-            "detail": CATALOG[message_id].render([deployment_id, "QM100001", "Install", "0"])
-            if message_id else ""}
+    return {
+        "deployment_id": deployment_id,
+        "client_id": client_id,
+        "state": state,
+        "source_version": 1 if message_id else None,
+        "last_message_id": message_id,
+        "last_message_time": now - timedelta(minutes=random.randrange(1, 20000))
+        if message_id
+        else None,
+        "detail": CATALOG[message_id].render([deployment_id, "QM100001", "Install", "0"])
+        if message_id
+        else "",
+    }
 
 
-def _messages(ids: list[str], per_client: int, limit: int, deployment_id: str,
-              package_id: str, now: Any) -> Any:
+def _messages(
+    ids: list[str], per_client: int, limit: int, deployment_id: str, package_id: str, now: Any
+) -> Any:
     sent = 0
     for client_id in ids:
         start = now - timedelta(minutes=random.randrange(60, 60 * 24 * 14))
@@ -121,13 +154,21 @@ def _messages(ids: list[str], per_client: int, limit: int, deployment_id: str,
             entry = CATALOG[message_id]
             strings = [deployment_id, package_id, "Install", "0"]
             sent += 1
-            yield {"uid": f"{client_id}:{index:04d}", "message_id": message_id,
-                   "severity": entry.severity.value, "component": entry.component,
-                   "client_id": client_id, "dp_name": "site" if message_id == 10035 else "",
-                   "deployment_id": deployment_id, "package_id": package_id,
-                   "insertion_strings": strings, "properties": {},
-                   "text": entry.render(strings), "time": start + timedelta(seconds=index * 7),
-                   "received": start + timedelta(seconds=index * 7 + 1)}
+            yield {
+                "uid": f"{client_id}:{index:04d}",
+                "message_id": message_id,
+                "severity": entry.severity.value,
+                "component": entry.component,
+                "client_id": client_id,
+                "dp_name": "site" if message_id == 10035 else "",
+                "deployment_id": deployment_id,
+                "package_id": package_id,
+                "insertion_strings": strings,
+                "properties": {},
+                "text": entry.render(strings),
+                "time": start + timedelta(seconds=index * 7),
+                "received": start + timedelta(seconds=index * 7 + 1),
+            }
 
 
 def _bulk(ctx: SiteContext, model: Any, rows: Any) -> None:
@@ -154,27 +195,29 @@ def measure(ctx: SiteContext, deployment_id: str, repeat: int) -> dict[str, list
         cookie = sessions.encode(ctx, sessions.ConsoleSession.anonymous().signed_in(admin))
         client_id = session.scalar(select(Client.client_id).order_by(Client.hostname).limit(1))
         newest = session.scalar(select(func.max(StatusMessageRow.time)))
-        middle = session.scalar(select(Client.client_id).order_by(Client.hostname,
-                                                                  Client.client_id)
-                                .offset(50_000).limit(1))
+        middle = session.scalar(
+            select(Client.client_id)
+            .order_by(Client.hostname, Client.client_id)
+            .offset(50_000)
+            .limit(1)
+        )
     http.cookies.set(sessions.COOKIE, cookie, path="/console")
     older = f"{(newest - timedelta(days=3)).isoformat()}|999999999" if newest else ""
     pages = {
         "deployment page": f"/console/deployments/{deployment_id}",
         "deployment page, failed only": f"/console/deployments/{deployment_id}?state=failed",
         "deployment page, requirements not met": f"/console/deployments/{deployment_id}"
-                                                 "?state=requirements_not_met",
+        "?state=requirements_not_met",
         "deployment page, rows after the 50,000th": f"/console/deployments/{deployment_id}"
-                                                    f"?after={middle}",
+        f"?after={middle}",
         "deployment status summary (live refresh)": f"/console/deployments/{deployment_id}"
-                                                    "?part=summary",
+        "?part=summary",
         "status viewer, newest": "/console/status",
         "status viewer, message 10008": "/console/status?message_id=10008",
         "status viewer, severity error": "/console/status?severity=error",
         "status viewer, one deployment": f"/console/status?deployment={deployment_id}",
         "status viewer, one client": f"/console/status?client={client_id}",
-        "status viewer, component + last 24 h": "/console/status?component=ContentAccess"
-                                                "&range=24h",
+        "status viewer, component + last 24 h": "/console/status?component=ContentAccess&range=24h",
         "status viewer, an older page": f"/console/status?before={older}",
         "status viewer, live refresh": "/console/status?live=on&part=rows",
         "clients list": "/console/clients",
@@ -200,13 +243,17 @@ def measure(ctx: SiteContext, deployment_id: str, repeat: int) -> dict[str, list
 def _report_line(name: str, samples: list[float]) -> None:
     ordered = sorted(samples)
     p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-    print(f"{name:45s} p50 {statistics.median(ordered):7.1f} ms   p95 {p95:7.1f} ms   "
-          f"max {ordered[-1]:7.1f} ms", flush=True)
+    print(
+        f"{name:45s} p50 {statistics.median(ordered):7.1f} ms   p95 {p95:7.1f} ms   "
+        f"max {ordered[-1]:7.1f} ms",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--home", type=Path, help="a site home (seeded when new)")
     parser.add_argument("--database", help="postgresql://... (default: SQLite in the home)")
     parser.add_argument("--clients", type=int, default=100_000)
@@ -221,8 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         ctx = SiteContext.open(home)
         with ctx.db.session() as session:
-            deployment_id = session.scalars(
-                select(DeploymentClient.deployment_id).limit(1)).one()
+            deployment_id = session.scalars(select(DeploymentClient.deployment_id).limit(1)).one()
     print(f"site home {home}; {args.repeat} requests per page", flush=True)
     try:
         measure(ctx, deployment_id, args.repeat)

@@ -100,9 +100,14 @@ class Stats:
         def pct(p: float) -> float:
             return round(values[min(len(values) - 1, int(p * len(values)))] * 1000, 1)
 
-        return {"count": len(values), "p50_ms": pct(0.50), "p95_ms": pct(0.95),
-                "p99_ms": pct(0.99), "max_ms": round(values[-1] * 1000, 1),
-                "mean_ms": round(statistics.fmean(values) * 1000, 1)}
+        return {
+            "count": len(values),
+            "p50_ms": pct(0.50),
+            "p95_ms": pct(0.95),
+            "p99_ms": pct(0.99),
+            "max_ms": round(values[-1] * 1000, 1),
+            "mean_ms": round(statistics.fmean(values) * 1000, 1),
+        }
 
 
 class Fleet:
@@ -130,9 +135,16 @@ class Fleet:
 
     # ------------------------------------------------------------------ HTTP
 
-    async def request(self, route: str, method: str, url: str, *, headers: dict[str, str],
-                      body: Any = None, ok: tuple[int, ...] = (200,),
-                      ) -> tuple[int, Any, CIMultiDict[str]]:
+    async def request(
+        self,
+        route: str,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        body: Any = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> tuple[int, Any, CIMultiDict[str]]:
         """One request with retries on connection errors and 5xx; latency per attempt."""
         assert self.http is not None
         data = json.dumps(body).encode() if body is not None else None
@@ -154,21 +166,24 @@ class Fleet:
             self.stats.errors[f"{route} {status if status >= 0 else 'connection'}"] += 1
             if 0 <= status < 500 and status != 429:
                 raise RequestFailed(f"{method} {url}: {status} {raw[:300]!r}")
-            await asyncio.sleep(min(0.25 * 2 ** attempt, 5.0) * (0.5 + self.rng.random()))
+            await asyncio.sleep(min(0.25 * 2**attempt, 5.0) * (0.5 + self.rng.random()))
         raise RequestFailed(f"{method} {url}: gave up after {RETRIES} attempts")
 
-    async def admin(self, method: str, path: str, body: Any = None,
-                    ok: tuple[int, ...] = (200, 201)) -> Any:
+    async def admin(
+        self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201)
+    ) -> Any:
         url = self.config.sites[0] + path
-        return (await self.request("admin", method, url, headers=self.admin_headers,
-                                   body=body, ok=ok))[1]
+        return (
+            await self.request("admin", method, url, headers=self.admin_headers, body=body, ok=ok)
+        )[1]
 
     # ------------------------------------------------------------------ phases
 
     async def run(self) -> dict[str, Any]:
         timeout = aiohttp.ClientTimeout(total=120)
-        connector = aiohttp.TCPConnector(limit=self.config.concurrency, limit_per_host=0,
-                                         ttl_dns_cache=None, force_close=False)
+        connector = aiohttp.TCPConnector(
+            limit=self.config.concurrency, limit_per_host=0, ttl_dns_cache=None, force_close=False
+        )
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
             self.http = http
             with tempfile.TemporaryDirectory(prefix="qm-fleet-") as source:
@@ -193,9 +208,15 @@ class Fleet:
     async def set_up(self, source: Path) -> None:
         (source / "install.sh").write_text("echo installed\n")
         (source / "payload.txt").write_text("fleet payload\n")
-        created = await self.admin("POST", "/api/v1/packages", {
-            "name": f"Fleet package {self.collection}", "source": str(source),
-            "programs": [{"name": "Install", "command": "sh install.sh"}]})
+        created = await self.admin(
+            "POST",
+            "/api/v1/packages",
+            {
+                "name": f"Fleet package {self.collection}",
+                "source": str(source),
+                "programs": [{"name": "Install", "command": "sh install.sh"}],
+            },
+        )
         self.package_id = created["package_id"]
         deadline = time.monotonic() + 120
         while True:
@@ -224,18 +245,30 @@ class Fleet:
                 done += 1
                 if done % 5000 == 0:
                     elapsed = time.perf_counter() - started
-                    self.log(f"registered {done} clients in {elapsed:.0f} s "
-                             f"({done / elapsed:.1f}/s)")
+                    self.log(
+                        f"registered {done} clients in {elapsed:.0f} s ({done / elapsed:.1f}/s)"
+                    )
 
         await asyncio.gather(*(one(c) for c in self.clients))
 
     async def register(self, client: SimClient) -> None:
-        facts = {"hostname": f"fleet-{client.index:06d}", "os": "linux", "os_version": "6.1",
-                 "architecture": "x86_64", "ip_addresses": ["127.0.0.1"],
-                 "agent_version": "fleet-sim", "properties": {"free_disk_mb": 51200}}
-        _, body, _ = await self.request("register", "POST", self.site_for(client) +
-                                        CLIENT_API + "/register", headers={}, body=facts,
-                                        ok=(201,))
+        facts = {
+            "hostname": f"fleet-{client.index:06d}",
+            "os": "linux",
+            "os_version": "6.1",
+            "architecture": "x86_64",
+            "ip_addresses": ["127.0.0.1"],
+            "agent_version": "fleet-sim",
+            "properties": {"free_disk_mb": 51200},
+        }
+        _, body, _ = await self.request(
+            "register",
+            "POST",
+            self.site_for(client) + CLIENT_API + "/register",
+            headers={},
+            body=facts,
+            ok=(201,),
+        )
         client.client_id, client.secret = body["client_id"], body["client_secret"]
 
     async def poll(self, client: SimClient, turn: int, expect_deployment: bool | None) -> Any:
@@ -243,8 +276,9 @@ class Fleet:
         if client.etag:
             headers["If-None-Match"] = client.etag
         url = self.site_for(client, turn) + CLIENT_API + "/policy"
-        status, body, reply_headers = await self.request("policy", "GET", url, headers=headers,
-                                                         ok=(200, 304))
+        status, body, reply_headers = await self.request(
+            "policy", "GET", url, headers=headers, ok=(200, 304)
+        )
         # The first poll of each client (in the registration phase) is counted apart, so the
         # policy routes show the wave and the hourly polls.
         name = "first poll" if turn == 0 and expect_deployment is False else f"policy {status}"
@@ -256,30 +290,41 @@ class Fleet:
             return None
         signed = body["signed"]
         if signed["serial"] < client.serial:
-            raise RequestFailed(f"policy serial went back from {client.serial} "
-                                f"to {signed['serial']}")
+            raise RequestFailed(
+                f"policy serial went back from {client.serial} to {signed['serial']}"
+            )
         client.serial = signed["serial"]
         found = [d for d in signed["deployments"] if d["deployment_id"] == self.deployment_id]
         if expect_deployment is not None and bool(found) != expect_deployment:
             verb = "lacks" if expect_deployment else "has"
-            raise RequestFailed(f"policy serial {client.serial} {verb} "
-                                f"deployment {self.deployment_id}")
+            raise RequestFailed(
+                f"policy serial {client.serial} {verb} deployment {self.deployment_id}"
+            )
         return found[0] if found else None
 
     async def target_all(self) -> None:
         ids = [c.client_id for c in self.clients if not c.failed]
         for start in range(0, len(ids), self.config.member_chunk):
-            await self.admin("POST", f"/api/v1/collections/{self.collection}/members",
-                             {"client_ids": ids[start:start + self.config.member_chunk]})
-        created = await self.admin("POST", "/api/v1/deployments", {
-            "package_id": self.package_id, "program": "Install", "collection": self.collection})
+            await self.admin(
+                "POST",
+                f"/api/v1/collections/{self.collection}/members",
+                {"client_ids": ids[start : start + self.config.member_chunk]},
+            )
+        created = await self.admin(
+            "POST",
+            "/api/v1/deployments",
+            {"package_id": self.package_id, "program": "Install", "collection": self.collection},
+        )
         self.deployment_id = created["deployment_id"]
 
     async def wave(self) -> None:
         hour, loop = self.config.hour, asyncio.get_running_loop()
-        plan = sorted((self.rng.uniform(0, hour) + n * hour, n, client.index)
-                      for client in self.clients if not client.failed
-                      for n in range(1 + self.config.polls_after_wave))
+        plan = sorted(
+            (self.rng.uniform(0, hour) + n * hour, n, client.index)
+            for client in self.clients
+            if not client.failed
+            for n in range(1 + self.config.polls_after_wave)
+        )
         start = loop.time()
         tasks: list[asyncio.Task[None]] = []
         for offset, n, index in plan:
@@ -298,11 +343,12 @@ class Fleet:
             headers = {"Authorization": f"Bearer {client.secret}"}
             site = self.site_for(client, 1)
             package_hash = deployment["package_hash"]
-            await self.request("manifest", "GET", f"{site}{CLIENT_API}/manifests/{package_hash}",
-                               headers=headers)
-            _, found, _ = await self.request("locations", "GET",
-                                             f"{site}{CLIENT_API}/locations/{package_hash}",
-                                             headers=headers)
+            await self.request(
+                "manifest", "GET", f"{site}{CLIENT_API}/manifests/{package_hash}", headers=headers
+            )
+            _, found, _ = await self.request(
+                "locations", "GET", f"{site}{CLIENT_API}/locations/{package_hash}", headers=headers
+            )
             if not found["locations"]:
                 raise RequestFailed("the site named no DP for the package")
             batch = self.status_batch(client, deployment, found["locations"][0]["dp"])
@@ -319,35 +365,55 @@ class Fleet:
         except RequestFailed as exc:
             client.failed = client.failed or f"poll: {exc}"
 
-    def status_batch(self, client: SimClient, deployment: dict[str, Any],
-                     dp: str) -> list[dict[str, Any]]:
+    def status_batch(
+        self, client: SimClient, deployment: dict[str, Any], dp: str
+    ) -> list[dict[str, Any]]:
         base = datetime.now(UTC)
         ids = [deployment["deployment_id"], deployment["package_id"], deployment["program"]["name"]]
         version = deployment["source_version"]
-        extra = {10002: [], 10035: [version, 2, dp], 10036: [version, 2, 27, dp],
-                 10005: [deployment["program"]["command"]], 10008: [0]}
+        extra = {
+            10002: [],
+            10035: [version, 2, dp],
+            10036: [version, 2, 27, dp],
+            10005: [deployment["program"]["command"]],
+            10008: [0],
+        }
         batch = []
         for step, message_id in enumerate(WAVE_MESSAGES):
             uid = uuid.uuid4().hex
             client.uids.append(uid)
             when = (base + timedelta(milliseconds=step)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            properties: dict[str, Any] = {"source_version": version,
-                                          "package_hash": deployment["package_hash"]}
+            properties: dict[str, Any] = {
+                "source_version": version,
+                "package_hash": deployment["package_hash"],
+            }
             if message_id == 10008:
                 properties["exit_code"] = 0
-            batch.append({"uid": uid, "message_id": message_id, "time": when,
-                          "deployment_id": deployment["deployment_id"],
-                          "package_id": deployment["package_id"],
-                          "dp": dp if message_id in (10035, 10036) else "",
-                          "insertion_strings": [str(s) for s in ids + extra[message_id]],
-                          "properties": properties})
+            batch.append(
+                {
+                    "uid": uid,
+                    "message_id": message_id,
+                    "time": when,
+                    "deployment_id": deployment["deployment_id"],
+                    "package_id": deployment["package_id"],
+                    "dp": dp if message_id in (10035, 10036) else "",
+                    "insertion_strings": [str(s) for s in ids + extra[message_id]],
+                    "properties": properties,
+                }
+            )
         return batch
 
-    async def send_status(self, client: SimClient, site: str, batch: list[dict[str, Any]],
-                          resend: bool = False) -> None:
+    async def send_status(
+        self, client: SimClient, site: str, batch: list[dict[str, Any]], resend: bool = False
+    ) -> None:
         headers = {"Authorization": f"Bearer {client.secret}"}
-        _, answer, _ = await self.request("status", "POST", site + CLIENT_API + "/status",
-                                          headers=headers, body={"messages": batch})
+        _, answer, _ = await self.request(
+            "status",
+            "POST",
+            site + CLIENT_API + "/status",
+            headers=headers,
+            body={"messages": batch},
+        )
         self.stats.accepted += answer["accepted"]
         self.stats.duplicates += answer["duplicates"]
         if resend and answer["accepted"]:
@@ -359,8 +425,9 @@ class Fleet:
         status = await self.admin("GET", f"/api/v1/deployments/{self.deployment_id}/status?limit=0")
         expected = {f"{c.client_id}:{u}" for c in self.clients for u in c.uids}
         if self.config.database:
-            found = await asyncio.to_thread(_uids_in_database, self.config.database,
-                                            self.deployment_id)
+            found = await asyncio.to_thread(
+                _uids_in_database, self.config.database, self.deployment_id
+            )
             method = "database, by uid"
             missing = len(expected - set(found))
             duplicated = len(found) - len(set(found))
@@ -370,15 +437,26 @@ class Fleet:
             missing, duplicated, unexpected = await self._messages_via_api()
         succeeded = status["counts"].get("succeeded", 0)
         failed_clients = [c for c in self.clients if c.failed or not c.done]
-        return {"method": method, "messages_sent": len(expected), "missing": missing,
-                "duplicated": duplicated, "unexpected": unexpected,
-                "targeted": status["targeted"], "succeeded": succeeded,
-                "counts": {k: v for k, v in status["counts"].items() if v},
-                "clients_failed": len(failed_clients),
-                "first_failures": [c.failed or "not done" for c in failed_clients[:5]],
-                "complete": (not failed_clients and missing == 0 and duplicated == 0
-                             and unexpected == 0 and succeeded == self.config.clients
-                             and status["targeted"] == self.config.clients)}
+        return {
+            "method": method,
+            "messages_sent": len(expected),
+            "missing": missing,
+            "duplicated": duplicated,
+            "unexpected": unexpected,
+            "targeted": status["targeted"],
+            "succeeded": succeeded,
+            "counts": {k: v for k, v in status["counts"].items() if v},
+            "clients_failed": len(failed_clients),
+            "first_failures": [c.failed or "not done" for c in failed_clients[:5]],
+            "complete": (
+                not failed_clients
+                and missing == 0
+                and duplicated == 0
+                and unexpected == 0
+                and succeeded == self.config.clients
+                and status["targeted"] == self.config.clients
+            ),
+        }
 
     async def _messages_via_api(self) -> tuple[int, int, int]:
         seen: Counter[tuple[str, int]] = Counter()
@@ -402,12 +480,22 @@ class Fleet:
         wave = self.phases.get("wave", 0.0) or 1e-9
         wave_routes = ("policy 200", "policy 304", "manifest", "locations", "status")
         wave_requests = sum(len(self.stats.latencies[r]) for r in wave_routes)
-        names = ("register", "first poll", "policy 200", "policy 304", "manifest", "locations",
-                 "status", "admin")
+        names = (
+            "register",
+            "first poll",
+            "policy 200",
+            "policy 304",
+            "manifest",
+            "locations",
+            "status",
+            "admin",
+        )
         routes = {name: self.stats.route(name) for name in names}
         lateness = sorted(self.stats.lateness) or [0.0]
-        per_client = {phase: round(cpu * 1000 / max(1, self.config.clients), 2)
-                      for phase, cpu in self.site_cpu.items()}
+        per_client = {
+            phase: round(cpu * 1000 / max(1, self.config.clients), 2)
+            for phase, cpu in self.site_cpu.items()
+        }
         return {
             "config": {k: v for k, v in asdict(self.config).items() if k not in ("token", "quiet")},
             "phases_s": self.phases,
@@ -419,9 +507,11 @@ class Fleet:
             "status_messages_accepted": self.stats.accepted,
             "status_duplicates_answered": self.stats.duplicates,
             "status_messages_per_s": round(self.stats.accepted / wave, 1),
-            "start_lateness_s": {"p50": round(lateness[len(lateness) // 2], 3),
-                                 "p99": round(lateness[int(len(lateness) * 0.99)], 3),
-                                 "max": round(lateness[-1], 3)},
+            "start_lateness_s": {
+                "p50": round(lateness[len(lateness) // 2], 3),
+                "p99": round(lateness[int(len(lateness) * 0.99)], 3),
+                "max": round(lateness[-1], 3),
+            },
             "routes": routes,
             "errors": dict(self.stats.errors),
             "verification": verification,
@@ -445,9 +535,13 @@ def _uids_in_database(url: str, deployment_id: str) -> list[str]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT uid FROM status_messages WHERE deployment_id = :d "
-                                     "AND message_id IN (10002, 10035, 10036, 10005, 10008)"),
-                                {"d": deployment_id})
+            rows = conn.execute(
+                text(
+                    "SELECT uid FROM status_messages WHERE deployment_id = :d "
+                    "AND message_id IN (10002, 10035, 10036, 10005, 10008)"
+                ),
+                {"d": deployment_id},
+            )
             return [r[0] for r in rows]
     finally:
         engine.dispose()
@@ -458,52 +552,80 @@ def run_fleet(config: FleetConfig) -> dict[str, Any]:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    lines = [f"clients: {report['config']['clients']}  hour: {report['config']['hour']} s  "
-             f"sites: {len(report['config']['sites'])}",
-             f"phases (s): {report['phases_s']}",
-             f"site CPU per phase (s): {report['site_cpu_s'] or 'not measured (--site-pid)'}",
-             f"site CPU per client per phase (ms): {report['site_cpu_ms_per_client'] or '-'}",
-             f"load average (1, 5, 15 min) after each phase: {report['load_average']}",
-             f"registrations/s: {report['register_per_s']}   wave requests/s: "
-             f"{report['wave_requests_per_s']}   status messages ingested/s: "
-             f"{report['status_messages_per_s']} ({report['status_messages_accepted']} accepted, "
-             f"{report['status_duplicates_answered']} duplicates answered)",
-             f"start lateness against plan (s): {report['start_lateness_s']}",
-             "", f"{'route':<12}{'count':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"]
+    lines = [
+        f"clients: {report['config']['clients']}  hour: {report['config']['hour']} s  "
+        f"sites: {len(report['config']['sites'])}",
+        f"phases (s): {report['phases_s']}",
+        f"site CPU per phase (s): {report['site_cpu_s'] or 'not measured (--site-pid)'}",
+        f"site CPU per client per phase (ms): {report['site_cpu_ms_per_client'] or '-'}",
+        f"load average (1, 5, 15 min) after each phase: {report['load_average']}",
+        f"registrations/s: {report['register_per_s']}   wave requests/s: "
+        f"{report['wave_requests_per_s']}   status messages ingested/s: "
+        f"{report['status_messages_per_s']} ({report['status_messages_accepted']} accepted, "
+        f"{report['status_duplicates_answered']} duplicates answered)",
+        f"start lateness against plan (s): {report['start_lateness_s']}",
+        "",
+        f"{'route':<12}{'count':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}",
+    ]
     for name, r in report["routes"].items():
         if r["count"]:
-            lines.append(f"{name:<12}{r['count']:>9}{r['p50_ms']:>9}{r['p95_ms']:>9}"
-                         f"{r['p99_ms']:>9}{r['max_ms']:>9}")
-    lines += ["", f"errors: {report['errors'] or 'none'}",
-              f"verification: {json.dumps(report['verification'])}"]
+            lines.append(
+                f"{name:<12}{r['count']:>9}{r['p50_ms']:>9}{r['p95_ms']:>9}"
+                f"{r['p99_ms']:>9}{r['max_ms']:>9}"
+            )
+    lines += [
+        "",
+        f"errors: {report['errors'] or 'none'}",
+        f"verification: {json.dumps(report['verification'])}",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clients", type=int, required=True)
-    parser.add_argument("--site", action="append", required=True,
-                        help="site API URL; repeat for several site processes")
+    parser.add_argument(
+        "--site",
+        action="append",
+        required=True,
+        help="site API URL; repeat for several site processes",
+    )
     parser.add_argument("--token", required=True, help="admin token, or @FILE")
-    parser.add_argument("--hour", type=float, default=3600.0,
-                        help="seconds that stand for one hour of polling (default 3600)")
+    parser.add_argument(
+        "--hour",
+        type=float,
+        default=3600.0,
+        help="seconds that stand for one hour of polling (default 3600)",
+    )
     parser.add_argument("--polls-after-wave", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--register-concurrency", type=int, default=64)
     parser.add_argument("--database", help="site database URL, to verify messages by uid")
     parser.add_argument("--resend-fraction", type=float, default=0.01)
-    parser.add_argument("--site-pid", type=int, action="append", default=[],
-                        help="process ID of a local site server, to report its CPU time")
+    parser.add_argument(
+        "--site-pid",
+        type=int,
+        action="append",
+        default=[],
+        help="process ID of a local site server, to report its CPU time",
+    )
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
     token = Path(args.token[1:]).read_text().strip() if args.token.startswith("@") else args.token
-    config = FleetConfig(sites=[s.rstrip("/") for s in args.site], token=token,
-                         clients=args.clients, hour=args.hour,
-                         polls_after_wave=args.polls_after_wave, concurrency=args.concurrency,
-                         register_concurrency=args.register_concurrency,
-                         database=args.database, resend_fraction=args.resend_fraction,
-                         site_pids=args.site_pid)
+    config = FleetConfig(
+        sites=[s.rstrip("/") for s in args.site],
+        token=token,
+        clients=args.clients,
+        hour=args.hour,
+        polls_after_wave=args.polls_after_wave,
+        concurrency=args.concurrency,
+        register_concurrency=args.register_concurrency,
+        database=args.database,
+        resend_fraction=args.resend_fraction,
+        site_pids=args.site_pid,
+    )
     report = run_fleet(config)
     print(format_report(report))
     if args.json:

@@ -52,57 +52,84 @@ def measure(pid: int, repeat: int, one: Callable[[int], None], name: str = "") -
 
 
 def facts(i: int) -> dict[str, Any]:
-    return {"hostname": f"cpu-{uuid.uuid4().hex[:8]}-{i}", "os": "linux", "os_version": "6.1",
-            "architecture": "x86_64", "ip_addresses": ["127.0.0.1"], "agent_version": "bench",
-            "properties": {"free_disk_mb": 51200}}
+    return {
+        "hostname": f"cpu-{uuid.uuid4().hex[:8]}-{i}",
+        "os": "linux",
+        "os_version": "6.1",
+        "architecture": "x86_64",
+        "ip_addresses": ["127.0.0.1"],
+        "agent_version": "bench",
+        "properties": {"free_disk_mb": 51200},
+    }
 
 
 def batch(deployment: dict[str, Any]) -> list[dict[str, Any]]:
     base = datetime.now(UTC)
-    return [{"uid": uuid.uuid4().hex, "message_id": m,
-             "time": (base + timedelta(milliseconds=step)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-             "deployment_id": deployment["deployment_id"],
-             "package_id": deployment["package_id"], "dp": "",
-             "insertion_strings": [deployment["deployment_id"], deployment["package_id"],
-                                   "Install", *(["0"] if m == 10008 else [])],
-             "properties": {"source_version": deployment["source_version"],
-                            **({"exit_code": 0} if m == 10008 else {})}}
-            for step, m in enumerate((10002, 10035, 10036, 10005, 10008))]
+    return [
+        {
+            "uid": uuid.uuid4().hex,
+            "message_id": m,
+            "time": (base + timedelta(milliseconds=step)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "deployment_id": deployment["deployment_id"],
+            "package_id": deployment["package_id"],
+            "dp": "",
+            "insertion_strings": [
+                deployment["deployment_id"],
+                deployment["package_id"],
+                "Install",
+                *(["0"] if m == 10008 else []),
+            ],
+            "properties": {
+                "source_version": deployment["source_version"],
+                **({"exit_code": 0} if m == 10008 else {}),
+            },
+        }
+        for step, m in enumerate((10002, 10035, 10036, 10005, 10008))
+    ]
 
 
 def run(site: str, token: str, pid: int, repeat: int) -> dict[str, float]:
-    admin = httpx.Client(base_url=site, headers={"Authorization": f"Bearer {token}"},
-                         timeout=120)
+    admin = httpx.Client(base_url=site, headers={"Authorization": f"Bearer {token}"}, timeout=120)
     http = httpx.Client(base_url=site, timeout=60)
     with tempfile.TemporaryDirectory(prefix="qm-route-cpu-") as source:
         (Path(source) / "install.sh").write_text("echo installed\n")
-        package_id = admin.post("/api/v1/packages", json={
-            "name": f"CPU {uuid.uuid4().hex[:6]}", "source": source,
-            "programs": [{"name": "Install", "command": "sh install.sh"}]}).json()["package_id"]
+        package_id = admin.post(
+            "/api/v1/packages",
+            json={
+                "name": f"CPU {uuid.uuid4().hex[:6]}",
+                "source": source,
+                "programs": [{"name": "Install", "command": "sh install.sh"}],
+            },
+        ).json()["package_id"]
         for _ in range(600):
             shown = admin.get(f"/api/v1/packages/{package_id}").json()
-            if shown["distribution"] and all(d["state"] == "installed"
-                                             for d in shown["distribution"]):
+            if shown["distribution"] and all(
+                d["state"] == "installed" for d in shown["distribution"]
+            ):
                 break
             time.sleep(0.2)
     clients: list[dict[str, Any]] = []
     results: dict[str, float] = {}
     results["GET /healthz"] = measure(
-        pid, repeat, name="GET /healthz", one=lambda i: http.get("/healthz").raise_for_status())
+        pid, repeat, name="GET /healthz", one=lambda i: http.get("/healthz").raise_for_status()
+    )
 
     def register(i: int) -> None:
         reply = http.post(f"{API}/register", json=facts(i))
         assert reply.status_code == 201, reply.text
         clients.append(reply.json())
 
-    results["POST /register"] = measure(
-        pid, repeat, name="POST /register", one=register)
+    results["POST /register"] = measure(pid, repeat, name="POST /register", one=register)
     collection = f"CPU-{uuid.uuid4().hex[:6]}"
     admin.post("/api/v1/collections", json={"name": collection}).raise_for_status()
-    admin.post(f"/api/v1/collections/{collection}/members",
-               json={"client_ids": [c["client_id"] for c in clients]}).raise_for_status()
-    admin.post("/api/v1/deployments", json={"package_id": package_id, "program": "Install",
-                                            "collection": collection}).raise_for_status()
+    admin.post(
+        f"/api/v1/collections/{collection}/members",
+        json={"client_ids": [c["client_id"] for c in clients]},
+    ).raise_for_status()
+    admin.post(
+        "/api/v1/deployments",
+        json={"package_id": package_id, "program": "Install", "collection": collection},
+    ).raise_for_status()
 
     def auth(i: int) -> dict[str, str]:
         return {"Authorization": f"Bearer {clients[i % len(clients)]['client_secret']}"}
@@ -115,15 +142,13 @@ def run(site: str, token: str, pid: int, repeat: int) -> dict[str, float]:
         policy["etag"] = reply.headers["ETag"]
         policy["deployment"] = reply.json()["signed"]["deployments"][0]
 
-    results["GET /policy → 200"] = measure(
-        pid, repeat, name="GET /policy → 200", one=policy_200)
+    results["GET /policy → 200"] = measure(pid, repeat, name="GET /policy → 200", one=policy_200)
 
     def policy_304(i: int) -> None:
         reply = http.get(f"{API}/policy", headers={**auth(i), "If-None-Match": policy["etag"]})
         assert reply.status_code == 304, reply.text
 
-    results["GET /policy → 304"] = measure(
-        pid, repeat, name="GET /policy → 304", one=policy_304)
+    results["GET /policy → 304"] = measure(pid, repeat, name="GET /policy → 304", one=policy_304)
     package_hash = policy["deployment"]["package_hash"]
 
     def manifest(i: int) -> None:
@@ -133,18 +158,18 @@ def run(site: str, token: str, pid: int, repeat: int) -> dict[str, float]:
         reply = http.get(f"{API}/locations/{package_hash}", headers=auth(i))
         assert reply.status_code == 200 and reply.json()["locations"], reply.text
 
-    results["GET /manifests/HASH"] = measure(
-        pid, repeat, name="GET /manifests/HASH", one=manifest)
-    results["GET /locations/HASH"] = measure(
-        pid, repeat, name="GET /locations/HASH", one=locations)
+    results["GET /manifests/HASH"] = measure(pid, repeat, name="GET /manifests/HASH", one=manifest)
+    results["GET /locations/HASH"] = measure(pid, repeat, name="GET /locations/HASH", one=locations)
 
     def status(i: int) -> None:
-        reply = http.post(f"{API}/status", headers=auth(i),
-                          json={"messages": batch(policy["deployment"])})
+        reply = http.post(
+            f"{API}/status", headers=auth(i), json={"messages": batch(policy["deployment"])}
+        )
         assert reply.status_code == 200 and reply.json()["accepted"] == 5, reply.text
 
     results["POST /status (5 messages)"] = measure(
-        pid, repeat, name="POST /status (5 messages)", one=status)
+        pid, repeat, name="POST /status (5 messages)", one=status
+    )
     return results
 
 
@@ -154,8 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", required=True, help="admin token, or @FILE")
     parser.add_argument("--site-pid", type=int, required=True)
     parser.add_argument("--repeat", type=int, default=300)
-    parser.add_argument("--only", action="append", default=[],
-                        help="measure only routes whose name contains this (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="measure only routes whose name contains this (repeatable)",
+    )
     args = parser.parse_args(argv)
     ONLY.update(args.only)
     token = Path(args.token[1:]).read_text().strip() if args.token.startswith("@") else args.token

@@ -19,7 +19,9 @@ import pytest
 
 from tests.e2e.processes import SiteServer, start_site
 
-POSTGRES_ADMIN_URL = os.environ.get("QM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "QM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
 
@@ -30,9 +32,12 @@ def _admin_connection():  # type: ignore[no-untyped-def]
     try:
         return psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable ({exc}); start it with "
-                    "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, "
-                    "or deselect these tests with -m 'not postgresql'", pytrace=False)
+        pytest.fail(
+            f"PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable ({exc}); start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, "
+            "or deselect these tests with -m 'not postgresql'",
+            pytrace=False,
+        )
 
 
 @contextmanager

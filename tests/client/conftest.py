@@ -58,39 +58,87 @@ class Package:
         return next(e.sha256 for e in self.manifest.files if e.path == path)
 
 
-def make_package(key: SigningKey, files: dict[str, bytes], *, package_id: str = "QM100001",
-                 version: int = 1, modes: dict[str, int] | None = None) -> Package:
-    entries = tuple(sorted(
-        (FileEntry(path, len(data), (modes or {}).get(path, 0o644), sha256_bytes(data))
-         for path, data in files.items()), key=lambda e: e.path))
+def make_package(
+    key: SigningKey,
+    files: dict[str, bytes],
+    *,
+    package_id: str = "QM100001",
+    version: int = 1,
+    modes: dict[str, int] | None = None,
+) -> Package:
+    entries = tuple(
+        sorted(
+            (
+                FileEntry(path, len(data), (modes or {}).get(path, 0o644), sha256_bytes(data))
+                for path, data in files.items()
+            ),
+            key=lambda e: e.path,
+        )
+    )
     manifest = Manifest(SITE_CODE, package_id, version, entries)
     blobs = {sha256_bytes(data): data for data in files.values()}
     return Package(manifest, key.envelope(manifest.to_dict()), manifest.package_hash(), blobs)
 
 
-def deployment_entry(package: Package, *, deployment_id: str = "QM120000",
-                     command: str = "exit 0", available: datetime | None = None,
-                     deadline: datetime | None = START - timedelta(hours=1),
-                     expires: datetime | None = None, rerun: str = "if-failed",
-                     state: str = "active", **program: Any) -> dict[str, Any]:
-    spec = {"name": "Install", "command": command, "working_dir": "", "run_context": "system",
-            "max_runtime": 600, "success_codes": [0], "reboot_codes": [3010, 1641],
-            "retry_codes": [], "retry_count": 3, "retry_delay": 60, "requirements": {},
-            **program}
+def deployment_entry(
+    package: Package,
+    *,
+    deployment_id: str = "QM120000",
+    command: str = "exit 0",
+    available: datetime | None = None,
+    deadline: datetime | None = START - timedelta(hours=1),
+    expires: datetime | None = None,
+    rerun: str = "if-failed",
+    state: str = "active",
+    **program: Any,
+) -> dict[str, Any]:
+    spec = {
+        "name": "Install",
+        "command": command,
+        "working_dir": "",
+        "run_context": "system",
+        "max_runtime": 600,
+        "success_codes": [0],
+        "reboot_codes": [3010, 1641],
+        "retry_codes": [],
+        "retry_count": 3,
+        "retry_delay": 60,
+        "requirements": {},
+        **program,
+    }
     stamp = lambda t: None if t is None else format_utc(t)  # noqa: E731
-    return {"deployment_id": deployment_id, "package_id": package.manifest.package_id,
-            "package_name": "Test package", "source_version": package.manifest.source_version,
-            "package_hash": package.package_hash, "program": spec,
-            "available": stamp(available or START - timedelta(days=1)),
-            "deadline": stamp(deadline), "expires": stamp(expires), "rerun": rerun,
-            "state": state}
+    return {
+        "deployment_id": deployment_id,
+        "package_id": package.manifest.package_id,
+        "package_name": "Test package",
+        "source_version": package.manifest.source_version,
+        "package_hash": package.package_hash,
+        "program": spec,
+        "available": stamp(available or START - timedelta(days=1)),
+        "deadline": stamp(deadline),
+        "expires": stamp(expires),
+        "rerun": rerun,
+        "state": state,
+    }
 
 
-def policy_payload(client_id: str, deployments: list[dict[str, Any]], *, serial: int = 1,
-                   expires: datetime = START + timedelta(days=7)) -> dict[str, Any]:
-    return {"type": "policy", "client_id": client_id, "site_code": SITE_CODE, "serial": serial,
-            "issued": format_utc(START - timedelta(minutes=5)), "expires": format_utc(expires),
-            "poll_interval": 3600, "deployments": deployments}
+def policy_payload(
+    client_id: str,
+    deployments: list[dict[str, Any]],
+    *,
+    serial: int = 1,
+    expires: datetime = START + timedelta(days=7),
+) -> dict[str, Any]:
+    return {
+        "type": "policy",
+        "client_id": client_id,
+        "site_code": SITE_CODE,
+        "serial": serial,
+        "issued": format_utc(START - timedelta(minutes=5)),
+        "expires": format_utc(expires),
+        "poll_interval": 3600,
+        "deployments": deployments,
+    }
 
 
 class InMemorySite:
@@ -149,10 +197,19 @@ class ClientWorld:
         self.site = InMemorySite()
         self.home = ClientHome(root / "home")
         self.client_id = str(uuid.uuid4())
-        self.facts = MachineFacts("test-host", platform.system().lower(), "1",
-                                  platform.machine(), ["127.0.0.1"], free_disk_mb=100_000)
-        self.home.save_config(ClientConfig(self.client_id, "http://127.0.0.1:9", SITE_CODE,
-                                           [self.key.public.to_dict()]))
+        self.facts = MachineFacts(
+            "test-host",
+            platform.system().lower(),
+            "1",
+            platform.machine(),
+            ["127.0.0.1"],
+            free_disk_mb=100_000,
+        )
+        self.home.save_config(
+            ClientConfig(
+                self.client_id, "http://127.0.0.1:9", SITE_CODE, [self.key.public.to_dict()]
+            )
+        )
         self.home.write_secret("qmc_test")
         self._serial = 0
 
@@ -161,8 +218,13 @@ class ClientWorld:
         self.site.manifests[package.package_hash] = package.envelope
         return package
 
-    def publish(self, *deployments: dict[str, Any], serial: int | None = None,
-                key: SigningKey | None = None, **kwargs: Any) -> None:
+    def publish(
+        self,
+        *deployments: dict[str, Any],
+        serial: int | None = None,
+        key: SigningKey | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._serial = serial if serial is not None else self._serial + 1
         payload = policy_payload(self.client_id, list(deployments), serial=self._serial, **kwargs)
         self.site.envelope = (key or self.key).envelope(payload)
@@ -171,8 +233,9 @@ class ClientWorld:
     def serve_from(self, package: Package, *dps: tuple[str, str]) -> None:
         self.site.dp_locations[package.package_hash] = [Location(n, u, "boundary") for n, u in dps]
 
-    def deploy(self, dp: StoreServer, files: dict[str, bytes] | None = None,
-               **entry: Any) -> Package:
+    def deploy(
+        self, dp: StoreServer, files: dict[str, bytes] | None = None, **entry: Any
+    ) -> Package:
         """Publish a package on `dp` and a policy with one deployment of it."""
         package = self.package(files or {"install.sh": b"echo installing\n"})
         write_store(dp.root, package.blobs)

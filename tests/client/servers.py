@@ -22,8 +22,7 @@ class _Base:
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self.httpd = _Server(("127.0.0.1", 0), handler)
         self.httpd.owner = self  # type: ignore[attr-defined]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -64,7 +63,7 @@ class _StoreHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if store.drop_after is not None:
-            self.wfile.write(body[:store.drop_after])
+            self.wfile.write(body[: store.drop_after])
             self.wfile.flush()
             self.close_connection = True
             return
@@ -74,7 +73,7 @@ class _StoreHandler(BaseHTTPRequestHandler):
 def _range_start(header: str | None) -> int:
     if not header or not header.startswith("bytes=") or not header.endswith("-"):
         return 0
-    return int(header[len("bytes="):-1])
+    return int(header[len("bytes=") : -1])
 
 
 class StoreServer(_Base):

@@ -18,8 +18,9 @@ from .conftest import START, ClientWorld, deployment_entry
 from .servers import StoreServer, write_store
 
 
-def test_a_forged_policy_is_refused_and_the_previous_policy_stays(world: ClientWorld,
-                                                                  dp: StoreServer) -> None:
+def test_a_forged_policy_is_refused_and_the_previous_policy_stays(
+    world: ClientWorld, dp: StoreServer
+) -> None:
     package = world.deploy(dp, deadline=None)
     world.run()
     world.publish(deployment_entry(package, command="exit 0"), key=SigningKey.generate())
@@ -41,8 +42,7 @@ def test_a_rolled_back_policy_is_refused(world: ClientWorld, dp: StoreServer) ->
     assert 10005 not in world.site.ids()
 
 
-def test_an_expired_policy_is_refused_and_nothing_runs(world: ClientWorld,
-                                                       dp: StoreServer) -> None:
+def test_an_expired_policy_is_refused_and_nothing_runs(world: ClientWorld, dp: StoreServer) -> None:
     package = world.deploy(dp)
     world.publish(deployment_entry(package), expires=START - timedelta(seconds=1))
     summary = world.run()
@@ -50,8 +50,9 @@ def test_an_expired_policy_is_refused_and_nothing_runs(world: ClientWorld,
     assert summary.lines == [] and dp.requests == []
 
 
-def test_an_unchanged_policy_is_answered_304_and_reused(world: ClientWorld,
-                                                        dp: StoreServer) -> None:
+def test_an_unchanged_policy_is_answered_304_and_reused(
+    world: ClientWorld, dp: StoreServer
+) -> None:
     world.deploy(dp, deadline=None)
     world.run()
     summary = world.run()
@@ -60,8 +61,9 @@ def test_an_unchanged_policy_is_answered_304_and_reused(world: ClientWorld,
     assert summary.policy_serial == 1 and summary.lines[0].startswith("QM120000: available")
 
 
-def test_a_stored_policy_past_its_expiry_is_not_offered_for_304(world: ClientWorld,
-                                                                dp: StoreServer) -> None:
+def test_a_stored_policy_past_its_expiry_is_not_offered_for_304(
+    world: ClientWorld, dp: StoreServer
+) -> None:
     world.deploy(dp, deadline=None)
     world.run()
     world.clock.advance(8 * 24 * 3600)
@@ -69,8 +71,9 @@ def test_a_stored_policy_past_its_expiry_is_not_offered_for_304(world: ClientWor
     assert [c for c in world.site.calls if c[0] == "policy"][-1] == ("policy", "")
 
 
-def test_policy_received_is_reported_once_per_source_version(world: ClientWorld,
-                                                            dp: StoreServer) -> None:
+def test_policy_received_is_reported_once_per_source_version(
+    world: ClientWorld, dp: StoreServer
+) -> None:
     world.deploy(dp, deadline=None)
     world.run()
     world.run()
@@ -84,7 +87,8 @@ def test_policy_received_is_reported_once_per_source_version(world: ClientWorld,
 
 
 def test_an_available_deployment_is_announced_once_and_runs_when_asked(
-        world: ClientWorld, dp: StoreServer) -> None:
+    world: ClientWorld, dp: StoreServer
+) -> None:
     world.deploy(dp, deadline=START + timedelta(days=1))
     world.run()
     world.run()
@@ -95,15 +99,17 @@ def test_an_available_deployment_is_announced_once_and_runs_when_asked(
     assert world.site.ids()[-1] == 10008
 
 
-def test_asking_for_a_deployment_the_policy_lacks_is_an_error(world: ClientWorld,
-                                                              dp: StoreServer) -> None:
+def test_asking_for_a_deployment_the_policy_lacks_is_an_error(
+    world: ClientWorld, dp: StoreServer
+) -> None:
     world.deploy(dp, deadline=None)
     with pytest.raises(NotFound, match="QM12FFFF"):
         world.run(install="QM12FFFF")
 
 
-def test_an_expired_deployment_is_reported_once_and_never_runs(world: ClientWorld,
-                                                               dp: StoreServer) -> None:
+def test_an_expired_deployment_is_reported_once_and_never_runs(
+    world: ClientWorld, dp: StoreServer
+) -> None:
     world.deploy(dp, expires=START - timedelta(minutes=1))
     world.run()
     world.run()
@@ -111,10 +117,12 @@ def test_an_expired_deployment_is_reported_once_and_never_runs(world: ClientWorl
     assert 10005 not in world.site.ids() and dp.requests == []
 
 
-@pytest.mark.parametrize(("rerun", "runs_new_version"),
-                         [("if-failed", False), ("always", True), ("if-succeeded", True)])
+@pytest.mark.parametrize(
+    ("rerun", "runs_new_version"), [("if-failed", False), ("always", True), ("if-succeeded", True)]
+)
 def test_a_succeeded_deployment_runs_a_new_source_version_as_the_rerun_rule_says(
-        world: ClientWorld, dp: StoreServer, rerun: str, runs_new_version: bool) -> None:
+    world: ClientWorld, dp: StoreServer, rerun: str, runs_new_version: bool
+) -> None:
     world.deploy(dp, rerun=rerun)
     world.run()
     world.run()
@@ -129,7 +137,8 @@ def test_a_succeeded_deployment_runs_a_new_source_version_as_the_rerun_rule_says
 
 
 def test_a_failed_deployment_waits_for_a_new_deadline_version_or_request(
-        world: ClientWorld, dp: StoreServer) -> None:
+    world: ClientWorld, dp: StoreServer
+) -> None:
     """Under if-failed a failure is not retried at every agent run (docs/deployments.md)."""
     package = world.deploy(dp, command="exit 1")
     world.run()
@@ -146,8 +155,9 @@ def test_a_failed_deployment_waits_for_a_new_deadline_version_or_request(
     assert world.state().attempts == 3
 
 
-def test_status_stays_spooled_while_the_site_cannot_take_it(world: ClientWorld,
-                                                            dp: StoreServer) -> None:
+def test_status_stays_spooled_while_the_site_cannot_take_it(
+    world: ClientWorld, dp: StoreServer
+) -> None:
     world.deploy(dp)
 
     def unreachable(_: list[dict[str, Any]]) -> None:
@@ -164,8 +174,9 @@ def test_status_stays_spooled_while_the_site_cannot_take_it(world: ClientWorld,
     assert list(world.home.spool.glob("*.json")) == []
 
 
-def test_older_packages_leave_the_cache_when_it_is_over_its_limit(world: ClientWorld,
-                                                                  dp: StoreServer) -> None:
+def test_older_packages_leave_the_cache_when_it_is_over_its_limit(
+    world: ClientWorld, dp: StoreServer
+) -> None:
     config = world.home.load_config()
     config.cache_limit_bytes = 150_000
     world.home.save_config(config)
@@ -174,8 +185,7 @@ def test_older_packages_leave_the_cache_when_it_is_over_its_limit(world: ClientW
     second = world.package({"b.bin": b"b" * 100_000}, package_id="QM100002")
     write_store(dp.root, second.blobs)
     world.serve_from(second, ("dp1", dp.url))
-    world.publish(deployment_entry(first),
-                  deployment_entry(second, deployment_id="QM120001"))
+    world.publish(deployment_entry(first), deployment_entry(second, deployment_id="QM120001"))
     world.run()
     cache = world.home.cache / "content" / "sha256"
     assert not (cache / first.sha_of("a.bin")[:2] / first.sha_of("a.bin")).exists()
@@ -184,17 +194,18 @@ def test_older_packages_leave_the_cache_when_it_is_over_its_limit(world: ClientW
 
 
 def test_a_stop_request_leaves_remaining_deployments_for_the_next_run(
-        world: ClientWorld, dp: StoreServer) -> None:
+    world: ClientWorld, dp: StoreServer
+) -> None:
     world.deploy(dp)
-    agent = Agent(world.home, world.site, clock=world.clock, facts=world.facts,
-                  should_stop=lambda: True)
+    agent = Agent(
+        world.home, world.site, clock=world.clock, facts=world.facts, should_stop=lambda: True
+    )
     summary = agent.run_once()
     assert summary.lines == [] and 10005 not in world.site.ids()
     assert world.state().result == ""
 
 
-def test_local_state_remembers_the_result_between_runs(world: ClientWorld,
-                                                       dp: StoreServer) -> None:
+def test_local_state_remembers_the_result_between_runs(world: ClientWorld, dp: StoreServer) -> None:
     world.deploy(dp, command="exit 1")
     world.run()
     state = world.state()
@@ -214,8 +225,10 @@ def test_changed_facts_are_reported_once_before_policy(world: ClientWorld) -> No
     world.home.save_config(config)
     world.run()
     assert len(world.site.inventories) == 2
-    assert world.site.inventories[-1]["properties"] == {"department": "lab",
-                                                         "free_disk_mb": 100_000}
+    assert world.site.inventories[-1]["properties"] == {
+        "department": "lab",
+        "free_disk_mb": 100_000,
+    }
 
 
 def test_free_disk_churn_within_a_gib_is_not_reported(world: ClientWorld) -> None:

@@ -27,8 +27,13 @@ runner = CliRunner()
 
 
 def registrar(client_id: str, key: SigningKey) -> CannedServer:
-    answer = {"client_id": client_id, "client_secret": "qmc_new", "site_code": "QM1",
-              "signing_keys": [key.public.to_dict()], "poll_interval": 900}
+    answer = {
+        "client_id": client_id,
+        "client_secret": "qmc_new",
+        "site_code": "QM1",
+        "signing_keys": [key.public.to_dict()],
+        "poll_interval": 900,
+    }
 
     def respond(method: str, path: str, _: dict[str, str]) -> tuple[int, dict[str, str], Any]:
         if (method, path) == ("POST", "/api/client/v1/register"):
@@ -38,12 +43,21 @@ def registrar(client_id: str, key: SigningKey) -> CannedServer:
     return CannedServer(respond)
 
 
-def test_register_prints_only_the_client_id_and_keeps_the_secret_private(
-        tmp_path: Path) -> None:
+def test_register_prints_only_the_client_id_and_keeps_the_secret_private(tmp_path: Path) -> None:
     client_id, key = str(uuid.uuid4()), SigningKey.generate()
     with registrar(client_id, key) as site:
-        result = runner.invoke(app, ["register", "--home", str(tmp_path / "home"), "--site",
-                                     site.url, "--hostname", "lab-07"])
+        result = runner.invoke(
+            app,
+            [
+                "register",
+                "--home",
+                str(tmp_path / "home"),
+                "--site",
+                site.url,
+                "--hostname",
+                "lab-07",
+            ],
+        )
     assert result.exit_code == 0, result.stderr
     assert result.stdout == f"{client_id}\n"
     home = ClientHome(tmp_path / "home")
@@ -86,16 +100,18 @@ def test_run_on_an_unregistered_home_says_how_to_register(tmp_path: Path) -> Non
     assert "qm client register" in result.stderr
 
 
-def test_status_shows_deployments_results_and_cache(world: ClientWorld,
-                                                    dp: StoreServer) -> None:
+def test_status_shows_deployments_results_and_cache(world: ClientWorld, dp: StoreServer) -> None:
     world.deploy(dp, command="exit 1")
     world.run()
     result = runner.invoke(app, ["status", "--home", str(world.home.root), "--json"])
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     [deployment] = report["deployments"]
-    assert (deployment["deployment_id"], deployment["result"], deployment["exit_code"]) == \
-        ("QM120000", "failed", 1)
+    assert (deployment["deployment_id"], deployment["result"], deployment["exit_code"]) == (
+        "QM120000",
+        "failed",
+        1,
+    )
     assert report["cache"]["blobs"] == 1 and report["cache"]["used_bytes"] > 0
     assert report["policy"]["serial"] == 1
     # if-failed: a failed attempt is offered again only on request (or a new deadline)
@@ -112,9 +128,12 @@ def test_the_service_stops_cleanly_on_sigterm(world: ClientWorld) -> None:
         config.site_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     world.home.save_config(config)
     code = "import sys; from quartermaster.cli.client_commands import app; app()"
-    process = subprocess.Popen([sys.executable, "-c", code, "run", "--home",
-                                str(world.home.root)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, env={**os.environ})
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "run", "--home", str(world.home.root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
+    )
     log = world.home.logs / "policyagent.log"
     try:
         for _ in range(600):  # wait for the first run to finish; bounded

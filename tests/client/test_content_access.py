@@ -26,19 +26,29 @@ def closed_port_url() -> str:
 
 
 def test_bad_bytes_on_one_dp_are_reported_and_the_next_dp_is_used(
-        world: ClientWorld, tmp_path: Path) -> None:
+    world: ClientWorld, tmp_path: Path
+) -> None:
     package = world.package({"setup.sh": SETUP, "data.bin": DATA})
     bad = {sha: flipped(data) if data == DATA else data for sha, data in package.blobs.items()}
-    with StoreServer(write_store(tmp_path / "bad", bad)) as dp_bad, \
-            StoreServer(write_store(tmp_path / "good", package.blobs)) as dp_good:
+    with (
+        StoreServer(write_store(tmp_path / "bad", bad)) as dp_bad,
+        StoreServer(write_store(tmp_path / "good", package.blobs)) as dp_good,
+    ):
         world.serve_from(package, ("dp-bad", dp_bad.url), ("dp-good", dp_good.url))
         world.publish(deployment_entry(package, command="cmp -s data.bin data.bin"))
         world.run()
     sha = package.sha_of("data.bin")
     [mismatch] = world.site.messages(10075)
     assert mismatch["insertion_strings"] == [
-        "QM120000", "QM100001", "Install", "dp-bad", "data.bin", sha, sha,
-        sha256_bytes(flipped(DATA))]
+        "QM120000",
+        "QM100001",
+        "Install",
+        "dp-bad",
+        "data.bin",
+        sha,
+        sha,
+        sha256_bytes(flipped(DATA)),
+    ]
     assert mismatch["dp"] == "dp-bad"
     assert mismatch["properties"]["package_hash"] == package.package_hash
     assert mismatch["properties"]["dp"] == "dp-bad"
@@ -48,11 +58,14 @@ def test_bad_bytes_on_one_dp_are_reported_and_the_next_dp_is_used(
 
 
 def test_a_dp_that_served_bad_bytes_is_not_asked_again_in_the_same_run(
-        world: ClientWorld, tmp_path: Path) -> None:
+    world: ClientWorld, tmp_path: Path
+) -> None:
     package = world.package({"a.bin": DATA, "b.bin": SETUP})
     bad = {sha: flipped(data) for sha, data in package.blobs.items()}
-    with StoreServer(write_store(tmp_path / "bad", bad)) as dp_bad, \
-            StoreServer(write_store(tmp_path / "good", package.blobs)) as dp_good:
+    with (
+        StoreServer(write_store(tmp_path / "bad", bad)) as dp_bad,
+        StoreServer(write_store(tmp_path / "good", package.blobs)) as dp_good,
+    ):
         world.serve_from(package, ("dp-bad", dp_bad.url), ("dp-good", dp_good.url))
         world.publish(deployment_entry(package))
         world.run()
@@ -74,7 +87,8 @@ def test_an_unreachable_dp_is_reported_and_skipped(world: ClientWorld, dp: Store
 
 
 def test_without_good_bytes_anywhere_the_program_does_not_run(
-        world: ClientWorld, tmp_path: Path) -> None:
+    world: ClientWorld, tmp_path: Path
+) -> None:
     package = world.package({"setup.sh": SETUP})
     bad = {sha: flipped(data) for sha, data in package.blobs.items()}
     with StoreServer(write_store(tmp_path / "bad", bad)) as dp_bad:
@@ -89,8 +103,9 @@ def test_without_good_bytes_anywhere_the_program_does_not_run(
     assert world.state().result == Result.CONTENT_UNAVAILABLE
 
 
-def test_a_cut_transfer_resumes_with_range_at_the_next_run(world: ClientWorld,
-                                                           dp: StoreServer) -> None:
+def test_a_cut_transfer_resumes_with_range_at_the_next_run(
+    world: ClientWorld, dp: StoreServer
+) -> None:
     package = world.deploy(dp, {"data.bin": DATA})
     dp.drop_after = 40_000
     world.run()
@@ -115,8 +130,7 @@ def test_cached_blobs_are_not_fetched_again(world: ClientWorld, dp: StoreServer)
     other = world.package({"copy-of-data.bin": DATA, "setup.sh": SETUP}, package_id="QM100002")
     write_store(dp.root, other.blobs)
     world.serve_from(other, ("dp1", dp.url))
-    world.publish(deployment_entry(shared),
-                  deployment_entry(other, deployment_id="QM120001"))
+    world.publish(deployment_entry(shared), deployment_entry(other, deployment_id="QM120001"))
     world.run()
     requested = [path for path, _ in dp.blob_requests()]
     assert len(requested) == 2 and requested[-1].endswith(sha256_bytes(SETUP))
@@ -124,8 +138,7 @@ def test_cached_blobs_are_not_fetched_again(world: ClientWorld, dp: StoreServer)
     assert (world.work("QM120001") / "copy-of-data.bin").read_bytes() == DATA
 
 
-def test_download_start_and_verification_are_reported(world: ClientWorld,
-                                                      dp: StoreServer) -> None:
+def test_download_start_and_verification_are_reported(world: ClientWorld, dp: StoreServer) -> None:
     world.deploy(dp, {"a.bin": DATA, "b.bin": SETUP})
     world.run()
     [start] = world.site.messages(10035)
@@ -136,7 +149,8 @@ def test_download_start_and_verification_are_reported(world: ClientWorld,
 
 
 def test_unmet_requirements_are_reported_and_nothing_is_downloaded(
-        world: ClientWorld, dp: StoreServer) -> None:
+    world: ClientWorld, dp: StoreServer
+) -> None:
     package = world.deploy(dp, requirements={"os": ["plan9"]})
     world.run()
     world.run()
@@ -148,7 +162,8 @@ def test_unmet_requirements_are_reported_and_nothing_is_downloaded(
 
 
 def test_a_manifest_of_another_version_is_refused_and_nothing_runs(
-        world: ClientWorld, dp: StoreServer) -> None:
+    world: ClientWorld, dp: StoreServer
+) -> None:
     v1 = world.package({"setup.sh": SETUP}, version=1)
     v2 = world.package({"setup.sh": DATA}, version=2)
     write_store(dp.root, {**v1.blobs, **v2.blobs})
@@ -164,7 +179,8 @@ def test_a_manifest_of_another_version_is_refused_and_nothing_runs(
 
 
 def test_a_damaged_cached_blob_is_fetched_again_before_the_program_runs(
-        world: ClientWorld, dp: StoreServer) -> None:
+    world: ClientWorld, dp: StoreServer
+) -> None:
     package = world.deploy(dp, {"data.bin": DATA}, rerun="always")
     world.run()
     sha = package.sha_of("data.bin")

@@ -35,10 +35,10 @@ def wait_until_gone(pid: int, limit: float = 20.0) -> bool:
 
 
 def test_program_output_goes_to_its_log_not_the_agents_output(
-        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     log = tmp_path / "logs" / "p.log"
-    run = run_program(ProgramSpec("P", "echo to-stdout; echo to-stderr >&2; exit 7"), tmp_path,
-                      log)
+    run = run_program(ProgramSpec("P", "echo to-stdout; echo to-stderr >&2; exit 7"), tmp_path, log)
     assert run.exit_code == 7
     assert "to-stdout" in log.read_text() and "to-stderr" in log.read_text()
     captured = capfd.readouterr()
@@ -54,42 +54,56 @@ def test_program_past_max_runtime_is_stopped_with_everything_it_started(tmp_path
 
 
 def test_missing_working_directory_means_the_program_could_not_start(tmp_path: Path) -> None:
-    run = run_program(ProgramSpec("P", "exit 0", working_dir="setup"), tmp_path,
-                      tmp_path / "p.log")
+    run = run_program(ProgramSpec("P", "exit 0", working_dir="setup"), tmp_path, tmp_path / "p.log")
     assert "does not exist" in run.start_error and run.exit_code is None
 
 
 def test_program_runs_in_its_working_directory(tmp_path: Path) -> None:
     (tmp_path / "setup").mkdir()
-    run = run_program(ProgramSpec("P", "test \"$(basename \"$PWD\")\" = setup",
-                                  working_dir="setup"), tmp_path, tmp_path / "p.log")
+    run = run_program(
+        ProgramSpec("P", 'test "$(basename "$PWD")" = setup', working_dir="setup"),
+        tmp_path,
+        tmp_path / "p.log",
+    )
     assert run.exit_code == 0
 
 
-@pytest.mark.parametrize(("code", "message_id", "extra", "result"), [
-    (0, 10008, ["0"], Result.SUCCEEDED),
-    (1, 10006, ["1"], Result.FAILED),
-    (3010, 10021, ["3010", "soft"], Result.REBOOT_REQUIRED),
-    (1641, 10021, ["1641", "hard"], Result.REBOOT_REQUIRED),
-    (5, 10006, ["5"], Result.FAILED),  # retryable, but no retry left
-])
-def test_exit_code_maps_to_its_message_and_result(code: int, message_id: int,
-                                                  extra: list[str], result: str) -> None:
+@pytest.mark.parametrize(
+    ("code", "message_id", "extra", "result"),
+    [
+        (0, 10008, ["0"], Result.SUCCEEDED),
+        (1, 10006, ["1"], Result.FAILED),
+        (3010, 10021, ["3010", "soft"], Result.REBOOT_REQUIRED),
+        (1641, 10021, ["1641", "hard"], Result.REBOOT_REQUIRED),
+        (5, 10006, ["5"], Result.FAILED),  # retryable, but no retry left
+    ],
+)
+def test_exit_code_maps_to_its_message_and_result(
+    code: int, message_id: int, extra: list[str], result: str
+) -> None:
     spec = ProgramSpec("P", "x", retry_codes=(5,))
     assert exit_report(spec, code) == ExitReport(message_id, tuple(extra), result)
 
 
-@pytest.mark.parametrize(("command", "reboot_codes", "message_id", "extra", "result"), [
-    ("exit 0", [3010, 1641], 10008, ["0"], Result.SUCCEEDED),
-    ("exit 1", [3010, 1641], 10006, ["1"], Result.FAILED),
-    ("exit 194", [194], 10021, ["194", "soft"], Result.REBOOT_REQUIRED),
-    ("exit 3010", [3010, 1641], 10021, ["194", "soft"], Result.REBOOT_REQUIRED),
-    ("exit 1641", [3010, 1641], 10021, ["105", "hard"], Result.REBOOT_REQUIRED),
-])
-def test_program_exit_is_reported_with_its_meaning(world: ClientWorld, dp: StoreServer,
-                                                   command: str, reboot_codes: list[int],
-                                                   message_id: int, extra: list[str],
-                                                   result: str) -> None:
+@pytest.mark.parametrize(
+    ("command", "reboot_codes", "message_id", "extra", "result"),
+    [
+        ("exit 0", [3010, 1641], 10008, ["0"], Result.SUCCEEDED),
+        ("exit 1", [3010, 1641], 10006, ["1"], Result.FAILED),
+        ("exit 194", [194], 10021, ["194", "soft"], Result.REBOOT_REQUIRED),
+        ("exit 3010", [3010, 1641], 10021, ["194", "soft"], Result.REBOOT_REQUIRED),
+        ("exit 1641", [3010, 1641], 10021, ["105", "hard"], Result.REBOOT_REQUIRED),
+    ],
+)
+def test_program_exit_is_reported_with_its_meaning(
+    world: ClientWorld,
+    dp: StoreServer,
+    command: str,
+    reboot_codes: list[int],
+    message_id: int,
+    extra: list[str],
+    result: str,
+) -> None:
     world.deploy(dp, command=command, reboot_codes=reboot_codes)
     world.run()
     [message] = world.site.messages(message_id)
@@ -100,10 +114,12 @@ def test_program_exit_is_reported_with_its_meaning(world: ClientWorld, dp: Store
     assert "exited with code" in world.log("execmgr")
 
 
-def test_program_sees_its_package_files_with_their_modes(world: ClientWorld,
-                                                         dp: StoreServer) -> None:
-    package = world.package({"bin/setup.sh": b"#!/bin/sh\nexit 0\n", "data.txt": b"data"},
-                            modes={"bin/setup.sh": 0o755})
+def test_program_sees_its_package_files_with_their_modes(
+    world: ClientWorld, dp: StoreServer
+) -> None:
+    package = world.package(
+        {"bin/setup.sh": b"#!/bin/sh\nexit 0\n", "data.txt": b"data"}, modes={"bin/setup.sh": 0o755}
+    )
     write_store(dp.root, package.blobs)
     world.serve_from(package, ("dp1", dp.url))
     world.publish(deployment_entry(package, command="./bin/setup.sh && test -f data.txt"))
@@ -112,12 +128,16 @@ def test_program_sees_its_package_files_with_their_modes(world: ClientWorld,
     assert os.stat(world.work() / "bin" / "setup.sh").st_mode & 0o777 == 0o755
 
 
-def test_retryable_code_with_no_delay_retries_within_the_same_run(world: ClientWorld,
-                                                                   dp: StoreServer,
-                                                                   tmp_path: Path) -> None:
+def test_retryable_code_with_no_delay_retries_within_the_same_run(
+    world: ClientWorld, dp: StoreServer, tmp_path: Path
+) -> None:
     marker = tmp_path / "tried-once"
-    world.deploy(dp, command=f"test -f {marker} && exit 0; touch {marker}; exit 5",
-                 retry_codes=[5], retry_delay=0)
+    world.deploy(
+        dp,
+        command=f"test -f {marker} && exit 0; touch {marker}; exit 5",
+        retry_codes=[5],
+        retry_delay=0,
+    )
     world.run()
     [retry] = world.site.messages(10034)
     assert retry["insertion_strings"][3:] == ["5", "1", "3", "0"]
@@ -125,11 +145,16 @@ def test_retryable_code_with_no_delay_retries_within_the_same_run(world: ClientW
     assert world.state().attempts == 2
 
 
-def test_retry_with_a_delay_runs_at_a_later_run_once_due(world: ClientWorld, dp: StoreServer,
-                                                         tmp_path: Path) -> None:
+def test_retry_with_a_delay_runs_at_a_later_run_once_due(
+    world: ClientWorld, dp: StoreServer, tmp_path: Path
+) -> None:
     marker = tmp_path / "tried-once"
-    world.deploy(dp, command=f"test -f {marker} && exit 0; touch {marker}; exit 5",
-                 retry_codes=[5], retry_delay=60)
+    world.deploy(
+        dp,
+        command=f"test -f {marker} && exit 0; touch {marker}; exit 5",
+        retry_codes=[5],
+        retry_delay=60,
+    )
     world.run()
     assert world.site.messages(10034)[0]["insertion_strings"][3:] == ["5", "1", "3", "60"]
     assert world.state().next_retry == "2026-11-25T12:01:00.000Z"
@@ -150,8 +175,9 @@ def test_retryable_code_fails_after_the_last_retry(world: ClientWorld, dp: Store
     assert world.state().result == Result.FAILED
 
 
-def test_program_past_max_runtime_is_reported_as_stopped(world: ClientWorld,
-                                                         dp: StoreServer) -> None:
+def test_program_past_max_runtime_is_reported_as_stopped(
+    world: ClientWorld, dp: StoreServer
+) -> None:
     world.deploy(dp, command="sleep 60", max_runtime=1)
     world.run()
     [stopped] = world.site.messages(10070)

@@ -16,8 +16,9 @@ def test_properties_are_set_replaced_and_removed() -> None:
     assert parse_properties(["empty="]) == {"empty": ""}
 
 
-@pytest.mark.parametrize("bad", ["novalue", "=x", "bad name=x", "9lives=x", "free_disk_mb=1",
-                                 "x=" + "v" * 256])
+@pytest.mark.parametrize(
+    "bad", ["novalue", "=x", "bad name=x", "9lives=x", "free_disk_mb=1", "x=" + "v" * 256]
+)
 def test_bad_properties_are_refused_with_a_reason(bad: str) -> None:
     with pytest.raises(InvalidInput):
         parse_properties([bad])

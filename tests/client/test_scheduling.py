@@ -21,12 +21,28 @@ from .conftest import START
 HOUR = timedelta(hours=1)
 
 
-def deployment(version: int = 1, *, deadline: object = START - HOUR, available: object = None,
-               expires: object = None, rerun: str = "if-failed",
-               state: str = "active") -> DeploymentPolicy:
-    return DeploymentPolicy("QM120000", "QM100001", "Pkg", version, "a" * 64,
-                            ProgramSpec("Install", "exit 0"), available,  # type: ignore[arg-type]
-                            deadline, expires, rerun, state)  # type: ignore[arg-type]
+def deployment(
+    version: int = 1,
+    *,
+    deadline: object = START - HOUR,
+    available: object = None,
+    expires: object = None,
+    rerun: str = "if-failed",
+    state: str = "active",
+) -> DeploymentPolicy:
+    return DeploymentPolicy(
+        "QM120000",
+        "QM100001",
+        "Pkg",
+        version,
+        "a" * 64,
+        ProgramSpec("Install", "exit 0"),
+        available,  # type: ignore[arg-type]
+        deadline,
+        expires,
+        rerun,
+        state,
+    )  # type: ignore[arg-type]
 
 
 def ran(version: int, result: str) -> DeploymentState:
@@ -70,8 +86,7 @@ def test_expired_deployment_is_expired_unless_it_already_succeeded() -> None:
 
 
 def test_deployment_not_yet_available_is_skipped_even_when_asked() -> None:
-    decision = decide(deployment(available=START + HOUR), DeploymentState(), START,
-                      requested=True)
+    decision = decide(deployment(available=START + HOUR), DeploymentState(), START, requested=True)
     assert decision.action is Action.SKIP
 
 
@@ -84,8 +99,9 @@ def test_scheduled_retry_waits_until_due_then_runs() -> None:
     assert waiting.action is Action.WAIT
     assert waiting.until == due
     assert waiting.wake_at == due  # the client's own time: no clock tolerance
-    assert decide(deployment(rerun="never"), local, due - timedelta(seconds=1)).action \
-        is Action.WAIT
+    assert (
+        decide(deployment(rerun="never"), local, due - timedelta(seconds=1)).action is Action.WAIT
+    )
     assert decide(deployment(rerun="never"), local, due).action is Action.RUN
 
 
@@ -140,20 +156,28 @@ RERUN_TABLE = [
 
 
 @pytest.mark.parametrize(("rerun", "last", "older", "asked", "runs"), RERUN_TABLE)
-def test_rerun_behaviour_follows_the_documented_table(rerun: str, last: str, older: bool,
-                                                      asked: bool, runs: bool) -> None:
+def test_rerun_behaviour_follows_the_documented_table(
+    rerun: str, last: str, older: bool, asked: bool, runs: bool
+) -> None:
     local = ran(1, last)
     decision = decide(deployment(2 if older else 1, rerun=rerun), local, START, requested=asked)
     assert (decision.action is Action.RUN) is runs, decision.reason
 
 
 # A new deadline (set after the attempt started) runs it again where the rule allows.
-@pytest.mark.parametrize(("rerun", "last", "runs"), [
-    ("never", Result.SUCCEEDED, False), ("never", Result.FAILED, False),
-    ("always", Result.SUCCEEDED, True), ("always", Result.FAILED, True),
-    ("if-failed", Result.SUCCEEDED, False), ("if-failed", Result.FAILED, True),
-    ("if-succeeded", Result.SUCCEEDED, True), ("if-succeeded", Result.FAILED, False),
-])
+@pytest.mark.parametrize(
+    ("rerun", "last", "runs"),
+    [
+        ("never", Result.SUCCEEDED, False),
+        ("never", Result.FAILED, False),
+        ("always", Result.SUCCEEDED, True),
+        ("always", Result.FAILED, True),
+        ("if-failed", Result.SUCCEEDED, False),
+        ("if-failed", Result.FAILED, True),
+        ("if-succeeded", Result.SUCCEEDED, True),
+        ("if-succeeded", Result.FAILED, False),
+    ],
+)
 def test_a_new_deadline_reruns_as_the_rule_says(rerun: str, last: str, runs: bool) -> None:
     local = DeploymentState()
     local.record_run(1, last, 0, START - 3 * HOUR)  # ran before the deadline was moved
@@ -175,8 +199,17 @@ def test_retry_delay_doubles_with_each_retry() -> None:
 
 def test_next_wakeup_is_the_earliest_retry_or_deadline() -> None:
     later = deployment(deadline=START + 2 * HOUR)
-    retrying = DeploymentPolicy("QM120001", "QM100002", "Other", 1, "b" * 64,
-                                ProgramSpec("Install", "exit 0"), None, START - HOUR, None)
+    retrying = DeploymentPolicy(
+        "QM120001",
+        "QM100002",
+        "Other",
+        1,
+        "b" * 64,
+        ProgramSpec("Install", "exit 0"),
+        None,
+        START - HOUR,
+        None,
+    )
     local = DeploymentState()
     local.record_run(1, Result.RETRYING, 5, START)
     local.schedule_retry(START + HOUR)
@@ -189,8 +222,9 @@ def _windowed(texts: list[str], override: bool = False) -> DeploymentPolicy:
 
     from quartermaster.core.schedule import parse_windows
 
-    return replace(deployment(), maintenance_windows=parse_windows(texts),
-                   override_maintenance=override)
+    return replace(
+        deployment(), maintenance_windows=parse_windows(texts), override_maintenance=override
+    )
 
 
 def test_maintenance_window_holds_a_mandatory_run_until_it_opens() -> None:

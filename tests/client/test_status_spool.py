@@ -21,8 +21,13 @@ def make_spool(tmp_path: Path) -> StatusSpool:
 
 def test_a_message_is_a_file_with_protocol_fields_before_any_delivery(tmp_path: Path) -> None:
     spool = make_spool(tmp_path)
-    spool.add(10008, ["QM120000", "QM100001", "Install", 0], deployment_id="QM120000",
-              package_id="QM100001", properties={"exit_code": 0})
+    spool.add(
+        10008,
+        ["QM120000", "QM100001", "Install", 0],
+        deployment_id="QM120000",
+        package_id="QM100001",
+        properties={"exit_code": 0},
+    )
     [(path, message)] = spool.pending()
     assert path.parent == tmp_path / "spool"
     assert re.fullmatch(r"[0-9a-f]{32}", message["uid"])

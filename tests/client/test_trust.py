@@ -21,15 +21,24 @@ CLIENT = "6f1d3c2a-0000-4000-8000-000000000001"
 
 
 def accept(envelope: object, key: SigningKey, min_serial: int = 0) -> object:
-    return accept_policy(envelope, {key.keyid: key.public}, client_id=CLIENT,
-                         site_code=SITE_CODE, min_serial=min_serial, now=START)
+    return accept_policy(
+        envelope,
+        {key.keyid: key.public},
+        client_id=CLIENT,
+        site_code=SITE_CODE,
+        min_serial=min_serial,
+        now=START,
+    )
 
 
 def test_a_signed_current_policy_for_this_client_is_accepted() -> None:
     key = SigningKey.generate()
     package = make_package(key, {"a.txt": b"a"})
-    policy = accept(key.envelope(policy_payload(CLIENT, [deployment_entry(package)],
-                                                serial=4)), key, min_serial=4)
+    policy = accept(
+        key.envelope(policy_payload(CLIENT, [deployment_entry(package)], serial=4)),
+        key,
+        min_serial=4,
+    )
     assert policy.serial == 4  # type: ignore[attr-defined]
 
 
@@ -67,8 +76,9 @@ def test_another_clients_policy_is_refused() -> None:
         accept(key.envelope(payload), key)
 
 
-def _deployment(key: SigningKey, package_hash: str, package_id: str = "QM100001",
-                version: int = 1) -> DeploymentPolicy:
+def _deployment(
+    key: SigningKey, package_hash: str, package_id: str = "QM100001", version: int = 1
+) -> DeploymentPolicy:
     package = make_package(key, {"x": b"x"}, package_id=package_id, version=version)
     entry = deployment_entry(package)
     entry["package_hash"] = package_hash
@@ -78,8 +88,9 @@ def _deployment(key: SigningKey, package_hash: str, package_id: str = "QM100001"
 def test_the_manifest_policy_names_is_accepted() -> None:
     key = SigningKey.generate()
     package = make_package(key, {"x": b"x"})
-    manifest = accept_manifest(package.envelope, {key.keyid: key.public},
-                               _deployment(key, package.package_hash), SITE_CODE)
+    manifest = accept_manifest(
+        package.envelope, {key.keyid: key.public}, _deployment(key, package.package_hash), SITE_CODE
+    )
     assert manifest == package.manifest
 
 
@@ -88,21 +99,30 @@ def test_the_manifest_of_another_version_is_refused_as_mix_and_match() -> None:
     v1 = make_package(key, {"x": b"x"}, version=1)
     v2 = make_package(key, {"x": b"y"}, version=2)
     with pytest.raises(ManifestRefused, match="is not the package hash"):
-        accept_manifest(v2.envelope, {key.keyid: key.public},
-                        _deployment(key, v1.package_hash), SITE_CODE)
+        accept_manifest(
+            v2.envelope, {key.keyid: key.public}, _deployment(key, v1.package_hash), SITE_CODE
+        )
 
 
 def test_a_manifest_whose_hash_matches_but_names_another_package_is_refused() -> None:
     key = SigningKey.generate()
     other = make_package(key, {"x": b"x"}, package_id="QM100002")
     with pytest.raises(ManifestRefused, match="QM100002"):
-        accept_manifest(other.envelope, {key.keyid: key.public},
-                        _deployment(key, other.package_hash, package_id="QM100001"), SITE_CODE)
+        accept_manifest(
+            other.envelope,
+            {key.keyid: key.public},
+            _deployment(key, other.package_hash, package_id="QM100001"),
+            SITE_CODE,
+        )
 
 
 def test_a_manifest_signed_by_an_unknown_key_is_refused() -> None:
     key, forger = SigningKey.generate(), SigningKey.generate()
     package = make_package(forger, {"x": b"x"})
     with pytest.raises(ManifestRefused, match="not signed"):
-        accept_manifest(package.envelope, {key.keyid: key.public},
-                        _deployment(key, package.package_hash), SITE_CODE)
+        accept_manifest(
+            package.envelope,
+            {key.keyid: key.public},
+            _deployment(key, package.package_hash),
+            SITE_CODE,
+        )

@@ -15,8 +15,9 @@ from quartermaster.core.signing import SigningKey
 from .conftest import Package, make_package
 
 
-def cached(tmp_path: Path, files: dict[str, bytes], modes: dict[str, int] | None = None,
-           skip: str = "") -> tuple[Package, ContentCache]:
+def cached(
+    tmp_path: Path, files: dict[str, bytes], modes: dict[str, int] | None = None, skip: str = ""
+) -> tuple[Package, ContentCache]:
     package = make_package(SigningKey.generate(), files, modes=modes)
     cache = ContentCache(tmp_path / "cache", 10**9)
     for entry in package.manifest.files:
@@ -28,8 +29,11 @@ def cached(tmp_path: Path, files: dict[str, bytes], modes: dict[str, int] | None
 
 
 def test_files_are_laid_out_with_their_manifest_modes(tmp_path: Path) -> None:
-    package, cache = cached(tmp_path, {"bin/run.sh": b"#!/bin/sh\n", "readme.txt": b"hi"},
-                            modes={"bin/run.sh": 0o755, "readme.txt": 0o600})
+    package, cache = cached(
+        tmp_path,
+        {"bin/run.sh": b"#!/bin/sh\n", "readme.txt": b"hi"},
+        modes={"bin/run.sh": 0o755, "readme.txt": 0o600},
+    )
     folder = lay_out(package.manifest, cache, tmp_path / "work", "QM120000")
     assert (folder / "readme.txt").read_bytes() == b"hi"
     assert os.stat(folder / "bin" / "run.sh").st_mode & 0o777 == 0o755

@@ -38,8 +38,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     site = start_site(base)
     try:
         site.api("POST", "/api/v1/accounts/admin/password", json={"password": ADMIN_PASSWORD})
-        site.api("POST", "/api/v1/accounts",
-                 json={"name": VIEWER, "role": "viewer", "password": VIEWER_PASSWORD})
+        site.api(
+            "POST",
+            "/api/v1/accounts",
+            json={"name": VIEWER, "role": "viewer", "password": VIEWER_PASSWORD},
+        )
         yield Console(site, base)
     finally:
         site.stop()
@@ -53,8 +56,9 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                         args=CHROMIUM_ARGS)
+    browser = playwright.chromium.launch(
+        executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+    )
     try:
         yield browser
     finally:

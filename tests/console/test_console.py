@@ -29,8 +29,9 @@ def _reload_until(page: Page, text: str, what: str) -> None:
 
 
 def _create_package(page: Page, console: Console, name: str) -> str:
-    source = make_source(console.base / f"src-{name}", console.base / "installed" / f"{name}.txt",
-                         f"{name} bytes\n")
+    source = make_source(
+        console.base / f"src-{name}", console.base / "installed" / f"{name}.txt", f"{name} bytes\n"
+    )
     _nav(page, "Packages")
     page.get_by_text("New package").click()
     page.get_by_label("Name", exact=True).fill(name)
@@ -44,8 +45,9 @@ def _create_package(page: Page, console: Console, name: str) -> str:
     return page.url.rsplit("/", 1)[1]
 
 
-def _deploy(page: Page, console: Console, package_id: str, collection: str,
-            phases: str = "") -> str:
+def _deploy(
+    page: Page, console: Console, package_id: str, collection: str, phases: str = ""
+) -> str:
     page.goto(f"{console.url}/packages/{package_id}")
     page.get_by_text("Deploy a program of this package").click()
     page.get_by_label("Collection").select_option(collection)
@@ -57,7 +59,8 @@ def _deploy(page: Page, console: Console, package_id: str, collection: str,
 
 
 def test_an_administrator_deploys_a_package_and_watches_it_succeed(
-        admin_page: Page, console: Console) -> None:
+    admin_page: Page, console: Console
+) -> None:
     page = admin_page
     screenshot(page, "01-overview-empty")
 
@@ -138,16 +141,23 @@ def test_a_phased_deployment_is_paused_and_resumed(admin_page: Page, console: Co
     console_entries = [e for e in audit["entries"] if e["object"] == deployment_id]
     assert [e["outcome"] for e in console_entries] == ["ok", "ok"]
     assert {e["account"] for e in console_entries} == {"admin"}
-    assert all(e["details"]["route"].startswith("POST /console/deployments/")
-               for e in console_entries)
+    assert all(
+        e["details"]["route"].startswith("POST /console/deployments/") for e in console_entries
+    )
 
 
 def test_every_page_renders_and_fits_a_phone(admin_page: Page, console: Console) -> None:
     page = admin_page
-    for path, name in [("/", "01-overview"), ("/packages", "02-packages"), ("/dps", "04-dps"),
-                       ("/dps/site", "04-dp-site"), ("/collections", "05-collections"),
-                       ("/deployments", "06-deployments"), ("/status", "07-status-messages"),
-                       ("/clients", "08-clients")]:
+    for path, name in [
+        ("/", "01-overview"),
+        ("/packages", "02-packages"),
+        ("/dps", "04-dps"),
+        ("/dps/site", "04-dp-site"),
+        ("/collections", "05-collections"),
+        ("/deployments", "06-deployments"),
+        ("/status", "07-status-messages"),
+        ("/clients", "08-clients"),
+    ]:
         response = page.goto(f"{console.url}{path}")
         assert response is not None and response.status == 200, path
         expect(page.locator("main h1")).to_be_visible()
@@ -181,13 +191,15 @@ def test_a_post_without_the_csrf_token_is_refused(admin_page: Page, console: Con
     assert "did not come from the console" in refused.text()
     forged = page.request.post(url, form={"csrf_token": "guessed"}, max_redirects=0)
     assert forged.status == 403
-    status = console.site.api("GET", f"/api/v1/deployments/{deployment_id}/status",
-                              params={"limit": 0})
+    status = console.site.api(
+        "GET", f"/api/v1/deployments/{deployment_id}/status", params={"limit": 0}
+    )
     assert status["state"] != "cancelled"
 
 
 def test_a_viewer_sees_no_actions_and_a_forged_post_is_forbidden(
-        viewer_page: Page, console: Console) -> None:
+    viewer_page: Page, console: Console
+) -> None:
     page = viewer_page
     page.goto(f"{console.url}/deployments")
     deployment_id = page.locator("tbody td.mono a").first.inner_text()
@@ -201,8 +213,11 @@ def test_a_viewer_sees_no_actions_and_a_forged_post_is_forbidden(
 
     token = page.locator('meta[name="csrf-token"]').get_attribute("content")
     assert token
-    forged = page.request.post(f"{console.url}/deployments/{deployment_id}/pause",
-                               form={"csrf_token": token}, max_redirects=0)
+    forged = page.request.post(
+        f"{console.url}/deployments/{deployment_id}/pause",
+        form={"csrf_token": token},
+        max_redirects=0,
+    )
     assert forged.status == 403
     assert "may not" in forged.text()
     audit = console.site.api("GET", "/api/v1/audit", params={"account": "vera"})

@@ -31,8 +31,10 @@ class Site:
         page = self.http.get("/console/sign-in")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert token
-        answer = self.http.post("/console/sign-in", data={
-            "csrf_token": token.group(1), "username": name, "password": password})
+        answer = self.http.post(
+            "/console/sign-in",
+            data={"csrf_token": token.group(1), "username": name, "password": password},
+        )
         return answer.status_code
 
     def csrf(self) -> str:
@@ -79,8 +81,10 @@ def test_sign_in_sets_a_strict_http_only_cookie(site: Site) -> None:
     page = site.http.get("/console/sign-in")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert token
-    answer = site.http.post("/console/sign-in", data={
-        "csrf_token": token.group(1), "username": "admin", "password": PASSWORD})
+    answer = site.http.post(
+        "/console/sign-in",
+        data={"csrf_token": token.group(1), "username": "admin", "password": PASSWORD},
+    )
     cookie = answer.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/console" in cookie
 
@@ -109,9 +113,16 @@ def test_a_console_action_is_audited_like_the_rest_route(site: Site, tmp_path: P
     source = tmp_path / "src"
     source.mkdir()
     (source / "setup.sh").write_text("echo ok\n")
-    answer = site.http.post("/console/packages", data={
-        "csrf_token": site.csrf(), "name": "Tool", "source": str(source),
-        "program_name": "Install", "program_command": "sh setup.sh"})
+    answer = site.http.post(
+        "/console/packages",
+        data={
+            "csrf_token": site.csrf(),
+            "name": "Tool",
+            "source": str(source),
+            "program_name": "Install",
+            "program_command": "sh setup.sh",
+        },
+    )
     assert answer.status_code == 303
     with site.ctx.db.session() as session:
         entry = audit.query(session, action="package.create")[0]
@@ -122,9 +133,11 @@ def test_a_console_action_is_audited_like_the_rest_route(site: Site, tmp_path: P
 
 def test_a_failed_action_is_audited_as_failed_and_shown_to_the_user(site: Site) -> None:
     site.sign_in()
-    answer = site.http.post("/console/packages/QM1FFFFF/update",
-                            data={"csrf_token": site.csrf()},
-                            headers={"referer": "http://127.0.0.1:8440/console/packages"})
+    answer = site.http.post(
+        "/console/packages/QM1FFFFF/update",
+        data={"csrf_token": site.csrf()},
+        headers={"referer": "http://127.0.0.1:8440/console/packages"},
+    )
     assert answer.status_code == 303 and answer.headers["location"] == "/console/packages"
     shown = site.http.get("/console/packages")
     assert "package QM1FFFFF does not exist" in shown.text
@@ -143,8 +156,7 @@ def _link(html: str, rel: str) -> str | None:
 
 
 @pytest.mark.parametrize("state", ["", "failed"])
-def test_deployment_pages_walk_every_client_once_forward_and_back(site: Site,
-                                                                  state: str) -> None:
+def test_deployment_pages_walk_every_client_once_forward_and_back(site: Site, state: str) -> None:
     """Above 5,000 matching clients the page walks the hostname index; below it sorts."""
     random.seed(5200)  # the same mix of states every run
     deployment_id = seed(site.ctx, clients=5200, messages=0)
@@ -161,8 +173,9 @@ def test_deployment_pages_walk_every_client_once_forward_and_back(site: Site,
     assert len(seen) == len(set(seen)) == 150
     back = _link(html, "prev")
     assert back is not None
-    assert _client_ids(site.http.get(f"/console/deployments/{deployment_id}{back}").text) \
-        == pages[2]
+    assert (
+        _client_ids(site.http.get(f"/console/deployments/{deployment_id}{back}").text) == pages[2]
+    )
     with site.ctx.db.session() as session:
         from quartermaster.site.deployments import deployment_status
 

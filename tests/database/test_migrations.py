@@ -36,8 +36,9 @@ def migrated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]
 def test_models_need_no_new_migration(migrated: Engine) -> None:
     """What `alembic check` does: autogenerate against the migrated database finds nothing."""
     with migrated.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True,
-                                                         "compare_server_default": False})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": False}
+        )
         diffs = compare_metadata(context, Base.metadata)
     assert diffs == [], f"the models differ from the migrations: {diffs}"
 
@@ -55,20 +56,28 @@ def _schema(engine: Engine) -> dict[str, Any]:
     for table in sorted(inspector.get_table_names()):
         if table == "alembic_version":
             continue
-        columns = {c["name"]: (c["nullable"], variants.get((table, c["name"]),
-                                                           type(c["type"].as_generic()).__name__))
-                   for c in inspector.get_columns(table)}
+        columns = {
+            c["name"]: (
+                c["nullable"],
+                variants.get((table, c["name"]), type(c["type"].as_generic()).__name__),
+            )
+            for c in inspector.get_columns(table)
+        }
         shape[table] = {
             "columns": columns,
             "primary_key": tuple(inspector.get_pk_constraint(table)["constrained_columns"]),
-            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
-                              for i in inspector.get_indexes(table)
-                              if not i.get("duplicates_constraint")),
-            "unique": sorted(tuple(u["column_names"])
-                             for u in inspector.get_unique_constraints(table)),
-            "foreign_keys": sorted((tuple(f["constrained_columns"]), f["referred_table"],
-                                    tuple(f["referred_columns"]))
-                                   for f in inspector.get_foreign_keys(table)),
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                for i in inspector.get_indexes(table)
+                if not i.get("duplicates_constraint")
+            ),
+            "unique": sorted(
+                tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)
+            ),
+            "foreign_keys": sorted(
+                (tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]))
+                for f in inspector.get_foreign_keys(table)
+            ),
         }
     return shape
 

@@ -47,8 +47,9 @@ def package_id(ctx: SiteContext, tmp_path: Path) -> str:
     source = tmp_path / "source"
     source.mkdir()
     (source / "install.sh").write_text("exit 0\n")
-    created = packages.create_package(ctx, "Demo", str(source),
-                                      [ProgramSpec("Install", "sh install.sh")])
+    created = packages.create_package(
+        ctx, "Demo", str(source), [ProgramSpec("Install", "sh install.sh")]
+    )
     return str(created["package_id"])
 
 
@@ -64,18 +65,35 @@ def client_id_for(name: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{name}.example"))
 
 
-def add_client(ctx: SiteContext, hostname: str, *, os: str = "linux", os_version: str = "6.1",
-               architecture: str = "x86_64", ip_addresses: list[str] | None = None,
-               agent_version: str = "0.1.0", properties: dict[str, Any] | None = None,
-               approval: str = "approved") -> str:
+def add_client(
+    ctx: SiteContext,
+    hostname: str,
+    *,
+    os: str = "linux",
+    os_version: str = "6.1",
+    architecture: str = "x86_64",
+    ip_addresses: list[str] | None = None,
+    agent_version: str = "0.1.0",
+    properties: dict[str, Any] | None = None,
+    approval: str = "approved",
+) -> str:
     """A registered client with a fixed ID, evaluated as registration does."""
     client_id = client_id_for(hostname)
     with ctx.db.session() as session:
-        session.add(Client(
-            client_id=client_id, secret_hash=hashlib.sha256(client_id.encode()).hexdigest(),
-            hostname=hostname, os=os, os_version=os_version, architecture=architecture,
-            ip_addresses=ip_addresses if ip_addresses is not None else ["10.1.2.3"],
-            agent_version=agent_version, properties=properties or {}, approval=approval))
+        session.add(
+            Client(
+                client_id=client_id,
+                secret_hash=hashlib.sha256(client_id.encode()).hexdigest(),
+                hostname=hostname,
+                os=os,
+                os_version=os_version,
+                architecture=architecture,
+                ip_addresses=ip_addresses if ip_addresses is not None else ["10.1.2.3"],
+                agent_version=agent_version,
+                properties=properties or {},
+                approval=approval,
+            )
+        )
         session.flush()
         membership.client_changed(session, client_id)
     return client_id
@@ -116,11 +134,16 @@ def report(ctx: SiteContext, client_id: str, deployment_id: str, message_id: int
     rolled up, then the rollout hook run as status ingest runs it."""
     exit_code = 0 if message_id == 10008 else 1
     sent = datetime(2026, 11, 25, 12, 0, tzinfo=UTC) + timedelta(seconds=next(_seconds))
-    message = {"uid": uuid.uuid4().hex, "message_id": message_id,
-               "time": sent.isoformat().replace("+00:00", "Z"),
-               "deployment_id": deployment_id, "package_id": "QM100001", "dp": "",
-               "insertion_strings": [deployment_id, "QM100001", "Install", str(exit_code)],
-               "properties": {"exit_code": exit_code, "source_version": 1}}
+    message = {
+        "uid": uuid.uuid4().hex,
+        "message_id": message_id,
+        "time": sent.isoformat().replace("+00:00", "Z"),
+        "deployment_id": deployment_id,
+        "package_id": "QM100001",
+        "dp": "",
+        "insertion_strings": [deployment_id, "QM100001", "Install", str(exit_code)],
+        "properties": {"exit_code": exit_code, "source_version": 1},
+    }
     with ctx.db.session() as session:
         client = session.get(Client, client_id)
         assert client is not None

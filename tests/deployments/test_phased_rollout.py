@@ -37,8 +37,9 @@ def fleet(ctx: SiteContext, package_id: str) -> dict[int, list[str]]:
     ids = [add_client(ctx, f"pc-{i:02d}") for i in range(20)]
     with ctx.db.session() as session:
         membership.create_collection(session, "Fleet", rules=['hostname like "pc-%"'])
-        deployment_id = create_deployment(session, "QM1", package_id, "Install", "Fleet",
-                                          plan=parse_phases("20%,50%,100%", 95, 5))
+        deployment_id = create_deployment(
+            session, "QM1", package_id, "Install", "Fleet", plan=parse_phases("20%,50%,100%", 95, 5)
+        )
     assert deployment_id == DEPLOYMENT
     by_phase: dict[int, list[str]] = {1: [], 2: [], 3: []}
     for client_id in ids:
@@ -73,13 +74,17 @@ def rollout(ctx: SiteContext) -> dict[str, Any]:
 
 def site_messages(ctx: SiteContext, message_id: int) -> list[list[str]]:
     with ctx.db.session() as session:
-        rows = session.scalars(select(StatusMessageRow).where(
-            StatusMessageRow.message_id == message_id).order_by(StatusMessageRow.id)).all()
+        rows = session.scalars(
+            select(StatusMessageRow)
+            .where(StatusMessageRow.message_id == message_id)
+            .order_by(StatusMessageRow.id)
+        ).all()
     return [list(r.insertion_strings) for r in rows]
 
 
-def test_phases_release_on_success_and_pause_on_errors(ctx: SiteContext,
-                                                       fleet: dict[int, list[str]]) -> None:
+def test_phases_release_on_success_and_pause_on_errors(
+    ctx: SiteContext, fleet: dict[int, list[str]]
+) -> None:
     assert released(ctx, fleet) == {1: True, 2: False, 3: False}
 
     for client_id in fleet[1][:4]:  # 4 of 5 is 80 %, below 95 %
@@ -91,8 +96,7 @@ def test_phases_release_on_success_and_pause_on_errors(ctx: SiteContext,
     report(ctx, fleet[1][4], 10008)  # 5 of 5
     assert released(ctx, fleet) == {1: True, 2: True, 3: False}
     assert serial(ctx) > before
-    assert site_messages(ctx, 3014) == [
-        [DEPLOYMENT, "2", "3", "phase 1: 5 of 5 clients succeeded"]]
+    assert site_messages(ctx, 3014) == [[DEPLOYMENT, "2", "3", "phase 1: 5 of 5 clients succeeded"]]
 
     report(ctx, fleet[2][0], 10006)  # 1 of 12 released clients failed: 8 % > 5 %
     view = rollout(ctx)
@@ -121,8 +125,7 @@ def test_phases_release_on_success_and_pause_on_errors(ctx: SiteContext,
     assert site_messages(ctx, 3015) == [[DEPLOYMENT, "1/12", "5"], [DEPLOYMENT, "1/19", "5"]]
 
 
-def test_resume_continues_where_it_stopped(ctx: SiteContext,
-                                           fleet: dict[int, list[str]]) -> None:
+def test_resume_continues_where_it_stopped(ctx: SiteContext, fleet: dict[int, list[str]]) -> None:
     for client_id in fleet[1]:
         report(ctx, client_id, 10008)
     report(ctx, fleet[2][0], 10006)
@@ -140,7 +143,8 @@ def test_resume_continues_where_it_stopped(ctx: SiteContext,
 
 
 def test_an_administrator_pause_holds_releases_until_resume(
-        ctx: SiteContext, fleet: dict[int, list[str]]) -> None:
+    ctx: SiteContext, fleet: dict[int, list[str]]
+) -> None:
     with ctx.db.session() as session:
         pause_deployment(session, DEPLOYMENT)
     for client_id in fleet[1]:
@@ -157,8 +161,9 @@ def test_exactly_at_the_error_threshold_it_goes_on(ctx: SiteContext, package_id:
     ids = [add_client(ctx, f"pc-{i:02d}") for i in range(20)]
     with ctx.db.session() as session:
         membership.create_collection(session, "Fleet", rules=['hostname like "pc-%"'])
-        create_deployment(session, "QM1", package_id, "Install", "Fleet",
-                          plan=parse_phases("100%", 95, 5))
+        create_deployment(
+            session, "QM1", package_id, "Install", "Fleet", plan=parse_phases("100%", 95, 5)
+        )
     report(ctx, ids[0], 10006)
     assert rollout(ctx)["paused"] is False
     report(ctx, ids[1], 10006)
@@ -166,7 +171,8 @@ def test_exactly_at_the_error_threshold_it_goes_on(ctx: SiteContext, package_id:
 
 
 def test_a_member_that_leaves_no_longer_holds_its_phase_back(
-        ctx: SiteContext, fleet: dict[int, list[str]]) -> None:
+    ctx: SiteContext, fleet: dict[int, list[str]]
+) -> None:
     for client_id in fleet[1][:4]:
         report(ctx, client_id, 10008)
     silent = fleet[1][4]
@@ -174,28 +180,40 @@ def test_a_member_that_leaves_no_longer_holds_its_phase_back(
         client = session.get(Client, silent)
         assert client is not None
         membership.report_inventory(session, client, {"hostname": "retired-01", "os": "linux"})
-    assert released(ctx, {n: [c for c in ids if c != silent] for n, ids in fleet.items()}) \
-        == {1: True, 2: True, 3: False}
+    assert released(ctx, {n: [c for c in ids if c != silent] for n, ids in fleet.items()}) == {
+        1: True,
+        2: True,
+        3: False,
+    }
     assert deployments_of(ctx, silent) == {}
 
 
-def test_status_shows_phases_through_the_api(ctx: SiteContext, api: TestClient,
-                                             fleet: dict[int, list[str]],
-                                             package_id: str) -> None:
+def test_status_shows_phases_through_the_api(
+    ctx: SiteContext, api: TestClient, fleet: dict[int, list[str]], package_id: str
+) -> None:
     for client_id in fleet[1]:
         report(ctx, client_id, 10008)
     status = api.get(f"/api/v1/deployments/{DEPLOYMENT}/status").json()
     assert status["phases"] == PLAN.to_dict()
     view = status["rollout"]
     assert (view["success_threshold"], view["error_threshold"]) == (95, 5)
-    assert [(p["phase"], p["percent"], p["targeted"], p["succeeded"], p["released"])
-            for p in view["phases"]] == [(1, 20, 5, 5, True), (2, 50, 7, 0, True),
-                                         (3, 100, 8, 0, False)]
+    assert [
+        (p["phase"], p["percent"], p["targeted"], p["succeeded"], p["released"])
+        for p in view["phases"]
+    ] == [(1, 20, 5, 5, True), (2, 50, 7, 0, True), (3, 100, 8, 0, False)]
     assert view["paused"] is False and view["released"] == 2
     phase_of = {c["client_id"]: c["phase"] for c in status["clients"]}
     assert {phase_of[c] for c in fleet[3]} == {3}
-    created = api.post("/api/v1/deployments", json={
-        "package_id": package_id, "program": "Install", "collection": "Fleet",
-        "phases": "10,100", "success_threshold": 80, "error_threshold": 20})
+    created = api.post(
+        "/api/v1/deployments",
+        json={
+            "package_id": package_id,
+            "program": "Install",
+            "collection": "Fleet",
+            "phases": "10,100",
+            "success_threshold": 80,
+            "error_threshold": 20,
+        },
+    )
     assert created.status_code == 201
     assert created.json()["rollout"]["success_threshold"] == 80

@@ -43,16 +43,28 @@ def test_members_added_before_rules_become_direct_members(database: str) -> None
     client_id = client_id_for("lab-01")
     try:
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO clients (client_id, secret_hash, hostname, os, os_version, "
-                "architecture, ip_addresses, agent_version, properties, approval, registered) "
-                "VALUES (:c, 'h', 'lab-01', 'linux', '', '', '[]', '', '{}', 'approved', "
-                "CURRENT_TIMESTAMP)"), {"c": client_id})
-            conn.execute(text("INSERT INTO collections (name, comment, created) "
-                              "VALUES ('Lab', '', CURRENT_TIMESTAMP)"))
-            conn.execute(text("INSERT INTO collection_members (collection_id, client_id, "
-                              "reason) SELECT id, :c, 'direct member' FROM collections"),
-                         {"c": client_id})
+            conn.execute(
+                text(
+                    "INSERT INTO clients (client_id, secret_hash, hostname, os, os_version, "
+                    "architecture, ip_addresses, agent_version, properties, approval, registered) "
+                    "VALUES (:c, 'h', 'lab-01', 'linux', '', '', '[]', '', '{}', 'approved', "
+                    "CURRENT_TIMESTAMP)"
+                ),
+                {"c": client_id},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO collections (name, comment, created) "
+                    "VALUES ('Lab', '', CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO collection_members (collection_id, client_id, "
+                    "reason) SELECT id, :c, 'direct member' FROM collections"
+                ),
+                {"c": client_id},
+            )
         command.upgrade(config, "0002")
         with engine.begin() as conn:
             direct = conn.execute(text("SELECT client_id FROM collection_direct")).all()
@@ -85,15 +97,22 @@ def package_id_source(tmp_path: Path) -> Path:
 
 
 def _scenario(ctx: SiteContext, source: Path) -> None:
-    package_id = packages.create_package(ctx, "Demo", str(source),
-                                         [ProgramSpec("Install", "sh install.sh")])["package_id"]
+    package_id = packages.create_package(
+        ctx, "Demo", str(source), [ProgramSpec("Install", "sh install.sh")]
+    )["package_id"]
     ids = [add_client(ctx, f"pc-{i:02d}") for i in range(20)]
     with ctx.db.session() as session:
         membership.create_collection(session, "Arm", rules=['arch = "arm64"'])
-        membership.create_collection(session, "Fleet", rules=['hostname like "pc-%"'],
-                                     exclude=["Arm"], windows=["Sat 22:00-02:00 UTC"])
-        create_deployment(session, "QM1", package_id, "Install", "Fleet",
-                          plan=parse_phases("20%,50%,100%", 95, 5))
+        membership.create_collection(
+            session,
+            "Fleet",
+            rules=['hostname like "pc-%"'],
+            exclude=["Arm"],
+            windows=["Sat 22:00-02:00 UTC"],
+        )
+        create_deployment(
+            session, "QM1", package_id, "Install", "Fleet", plan=parse_phases("20%,50%,100%", 95, 5)
+        )
     assert len(members(ctx, "Fleet")) == 20
     with ctx.db.session() as session:
         status = deployment_status(session, DEPLOYMENT)
@@ -104,7 +123,6 @@ def _scenario(ctx: SiteContext, source: Path) -> None:
     with ctx.db.session() as session:
         assert deployment_status(session, DEPLOYMENT)["rollout"]["released"] == 2
     second = next(c for c in ids if c not in first and DEPLOYMENT in deployments_of(ctx, c))
-    assert deployments_of(ctx, second)[DEPLOYMENT]["maintenance_windows"] == [
-        "Sat 22:00-02:00 UTC"]
+    assert deployments_of(ctx, second)[DEPLOYMENT]["maintenance_windows"] == ["Sat 22:00-02:00 UTC"]
     report(ctx, second, DEPLOYMENT, 10006)
     assert deployments_of(ctx, second)[DEPLOYMENT]["state"] == "paused"

@@ -72,8 +72,9 @@ class ContentServer:
         app = create_content_app(self.mounts)
 
         async def record(request: web.Request, response: web.StreamResponse) -> None:
-            self.hits.append(Hit(request.method, request.path,
-                                 request.headers.get("Range", ""), response.status))
+            self.hits.append(
+                Hit(request.method, request.path, request.headers.get("Range", ""), response.status)
+            )
 
         app.on_response_prepare.append(record)
         runner = await start_content_server(app, "127.0.0.1", 0)
@@ -84,8 +85,9 @@ class ContentServer:
         await runner.cleanup()
 
 
-def request(port: int, path: str, method: str = "GET",
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def request(
+    port: int, path: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     """One raw HTTP request: the path goes out exactly as given (no client-side clean-up)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
@@ -116,11 +118,14 @@ class Package:
         return self.manifest.package_hash()
 
 
-def make_package(key: SigningKey, files: dict[str, bytes], version: int = 1,
-                 library: Path | None = None) -> Package:
+def make_package(
+    key: SigningKey, files: dict[str, bytes], version: int = 1, library: Path | None = None
+) -> Package:
     """A signed package version; with `library`, its blobs and manifest are put there too."""
-    entries = tuple(FileEntry(path, len(data), 0o644, hashlib.sha256(data).hexdigest())
-                    for path, data in files.items())
+    entries = tuple(
+        FileEntry(path, len(data), 0o644, hashlib.sha256(data).hexdigest())
+        for path, data in files.items()
+    )
     manifest = Manifest("QM1", "QM100001", version, entries)
     envelope = json.dumps(key.envelope(manifest.to_dict())).encode()
     if library is not None:
@@ -145,16 +150,20 @@ def closed_port() -> int:
 def enrolled_home(root: Path, site_url: str) -> DPHome:
     home = DPHome(root)
     key = SigningKey.generate()
-    home.save_identity(DPIdentity(site_url, "dp2", "qmd_secret", "QM1",
-                                  (key.public.to_dict(),), "http://127.0.0.1:9000"))
+    home.save_identity(
+        DPIdentity(
+            site_url, "dp2", "qmd_secret", "QM1", (key.public.to_dict(),), "http://127.0.0.1:9000"
+        )
+    )
     return home
 
 
 def wait_for_log(home: DPHome, text: str, count: int = 1) -> str:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        log = (home.root / "distmgr.log").read_text() if (home.root / "distmgr.log").exists() \
-            else ""
+        log = (
+            (home.root / "distmgr.log").read_text() if (home.root / "distmgr.log").exists() else ""
+        )
         if log.count(text) >= count:
             return log
         time.sleep(0.05)

@@ -33,21 +33,24 @@ def durable(request: pytest.FixtureRequest) -> bool:
     return bool(request.param)
 
 
-def test_a_large_blob_arrives_whole_and_verified(tmp_path: Path, serve: Serve,
-                                                 data: bytes, durable: bool) -> None:
+def test_a_large_blob_arrives_whole_and_verified(
+    tmp_path: Path, serve: Serve, data: bytes, durable: bool
+) -> None:
     sha = put_raw_blob(tmp_path / "store", data)
     server = serve(tmp_path / "store")
     dest = tmp_path / "out" / sha
     seen: list[int] = []
-    result = BlobFetcher().fetch(blob_url(server.url, sha), dest, sha, SIZE, seen.append,
-                                 durable=durable)
+    result = BlobFetcher().fetch(
+        blob_url(server.url, sha), dest, sha, SIZE, seen.append, durable=durable
+    )
     assert dest.read_bytes() == data
     assert result.bytes_transferred == SIZE and sum(seen) == SIZE
     assert not dest.with_name(sha + ".part").exists()
 
 
-def test_a_large_part_file_is_resumed_with_range(tmp_path: Path, serve: Serve,
-                                                 data: bytes, durable: bool) -> None:
+def test_a_large_part_file_is_resumed_with_range(
+    tmp_path: Path, serve: Serve, data: bytes, durable: bool
+) -> None:
     sha = put_raw_blob(tmp_path / "store", data)
     server = serve(tmp_path / "store")
     dest = tmp_path / "out" / sha
@@ -60,8 +63,9 @@ def test_a_large_part_file_is_resumed_with_range(tmp_path: Path, serve: Serve,
     assert dest.read_bytes() == data
 
 
-def test_one_flipped_byte_deep_in_the_stream_is_caught(tmp_path: Path, serve: Serve,
-                                                       data: bytes, durable: bool) -> None:
+def test_one_flipped_byte_deep_in_the_stream_is_caught(
+    tmp_path: Path, serve: Serve, data: bytes, durable: bool
+) -> None:
     bad = bytearray(data)
     bad[SIZE - 3] ^= 0xFF
     sha = hashlib.sha256(data).hexdigest()
@@ -73,8 +77,9 @@ def test_one_flipped_byte_deep_in_the_stream_is_caught(tmp_path: Path, serve: Se
     assert not dest.exists() and not dest.with_name(sha + ".part").exists()
 
 
-def test_more_bytes_than_the_manifest_size_are_refused(tmp_path: Path, serve: Serve,
-                                                       data: bytes, durable: bool) -> None:
+def test_more_bytes_than_the_manifest_size_are_refused(
+    tmp_path: Path, serve: Serve, data: bytes, durable: bool
+) -> None:
     sha = put_raw_blob(tmp_path / "store", data)
     server = serve(tmp_path / "store")
     dest = tmp_path / "out" / sha
@@ -84,7 +89,8 @@ def test_more_bytes_than_the_manifest_size_are_refused(tmp_path: Path, serve: Se
 
 
 def test_fewer_bytes_than_the_manifest_size_keep_a_part_to_resume(
-        tmp_path: Path, serve: Serve, data: bytes, durable: bool) -> None:
+    tmp_path: Path, serve: Serve, data: bytes, durable: bool
+) -> None:
     short = data[: SIZE - 100]
     sha = hashlib.sha256(data).hexdigest()
     put_raw_blob(tmp_path / "store", short, name=sha)
@@ -100,7 +106,8 @@ def test_fewer_bytes_than_the_manifest_size_keep_a_part_to_resume(
 
 
 def test_a_full_size_part_left_by_a_killed_transfer_is_not_trusted(
-        tmp_path: Path, serve: Serve, data: bytes) -> None:
+    tmp_path: Path, serve: Serve, data: bytes
+) -> None:
     """A killed mapped transfer leaves its `.part` reserved at full size, the tail zeros."""
     sha = put_raw_blob(tmp_path / "store", data)
     server = serve(tmp_path / "store")
@@ -113,8 +120,9 @@ def test_a_full_size_part_left_by_a_killed_transfer_is_not_trusted(
     assert dest.read_bytes() == data
 
 
-def test_a_full_disk_is_reported_as_such(tmp_path: Path, serve: Serve, data: bytes,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_disk_is_reported_as_such(
+    tmp_path: Path, serve: Serve, data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_space(fd: int, offset: int, length: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

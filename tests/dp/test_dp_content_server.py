@@ -43,14 +43,18 @@ def test_range_request_answers_206_with_content_range(tmp_path: Path, serve: Ser
     assert headers["Content-Range"] == f"bytes 100-199/{len(DATA)}"
     assert body == DATA[100:200]
     status, headers, body = request(port, path, headers={"Range": "bytes=10000-"})
-    assert (status, headers["Content-Range"], body) == (206, f"bytes 10000-10239/{len(DATA)}",
-                                                        DATA[10000:])
+    assert (status, headers["Content-Range"], body) == (
+        206,
+        f"bytes 10000-10239/{len(DATA)}",
+        DATA[10000:],
+    )
 
 
 def test_range_past_the_end_answers_416(tmp_path: Path, serve: Serve) -> None:
     sha = _store_with_blob(tmp_path)
-    status, headers, _ = request(serve(tmp_path).port, "/" + blob_relpath(sha),
-                                 headers={"Range": f"bytes={len(DATA)}-"})
+    status, headers, _ = request(
+        serve(tmp_path).port, "/" + blob_relpath(sha), headers={"Range": f"bytes={len(DATA)}-"}
+    )
     assert status == 416
     assert headers["Content-Range"] == f"bytes */{len(DATA)}"
 
@@ -61,11 +65,19 @@ def test_traversal_and_foreign_paths_are_404(tmp_path: Path, serve: Serve) -> No
     (tmp_path / "secret").write_text("credential")
     (store / "dp.json").write_text("{}")
     port = serve(store).port
-    for path in ("/content/sha256/../../secret", "/content/sha256/%2e%2e/%2e%2e/secret",
-                 "/../secret", "/dp.json", f"/content/sha256/{sha[:2]}/../../../secret",
-                 f"/content/sha256/{sha[:2]}/{sha.upper()}", f"/content/sha256/00/{sha}",
-                 f"/content/sha256/{sha[:2]}/{sha}/", f"/content/sha256/{sha[:2]}",
-                 "/manifests/../dp.json", "/"):
+    for path in (
+        "/content/sha256/../../secret",
+        "/content/sha256/%2e%2e/%2e%2e/secret",
+        "/../secret",
+        "/dp.json",
+        f"/content/sha256/{sha[:2]}/../../../secret",
+        f"/content/sha256/{sha[:2]}/{sha.upper()}",
+        f"/content/sha256/00/{sha}",
+        f"/content/sha256/{sha[:2]}/{sha}/",
+        f"/content/sha256/{sha[:2]}",
+        "/manifests/../dp.json",
+        "/",
+    ):
         status, _, body = request(port, path)
         assert status == 404, path
         assert b"credential" not in body
@@ -87,8 +99,9 @@ def test_part_and_temp_files_are_never_served(tmp_path: Path, serve: Serve) -> N
 def test_compressed_sibling_is_not_substituted(tmp_path: Path, serve: Serve) -> None:
     sha = _store_with_blob(tmp_path)
     (tmp_path / f"{blob_relpath(sha)}.gz").write_bytes(b"not the blob")
-    status, headers, body = request(serve(tmp_path).port, "/" + blob_relpath(sha),
-                                    headers={"Accept-Encoding": "gzip, br"})
+    status, headers, body = request(
+        serve(tmp_path).port, "/" + blob_relpath(sha), headers={"Accept-Encoding": "gzip, br"}
+    )
     assert (status, body) == (200, DATA)
     assert "Content-Encoding" not in headers
 
@@ -111,19 +124,38 @@ def test_prefixes_serve_separate_stores_and_auth_guards_one(tmp_path: Path, serv
     async def dp_credential(req: web.Request) -> bool:
         return req.headers.get("Authorization") == "Bearer qmd_good"
 
-    server = serve(StoreMount("", tmp_path / "dp"),
-                   StoreMount("/library", tmp_path / "library", dp_credential))
+    server = serve(
+        StoreMount("", tmp_path / "dp"), StoreMount("/library", tmp_path / "library", dp_credential)
+    )
     assert request(server.port, "/" + blob_relpath(dp_sha))[2] == b"dp blob"
-    assert request(server.port, "/library/" + blob_relpath(dp_sha),
-                   headers={"Authorization": "Bearer qmd_good"})[0] == 404
+    assert (
+        request(
+            server.port,
+            "/library/" + blob_relpath(dp_sha),
+            headers={"Authorization": "Bearer qmd_good"},
+        )[0]
+        == 404
+    )
     status, headers, body = request(server.port, "/library/" + blob_relpath(lib_sha))
     assert status == 401
     assert headers["WWW-Authenticate"] == "Bearer"
     assert b'"unauthorized"' in body
-    assert request(server.port, "/library/" + blob_relpath(lib_sha),
-                   headers={"Authorization": "Bearer qmd_bad"})[0] == 401
-    assert request(server.port, "/library/" + blob_relpath(lib_sha),
-                   headers={"Authorization": "Bearer qmd_good"})[2] == b"library blob"
+    assert (
+        request(
+            server.port,
+            "/library/" + blob_relpath(lib_sha),
+            headers={"Authorization": "Bearer qmd_bad"},
+        )[0]
+        == 401
+    )
+    assert (
+        request(
+            server.port,
+            "/library/" + blob_relpath(lib_sha),
+            headers={"Authorization": "Bearer qmd_good"},
+        )[2]
+        == b"library blob"
+    )
 
 
 def test_healthz_answers_ok(tmp_path: Path, serve: Serve) -> None:

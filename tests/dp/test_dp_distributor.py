@@ -19,10 +19,16 @@ from quartermaster.dp.store import CancelCheck, Cancelled, DPStore
 from tests.dp.dp_fixtures import Serve, make_package, put_raw_blob, random_bytes
 
 
-def _distributor(tmp_path: Path, key: SigningKey, credential: str = "",
-                 cancel: CancelCheck | None = None) -> Distributor:
-    return Distributor(DPStore(tmp_path / "dp"), {key.keyid: key.public},
-                       ComponentLog(tmp_path, "distmgr"), credential, cancel)
+def _distributor(
+    tmp_path: Path, key: SigningKey, credential: str = "", cancel: CancelCheck | None = None
+) -> Distributor:
+    return Distributor(
+        DPStore(tmp_path / "dp"),
+        {key.keyid: key.public},
+        ComponentLog(tmp_path, "distmgr"),
+        credential,
+        cancel,
+    )
 
 
 def test_signed_manifest_is_verified_and_stored(tmp_path: Path, site_key: SigningKey) -> None:
@@ -33,8 +39,7 @@ def test_signed_manifest_is_verified_and_stored(tmp_path: Path, site_key: Signin
     assert distributor.store.manifest_path(package.package_hash).read_bytes() == package.envelope
 
 
-def test_manifest_signed_by_an_unknown_key_is_refused(tmp_path: Path,
-                                                      site_key: SigningKey) -> None:
+def test_manifest_signed_by_an_unknown_key_is_refused(tmp_path: Path, site_key: SigningKey) -> None:
     package = make_package(SigningKey.generate(), {"setup.sh": b"echo hi"})
     distributor = _distributor(tmp_path, site_key)
     with pytest.raises(SignatureError):
@@ -55,8 +60,9 @@ def test_manifest_of_another_version_is_refused(tmp_path: Path, site_key: Signin
     assert distributor.store.held_versions() == []
 
 
-def test_pull_transfers_each_shared_blob_once(tmp_path: Path, serve: Serve,
-                                              site_key: SigningKey) -> None:
+def test_pull_transfers_each_shared_blob_once(
+    tmp_path: Path, serve: Serve, site_key: SigningKey
+) -> None:
     shared = random_bytes(1_000_000)
     v1 = make_package(site_key, {"core.bin": shared, "a": b"one"}, 1, tmp_path / "library")
     v2 = make_package(site_key, {"core.bin": shared, "b": b"two!"}, 2, tmp_path / "library")
@@ -70,8 +76,9 @@ def test_pull_transfers_each_shared_blob_once(tmp_path: Path, serve: Serve,
     assert len(library.blob_hits(hashlib.sha256(shared).hexdigest())) == 1
 
 
-def test_pull_falls_back_past_a_source_with_bad_bytes(tmp_path: Path, serve: Serve,
-                                                      site_key: SigningKey) -> None:
+def test_pull_falls_back_past_a_source_with_bad_bytes(
+    tmp_path: Path, serve: Serve, site_key: SigningKey
+) -> None:
     data = random_bytes(70_000)
     package = make_package(site_key, {"f": data}, library=tmp_path / "library")
     sha = package.manifest.files[0].sha256
@@ -83,8 +90,9 @@ def test_pull_falls_back_past_a_source_with_bad_bytes(tmp_path: Path, serve: Ser
     assert "source skipped" in (tmp_path / "distmgr.log").read_text()
 
 
-def test_pull_fails_with_the_reason_when_no_source_serves(tmp_path: Path, serve: Serve,
-                                                          site_key: SigningKey) -> None:
+def test_pull_fails_with_the_reason_when_no_source_serves(
+    tmp_path: Path, serve: Serve, site_key: SigningKey
+) -> None:
     package = make_package(site_key, {"f": b"data"})
     empty = serve(tmp_path / "empty")
     distributor = _distributor(tmp_path, site_key)
@@ -94,8 +102,7 @@ def test_pull_fails_with_the_reason_when_no_source_serves(tmp_path: Path, serve:
         distributor.pull(package.manifest, [])
 
 
-def test_credential_is_sent_to_sources(tmp_path: Path, serve: Serve,
-                                       site_key: SigningKey) -> None:
+def test_credential_is_sent_to_sources(tmp_path: Path, serve: Serve, site_key: SigningKey) -> None:
     package = make_package(site_key, {"f": b"guarded"}, library=tmp_path / "library")
 
     async def only_dps(request: web.Request) -> bool:
@@ -110,7 +117,8 @@ def test_credential_is_sent_to_sources(tmp_path: Path, serve: Serve,
 
 
 def test_stop_mid_transfer_keeps_the_part_and_a_later_pull_resumes(
-        tmp_path: Path, serve: Serve, site_key: SigningKey) -> None:
+    tmp_path: Path, serve: Serve, site_key: SigningKey
+) -> None:
     data = random_bytes(20 * 1024 * 1024)
     package = make_package(site_key, {"big.iso": data}, library=tmp_path / "library")
     sha = package.manifest.files[0].sha256
@@ -134,10 +142,12 @@ def test_stop_mid_transfer_keeps_the_part_and_a_later_pull_resumes(
     assert stopping.store.blob_path(sha).read_bytes() == data
 
 
-def test_validation_then_pull_repairs_only_the_bad_blob(tmp_path: Path, serve: Serve,
-                                                        site_key: SigningKey) -> None:
-    package = make_package(site_key, {"a": b"a" * 5000, "b": b"b" * 6000},
-                           library=tmp_path / "library")
+def test_validation_then_pull_repairs_only_the_bad_blob(
+    tmp_path: Path, serve: Serve, site_key: SigningKey
+) -> None:
+    package = make_package(
+        site_key, {"a": b"a" * 5000, "b": b"b" * 6000}, library=tmp_path / "library"
+    )
     library = serve(tmp_path / "library")
     distributor = _distributor(tmp_path, site_key)
     distributor.accept_manifest(package.package_hash, package.envelope)
@@ -151,8 +161,9 @@ def test_validation_then_pull_repairs_only_the_bad_blob(tmp_path: Path, serve: S
     assert distributor.validate([package.package_hash]) == []
 
 
-def test_pull_refuses_a_version_larger_than_the_free_disk(tmp_path: Path, serve: Serve,
-                                                          site_key: SigningKey) -> None:
+def test_pull_refuses_a_version_larger_than_the_free_disk(
+    tmp_path: Path, serve: Serve, site_key: SigningKey
+) -> None:
     huge = Manifest("QM1", "QM100002", 1, (FileEntry("disk.img", 2**60, 0o644, "ab" * 32),))
     library = serve(tmp_path / "library")
     with pytest.raises(DistributionFailed, match="free disk space"):

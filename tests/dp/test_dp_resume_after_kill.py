@@ -43,7 +43,10 @@ print("finished", flush=True)
 def _kill_mid_transfer(store: DPStore, source: str, sha: str) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(store.root), source, sha, str(SIZE), str(STOP_AFTER)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "mid-transfer"

@@ -24,9 +24,18 @@ def test_taken_port_is_reported_before_the_token_is_spent(tmp_path: Path) -> Non
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_qm("dp", "serve", "--home", str(tmp_path / "dp"), "--site",
-                        f"http://127.0.0.1:{closed_port()}", "--token", "qme_once",
-                        "--listen", f"127.0.0.1:{port}")
+        result = run_qm(
+            "dp",
+            "serve",
+            "--home",
+            str(tmp_path / "dp"),
+            "--site",
+            f"http://127.0.0.1:{closed_port()}",
+            "--token",
+            "qme_once",
+            "--listen",
+            f"127.0.0.1:{port}",
+        )
     assert result.returncode == 2
     assert "already in use" in result.stderr
     assert "hint: " in result.stderr and "--listen" in result.stderr
@@ -40,9 +49,18 @@ def test_first_start_without_token_explains_enrollment(tmp_path: Path) -> None:
 
 
 def test_unreachable_site_at_enrollment_is_an_error(tmp_path: Path) -> None:
-    result = run_qm("dp", "serve", "--home", str(tmp_path / "dp"), "--site",
-                    f"http://127.0.0.1:{closed_port()}", "--token", "qme_once",
-                    "--listen", "127.0.0.1:0")
+    result = run_qm(
+        "dp",
+        "serve",
+        "--home",
+        str(tmp_path / "dp"),
+        "--site",
+        f"http://127.0.0.1:{closed_port()}",
+        "--token",
+        "qme_once",
+        "--listen",
+        "127.0.0.1:0",
+    )
     assert result.returncode == 2
     assert "cannot reach the site" in result.stderr and "check --site" in result.stderr
 
@@ -57,9 +75,12 @@ def test_enrolled_dp_serves_without_token_and_stops_on_sigterm(tmp_path: Path) -
     home = enrolled_home(tmp_path / "dp", f"http://127.0.0.1:{closed_port()}")
     sha = put_raw_blob(home.store_root, b"held blob")
     port = closed_port()
-    process = subprocess.Popen([QM, "dp", "serve", "--home", str(home.root), "--listen",
-                                f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [QM, "dp", "serve", "--home", str(home.root), "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         assert "DP dp2 serving" in process.stdout.readline()

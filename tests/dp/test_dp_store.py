@@ -47,8 +47,9 @@ def test_fetch_skips_a_source_serving_bad_bytes(tmp_path: Path, serve: Serve) ->
     put_raw_blob(tmp_path / "bad", data[:-1] + bytes([data[-1] ^ 1]), name=sha)
     bad, good = serve(tmp_path / "bad"), serve(tmp_path / "good")
     store = DPStore(tmp_path / "store")
-    outcome = store.fetch_blob(BlobFetcher(), ["http://127.0.0.1:1", bad.url, good.url],
-                               sha, len(data))
+    outcome = store.fetch_blob(
+        BlobFetcher(), ["http://127.0.0.1:1", bad.url, good.url], sha, len(data)
+    )
     assert outcome.source == good.url
     assert len(outcome.failures) == 2
     assert outcome.failures[0].startswith("http://127.0.0.1:1:")
@@ -67,11 +68,11 @@ def test_fetch_raises_when_no_source_has_the_blob(tmp_path: Path, serve: Serve) 
     assert not store.has_blob(sha)
 
 
-def test_validation_finds_and_removes_a_flipped_byte(tmp_path: Path,
-                                                     site_key: SigningKey) -> None:
+def test_validation_finds_and_removes_a_flipped_byte(tmp_path: Path, site_key: SigningKey) -> None:
     store = DPStore(tmp_path / "store")
-    package = make_package(site_key, {"a.bin": b"a" * 1000, "b.bin": b"b" * 1000},
-                           library=store.root)
+    package = make_package(
+        site_key, {"a.bin": b"a" * 1000, "b.bin": b"b" * 1000}, library=store.root
+    )
     good_sha, bad_sha = (e.sha256 for e in package.manifest.files)
     path = store.blob_path(bad_sha)
     flipped = bytearray(path.read_bytes())
@@ -84,8 +85,9 @@ def test_validation_finds_and_removes_a_flipped_byte(tmp_path: Path,
     assert store.missing_blobs(package.manifest) == {bad_sha: 1000}
 
 
-def test_gc_removes_unassigned_version_but_keeps_shared_blobs(tmp_path: Path,
-                                                              site_key: SigningKey) -> None:
+def test_gc_removes_unassigned_version_but_keeps_shared_blobs(
+    tmp_path: Path, site_key: SigningKey
+) -> None:
     store = DPStore(tmp_path / "store")
     shared = b"runtime library" * 100
     old = make_package(site_key, {"lib.dll": shared, "app.exe": b"app v1"}, 1, store.root)
@@ -103,8 +105,7 @@ def test_gc_removes_unassigned_version_but_keeps_shared_blobs(tmp_path: Path,
     assert not list(store.root.rglob(".tmp-*"))
 
 
-def test_gc_keeps_the_part_file_of_an_assigned_blob(tmp_path: Path,
-                                                    site_key: SigningKey) -> None:
+def test_gc_keeps_the_part_file_of_an_assigned_blob(tmp_path: Path, site_key: SigningKey) -> None:
     store = DPStore(tmp_path / "store")
     package = make_package(site_key, {"big.bin": b"z" * 4096})
     store.write_manifest(package.package_hash, package.envelope)
@@ -121,12 +122,14 @@ def test_gc_keeps_the_part_file_of_an_assigned_blob(tmp_path: Path,
 
 
 def test_blob_shared_by_two_versions_is_stored_and_transferred_once(
-        tmp_path: Path, serve: Serve, site_key: SigningKey) -> None:
+    tmp_path: Path, serve: Serve, site_key: SigningKey
+) -> None:
     library = tmp_path / "library"
     shared = random_bytes(200_000)
     v1 = make_package(site_key, {"setup.msi": shared, "v.txt": b"1"}, 1, library)
-    v2 = make_package(site_key, {"setup.msi": shared, "v.txt": b"2", "copy.msi": shared}, 2,
-                      library)
+    v2 = make_package(
+        site_key, {"setup.msi": shared, "v.txt": b"2", "copy.msi": shared}, 2, library
+    )
     server = serve(library)
     store = DPStore(tmp_path / "store")
     fetcher = BlobFetcher()
@@ -148,8 +151,9 @@ def test_used_bytes_counts_blobs_and_manifests(tmp_path: Path, site_key: Signing
     assert store.used_bytes() == 1024 + len(package.envelope)
 
 
-def test_damaged_manifest_is_dropped_so_it_is_fetched_again(tmp_path: Path,
-                                                            site_key: SigningKey) -> None:
+def test_damaged_manifest_is_dropped_so_it_is_fetched_again(
+    tmp_path: Path, site_key: SigningKey
+) -> None:
     store = DPStore(tmp_path / "store")
     package = make_package(site_key, {"a": b"a"}, library=store.root)
     store.manifest_path(package.package_hash).write_bytes(b'{"signed": {"format": 1')

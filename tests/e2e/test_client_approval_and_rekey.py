@@ -12,8 +12,9 @@ from tests.e2e.scenario import create_package, deploy_to, make_source, register_
 pytestmark = pytest.mark.e2e
 
 
-def test_unapproved_client_waits_then_installs_once_approved(site: SiteServer,
-                                                             tmp_path: Path) -> None:
+def test_unapproved_client_waits_then_installs_once_approved(
+    site: SiteServer, tmp_path: Path
+) -> None:
     site.qm("site", "settings", "--require-approval", "true")
     target = tmp_path / "installed" / "payload.txt"
     package_id = create_package(site, make_source(tmp_path / "src", target, "approved\n"))
@@ -30,8 +31,9 @@ def test_unapproved_client_waits_then_installs_once_approved(site: SiteServer,
     assert target.read_text() == "approved\n"
 
 
-def test_rekeyed_client_stores_its_new_secret_and_keeps_working(site: SiteServer,
-                                                               tmp_path: Path) -> None:
+def test_rekeyed_client_stores_its_new_secret_and_keeps_working(
+    site: SiteServer, tmp_path: Path
+) -> None:
     target = tmp_path / "installed" / "payload.txt"
     package_id = create_package(site, make_source(tmp_path / "src", target, "rekeyed\n"))
     client = tmp_path / "client"

@@ -32,8 +32,17 @@ def _iso(moment: datetime) -> str:
 
 
 def _deploy(site: SiteServer, package_id: str, collection: str, *options: str) -> str:
-    return site.qm("deploy", "create", "--package", package_id, "--program", "Install",
-                   "--collection", collection, *options).stdout.strip()
+    return site.qm(
+        "deploy",
+        "create",
+        "--package",
+        package_id,
+        "--program",
+        "Install",
+        "--collection",
+        collection,
+        *options,
+    ).stdout.strip()
 
 
 def _client_in(site: SiteServer, home: Path, collection: str, *options: str) -> str:
@@ -48,8 +57,7 @@ def _client_state(home: Path, deployment_id: str) -> dict[str, object]:
     return next(d for d in status["deployments"] if d["deployment_id"] == deployment_id)
 
 
-def test_available_only_runs_when_asked_and_not_by_itself(site: SiteServer,
-                                                         tmp_path: Path) -> None:
+def test_available_only_runs_when_asked_and_not_by_itself(site: SiteServer, tmp_path: Path) -> None:
     target = tmp_path / "installed" / "payload.txt"
     package_id = create_package(site, make_source(tmp_path / "src", target, "asked\n"))
     client = tmp_path / "client"
@@ -59,7 +67,7 @@ def test_available_only_runs_when_asked_and_not_by_itself(site: SiteServer,
     run_client(client)
     run_client(client)
     assert not target.exists()
-    assert message_ids(site, client=client_id) .count(10003) == 1  # announced once, not run
+    assert message_ids(site, client=client_id).count(10003) == 1  # announced once, not run
     state = _client_state(client, deployment_id)
     assert state["result"] == "not run"
     assert state["next"]["action"] == "available" and state["next"]["at"]  # until the deadline
@@ -70,8 +78,7 @@ def test_available_only_runs_when_asked_and_not_by_itself(site: SiteServer,
     assert deployment_status(site, deployment_id)["counts"].get("succeeded") == 1
 
 
-def test_a_mandatory_run_waits_for_the_maintenance_window(site: SiteServer,
-                                                          tmp_path: Path) -> None:
+def test_a_mandatory_run_waits_for_the_maintenance_window(site: SiteServer, tmp_path: Path) -> None:
     target = tmp_path / "installed" / "payload.txt"
     package_id = create_package(site, make_source(tmp_path / "src", target, "in window\n"))
     now = datetime.now(UTC)
@@ -84,7 +91,8 @@ def test_a_mandatory_run_waits_for_the_maintenance_window(site: SiteServer,
     assert not target.exists()
     held = [m for m in _messages(site, client_id) if m["message_id"] == 10060]
     assert len(held) == 1 and _iso(now + timedelta(days=2))[:16] in " ".join(
-        held[0]["insertion_strings"])
+        held[0]["insertion_strings"]
+    )
     assert 10005 not in message_ids(site, client=client_id)
     waiting = _client_state(client, deployment_id)["next"]
     assert waiting["action"] == "wait_window"
@@ -115,10 +123,17 @@ def test_an_expired_deployment_never_runs(site: SiteServer, tmp_path: Path) -> N
     now = datetime.now(UTC)
     client = tmp_path / "client"
     client_id = _client_in(site, client, "Lab")
-    deployment_id = _deploy(site, package_id, "Lab",
-                            "--available", _iso(now - timedelta(hours=3)),
-                            "--deadline", _iso(now - timedelta(hours=2)),
-                            "--expires", _iso(now - timedelta(hours=1)))
+    deployment_id = _deploy(
+        site,
+        package_id,
+        "Lab",
+        "--available",
+        _iso(now - timedelta(hours=3)),
+        "--deadline",
+        _iso(now - timedelta(hours=2)),
+        "--expires",
+        _iso(now - timedelta(hours=1)),
+    )
     run_client(client)
     run_client(client)
     refused = run_qm("client", "run", "--home", str(client), "--install", deployment_id)
@@ -128,7 +143,8 @@ def test_an_expired_deployment_never_runs(site: SiteServer, tmp_path: Path) -> N
 
 
 def test_a_failure_is_not_retried_at_every_run_but_on_request_or_a_new_version(
-        site: SiteServer, tmp_path: Path) -> None:
+    site: SiteServer, tmp_path: Path
+) -> None:
     """if-failed: a failed attempt waits for a new deadline (tests/client, with an injected
     clock), a user's request, or a new source version."""
     counter = tmp_path / "attempts"
@@ -164,7 +180,8 @@ def test_a_failure_is_not_retried_at_every_run_but_on_request_or_a_new_version(
 
 
 def test_a_custom_property_the_client_reports_brings_it_into_a_rule_collection(
-        site: SiteServer, tmp_path: Path) -> None:
+    site: SiteServer, tmp_path: Path
+) -> None:
     target = tmp_path / "installed" / "payload.txt"
     package_id = create_package(site, make_source(tmp_path / "src", target, "by rule\n"))
     client = tmp_path / "client"
@@ -174,19 +191,19 @@ def test_a_custom_property_the_client_reports_brings_it_into_a_rule_collection(
     run_client(client)
     assert not target.exists()
 
-    bad = run_qm("client", "properties", "--home", str(client), "--set", "no value",
-                 check=False)
+    bad = run_qm("client", "properties", "--home", str(client), "--set", "no value", check=False)
     assert bad.code != 0 and "NAME=VALUE" in bad.stderr
     run_qm("client", "properties", "--home", str(client), "--set", "department=lab")
     run_client(client)  # reports its facts, joins the collection, gets the deployment
     assert target.read_text() == "by rule\n"
     members = site.qm("collection", "show", "Lab machines", "--json").json()["members"]
     assert [(m["client_id"], m["reason"]) for m in members] == [
-        (client_id, "rule: prop.department = lab")]
+        (client_id, "rule: prop.department = lab")
+    ]
 
 
 def _messages(site: SiteServer, client_id: str) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = site.qm(
-        "status", "messages", "--client", client_id, "--limit", "1000", "--json").json()[
-        "messages"]
+        "status", "messages", "--client", client_id, "--limit", "1000", "--json"
+    ).json()["messages"]
     return rows

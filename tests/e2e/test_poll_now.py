@@ -18,14 +18,18 @@ HINT = "the site asks for the next poll within 60 seconds"
 
 def _policy_hint(site: SiteServer, home: Path) -> str | None:
     secret = (home / "secret").read_text().strip()
-    answer = httpx.get(f"{site.url}/api/client/v1/policy", timeout=30,
-                       headers={"Authorization": f"Bearer {secret}"})
+    answer = httpx.get(
+        f"{site.url}/api/client/v1/policy",
+        timeout=30,
+        headers={"Authorization": f"Bearer {secret}"},
+    )
     assert answer.status_code == 200
     return answer.headers.get("QM-Poll-After")
 
 
-def test_a_notified_client_is_told_once_to_poll_within_a_minute(site: SiteServer,
-                                                                tmp_path: Path) -> None:
+def test_a_notified_client_is_told_once_to_poll_within_a_minute(
+    site: SiteServer, tmp_path: Path
+) -> None:
     lab, other = tmp_path / "lab", tmp_path / "other"
     lab_id = register_client(site, lab, "lab-01")
     register_client(site, other, "office-01")
@@ -55,7 +59,8 @@ def test_notify_refuses_unknown_clients_and_an_empty_request(site: SiteServer) -
 
 
 def test_the_client_service_sleeps_less_than_its_interval_after_a_notification(
-        site: SiteServer, tmp_path: Path) -> None:
+    site: SiteServer, tmp_path: Path
+) -> None:
     home = tmp_path / "client"
     client_id = register_client(site, home)
     run_client(home)

@@ -33,8 +33,9 @@ MAX_EXAMPLES = int(os.environ.get("QM_FUZZ_EXAMPLES", "12"))
 
 
 @pytest.fixture(scope="module", params=ENGINES)
-def fuzz_site(request: pytest.FixtureRequest,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def fuzz_site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     """A site with one package, one registered client and one enrolled DP to aim at, on
     each database engine (PostgreSQL refuses some text SQLite takes)."""
     with contextlib.ExitStack() as stack:
@@ -51,10 +52,14 @@ def _prepared_site(base: Path, database: str | None) -> Iterator[dict[str, Any]]
         client = base / "client"
         run_qm("client", "register", "--home", str(client), "--site", site.url)
         token = site.qm("dp", "add", "--name", "fuzz-dp", "--url", "http://127.0.0.1:9").stdout
-        enrolled = httpx.post(f"{site.url}/api/dp/v1/enroll", timeout=30,
-                              json={"enrollment_token": token.strip()}).json()
-        yield {"site": site, "client_secret": (client / "secret").read_text().strip(),
-               "dp_credential": enrolled["credential"]}
+        enrolled = httpx.post(
+            f"{site.url}/api/dp/v1/enroll", timeout=30, json={"enrollment_token": token.strip()}
+        ).json()
+        yield {
+            "site": site,
+            "client_secret": (client / "secret").read_text().strip(),
+            "dp_credential": enrolled["credential"],
+        }
     finally:
         site.stop()
 
@@ -69,17 +74,26 @@ def _credential(path: str, fuzz_site: dict[str, Any]) -> str:
 
 def _fuzz(operation: Any, fuzz_site: dict[str, Any], statuses: Counter[int]) -> None:
     """Valid and invalid requests for one operation; the first failure raises."""
-    strategy = st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
-                         operation.as_strategy(GenerationMode.NEGATIVE))
+    strategy = st.one_of(
+        operation.as_strategy(GenerationMode.POSITIVE),
+        operation.as_strategy(GenerationMode.NEGATIVE),
+    )
     headers = {"Authorization": f"Bearer {_credential(operation.path, fuzz_site)}"}
 
     @given(case=strategy)
-    @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate],
-              verbosity=Verbosity.quiet)
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate],
+        verbosity=Verbosity.quiet,
+    )
     def send(case: Any) -> None:
         response = case.call_and_validate(
-            headers=headers, timeout=60, checks=[not_a_server_error, response_schema_conformance])
+            headers=headers, timeout=60, checks=[not_a_server_error, response_schema_conformance]
+        )
         statuses[response.status_code] += 1
 
     send()

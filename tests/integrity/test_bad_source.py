@@ -22,18 +22,31 @@ Spoil = Callable[[Path], object]
 
 def _library(site: SiteServer) -> set[str]:
     root = site.home / "library"
-    return {str(p.relative_to(root)) for p in root.rglob("*")
-            if p.is_file() and "tmp" not in p.relative_to(root).parts}
+    return {
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and "tmp" not in p.relative_to(root).parts
+    }
 
 
-def _refuse_each(site: SiteServer, tmp_path: Path, cases: dict[str, tuple[Spoil, str, str]]
-                 ) -> None:
+def _refuse_each(
+    site: SiteServer, tmp_path: Path, cases: dict[str, tuple[Spoil, str, str]]
+) -> None:
     before = _library(site)
     for number, (name, (spoil, path, words)) in enumerate(cases.items()):
         source = make_source(tmp_path / f"src{number}", tmp_path / "never" / "installed.txt")
         spoil(source)
-        result = site.qm("package", "create", "--name", name, "--source", str(source),
-                         "--program", "Install=sh install.sh", check=False)
+        result = site.qm(
+            "package",
+            "create",
+            "--name",
+            name,
+            "--source",
+            str(source),
+            "--program",
+            "Install=sh install.sh",
+            check=False,
+        )
         assert result.code != 0, f"{name}: accepted"
         said = _flat(result.stderr)  # the console wraps long lines
         assert _flat(repr(path)) in said, f"{name}: {path!r} not named: {result.stderr}"
@@ -52,6 +65,7 @@ def _write(relpath: str, data: bytes = b"x") -> Spoil:
         path = source / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+
     return spoil
 
 
@@ -80,15 +94,22 @@ def _socket(source: Path) -> None:
 
 
 def test_links_devices_pipes_and_sockets_are_refused(site: SiteServer, tmp_path: Path) -> None:
-    _refuse_each(site, tmp_path, {
-        "file symlink": (lambda s: os.symlink("/etc/hostname", s / "zz-link"), "zz-link",
-                         "symbolic link"),
-        "folder symlink": (_symlinked_folder, "etc", "symbolic link"),
-        "hard link": (_hard_link_out_of_tree, "linked.txt", "hard link"),
-        "fifo": (_fifo, "pipe", "not a regular file"),
-        "device": (_device, "null", "not a regular file"),
-        "socket": (_socket, "sock", "not a regular file"),
-    })
+    _refuse_each(
+        site,
+        tmp_path,
+        {
+            "file symlink": (
+                lambda s: os.symlink("/etc/hostname", s / "zz-link"),
+                "zz-link",
+                "symbolic link",
+            ),
+            "folder symlink": (_symlinked_folder, "etc", "symbolic link"),
+            "hard link": (_hard_link_out_of_tree, "linked.txt", "hard link"),
+            "fifo": (_fifo, "pipe", "not a regular file"),
+            "device": (_device, "null", "not a regular file"),
+            "socket": (_socket, "sock", "not a regular file"),
+        },
+    )
 
 
 def test_names_invalid_on_some_client_are_refused(site: SiteServer, tmp_path: Path) -> None:
@@ -98,10 +119,16 @@ def test_names_invalid_on_some_client_are_refused(site: SiteServer, tmp_path: Pa
         "trailing dot": (_write("setup."), "setup.", "ending in a space or dot"),
         "trailing space": (_write("setup "), "setup ", "ending in a space or dot"),
         "control character": (_write("a\x01b"), "a\x01b", "invalid on Windows"),
-        "case collision": (lambda s: (_write("README")(s), _write("readme")(s)), "readme",
-                           "differ only by letter case"),
-        "file and folder collide": (lambda s: (_write("Tools")(s), _write("tools/x")(s)),
-                                    "tools", "differ only by letter case"),
+        "case collision": (
+            lambda s: (_write("README")(s), _write("readme")(s)),
+            "readme",
+            "differ only by letter case",
+        ),
+        "file and folder collide": (
+            lambda s: (_write("Tools")(s), _write("tools/x")(s)),
+            "tools",
+            "differ only by letter case",
+        ),
     }
     for char in '<>:"|?*\\':
         cases[f"character {char}"] = (_write(f"ab{char}c"), f"ab{char}c", "invalid on Windows")

@@ -54,12 +54,14 @@ def _no_private_key(folder: Path) -> None:
         if path.is_file() and not path.name.endswith(".log"):
             assert b"PRIVATE KEY" not in path.read_bytes(), path
     identity: dict[str, Any] = json.loads((folder / "dp.json").read_text())
-    assert identity["signing_keys"] and all(set(k) == {"keyid", "public_key"}
-                                            for k in identity["signing_keys"])
+    assert identity["signing_keys"] and all(
+        set(k) == {"keyid", "public_key"} for k in identity["signing_keys"]
+    )
 
 
 def test_clients_and_dps_follow_a_rotation_and_a_client_that_slept_through_is_told(
-        site: SiteServer, tmp_path: Path) -> None:
+    site: SiteServer, tmp_path: Path
+) -> None:
     marker = tmp_path / "installed" / "payload.txt"
     source = make_source(tmp_path / "src", marker, "version 1\n")
     package_id = create_package(site, source)
@@ -80,8 +82,10 @@ def test_clients_and_dps_follow_a_rotation_and_a_client_that_slept_through_is_to
         assert overlap_key == old_key and new_key != old_key
         _publish(site, source, package_id, "version 2\n", 2)
         wait_installed(site, package_id, dp="branch", version=2)
-        wait_until(lambda: _trusted(dp.home / "dp.json") == [new_key, old_key],
-                   "the DP to learn the new key from its assignments")
+        wait_until(
+            lambda: _trusted(dp.home / "dp.json") == [new_key, old_key],
+            "the DP to learn the new key from its assignments",
+        )
         run_client(awake)
         assert marker.read_text() == "version 2\n"
         assert _trusted(awake / "client.json") == [new_key, old_key]

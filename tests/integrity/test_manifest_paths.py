@@ -29,12 +29,17 @@ UNSAFE = {  # paths, and what the refusal says
 
 @pytest.mark.parametrize(("paths", "words"), list(UNSAFE.values()), ids=list(UNSAFE))
 def test_unsafe_manifest_paths_are_refused_before_anything_is_written(
-        tmp_path: Path, paths: list[str], words: str) -> None:
+    tmp_path: Path, paths: list[str], words: str
+) -> None:
     world = ClientWorld(tmp_path)
     sha = sha256_bytes(EVIL)
-    signed = {"format": 1, "site_code": SITE_CODE, "package_id": "QM100001",
-              "source_version": 1, "files": [{"path": p, "size": len(EVIL), "mode": 0o755,
-                                              "sha256": sha} for p in paths]}
+    signed = {
+        "format": 1,
+        "site_code": SITE_CODE,
+        "package_id": "QM100001",
+        "source_version": 1,
+        "files": [{"path": p, "size": len(EVIL), "mode": 0o755, "sha256": sha} for p in paths],
+    }
     package_hash = sha256_bytes(canonical_json(signed))
     world.site.manifests[package_hash] = world.key.envelope(signed)  # signed by the site key
     entry = deployment_entry(make_package(world.key, {"x": b"x"}), command="sh evil.sh")
@@ -50,6 +55,10 @@ def test_unsafe_manifest_paths_are_refused_before_anything_is_written(
     assert refused["insertion_strings"][3] == "1" and words in refused["insertion_strings"][4]
     assert world.site.ids().count(10005) == 0 and 10035 not in world.site.ids()
     assert not world.work().exists() and not (tmp_path / "evil.sh").exists()
-    written = [p for folder in ("cache", "manifests", "work")
-               for p in (world.home.root / folder).rglob("*") if p.is_file()]
+    written = [
+        p
+        for folder in ("cache", "manifests", "work")
+        for p in (world.home.root / folder).rglob("*")
+        if p.is_file()
+    ]
     assert written == []

@@ -32,18 +32,26 @@ def _einval(*_args: Any) -> Any:
 
 
 @pytest.fixture(autouse=True, params=["direct", "buffered", "refused", "large-blocks"])
-def temp_writes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-                ) -> Iterator[None]:
+def temp_writes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     real_open, real_write = os.open, os.write
     if request.param == "buffered":
         monkeypatch.setattr(content_library, "O_DIRECT", 0)
     elif request.param == "refused":
-        monkeypatch.setattr(os, "open", lambda path, flags, *rest: _einval() if flags & os.O_DIRECT
-                            else real_open(path, flags, *rest))
+        monkeypatch.setattr(
+            os,
+            "open",
+            lambda path, flags, *rest: (
+                _einval() if flags & os.O_DIRECT else real_open(path, flags, *rest)
+            ),
+        )
     elif request.param == "large-blocks":
-        monkeypatch.setattr(os, "write", lambda fd, data: _einval()
-                            if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT
-                            else real_write(fd, data))
+        monkeypatch.setattr(
+            os,
+            "write",
+            lambda fd, data: (
+                _einval() if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT else real_write(fd, data)
+            ),
+        )
     used: set[bool] = set()
     real_exit = content_library._TempWriter.__exit__
 
@@ -51,6 +59,7 @@ def temp_writes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         if writer.size:  # an empty file is never written, whichever way
             used.add(writer.direct)
         real_exit(writer, *failed)
+
     monkeypatch.setattr(content_library._TempWriter, "__exit__", exit_)
     yield
     assert used == {request.param == "direct"}  # the way asked for is the way taken
@@ -85,7 +94,8 @@ def test_a_snapshot_stores_each_content_once_under_its_hash(tmp_path: Path) -> N
     files = make_source(tmp_path / "src")
     snapshot = ContentLibrary(tmp_path / "lib").snapshot(tmp_path / "src")
     assert {e.path: e.sha256 for e in snapshot.files} == {
-        p: hashlib.sha256(d).hexdigest() for p, d in files.items()}
+        p: hashlib.sha256(d).hexdigest() for p, d in files.items()
+    }
     assert [e.path for e in snapshot.files] == sorted(files)
     assert {e.path: e.size for e in snapshot.files} == {p: len(d) for p, d in files.items()}
     blobs = library_blobs(tmp_path / "lib")
@@ -102,8 +112,7 @@ def test_an_unchanged_folder_writes_nothing(tmp_path: Path) -> None:
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "lib" / "content").rglob("*")}
     again = library.snapshot(tmp_path / "src")
     assert again.new_bytes == 0 and again.files == first.files
-    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "lib" / "content").rglob("*")} \
-        == stamps
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "lib" / "content").rglob("*")} == stamps
     assert leftovers(tmp_path / "lib") == []
 
 
@@ -125,11 +134,13 @@ def failing_on_call(number: int, real: Callable[..., Any]) -> Callable[..., Any]
         if calls["n"] == number:
             raise OSError(errno.EIO, "Input/output error")
         return real(*args)
+
     return call
 
 
-def test_an_fsync_failure_leaves_no_blob_and_no_temp(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_fsync_failure_leaves_no_blob_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_source(tmp_path / "src")
     monkeypatch.setattr(os, "fsync", failing_on_call(5, os.fsync))
     with pytest.raises(OSError):
@@ -138,9 +149,9 @@ def test_an_fsync_failure_leaves_no_blob_and_no_temp(tmp_path: Path,
     assert leftovers(tmp_path / "lib") == []
 
 
-def test_a_rename_failure_leaves_only_whole_blobs_visible(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+def test_a_rename_failure_leaves_only_whole_blobs_visible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     files = make_source(tmp_path / "src")
     monkeypatch.setattr(content_library.os, "replace", failing_on_call(10, os.replace))
     with pytest.raises(OSError):
@@ -153,5 +164,6 @@ def test_a_rename_failure_leaves_only_whole_blobs_visible(tmp_path: Path,
     monkeypatch.undo()
     again = ContentLibrary(tmp_path / "lib").snapshot(tmp_path / "src")  # a retry completes
     assert len(library_blobs(tmp_path / "lib")) == len(files) - 1
-    assert again.new_bytes == sum(len(d) for d in library_blobs(tmp_path / "lib").values()) \
-        - sum(len(d) for d in blobs.values())
+    assert again.new_bytes == sum(len(d) for d in library_blobs(tmp_path / "lib").values()) - sum(
+        len(d) for d in blobs.values()
+    )

@@ -50,9 +50,12 @@ class TLSSite:
 
     def api(self, path: str) -> Any:
         token = (self.home / "admin.token").read_text().strip()
-        return httpx.get(self.url + path, headers={"Authorization": f"Bearer {token}"},
-                         verify=ssl.create_default_context(cafile=str(self.cert.cert)),
-                         timeout=30).json()
+        return httpx.get(
+            self.url + path,
+            headers={"Authorization": f"Bearer {token}"},
+            verify=ssl.create_default_context(cafile=str(self.cert.cert)),
+            timeout=30,
+        ).json()
 
 
 def _up(daemon: Daemon, url: str, cert: Certificate) -> bool:
@@ -73,14 +76,26 @@ def tls_site(tmp_path: Path) -> Any:
     cert = self_signed(tmp_path / "certs", "site")
     home, port = tmp_path / "site", free_port_pair()
     run_qm("site", "init", "--home", str(home), "--listen", f"127.0.0.1:{port}")
-    daemon = Daemon(["site", "serve", "--home", str(home), "--tls-cert", str(cert.cert),
-                     "--tls-key", str(cert.key)], tmp_path / "site-serve.log")
+    daemon = Daemon(
+        [
+            "site",
+            "serve",
+            "--home",
+            str(home),
+            "--tls-cert",
+            str(cert.cert),
+            "--tls-key",
+            str(cert.key),
+        ],
+        tmp_path / "site-serve.log",
+    )
     site = TLSSite(home, port, cert, daemon)
     daemon.start()
     try:
         wait_until(lambda: _up(daemon, site.url, cert), "site API (https)")
-        wait_until(lambda: _up(daemon, f"https://127.0.0.1:{port + 1}", cert),
-                   "site content (https)")
+        wait_until(
+            lambda: _up(daemon, f"https://127.0.0.1:{port + 1}", cert), "site content (https)"
+        )
         yield site
     finally:
         daemon.stop()
@@ -93,15 +108,28 @@ def _state(site: TLSSite, package_id: str, dp: str, version: int = 1) -> str:
 
 def _deploy(site: TLSSite, tmp_path: Path, name: str, client_id: str) -> tuple[str, Path]:
     marker = tmp_path / "installed" / f"{name}.txt"
-    source = make_source(tmp_path / f"src-{name}", marker, f"{name} over https\n",
-                         extra=f'test "$(wc -c < large.bin)" -eq {LARGE}')
+    source = make_source(
+        tmp_path / f"src-{name}",
+        marker,
+        f"{name} over https\n",
+        extra=f'test "$(wc -c < large.bin)" -eq {LARGE}',
+    )
     (source / "large.bin").write_bytes(os.urandom(LARGE))
-    package_id = site.qm("package", "create", "--name", name, "--source", str(source),
-                         "--program", "Install=sh install.sh").stdout.strip()
+    package_id = site.qm(
+        "package",
+        "create",
+        "--name",
+        name,
+        "--source",
+        str(source),
+        "--program",
+        "Install=sh install.sh",
+    ).stdout.strip()
     site.qm("collection", "create", name)
     site.qm("collection", "add", name, client_id)
-    site.qm("deploy", "create", "--package", package_id, "--program", "Install",
-            "--collection", name)
+    site.qm(
+        "deploy", "create", "--package", package_id, "--program", "Install", "--collection", name
+    )
     return package_id, marker
 
 
@@ -111,10 +139,19 @@ def _downloaded_from(site: TLSSite, client_id: str) -> list[str]:
 
 
 def test_a_pinned_client_installs_over_https_from_the_site_and_a_tls_dp(
-        tls_site: TLSSite, tmp_path: Path) -> None:
+    tls_site: TLSSite, tmp_path: Path
+) -> None:
     client = tmp_path / "client"
-    client_id = run_qm("client", "register", "--home", str(client), "--site", tls_site.url,
-                       "--ca-file", str(tls_site.cert.cert)).stdout.strip()
+    client_id = run_qm(
+        "client",
+        "register",
+        "--home",
+        str(client),
+        "--site",
+        tls_site.url,
+        "--ca-file",
+        str(tls_site.cert.cert),
+    ).stdout.strip()
     config = json.loads((client / "client.json").read_text())
     assert config["ca_file"] == "site-ca.pem"
     assert (client / "site-ca.pem").read_bytes() == tls_site.cert.cert.read_bytes()
@@ -128,22 +165,60 @@ def test_a_pinned_client_installs_over_https_from_the_site_and_a_tls_dp(
     dp_cert = self_signed(tmp_path / "certs", "dp")
     bundle = tmp_path / "certs" / "bundle.pem"  # the client trusts the site and the DP
     bundle.write_bytes(tls_site.cert.cert.read_bytes() + dp_cert.cert.read_bytes())
-    run_qm("client", "register", "--home", str(client), "--site", tls_site.url,
-           "--ca-file", str(bundle), "--force")
+    run_qm(
+        "client",
+        "register",
+        "--home",
+        str(client),
+        "--site",
+        tls_site.url,
+        "--ca-file",
+        str(bundle),
+        "--force",
+    )
     client_id = json.loads((client / "client.json").read_text())["client_id"]
     port = free_port()
-    token = tls_site.qm("dp", "add", "--name", "branch", "--url", f"https://127.0.0.1:{port}",
-                        "--boundary", "127.0.0.0/8").stdout.strip()
-    dp = Daemon(["dp", "serve", "--home", str(tmp_path / "dp"), "--site", tls_site.url,
-                 "--token", token, "--listen", f"127.0.0.1:{port}", "--poll-interval", "1",
-                 "--ca-file", str(tls_site.cert.cert), "--tls-cert", str(dp_cert.cert),
-                 "--tls-key", str(dp_cert.key)], tmp_path / "dp.log")
+    token = tls_site.qm(
+        "dp",
+        "add",
+        "--name",
+        "branch",
+        "--url",
+        f"https://127.0.0.1:{port}",
+        "--boundary",
+        "127.0.0.0/8",
+    ).stdout.strip()
+    dp = Daemon(
+        [
+            "dp",
+            "serve",
+            "--home",
+            str(tmp_path / "dp"),
+            "--site",
+            tls_site.url,
+            "--token",
+            token,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--poll-interval",
+            "1",
+            "--ca-file",
+            str(tls_site.cert.cert),
+            "--tls-cert",
+            str(dp_cert.cert),
+            "--tls-key",
+            str(dp_cert.key),
+        ],
+        tmp_path / "dp.log",
+    )
     dp.start()
     try:
         wait_until(lambda: _up(dp, f"https://127.0.0.1:{port}", dp_cert), "DP (https)")
         second, second_marker = _deploy(tls_site, tmp_path, "second", client_id)
-        wait_until(lambda: _state(tls_site, second, "branch") == "installed",
-                   "the DP to pull over https from the site's library")
+        wait_until(
+            lambda: _state(tls_site, second, "branch") == "installed",
+            "the DP to pull over https from the site's library",
+        )
         run_qm("client", "run", "--home", str(client), "--once")
     finally:
         dp.stop()
@@ -156,8 +231,17 @@ def test_a_pinned_client_installs_over_https_from_the_site_and_a_tls_dp(
 def test_a_client_pinned_to_another_ca_is_refused(tls_site: TLSSite, tmp_path: Path) -> None:
     other = self_signed(tmp_path / "certs", "other")
     client = tmp_path / "client"
-    result = run_qm("client", "register", "--home", str(client), "--site", tls_site.url,
-                    "--ca-file", str(other.cert), check=False)
+    result = run_qm(
+        "client",
+        "register",
+        "--home",
+        str(client),
+        "--site",
+        tls_site.url,
+        "--ca-file",
+        str(other.cert),
+        check=False,
+    )
     assert result.code != 0
     assert "TLS certificate this client does not trust" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
@@ -167,16 +251,26 @@ def test_a_client_pinned_to_another_ca_is_refused(tls_site: TLSSite, tmp_path: P
 
 
 def test_a_client_pinned_at_registration_refuses_a_site_that_changed_certificate(
-        tls_site: TLSSite, tmp_path: Path) -> None:
+    tls_site: TLSSite, tmp_path: Path
+) -> None:
     client = tmp_path / "client"
-    run_qm("client", "register", "--home", str(client), "--site", tls_site.url,
-           "--ca-file", str(tls_site.cert.cert))
+    run_qm(
+        "client",
+        "register",
+        "--home",
+        str(client),
+        "--site",
+        tls_site.url,
+        "--ca-file",
+        str(tls_site.cert.cert),
+    )
     impostor = self_signed(tmp_path / "certs", "impostor")
     tls_site.daemon.stop()
     tls_site.daemon.args[-3:] = [str(impostor.cert), "--tls-key", str(impostor.key)]
     tls_site.daemon.start()
-    wait_until(lambda: _up(tls_site.daemon, tls_site.url, impostor),
-               "site with another certificate")
+    wait_until(
+        lambda: _up(tls_site.daemon, tls_site.url, impostor), "site with another certificate"
+    )
     result = run_qm("client", "run", "--home", str(client), "--once", check=False)
     assert result.code != 0
     assert "does not trust" in result.stderr and "re-register" in result.stderr, result.stderr

@@ -26,8 +26,9 @@ JSON = {"Content-Type": "application/json"}
 
 
 def _register(site_url: str, home: Path) -> str:
-    return run_qm("client", "register", "--home", str(home), "--site", site_url,
-                  "--hostname", home.name).stdout.strip()
+    return run_qm(
+        "client", "register", "--home", str(home), "--site", site_url, "--hostname", home.name
+    ).stdout.strip()
 
 
 def _messages(site: SiteServer, client_id: str, message_id: int) -> list[dict[str, Any]]:
@@ -46,8 +47,9 @@ def _nothing_fetched_or_run(site: SiteServer, client_id: str, client: Path) -> N
     assert cached == [], cached
 
 
-def test_a_manifest_forged_on_the_wire_is_refused_and_nothing_runs(site: SiteServer,
-                                                                  tmp_path: Path) -> None:
+def test_a_manifest_forged_on_the_wire_is_refused_and_nothing_runs(
+    site: SiteServer, tmp_path: Path
+) -> None:
     marker = tmp_path / "installed" / "payload.txt"
     package_id = create_package(site, make_source(tmp_path / "src", marker))
     forger = SigningKey.generate()
@@ -78,7 +80,8 @@ def test_a_manifest_forged_on_the_wire_is_refused_and_nothing_runs(site: SiteSer
 
 
 def test_an_older_versions_manifest_replayed_for_a_newer_policy_is_refused(
-        site: SiteServer, tmp_path: Path) -> None:
+    site: SiteServer, tmp_path: Path
+) -> None:
     marker = tmp_path / "installed" / "payload.txt"
     source = make_source(tmp_path / "src", marker, "version 1\n")
     package_id = create_package(site, source)
@@ -108,8 +111,9 @@ def test_an_older_versions_manifest_replayed_for_a_newer_policy_is_refused(
     assert not marker.exists()
 
 
-def test_an_older_policy_replayed_on_the_wire_is_refused_as_rollback(site: SiteServer,
-                                                                    tmp_path: Path) -> None:
+def test_an_older_policy_replayed_on_the_wire_is_refused_as_rollback(
+    site: SiteServer, tmp_path: Path
+) -> None:
     """The old policy still holds a deployment the administrator cancelled since."""
     marker = tmp_path / "installed" / "payload.txt"
     package_id = create_package(site, make_source(tmp_path / "src", marker))
@@ -119,16 +123,22 @@ def test_an_older_policy_replayed_on_the_wire_is_refused_as_rollback(site: SiteS
         client_id = _register(proxy.url, client)
         deployment_id = deploy_to(site, package_id, [client_id], "Lab")
         secret = (client / "secret").read_text().strip()
-        captured = httpx.get(f"{site.url}/api/client/v1/policy", timeout=30,
-                             headers={"Authorization": f"Bearer {secret}"})
+        captured = httpx.get(
+            f"{site.url}/api/client/v1/policy",
+            timeout=30,
+            headers={"Authorization": f"Bearer {secret}"},
+        )
         assert deployment_id in captured.text
         site.qm("deploy", "cancel", deployment_id)
         run_client(client)  # the current policy, without the cancelled deployment
         seen = json.loads((client / "client.json").read_text())["policy_serial"]
         assert seen > captured.json()["signed"]["serial"]
 
-        proxy.rules.append(lambda method, path, upstream: (200, JSON, captured.content)
-                           if path.startswith("/api/client/v1/policy") else None)
+        proxy.rules.append(
+            lambda method, path, upstream: (
+                (200, JSON, captured.content) if path.startswith("/api/client/v1/policy") else None
+            )
+        )
         run_client(client)
     finally:
         proxy.stop()
@@ -142,18 +152,22 @@ def test_an_older_policy_replayed_on_the_wire_is_refused_as_rollback(site: SiteS
 
 def _enroll_rogue(site: SiteServer, name: str, rogue: RogueDP, package_hashes: list[str]) -> None:
     """What a compromised DP host can do with its own credential: claim to hold content."""
-    token = site.qm("dp", "add", "--name", name, "--url", rogue.url,
-                    "--boundary", "127.0.0.0/8").stdout.strip()
-    answer = httpx.post(f"{site.url}/api/dp/v1/enroll", json={"enrollment_token": token},
-                        timeout=30).json()
+    token = site.qm(
+        "dp", "add", "--name", name, "--url", rogue.url, "--boundary", "127.0.0.0/8"
+    ).stdout.strip()
+    answer = httpx.post(
+        f"{site.url}/api/dp/v1/enroll", json={"enrollment_token": token}, timeout=30
+    ).json()
     auth = {"Authorization": f"Bearer {answer['credential']}"}
     contents = [{"package_hash": h, "state": "installed"} for h in package_hashes]
-    httpx.post(f"{site.url}/api/dp/v1/report", json={"contents": contents}, headers=auth,
-               timeout=30).raise_for_status()
+    httpx.post(
+        f"{site.url}/api/dp/v1/report", json={"contents": contents}, headers=auth, timeout=30
+    ).raise_for_status()
 
 
 def test_endless_data_from_dps_is_cut_at_the_manifest_size_and_nothing_runs(
-        site: SiteServer, tmp_path: Path) -> None:
+    site: SiteServer, tmp_path: Path
+) -> None:
     marker = tmp_path / "installed" / "payload.txt"
     package_id = create_package(site, make_source(tmp_path / "src", marker))
     site.qm("package", "remove-dp", package_id, "--dp", "site")  # only the rogue DPs hold it
@@ -170,8 +184,10 @@ def test_endless_data_from_dps_is_cut_at_the_manifest_size_and_nothing_runs(
         chunked.stop()
         announced.stop()
 
-    failures = {m["insertion_strings"][3]: m["insertion_strings"][4]
-                for m in _messages(site, client_id, 10050)}
+    failures = {
+        m["insertion_strings"][3]: m["insertion_strings"][4]
+        for m in _messages(site, client_id, 10050)
+    }
     assert "more than the manifest size" in failures["rogue-chunked"]
     assert "offers 10737418240 bytes" in failures["rogue-announced"]
     [gave_up] = _messages(site, client_id, 10051)

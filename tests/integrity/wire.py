@@ -30,8 +30,7 @@ class _Running:
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self.httpd = _Server(("127.0.0.1", 0), handler)
         self.httpd.owner = self  # type: ignore[attr-defined]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     @property
@@ -53,10 +52,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         proxy: TamperingProxy = self.server.owner  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        headers = {k: v for k, v in self.headers.items()
-                   if k.lower() in ("authorization", "content-type", "if-none-match")}
-        upstream = httpx.request(self.command, proxy.target + self.path, headers=headers,
-                                 content=body, timeout=60)
+        headers = {
+            k: v
+            for k, v in self.headers.items()
+            if k.lower() in ("authorization", "content-type", "if-none-match")
+        }
+        upstream = httpx.request(
+            self.command, proxy.target + self.path, headers=headers, content=body, timeout=60
+        )
         proxy.seen.append((self.command, self.path, upstream.status_code))
         answer = None
         for rule in list(proxy.rules):
@@ -65,8 +68,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 proxy.tampered.append(self.path)
                 break
         if answer is None:
-            keep = {k: v for k, v in upstream.headers.items()
-                    if k.lower() in ("content-type", "etag")}
+            keep = {
+                k: v for k, v in upstream.headers.items() if k.lower() in ("content-type", "etag")
+            }
             answer = (upstream.status_code, keep, upstream.content)
         status, out_headers, data = answer
         self.send_response(status)
@@ -127,8 +131,11 @@ class _RogueHandler(BaseHTTPRequestHandler):
         self.end_headers()
         try:
             for chunk in rogue.endless():
-                data = chunk if rogue.announce_length is not None else (
-                    f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                data = (
+                    chunk
+                    if rogue.announce_length is not None
+                    else (f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                )
                 self.wfile.write(data)
                 rogue.bytes_sent += len(chunk)
         except OSError:  # the client hung up: what a good client does

@@ -18,28 +18,59 @@ from quartermaster.site.collection_rules import (
 
 
 def _client(name: str, **fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"client_id": name, "hostname": "", "os": "", "os_version": "",
-                            "architecture": "", "ip_addresses": [], "agent_version": "",
-                            "properties": {}}
+    base: dict[str, Any] = {
+        "client_id": name,
+        "hostname": "",
+        "os": "",
+        "os_version": "",
+        "architecture": "",
+        "ip_addresses": [],
+        "agent_version": "",
+        "properties": {},
+    }
     return base | fields
 
 
 CLIENTS = {
-    "lab1": _client("lab1", hostname="lab-01", os="linux", os_version="6.1.0-26-amd64",
-                    architecture="x86_64", ip_addresses=["127.0.0.1", "10.1.4.5"],
-                    agent_version="0.2.1",
-                    properties={"free_disk_mb": 51200, "department": "finance",
-                                "build": "1.9"}),
-    "lab2": _client("lab2", hostname="lab-02", os="Linux", os_version="5.15",
-                    architecture="arm64", ip_addresses=["192.168.1.10", "10.2.0.1"],
-                    agent_version="0.1.0",
-                    properties={"free_disk_mb": 1024, "department": "research"}),
-    "win": _client("win", hostname="PC-ACC-7", os="windows", os_version="10.0.19045",
-                   architecture="x86_64", ip_addresses=["10.1.9.9"], agent_version="0.10.0",
-                   properties={"free_disk_mb": "4096", "department": "Finance",
-                               "build": "1.10.2"}),
-    "mac": _client("mac", hostname="Mac_01", os="macos", os_version="14.2",
-                   architecture="arm64", ip_addresses=["fd00::5"], agent_version="0.2"),
+    "lab1": _client(
+        "lab1",
+        hostname="lab-01",
+        os="linux",
+        os_version="6.1.0-26-amd64",
+        architecture="x86_64",
+        ip_addresses=["127.0.0.1", "10.1.4.5"],
+        agent_version="0.2.1",
+        properties={"free_disk_mb": 51200, "department": "finance", "build": "1.9"},
+    ),
+    "lab2": _client(
+        "lab2",
+        hostname="lab-02",
+        os="Linux",
+        os_version="5.15",
+        architecture="arm64",
+        ip_addresses=["192.168.1.10", "10.2.0.1"],
+        agent_version="0.1.0",
+        properties={"free_disk_mb": 1024, "department": "research"},
+    ),
+    "win": _client(
+        "win",
+        hostname="PC-ACC-7",
+        os="windows",
+        os_version="10.0.19045",
+        architecture="x86_64",
+        ip_addresses=["10.1.9.9"],
+        agent_version="0.10.0",
+        properties={"free_disk_mb": "4096", "department": "Finance", "build": "1.10.2"},
+    ),
+    "mac": _client(
+        "mac",
+        hostname="Mac_01",
+        os="macos",
+        os_version="14.2",
+        architecture="arm64",
+        ip_addresses=["fd00::5"],
+        agent_version="0.2",
+    ),
     "bare": _client("bare", hostname="new"),
 }
 
@@ -114,10 +145,12 @@ SYNTAX_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("text", "line", "column", "hint"), SYNTAX_ERRORS,
-                         ids=[e[0] for e in SYNTAX_ERRORS])
+@pytest.mark.parametrize(
+    ("text", "line", "column", "hint"), SYNTAX_ERRORS, ids=[e[0] for e in SYNTAX_ERRORS]
+)
 def test_mistake_is_reported_at_its_line_and_column_with_a_caret(
-        text: str, line: int, column: int, hint: str) -> None:
+    text: str, line: int, column: int, hint: str
+) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_rule(text)
     error = caught.value
@@ -151,7 +184,7 @@ def test_explain_names_the_clauses_that_made_the_client_a_member() -> None:
 
 def test_explain_fits_the_reason_column() -> None:
     names = ", ".join(f'"host-{i:04d}"' for i in range(100))
-    rule = parse_rule(f"hostname in ({names}, \"lab-01\")")
+    rule = parse_rule(f'hostname in ({names}, "lab-01")')
     reason = rule.explain(CLIENTS["lab1"])
     assert reason.startswith("rule: hostname in (host-0000")
     assert len(reason) == MAX_REASON_LENGTH
@@ -160,8 +193,12 @@ def test_explain_fits_the_reason_column() -> None:
 def test_collection_membership_combines_direct_rules_and_includes_with_exclusion_winning() -> None:
     rules = [parse_rule('os = "linux"'), parse_rule('os = "macos"')]
     members = evaluate_collection(
-        CLIENTS.values(), direct={"win", "ghost"}, rules=rules,
-        include={"Lab": {"bare", "lab2"}}, exclude={"Broken": {"lab2"}})
+        CLIENTS.values(),
+        direct={"win", "ghost"},
+        rules=rules,
+        include={"Lab": {"bare", "lab2"}},
+        exclude={"Broken": {"lab2"}},
+    )
     assert members == {
         "win": "direct",
         "lab1": "rule: os = linux",
@@ -185,10 +222,15 @@ def test_evaluation_order_puts_included_collections_first_and_refuses_cycles() -
 
 def test_a_parsed_rule_evaluates_a_hundred_thousand_clients_in_well_under_a_second() -> None:
     rule = parse_rule('os = "linux" and hostname like "lab-%" and ip in 10.1.0.0/16')
-    clients = [_client(f"c{i}", hostname=f"lab-{i}" if i % 2 else f"pc-{i}",
-                       os="linux" if i % 3 else "windows",
-                       ip_addresses=[f"10.{i % 4}.{i // 256 % 256}.{i % 256}"])
-               for i in range(100_000)]
+    clients = [
+        _client(
+            f"c{i}",
+            hostname=f"lab-{i}" if i % 2 else f"pc-{i}",
+            os="linux" if i % 3 else "windows",
+            ip_addresses=[f"10.{i % 4}.{i // 256 % 256}.{i % 256}"],
+        )
+        for i in range(100_000)
+    ]
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()

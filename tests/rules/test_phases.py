@@ -30,14 +30,17 @@ def test_phases_parse_as_cumulative_percentages_with_thresholds() -> None:
     assert parse_phases("50,100").phases == (50, 100)
 
 
-@pytest.mark.parametrize(("phases", "message"), [
-    ("25%,5%,100%", "do not grow"),
-    ("5%,5%,100%", "do not grow"),
-    ("0%,100%", "do not grow"),
-    ("5%,25%", "do not reach 100%"),
-    ("5%,lots,100%", "not a list of percentages"),
-    (",".join(f"{i}%" for i in range(1, 12)) + ",100%", "1 to 10 phases"),
-])
+@pytest.mark.parametrize(
+    ("phases", "message"),
+    [
+        ("25%,5%,100%", "do not grow"),
+        ("5%,5%,100%", "do not grow"),
+        ("0%,100%", "do not grow"),
+        ("5%,25%", "do not reach 100%"),
+        ("5%,lots,100%", "not a list of percentages"),
+        (",".join(f"{i}%" for i in range(1, 12)) + ",100%", "1 to 10 phases"),
+    ],
+)
 def test_bad_phase_lists_are_refused(phases: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         parse_phases(phases)
@@ -129,10 +132,10 @@ def test_error_rate_above_threshold_pauses_and_resume_continues() -> None:
 
 def test_failures_at_the_threshold_do_not_pause() -> None:
     plan = parse_phases("100%", error_threshold=10)
-    at = rollout_state(plan, {1: PhaseCounts(targeted=20, succeeded=0, failed=2)},
-                       RolloutControl())
-    over = rollout_state(plan, {1: PhaseCounts(targeted=20, succeeded=0, failed=3)},
-                         RolloutControl())
+    at = rollout_state(plan, {1: PhaseCounts(targeted=20, succeeded=0, failed=2)}, RolloutControl())
+    over = rollout_state(
+        plan, {1: PhaseCounts(targeted=20, succeeded=0, failed=3)}, RolloutControl()
+    )
     assert (at.paused, over.paused) == (False, True)
 
 
@@ -144,8 +147,11 @@ def test_a_released_phase_stays_released_when_its_success_rate_drops() -> None:
 
 def test_an_empty_phase_counts_as_complete() -> None:
     plan = parse_phases("10%,20%,100%")
-    state = rollout_state(plan, {1: PhaseCounts(2, 2, 0), 2: PhaseCounts(0, 0, 0),
-                                 3: PhaseCounts(18, 0, 0)}, RolloutControl())
+    state = rollout_state(
+        plan,
+        {1: PhaseCounts(2, 2, 0), 2: PhaseCounts(0, 0, 0), 3: PhaseCounts(18, 0, 0)},
+        RolloutControl(),
+    )
     assert state.released == 3
 
 
@@ -160,8 +166,11 @@ def test_manual_pause_and_cancel_stop_the_rollout() -> None:
     done = {c: "succeeded" for c in members(1)}
     paused = rollout_state(PLAN, counts(done), RolloutControl(state="paused"))
     cancelled = rollout_state(PLAN, counts(done), RolloutControl(state="cancelled"))
-    assert (paused.paused, paused.released, paused.reason) == (True, 1,
-                                                               "paused by an administrator")
+    assert (paused.paused, paused.released, paused.reason) == (
+        True,
+        1,
+        "paused by an administrator",
+    )
     assert (cancelled.cancelled, cancelled.released) == (True, 1)
     with pytest.raises(InvalidInput, match="cannot be resumed"):
         resume(PLAN, counts(done), RolloutControl(state="cancelled"))

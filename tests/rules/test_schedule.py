@@ -26,8 +26,9 @@ from quartermaster.core.schedule import (
 )
 
 
-def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
-        second: int = 0) -> datetime:
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
@@ -49,31 +50,37 @@ def schedule(**changes: object) -> DeploymentSchedule:
 # --------------------------------------------------------------------------- administrator times
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("now", NOW),
-    ("+2h", NOW + timedelta(hours=2)),
-    ("+30m", NOW + timedelta(minutes=30)),
-    ("+1d", NOW + timedelta(days=1)),
-    ("+1d12h", NOW + timedelta(days=1, hours=12)),
-    ("2026-12-24T20:00Z", utc(2026, 12, 24, 20, 0)),
-    ("2026-12-24T21:00:00+01:00", utc(2026, 12, 24, 20, 0)),
-    ("2026-12-24 21:00 Europe/Berlin", utc(2026, 12, 24, 20, 0)),
-    ("2026-07-24T21:00 Europe/Berlin", utc(2026, 7, 24, 19, 0)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("now", NOW),
+        ("+2h", NOW + timedelta(hours=2)),
+        ("+30m", NOW + timedelta(minutes=30)),
+        ("+1d", NOW + timedelta(days=1)),
+        ("+1d12h", NOW + timedelta(days=1, hours=12)),
+        ("2026-12-24T20:00Z", utc(2026, 12, 24, 20, 0)),
+        ("2026-12-24T21:00:00+01:00", utc(2026, 12, 24, 20, 0)),
+        ("2026-12-24 21:00 Europe/Berlin", utc(2026, 12, 24, 20, 0)),
+        ("2026-07-24T21:00 Europe/Berlin", utc(2026, 7, 24, 19, 0)),
+    ],
+)
 def test_administrator_time_becomes_aware_utc(text: str, expected: datetime) -> None:
     parsed = parse_time(text, NOW, "--deadline")
     assert parsed == expected
     assert parsed.utcoffset() == timedelta(0)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("2026-12-24T20:00", "has no time zone"),
-    ("tomorrow", "is not a time"),
-    ("+2x", "is not a duration"),
-    ("2026-03-29T02:30 Europe/Berlin", "does not exist"),
-    ("2026-10-25T02:30 Europe/Berlin", "occurs twice"),
-    ("2026-12-24T20:00 Mars/Olympus", "is not known"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2026-12-24T20:00", "has no time zone"),
+        ("tomorrow", "is not a time"),
+        ("+2x", "is not a duration"),
+        ("2026-03-29T02:30 Europe/Berlin", "does not exist"),
+        ("2026-10-25T02:30 Europe/Berlin", "occurs twice"),
+        ("2026-12-24T20:00 Mars/Olympus", "is not known"),
+    ],
+)
 def test_unclear_administrator_time_is_refused_with_a_hint(text: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=message) as caught:
         parse_time(text, NOW, "--deadline")
@@ -148,28 +155,33 @@ def test_no_windows_means_no_restriction() -> None:
     assert next_open([], NOW) == NOW
 
 
-@pytest.mark.parametrize(("text", "normalized"), [
-    ("sat 22:00-02:00 utc", "Sat 22:00-02:00 UTC"),
-    ("mon-fri 7:00-24:00 Europe/Berlin", "Mon-Fri 07:00-24:00 Europe/Berlin"),
-    ("Sat,Sun 00:00-06:00 UTC", "Sat,Sun 00:00-06:00 UTC"),
-    ("Mon-Sun 01:00-03:00 UTC", "daily 01:00-03:00 UTC"),
-    ("2026-12-24T21:00+01:00/2026-12-25T03:00+01:00", "2026-12-24T20:00Z/2026-12-25T02:00Z"),
-])
-def test_window_is_stored_in_a_normalized_form_that_parses_back(text: str,
-                                                                 normalized: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "normalized"),
+    [
+        ("sat 22:00-02:00 utc", "Sat 22:00-02:00 UTC"),
+        ("mon-fri 7:00-24:00 Europe/Berlin", "Mon-Fri 07:00-24:00 Europe/Berlin"),
+        ("Sat,Sun 00:00-06:00 UTC", "Sat,Sun 00:00-06:00 UTC"),
+        ("Mon-Sun 01:00-03:00 UTC", "daily 01:00-03:00 UTC"),
+        ("2026-12-24T21:00+01:00/2026-12-25T03:00+01:00", "2026-12-24T20:00Z/2026-12-25T02:00Z"),
+    ],
+)
+def test_window_is_stored_in_a_normalized_form_that_parses_back(text: str, normalized: str) -> None:
     window = parse_window(text)
     assert window.text == normalized
     assert parse_window(window.text) == window
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("Sat 22:00-02:00", "no time zone"),
-    ("Sut 22:00-02:00 UTC", "not a day"),
-    ("Sat 25:00-02:00 UTC", "not a time of day"),
-    ("Sat 02:00-02:00 UTC", "no length"),
-    ("2026-12-25T02:00Z/2026-12-24T20:00Z", "ends before it starts"),
-    ("weekends", "not understood"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Sat 22:00-02:00", "no time zone"),
+        ("Sut 22:00-02:00 UTC", "not a day"),
+        ("Sat 25:00-02:00 UTC", "not a time of day"),
+        ("Sat 02:00-02:00 UTC", "no length"),
+        ("2026-12-25T02:00Z/2026-12-24T20:00Z", "ends before it starts"),
+        ("weekends", "not understood"),
+    ],
+)
 def test_unclear_window_is_refused(text: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         parse_window(text)
@@ -211,30 +223,36 @@ def test_not_yet_available_waits_even_when_asked() -> None:
 def test_expired_deployment_never_runs() -> None:
     expires = DEADLINE + timedelta(hours=1)
     for requested in (False, True):
-        decision = decide(schedule(expires=expires), None, source_version=1,
-                          requested=requested, now=expires)
+        decision = decide(
+            schedule(expires=expires), None, source_version=1, requested=requested, now=expires
+        )
         assert decision.action is Action.EXPIRED
-    just_before = decide(schedule(expires=expires), None, source_version=1,
-                         now=expires - timedelta(seconds=1))
+    just_before = decide(
+        schedule(expires=expires), None, source_version=1, now=expires - timedelta(seconds=1)
+    )
     assert just_before.action is Action.RUN
 
 
 def test_expiry_after_a_success_is_not_reported_as_expired() -> None:
     expires = DEADLINE + timedelta(hours=1)
     ran = LastRun(Result.SUCCEEDED, 1, AT_DEADLINE)
-    decision = decide(schedule(expires=expires, rerun=Rerun.ALWAYS), ran, source_version=1,
-                      now=expires)
+    decision = decide(
+        schedule(expires=expires, rerun=Rerun.ALWAYS), ran, source_version=1, now=expires
+    )
     assert (decision.action, decision.why) == (Action.SKIP, Why.EXPIRED)
-    newer = decide(schedule(expires=expires, rerun=Rerun.ALWAYS), ran, source_version=2,
-                   now=expires)
+    newer = decide(
+        schedule(expires=expires, rerun=Rerun.ALWAYS), ran, source_version=2, now=expires
+    )
     assert newer.action is Action.EXPIRED
 
 
 def test_deadline_may_be_met_up_to_the_clock_tolerance_early() -> None:
-    inside = decide(schedule(), None, source_version=1,
-                    now=DEADLINE - CLOCK_TOLERANCE + timedelta(seconds=1))
-    outside = decide(schedule(), None, source_version=1,
-                     now=DEADLINE - CLOCK_TOLERANCE - timedelta(seconds=1))
+    inside = decide(
+        schedule(), None, source_version=1, now=DEADLINE - CLOCK_TOLERANCE + timedelta(seconds=1)
+    )
+    outside = decide(
+        schedule(), None, source_version=1, now=DEADLINE - CLOCK_TOLERANCE - timedelta(seconds=1)
+    )
     assert inside.action is Action.RUN
     assert outside.action is Action.AVAILABLE
 
@@ -247,27 +265,36 @@ def test_maintenance_window_holds_a_mandatory_run_until_it_opens() -> None:
     assert decision.until == utc(2026, 11, 28, 22, 0)
     assert decision.wake_at is not None
     clock = decision.wake_at - timedelta(seconds=1)
-    assert decide(schedule(), None, source_version=1, windows=windows,
-                  now=clock).action is Action.WAIT
+    assert (
+        decide(schedule(), None, source_version=1, windows=windows, now=clock).action is Action.WAIT
+    )
     clock = decision.wake_at
-    assert decide(schedule(), None, source_version=1, windows=windows,
-                  now=clock).action is Action.RUN
+    assert (
+        decide(schedule(), None, source_version=1, windows=windows, now=clock).action is Action.RUN
+    )
 
 
 def test_a_user_request_and_the_override_flag_ignore_maintenance_windows() -> None:
     windows = parse_windows(["Sat 22:00-02:00 UTC"])
-    asked = decide(schedule(), None, source_version=1, requested=True, windows=windows,
-                   now=AFTER_DEADLINE)
-    overriding = decide(schedule(override_maintenance=True), None, source_version=1,
-                        windows=windows, now=AFTER_DEADLINE)
+    asked = decide(
+        schedule(), None, source_version=1, requested=True, windows=windows, now=AFTER_DEADLINE
+    )
+    overriding = decide(
+        schedule(override_maintenance=True),
+        None,
+        source_version=1,
+        windows=windows,
+        now=AFTER_DEADLINE,
+    )
     assert asked.action is Action.RUN
     assert overriding.action is Action.RUN
 
 
 def test_paused_and_cancelled_deployments_are_skipped() -> None:
     for state, why in (("paused", Why.PAUSED), ("cancelled", Why.CANCELLED)):
-        decision = decide(schedule(state=state), None, source_version=1, requested=True,
-                          now=AFTER_DEADLINE)
+        decision = decide(
+            schedule(state=state), None, source_version=1, requested=True, now=AFTER_DEADLINE
+        )
         assert (decision.action, decision.why) == (Action.SKIP, why)
 
 
@@ -277,8 +304,13 @@ def test_decisions_refuse_a_naive_clock() -> None:
 
 
 def test_schedule_reads_the_policy_entry() -> None:
-    entry = {"available": "2026-11-25T00:00:00Z", "deadline": "2026-11-26T00:00:00Z",
-             "expires": None, "rerun": "if-succeeded", "state": "active"}
+    entry = {
+        "available": "2026-11-25T00:00:00Z",
+        "deadline": "2026-11-26T00:00:00Z",
+        "expires": None,
+        "rerun": "if-succeeded",
+        "state": "active",
+    }
     assert DeploymentSchedule.from_policy(entry) == schedule(rerun=Rerun.IF_SUCCEEDED)
     with pytest.raises(InvalidInput, match="rerun behaviour"):
         DeploymentSchedule.from_policy(entry | {"rerun": "sometimes"})
@@ -304,14 +336,17 @@ SAME_VERSION = [
 ]
 
 
-@pytest.mark.parametrize(("rule", "result", "alone", "asked"), SAME_VERSION,
-                         ids=[f"{r}-{res or 'never-ran'}" for r, res, _, _ in SAME_VERSION])
-def test_rerun_rule_after_the_deadline_run(rule: Rerun, result: Result | None,
-                                           alone: Action, asked: Action) -> None:
+@pytest.mark.parametrize(
+    ("rule", "result", "alone", "asked"),
+    SAME_VERSION,
+    ids=[f"{r}-{res or 'never-ran'}" for r, res, _, _ in SAME_VERSION],
+)
+def test_rerun_rule_after_the_deadline_run(
+    rule: Rerun, result: Result | None, alone: Action, asked: Action
+) -> None:
     last = None if result is None else LastRun(result, 1, AT_DEADLINE)
     by_itself = decide(schedule(rerun=rule), last, source_version=1, now=LATER)
-    on_request = decide(schedule(rerun=rule), last, source_version=1, requested=True,
-                        now=LATER)
+    on_request = decide(schedule(rerun=rule), last, source_version=1, requested=True, now=LATER)
     assert (by_itself.action, on_request.action) == (alone, asked)
 
 
@@ -328,12 +363,13 @@ EARLY_RUN = [
 ]
 
 
-@pytest.mark.parametrize(("rule", "result", "expected"), EARLY_RUN,
-                         ids=[f"{r}-{res}" for r, res, _ in EARLY_RUN])
-def test_rerun_rule_at_a_deadline_after_an_early_run(rule: Rerun, result: Result,
-                                                     expected: Action) -> None:
-    decision = decide(schedule(rerun=rule), LastRun(result, 1, EARLY), source_version=1,
-                      now=LATER)
+@pytest.mark.parametrize(
+    ("rule", "result", "expected"), EARLY_RUN, ids=[f"{r}-{res}" for r, res, _ in EARLY_RUN]
+)
+def test_rerun_rule_at_a_deadline_after_an_early_run(
+    rule: Rerun, result: Result, expected: Action
+) -> None:
+    decision = decide(schedule(rerun=rule), LastRun(result, 1, EARLY), source_version=1, now=LATER)
     assert decision.action is expected
 
 
@@ -349,10 +385,12 @@ NEW_VERSION = [
 ]
 
 
-@pytest.mark.parametrize(("rule", "result", "expected"), NEW_VERSION,
-                         ids=[f"{r}-{res}" for r, res, _ in NEW_VERSION])
+@pytest.mark.parametrize(
+    ("rule", "result", "expected"), NEW_VERSION, ids=[f"{r}-{res}" for r, res, _ in NEW_VERSION]
+)
 def test_new_source_version_reaches_clients_that_have_not_succeeded(
-        rule: Rerun, result: Result, expected: Action) -> None:
+    rule: Rerun, result: Result, expected: Action
+) -> None:
     last = LastRun(result, 1, AT_DEADLINE)
     decision = decide(schedule(rerun=rule), last, source_version=2, now=LATER)
     assert decision.action is expected
@@ -367,14 +405,23 @@ def test_a_run_started_within_the_tolerance_before_the_deadline_counts_for_it() 
 def test_moving_the_deadline_reruns_always_deployments() -> None:
     ran = LastRun(Result.SUCCEEDED, 1, AT_DEADLINE)
     moved = DEADLINE + timedelta(days=3)
-    decision = decide(schedule(rerun=Rerun.ALWAYS, deadline=moved), ran, source_version=1,
-                      now=moved + timedelta(minutes=1))
+    decision = decide(
+        schedule(rerun=Rerun.ALWAYS, deadline=moved),
+        ran,
+        source_version=1,
+        now=moved + timedelta(minutes=1),
+    )
     assert decision.action is Action.RUN
 
 
 def test_skip_names_the_rule_and_the_earlier_result() -> None:
-    decision = decide(schedule(rerun=Rerun.IF_FAILED), LastRun(Result.SUCCEEDED, 3, AT_DEADLINE),
-                      source_version=3, now=LATER)
+    decision = decide(
+        schedule(rerun=Rerun.IF_FAILED),
+        LastRun(Result.SUCCEEDED, 3, AT_DEADLINE),
+        source_version=3,
+        now=LATER,
+    )
     assert decision.why is Why.RERUN_RULE
-    assert decision.detail == ("already succeeded with source version 3; rerun rule if-failed "
-                               "does not run it again")
+    assert decision.detail == (
+        "already succeeded with source version 3; rerun rule if-failed does not run it again"
+    )

@@ -15,12 +15,23 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgresql]
 # Completeness only: on a busy 2-core machine the run takes minutes, never asserted on.
 @pytest.mark.timeout(1500)
 def test_two_thousand_clients_all_succeed_and_every_message_counts_once(
-        tmp_path: Path, postgres_url: str) -> None:
+    tmp_path: Path, postgres_url: str
+) -> None:
     site = start_site(tmp_path, database=postgres_url)
     try:
-        report = run_fleet(FleetConfig(sites=[site.url], token=site.token, clients=2000,
-                                       hour=15.0, polls_after_wave=1, concurrency=64,
-                                       database=postgres_url, resend_fraction=0.05, quiet=True))
+        report = run_fleet(
+            FleetConfig(
+                sites=[site.url],
+                token=site.token,
+                clients=2000,
+                hour=15.0,
+                polls_after_wave=1,
+                concurrency=64,
+                database=postgres_url,
+                resend_fraction=0.05,
+                quiet=True,
+            )
+        )
     finally:
         site.stop()
     verification = report["verification"]

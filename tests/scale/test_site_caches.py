@@ -17,14 +17,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgresql]
 
 
 def _manifest(url: str, secret: str, package_hash: str) -> dict[str, Any]:
-    reply = httpx.get(f"{url}{API}/manifests/{package_hash}",
-                      headers={"Authorization": f"Bearer {secret}"})
+    reply = httpx.get(
+        f"{url}{API}/manifests/{package_hash}", headers={"Authorization": f"Bearer {secret}"}
+    )
     assert reply.status_code == 200, reply.text
     return dict(reply.json())
 
 
 def test_cached_policy_and_manifest_follow_changes_made_elsewhere(
-        tmp_path: Path, postgres_url: str) -> None:
+    tmp_path: Path, postgres_url: str
+) -> None:
     first = start_site(tmp_path, database=postgres_url)
     second = _second_process(first, tmp_path)
     try:
@@ -32,11 +34,16 @@ def test_cached_policy_and_manifest_follow_changes_made_elsewhere(
         clients = [_register(first, f"pc-{i}") for i in range(3)]
         secrets = [c["client_secret"] for c in clients]
         second.api("POST", "/api/v1/collections", json={"name": "Cached"})
-        second.api("POST", "/api/v1/collections/Cached/members",
-                   json={"client_ids": [c["client_id"] for c in clients[:2]]})
-        deployment_id = second.api("POST", "/api/v1/deployments", json={
-            "package_id": package_id, "program": "Install",
-            "collection": "Cached"})["deployment_id"]
+        second.api(
+            "POST",
+            "/api/v1/collections/Cached/members",
+            json={"client_ids": [c["client_id"] for c in clients[:2]]},
+        )
+        deployment_id = second.api(
+            "POST",
+            "/api/v1/deployments",
+            json={"package_id": package_id, "program": "Install", "collection": "Cached"},
+        )["deployment_id"]
 
         # The first process caches the entries of the collection (both members share them).
         answers = [_poll(first, secret, "") for secret in secrets]
@@ -53,8 +60,11 @@ def test_cached_policy_and_manifest_follow_changes_made_elsewhere(
             assert [d["state"] for d in fresh.json()["signed"]["deployments"]] == ["paused"]
 
         # The third client joins through the second process: its policy lists the deployment.
-        second.api("POST", "/api/v1/collections/Cached/members",
-                   json={"client_ids": [clients[2]["client_id"]]})
+        second.api(
+            "POST",
+            "/api/v1/collections/Cached/members",
+            json={"client_ids": [clients[2]["client_id"]]},
+        )
         third = _poll(first, secrets[2], answers[2].headers["ETag"]).json()["signed"]
         assert [d["deployment_id"] for d in third["deployments"]] == [deployment_id]
 

@@ -32,8 +32,9 @@ class SiteApi:
     http: TestClient
     tokens: dict[str, str] = field(default_factory=dict)
 
-    def call(self, method: str, path: str, role: str | None = "admin", **kwargs: Any
-             ) -> httpx.Response:
+    def call(
+        self, method: str, path: str, role: str | None = "admin", **kwargs: Any
+    ) -> httpx.Response:
         headers = bearer(self.tokens[role]) if role else {}
         return self.http.request(method, path, headers=headers, **kwargs)
 
@@ -51,9 +52,10 @@ class SiteApi:
         return str(self.ok("POST", "/api/v1/tokens", json={"account": name})["token"])
 
     def register_client(self, hostname: str = "lab-01") -> tuple[str, str, dict[str, Any]]:
-        answer = self.http.post("/api/client/v1/register",
-                                json={"hostname": hostname, "os": "linux",
-                                      "ip_addresses": ["10.1.2.3"]})
+        answer = self.http.post(
+            "/api/client/v1/register",
+            json={"hostname": hostname, "os": "linux", "ip_addresses": ["10.1.2.3"]},
+        )
         assert answer.status_code == 201, answer.text
         body = answer.json()
         return body["client_id"], body["client_secret"], body
@@ -62,27 +64,39 @@ class SiteApi:
         """A package with one version; its ID and package hash."""
         source.mkdir(parents=True, exist_ok=True)
         (source / "install.sh").write_text("echo installed\n")
-        created = self.ok("POST", "/api/v1/packages", "operator",
-                          json={"name": name, "source": str(source),
-                                "programs": [{"name": "Install", "command": "sh install.sh"}]})
+        created = self.ok(
+            "POST",
+            "/api/v1/packages",
+            "operator",
+            json={
+                "name": name,
+                "source": str(source),
+                "programs": [{"name": "Install", "command": "sh install.sh"}],
+            },
+        )
         package = self.ok("GET", f"/api/v1/packages/{created['package_id']}", "viewer")
         return created["package_id"], package["versions"][-1]["package_hash"]
 
     def enroll_dp(self, name: str, url: str = "http://127.0.0.1:9") -> str:
         """Register a fallback DP and enroll it; returns its credential."""
-        token = self.ok("POST", "/api/v1/dps",
-                        json={"name": name, "url": url, "fallback": True})["enrollment_token"]
+        token = self.ok("POST", "/api/v1/dps", json={"name": name, "url": url, "fallback": True})[
+            "enrollment_token"
+        ]
         answer = self.http.post("/api/dp/v1/enroll", json={"enrollment_token": token})
         assert answer.status_code == 200, answer.text
         return str(answer.json()["credential"])
 
-    def report_installed(self, credential: str, package_hash: str,
-                         validated: bool = False) -> None:
+    def report_installed(self, credential: str, package_hash: str, validated: bool = False) -> None:
         """What a DP says once it holds a version (`validated`: after re-hashing it all)."""
-        answer = self.http.post("/api/dp/v1/report", headers=bearer(credential),
-                                json={"contents": [{"package_hash": package_hash,
-                                                    "state": "installed",
-                                                    "validated": validated}]})
+        answer = self.http.post(
+            "/api/dp/v1/report",
+            headers=bearer(credential),
+            json={
+                "contents": [
+                    {"package_hash": package_hash, "state": "installed", "validated": validated}
+                ]
+            },
+        )
         assert answer.status_code == 200, answer.text
 
 

@@ -59,18 +59,23 @@ def test_a_token_stops_working_when_it_expires(site_api: SiteApi) -> None:
     answer = site_api.ok("POST", "/api/v1/tokens", json={"account": "olga", "expires": expires})
     assert _status(site_api, answer["token"])[0] == 200
     with site_api.ctx.db.session() as session:  # an hour passes
-        session.execute(update(ApiToken).where(ApiToken.id == answer["id"])
-                        .values(expires=datetime.now(UTC) - timedelta(seconds=1)))
+        session.execute(
+            update(ApiToken)
+            .where(ApiToken.id == answer["id"])
+            .values(expires=datetime.now(UTC) - timedelta(seconds=1))
+        )
 
     assert _status(site_api, answer["token"]) == (401, f"API token {answer['id']} expired")
     listed = site_api.ok("GET", "/api/v1/tokens", params={"account": "olga"})["tokens"]
     assert [t["state"] for t in listed if t["id"] == answer["id"]] == ["expired"]
 
 
-@pytest.mark.parametrize("expires", ["2020-01-01T00:00:00Z", "2026-12-01T00:00:00",
-                                     "2999-01-01T00:00:00Z"])
+@pytest.mark.parametrize(
+    "expires", ["2020-01-01T00:00:00Z", "2026-12-01T00:00:00", "2999-01-01T00:00:00Z"]
+)
 def test_a_token_expiry_must_be_in_the_next_ten_years_with_a_zone(
-        site_api: SiteApi, expires: str) -> None:
+    site_api: SiteApi, expires: str
+) -> None:
     response = site_api.call("POST", "/api/v1/tokens", json={"expires": expires})
     assert response.status_code == 422, response.text
 
@@ -87,22 +92,31 @@ def test_a_role_change_applies_to_existing_tokens_at_once(site_api: SiteApi) -> 
     body = {"name": "c1"}
     assert site_api.call("POST", "/api/v1/collections", "operator", json=body).status_code == 201
     site_api.ok("POST", "/api/v1/accounts/olga/role", json={"role": "viewer"})
-    assert site_api.call("POST", "/api/v1/collections", "operator",
-                         json={"name": "c2"}).status_code == 403
+    assert (
+        site_api.call("POST", "/api/v1/collections", "operator", json={"name": "c2"}).status_code
+        == 403
+    )
     assert site_api.ok("GET", "/api/v1/me", "operator")["role"] == "viewer"
 
 
 def test_operators_manage_their_own_tokens_only(site_api: SiteApi) -> None:
     own = site_api.ok("POST", "/api/v1/tokens", "operator", json={})
     assert own["account"] == "olga"
-    assert site_api.call("POST", "/api/v1/tokens", "operator",
-                         json={"account": "admin"}).status_code == 403
-    admin_token = site_api.ok("GET", "/api/v1/tokens", "admin",
-                              params={"account": "admin"})["tokens"][0]
-    assert site_api.call("POST", f"/api/v1/tokens/{admin_token['id']}/revoke",
-                         "operator").status_code == 403
-    assert site_api.call("GET", "/api/v1/tokens", "operator",
-                         params={"account": "admin"}).status_code == 403
+    assert (
+        site_api.call("POST", "/api/v1/tokens", "operator", json={"account": "admin"}).status_code
+        == 403
+    )
+    admin_token = site_api.ok("GET", "/api/v1/tokens", "admin", params={"account": "admin"})[
+        "tokens"
+    ][0]
+    assert (
+        site_api.call("POST", f"/api/v1/tokens/{admin_token['id']}/revoke", "operator").status_code
+        == 403
+    )
+    assert (
+        site_api.call("GET", "/api/v1/tokens", "operator", params={"account": "admin"}).status_code
+        == 403
+    )
     mine = site_api.ok("GET", "/api/v1/tokens", "operator")["tokens"]
     assert {t["account"] for t in mine} == {"olga"} and len(mine) == 2
     site_api.ok("POST", f"/api/v1/tokens/{own['id']}/revoke", "operator")
@@ -118,14 +132,18 @@ def test_viewers_read_their_own_tokens_but_create_none(site_api: SiteApi) -> Non
 
 
 def test_passwords_are_argon2id_and_checked_by_authenticate_password(site_api: SiteApi) -> None:
-    site_api.ok("POST", "/api/v1/accounts", json={"name": "alice", "role": "viewer",
-                                                  "password": PASSWORD})
+    site_api.ok(
+        "POST", "/api/v1/accounts", json={"name": "alice", "role": "viewer", "password": PASSWORD}
+    )
     with site_api.ctx.db.session() as session:
         stored = session.scalar(select(Account.password_hash).where(Account.name == "alice"))
         assert stored is not None and stored.startswith("$argon2id$")
         assert authenticate_password(session, "alice", PASSWORD).name == "alice"
-        for name, password in [("alice", PASSWORD + "!"), ("nobody", PASSWORD),
-                               ("olga", PASSWORD)]:  # olga has no password at all
+        for name, password in [
+            ("alice", PASSWORD + "!"),
+            ("nobody", PASSWORD),
+            ("olga", PASSWORD),
+        ]:  # olga has no password at all
             with pytest.raises(Unauthorized):
                 authenticate_password(session, name, password)
         set_disabled(session, "alice", True)
@@ -137,8 +155,7 @@ def test_passwords_are_argon2id_and_checked_by_authenticate_password(site_api: S
 
 
 def test_a_password_is_twelve_characters_or_more(site_api: SiteApi) -> None:
-    response = site_api.call("POST", "/api/v1/accounts/olga/password",
-                             json={"password": "short"})
+    response = site_api.call("POST", "/api/v1/accounts/olga/password", json={"password": "short"})
     assert response.status_code == 422
     site_api.ok("POST", "/api/v1/accounts/olga/password", json={"password": PASSWORD})
     with site_api.ctx.db.session() as session:
@@ -146,8 +163,10 @@ def test_a_password_is_twelve_characters_or_more(site_api: SiteApi) -> None:
 
 
 def test_the_last_enabled_admin_can_be_neither_disabled_nor_demoted(site_api: SiteApi) -> None:
-    for path, body in [("/api/v1/accounts/admin/disable", None),
-                       ("/api/v1/accounts/admin/role", {"role": "operator"})]:
+    for path, body in [
+        ("/api/v1/accounts/admin/disable", None),
+        ("/api/v1/accounts/admin/role", {"role": "operator"}),
+    ]:
         response = site_api.call("POST", path, json=body)
         assert (response.status_code, response.json()["error"]["code"]) == (409, "conflict")
     site_api.ok("POST", "/api/v1/accounts/olga/role", json={"role": "admin"})
@@ -162,7 +181,8 @@ def test_account_names_are_checked(site_api: SiteApi, name: str) -> None:
 
 
 def test_site_init_makes_the_admin_account_own_admin_token_with_the_password(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     home = init_site(tmp_path / "site", "QM1", "init test", admin_password=PASSWORD)
     database = db.Database(db.sqlite_url(home.database_path))
     try:

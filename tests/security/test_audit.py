@@ -19,8 +19,11 @@ def _entries(site: SiteApi, **params: Any) -> list[dict[str, Any]]:
 
 def test_every_state_changing_admin_route_writes_an_audit_row(site_api: SiteApi) -> None:
     """Even a change that fails (here: an empty body) is logged, with how it ended."""
-    changes = [c for c in route_cases(site_api.http.app)  # type: ignore[arg-type]
-               if c.path.startswith("/api/v1/") and c.method != "GET"]
+    changes = [
+        c
+        for c in route_cases(site_api.http.app)  # type: ignore[arg-type]
+        if c.path.startswith("/api/v1/") and c.method != "GET"
+    ]
     assert len(changes) >= 30
     for case in changes:
         before = _entries(site_api, limit=1)
@@ -32,7 +35,10 @@ def test_every_state_changing_admin_route_writes_an_audit_row(site_api: SiteApi)
         newest = after[0]
         assert not before or newest["id"] > before[0]["id"], f"{case.method} {case.path}"
         assert (newest["account"], newest["action"], newest["status"]) == (
-            "admin", requirement.action, status), (case.method, case.path, newest)
+            "admin",
+            requirement.action,
+            status,
+        ), (case.method, case.path, newest)
         assert newest["outcome"] == ("ok" if status < 400 else "failed")
         assert newest["details"]["route"] == f"{case.method} {case.path}"
 
@@ -56,8 +62,9 @@ def test_refused_changes_are_logged_as_denied_and_reads_are_not_logged(site_api:
         site_api.ok("GET", "/api/v1/packages", "viewer")
     assert len(_entries(site_api, limit=1000)) == count
 
-    refused = site_api.call("POST", "/api/v1/dps", "operator",
-                            json={"name": "x", "url": "http://127.0.0.1:9"})
+    refused = site_api.call(
+        "POST", "/api/v1/dps", "operator", json={"name": "x", "url": "http://127.0.0.1:9"}
+    )
 
     assert refused.status_code == 403
     entry = _entries(site_api, account="olga")[0]
@@ -67,12 +74,14 @@ def test_refused_changes_are_logged_as_denied_and_reads_are_not_logged(site_api:
 
 
 def test_secrets_in_requests_never_reach_the_log(site_api: SiteApi) -> None:
-    site_api.ok("POST", "/api/v1/accounts/olga/password",
-                json={"password": "a very secret pass phrase"})
+    site_api.ok(
+        "POST", "/api/v1/accounts/olga/password", json={"password": "a very secret pass phrase"}
+    )
     entry = _entries(site_api, action="account.update")[0]
     assert entry["details"]["request"] == {"password": "[redacted]"}
-    token = site_api.ok("POST", "/api/v1/dps",
-                        json={"name": "d1", "url": "http://127.0.0.1:9"})["enrollment_token"]
+    token = site_api.ok("POST", "/api/v1/dps", json={"name": "d1", "url": "http://127.0.0.1:9"})[
+        "enrollment_token"
+    ]
     assert token not in str(_entries(site_api, limit=1000))
 
 
@@ -80,12 +89,14 @@ def test_the_log_filters_by_account_action_and_time(site_api: SiteApi) -> None:
     site_api.ok("POST", "/api/v1/collections", "operator", json={"name": "c1"})
     site_api.ok("POST", "/api/v1/collections", "admin", json={"name": "c2"})
     assert [e["object"] for e in _entries(site_api, action="collection.create")] == ["c2", "c1"]
-    assert [e["object"] for e in _entries(site_api, account="olga",
-                                          action="collection.create")] == ["c1"]
+    assert [
+        e["object"] for e in _entries(site_api, account="olga", action="collection.create")
+    ] == ["c1"]
     future = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
     assert _entries(site_api, since=future) == []
-    assert _entries(site_api, until=future, action="collection.create", limit=1)[0][
-        "object"] == "c2"
+    assert (
+        _entries(site_api, until=future, action="collection.create", limit=1)[0]["object"] == "c2"
+    )
     oldest_first_page = _entries(site_api, limit=2)
     next_page = _entries(site_api, limit=2, before_id=oldest_first_page[-1]["id"])
     assert next_page[0]["id"] < oldest_first_page[-1]["id"]

@@ -13,16 +13,28 @@ from quartermaster.site.models import StatusMessageRow
 from tests.security.conftest import SiteApi, bearer
 
 UID = "status-0000001"
-STATUS = {"messages": [{"uid": UID, "message_id": 10002, "time": "2026-11-25T00:00:00Z",
-                        "deployment_id": None, "package_id": None, "insertion_strings": []}]}
+STATUS = {
+    "messages": [
+        {
+            "uid": UID,
+            "message_id": 10002,
+            "time": "2026-11-25T00:00:00Z",
+            "deployment_id": None,
+            "package_id": None,
+            "insertion_strings": [],
+        }
+    ]
+}
 
 
 def _client_calls(package_hash: str) -> list[tuple[str, str, dict[str, Any] | None]]:
-    return [("GET", "/api/client/v1/policy", None),
-            ("GET", f"/api/client/v1/manifests/{package_hash}", None),
-            ("GET", f"/api/client/v1/locations/{package_hash}", None),
-            ("POST", "/api/client/v1/status", STATUS),
-            ("POST", "/api/client/v1/inventory", {"hostname": "lab-01"})]
+    return [
+        ("GET", "/api/client/v1/policy", None),
+        ("GET", f"/api/client/v1/manifests/{package_hash}", None),
+        ("GET", f"/api/client/v1/locations/{package_hash}", None),
+        ("POST", "/api/client/v1/status", STATUS),
+        ("POST", "/api/client/v1/inventory", {"hostname": "lab-01"}),
+    ]
 
 
 def _answers(site: SiteApi, secret: str, package_hash: str) -> list[tuple[int, str]]:
@@ -36,10 +48,17 @@ def _answers(site: SiteApi, secret: str, package_hash: str) -> list[tuple[int, s
 
 def _status_rows(site: SiteApi, client_id: str) -> int:
     with site.ctx.db.session() as session:
-        return int(session.scalar(select(func.count()).select_from(StatusMessageRow)
-                                  .where(StatusMessageRow.client_id == client_id,
-                                         StatusMessageRow.uid == f"{client_id}:{UID}"))
-               or 0)
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(StatusMessageRow)
+                .where(
+                    StatusMessageRow.client_id == client_id,
+                    StatusMessageRow.uid == f"{client_id}:{UID}",
+                )
+            )
+            or 0
+        )
 
 
 def _published(site: SiteApi, tmp_path: Path) -> str:
@@ -50,7 +69,8 @@ def _published(site: SiteApi, tmp_path: Path) -> str:
 
 
 def test_with_approval_required_a_new_client_gets_nothing_until_approved(
-        site_api: SiteApi, tmp_path: Path) -> None:
+    site_api: SiteApi, tmp_path: Path
+) -> None:
     package_hash = _published(site_api, tmp_path)
     earlier_id, earlier_secret, earlier = site_api.register_client("before")
     site_api.ok("POST", "/api/v1/settings", json={"require_approval": True})
@@ -67,15 +87,17 @@ def test_with_approval_required_a_new_client_gets_nothing_until_approved(
     site_api.ok("POST", f"/api/v1/clients/{client_id}/approve")
 
     assert [status for status, _ in _answers(site_api, secret, package_hash)] == [200] * 5
-    locations = site_api.http.get(f"/api/client/v1/locations/{package_hash}",
-                                  headers=bearer(secret)).json()["locations"]
+    locations = site_api.http.get(
+        f"/api/client/v1/locations/{package_hash}", headers=bearer(secret)
+    ).json()["locations"]
     assert [entry["dp"] for entry in locations] == ["branch"]
     assert _status_rows(site_api, client_id) == 1
     assert earlier_id != client_id
 
 
 def test_a_blocked_client_gets_nothing_and_cannot_rekey_until_approved(
-        site_api: SiteApi, tmp_path: Path) -> None:
+    site_api: SiteApi, tmp_path: Path
+) -> None:
     package_hash = _published(site_api, tmp_path)
     client_id, secret, _ = site_api.register_client()
     assert [status for status, _ in _answers(site_api, secret, package_hash)] == [200] * 5
@@ -109,12 +131,16 @@ def test_require_approval_is_shared_by_every_site_process(site_api: SiteApi) -> 
         site_api.ok("POST", "/api/v1/settings", json={"require_approval": True})
         answer = other.post("/api/client/v1/register", json={"hostname": "via-other"})
         assert answer.json()["approval"] == "pending"
-        assert other.get("/api/v1/settings",
-                         headers=bearer(site_api.tokens["viewer"])).json() == {
-            "require_approval": True}
+        assert other.get("/api/v1/settings", headers=bearer(site_api.tokens["viewer"])).json() == {
+            "require_approval": True
+        }
         site_api.ok("POST", "/api/v1/settings", json={"require_approval": False})
-        assert other.post("/api/client/v1/register",
-                          json={"hostname": "via-other-2"}).json()["approval"] == "approved"
+        assert (
+            other.post("/api/client/v1/register", json={"hostname": "via-other-2"}).json()[
+                "approval"
+            ]
+            == "approved"
+        )
         other.close()
     finally:
         other_ctx.close()
@@ -122,16 +148,21 @@ def test_require_approval_is_shared_by_every_site_process(site_api: SiteApi) -> 
 
 def test_settings_refuse_unknown_names_wrong_types_and_non_admins(site_api: SiteApi) -> None:
     assert site_api.call("POST", "/api/v1/settings", json={"nope": True}).status_code == 422
-    assert site_api.call("POST", "/api/v1/settings",
-                         json={"require_approval": "yes"}).status_code == 422
+    assert (
+        site_api.call("POST", "/api/v1/settings", json={"require_approval": "yes"}).status_code
+        == 422
+    )
     assert site_api.call("POST", "/api/v1/settings", json={}).status_code == 422
-    assert site_api.call("POST", "/api/v1/settings", "operator",
-                         json={"require_approval": True}).status_code == 403
+    assert (
+        site_api.call(
+            "POST", "/api/v1/settings", "operator", json={"require_approval": True}
+        ).status_code
+        == 403
+    )
     assert site_api.ok("GET", "/api/v1/settings", "viewer") == {"require_approval": False}
 
 
-def test_rekey_the_old_secret_only_buys_a_new_one_which_then_replaces_it(
-        site_api: SiteApi) -> None:
+def test_rekey_the_old_secret_only_buys_a_new_one_which_then_replaces_it(site_api: SiteApi) -> None:
     client_id, old, _ = site_api.register_client()
     policy = "/api/client/v1/policy"
     assert site_api.http.get(policy, headers=bearer(old)).status_code == 200
@@ -157,7 +188,8 @@ def test_rekey_the_old_secret_only_buys_a_new_one_which_then_replaces_it(
 
 
 def test_a_client_may_rotate_its_secret_unasked_and_the_old_one_works_until_the_new_is_used(
-        site_api: SiteApi) -> None:
+    site_api: SiteApi,
+) -> None:
     _, old, _ = site_api.register_client()
     new = site_api.http.post("/api/client/v1/rekey", headers=bearer(old)).json()["client_secret"]
     assert site_api.http.get("/api/client/v1/policy", headers=bearer(old)).status_code == 200
@@ -176,9 +208,11 @@ def test_a_pending_client_may_rekey(site_api: SiteApi) -> None:
 
 
 def test_approving_and_blocking_move_a_client_in_and_out_of_its_collections(
-        site_api: SiteApi) -> None:
-    site_api.ok("POST", "/api/v1/collections", "operator",
-                json={"name": "Linux", "rules": ['os = "linux"']})
+    site_api: SiteApi,
+) -> None:
+    site_api.ok(
+        "POST", "/api/v1/collections", "operator", json={"name": "Linux", "rules": ['os = "linux"']}
+    )
     site_api.ok("POST", "/api/v1/settings", json={"require_approval": True})
     client_id, _, _ = site_api.register_client()
 

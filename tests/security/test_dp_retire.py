@@ -14,8 +14,9 @@ def _dp_names(site: SiteApi, secret: str, package_hash: str) -> list[str]:
     return [entry["dp"] for entry in answer.json()["locations"]]
 
 
-def test_a_retired_dp_loses_its_credential_and_its_clients(site_api: SiteApi,
-                                                           tmp_path: Path) -> None:
+def test_a_retired_dp_loses_its_credential_and_its_clients(
+    site_api: SiteApi, tmp_path: Path
+) -> None:
     package_id, package_hash = site_api.publish_package(tmp_path / "src")
     credential = site_api.enroll_dp("branch")
     site_api.report_installed(credential, package_hash)
@@ -26,21 +27,28 @@ def test_a_retired_dp_loses_its_credential_and_its_clients(site_api: SiteApi,
 
     assert retired == {"name": "branch", "state": "retired"}
     assert _dp_names(site_api, client_secret, package_hash) == []
-    for method, path in [("GET", "/api/dp/v1/assignments"), ("POST", "/api/dp/v1/report"),
-                         ("GET", f"/api/dp/v1/manifests/{package_hash}")]:
-        response = site_api.http.request(method, path, headers=bearer(credential),
-                                         json={} if method == "POST" else None)
+    for method, path in [
+        ("GET", "/api/dp/v1/assignments"),
+        ("POST", "/api/dp/v1/report"),
+        ("GET", f"/api/dp/v1/manifests/{package_hash}"),
+    ]:
+        response = site_api.http.request(
+            method, path, headers=bearer(credential), json={} if method == "POST" else None
+        )
         assert response.status_code == 401, (path, response.text)
     listed = site_api.ok("GET", "/api/v1/dps", "viewer")["dps"]
     assert [(d["name"], d["state"]) for d in listed if d["name"] == "branch"] == [
-        ("branch", "retired")]
-    refused = site_api.call("POST", f"/api/v1/packages/{package_id}/distribute", "operator",
-                            json={"dps": ["branch"]})
+        ("branch", "retired")
+    ]
+    refused = site_api.call(
+        "POST", f"/api/v1/packages/{package_id}/distribute", "operator", json={"dps": ["branch"]}
+    )
     assert refused.status_code == 409
 
 
 def test_reenroll_issues_a_one_time_token_and_the_old_credential_stays_dead(
-        site_api: SiteApi, tmp_path: Path) -> None:
+    site_api: SiteApi, tmp_path: Path
+) -> None:
     _, package_hash = site_api.publish_package(tmp_path / "src")
     old = site_api.enroll_dp("branch")
     site_api.report_installed(old, package_hash)
@@ -57,8 +65,7 @@ def test_reenroll_issues_a_one_time_token_and_the_old_credential_stays_dead(
     again = site_api.http.post("/api/dp/v1/enroll", json={"enrollment_token": token})
     assert again.status_code == 401
     assignments = site_api.http.get("/api/dp/v1/assignments", headers=bearer(new)).json()
-    assert [(a["state"], a["validate"]) for a in assignments["assignments"]] == [
-        ("pending", True)]
+    assert [(a["state"], a["validate"]) for a in assignments["assignments"]] == [("pending", True)]
     site_api.report_installed(new, package_hash)  # says "installed" without re-hashing
     assert _dp_names(site_api, client_secret, package_hash) == []
     site_api.report_installed(new, package_hash, validated=True)

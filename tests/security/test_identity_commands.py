@@ -11,14 +11,28 @@ from tests.e2e.processes import QM, SiteServer, run_qm
 
 
 def _qm_with_input(site: SiteServer, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*QM, *args], input=stdin, capture_output=True, text=True,
-                          env={**os.environ, **site.env}, timeout=120, check=False)
+    return subprocess.run(
+        [*QM, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **site.env},
+        timeout=120,
+        check=False,
+    )
 
 
 def test_accounts_tokens_and_audit_from_the_command_line(site: SiteServer) -> None:
-    created = _qm_with_input(site, "a long enough pass phrase\n",
-                             "account", "create", "alice", "--role", "operator",
-                             "--password-stdin")
+    created = _qm_with_input(
+        site,
+        "a long enough pass phrase\n",
+        "account",
+        "create",
+        "alice",
+        "--role",
+        "operator",
+        "--password-stdin",
+    )
     assert created.returncode == 0, created.stderr
 
     issued = site.qm("token", "create", "--account", "alice", "--expires", "+30d")
@@ -27,7 +41,9 @@ def test_accounts_tokens_and_audit_from_the_command_line(site: SiteServer) -> No
     assert issued.stdout == token + "\n" and token.startswith("qma_")
     accounts = site.qm("account", "list", "--json").json()["accounts"]
     assert {(a["name"], a["role"], a["has_password"]) for a in accounts} == {
-        ("admin", "admin", False), ("alice", "operator", True)}
+        ("admin", "admin", False),
+        ("alice", "operator", True),
+    }
     tokens = site.qm("token", "list", "--account", "alice", "--json").json()["tokens"]
     assert [(t["account"], t["state"]) for t in tokens] == [("alice", "active")]
     assert tokens[0]["expires"] is not None
@@ -41,7 +57,8 @@ def test_accounts_tokens_and_audit_from_the_command_line(site: SiteServer) -> No
 
     entries = site.qm("audit", "--json", "--account", "alice", "--since", "1h").json()["entries"]
     assert [(e["action"], e["object"], e["outcome"]) for e in entries] == [
-        ("collection.create", "Lab", "ok")]  # reads, even refused ones, are not changes
+        ("collection.create", "Lab", "ok")
+    ]  # reads, even refused ones, are not changes
     assert "collection.create" in site.qm("audit").stdout
 
     site.qm("token", "revoke", str(tokens[0]["id"]))
@@ -51,14 +68,16 @@ def test_accounts_tokens_and_audit_from_the_command_line(site: SiteServer) -> No
     assert site.qm("account", "list", "--json").json()["accounts"][1]["disabled"] is True
 
 
-def test_client_approval_and_dp_retirement_from_the_command_line(site: SiteServer,
-                                                                 tmp_path: Path) -> None:
+def test_client_approval_and_dp_retirement_from_the_command_line(
+    site: SiteServer, tmp_path: Path
+) -> None:
     assert "require_approval: false" in site.qm("site", "settings").stdout
     site.qm("site", "settings", "--require-approval", "true")
     assert site.qm("site", "settings", "--json").json() == {"require_approval": True}
 
-    client_id = run_qm("client", "register", "--home", str(tmp_path / "client"),
-                       "--site", site.url).stdout.strip()
+    client_id = run_qm(
+        "client", "register", "--home", str(tmp_path / "client"), "--site", site.url
+    ).stdout.strip()
 
     pending = site.qm("client", "list", "--approval", "pending", "--json").json()["clients"]
     assert [c["client_id"] for c in pending] == [client_id]
@@ -76,7 +95,14 @@ def test_client_approval_and_dp_retirement_from_the_command_line(site: SiteServe
     second = site.qm("dp", "reenroll", "branch").stdout.strip()
     assert second.startswith("qme_") and second != first
     actions = [e["action"] for e in site.qm("audit", "--json").json()["entries"]]
-    for action in ("settings.update", "client.approve", "client.rekey", "client.block",
-                   "dp.create", "dp.retire", "dp.reenroll"):
+    for action in (
+        "settings.update",
+        "client.approve",
+        "client.rekey",
+        "client.block",
+        "dp.create",
+        "dp.retire",
+        "dp.reenroll",
+    ):
         assert action in actions
     assert json.dumps(site.qm("audit", "--json").json()).count(second) == 0

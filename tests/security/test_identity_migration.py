@@ -40,11 +40,18 @@ def _before_identity() -> str:
 def _insert_old_tokens(database: db.Database) -> None:
     with database.session() as session:
         for name, token, role in [("admin", OLD_ADMIN, "admin"), ("view", OLD_VIEWER, "viewer")]:
-            session.execute(text(
-                "INSERT INTO api_tokens (name, token_hash, role, created, revoked) "
-                "VALUES (:n, :h, :r, :c, false)"),
-                {"n": name, "h": hashlib.sha256(token.encode()).hexdigest(), "r": role,
-                 "c": datetime.now(UTC)})
+            session.execute(
+                text(
+                    "INSERT INTO api_tokens (name, token_hash, role, created, revoked) "
+                    "VALUES (:n, :h, :r, :c, false)"
+                ),
+                {
+                    "n": name,
+                    "h": hashlib.sha256(token.encode()).hexdigest(),
+                    "r": role,
+                    "c": datetime.now(UTC),
+                },
+            )
 
 
 def test_old_tokens_become_tokens_of_an_admin_account(database_url: str) -> None:
@@ -63,8 +70,10 @@ def test_old_tokens_become_tokens_of_an_admin_account(database_url: str) -> None
         command.downgrade(config, _before_identity())
         with database.session() as session:
             rows = session.execute(text("SELECT name, role, revoked FROM api_tokens")).all()
-        assert sorted((n, r, bool(v)) for n, r, v in rows) == [("admin", "admin", False),
-                                                               ("view", "admin", True)]
+        assert sorted((n, r, bool(v)) for n, r, v in rows) == [
+            ("admin", "admin", False),
+            ("view", "admin", True),
+        ]
 
         command.upgrade(config, "head")
         with database.session() as session:

@@ -17,11 +17,23 @@ from quartermaster.site.authorization import RULES, Credential
 from tests.security.conftest import ROLES, SiteApi, bearer
 
 RANK = {role: rank for rank, role in enumerate(ROLES)}
-PARAMS = {"package_id": "QM1FFFFF", "deployment_id": "QM1FFFFF", "name": "nothing-here",
-          "client_id": "00000000-0000-4000-8000-000000000000", "token_id": "999999",
-          "package_hash": "0" * 64}
-PUBLIC = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc",
-          "/api/client/v1/register", "/api/dp/v1/enroll"}
+PARAMS = {
+    "package_id": "QM1FFFFF",
+    "deployment_id": "QM1FFFFF",
+    "name": "nothing-here",
+    "client_id": "00000000-0000-4000-8000-000000000000",
+    "token_id": "999999",
+    "package_hash": "0" * 64,
+}
+PUBLIC = {
+    "/healthz",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/api/client/v1/register",
+    "/api/dp/v1/enroll",
+}
 
 
 @dataclass(frozen=True)
@@ -69,11 +81,16 @@ def credential_of(case: RouteCase) -> Credential:
 def minimum_role(method: str, path: str) -> str:
     """Identity (accounts, audit, settings, client and DP credentials) is for admins; any
     other change for operators; reading for everyone."""
-    admin_only = (path.startswith(("/api/v1/accounts", "/api/v1/audit"))
-                  or (method != "GET" and path.startswith(("/api/v1/settings", "/api/v1/clients"))
-                      and path != "/api/v1/clients/notify")  # asking to poll is operating
-                  or (method, path) == ("POST", "/api/v1/dps")
-                  or path.endswith(("/retire", "/reenroll")))
+    admin_only = (
+        path.startswith(("/api/v1/accounts", "/api/v1/audit"))
+        or (
+            method != "GET"
+            and path.startswith(("/api/v1/settings", "/api/v1/clients"))
+            and path != "/api/v1/clients/notify"
+        )  # asking to poll is operating
+        or (method, path) == ("POST", "/api/v1/dps")
+        or path.endswith(("/retire", "/reenroll"))
+    )
     if admin_only:
         return "admin"
     return "viewer" if method == "GET" else "operator"
@@ -98,8 +115,9 @@ def test_every_route_answers_each_role_as_its_action_says(site_api: SiteApi) -> 
             status, body = case.send(site_api, secret)
             expected = _expected(case, credential, caller)
             if not _matches(expected, status, body):
-                problems.append(f"{case.method} {case.path} as {caller}: {status} "
-                                f"(expected {expected}) {body}")
+                problems.append(
+                    f"{case.method} {case.path} as {caller}: {status} (expected {expected}) {body}"
+                )
         if credential is Credential.CLIENT:
             status, body = case.send(site_api, client_secret)
             if not _let_in(status):
@@ -111,10 +129,16 @@ def test_every_route_answers_each_role_as_its_action_says(site_api: SiteApi) -> 
         checked.add((case.method, case.path))
     assert not problems, "\n".join(problems)
     assert client_id
-    for known in [("POST", "/api/v1/packages"), ("GET", "/api/v1/audit"),
-                  ("POST", "/api/v1/accounts"), ("GET", "/api/client/v1/policy"),
-                  ("POST", "/api/dp/v1/report"), ("POST", "/api/v1/dps/{name}/retire"),
-                  ("POST", "/api/client/v1/rekey"), ("GET", "/healthz")]:
+    for known in [
+        ("POST", "/api/v1/packages"),
+        ("GET", "/api/v1/audit"),
+        ("POST", "/api/v1/accounts"),
+        ("GET", "/api/client/v1/policy"),
+        ("POST", "/api/dp/v1/report"),
+        ("POST", "/api/v1/dps/{name}/retire"),
+        ("POST", "/api/client/v1/rekey"),
+        ("GET", "/healthz"),
+    ]:
         assert known in checked, f"the route table lost {known}"
 
 
@@ -144,15 +168,19 @@ def _declaration_problems(case: RouteCase, credential: Credential) -> list[str]:
         return [f"{case.method} {case.path} declares no action"]
     rule = requirement.rule
     if rule.credential is not credential:
-        return [f"{case.method} {case.path}: {requirement.action} takes a "
-                f"{rule.credential.value} credential, expected {credential.value}"]
+        return [
+            f"{case.method} {case.path}: {requirement.action} takes a "
+            f"{rule.credential.value} credential, expected {credential.value}"
+        ]
     if credential is not Credential.ACCOUNT:
         return []
     minimum = minimum_role(case.method, case.path)
     wanted = {r for r in ROLES if RANK[r] >= RANK[minimum]}
     if set(rule.roles) != wanted:
-        return [f"{case.method} {case.path}: {requirement.action} allows {sorted(rule.roles)}, "
-                f"expected {sorted(wanted)}"]
+        return [
+            f"{case.method} {case.path}: {requirement.action} allows {sorted(rule.roles)}, "
+            f"expected {sorted(wanted)}"
+        ]
     return []
 
 
@@ -170,8 +198,7 @@ def test_a_route_without_an_action_cannot_be_added() -> None:
         raise AssertionError("a route without require(action) was accepted")
 
 
-def test_every_action_in_the_table_is_used_by_a_route_or_by_a_route_body(
-        site_api: SiteApi) -> None:
+def test_every_action_in_the_table_is_used_by_a_route_or_by_a_route_body(site_api: SiteApi) -> None:
     """An action no route names is a permission nobody checks (or a typo)."""
     declared = set()
     for case in route_cases(site_api.http.app):  # type: ignore[arg-type]
@@ -179,6 +206,8 @@ def test_every_action_in_the_table_is_used_by_a_route_or_by_a_route_body(
             requirement = requirement_of(case.route)
             assert isinstance(requirement, Requirement)
             declared.add(requirement.action)
-    not_on_routes = {"token.manage_others",  # checked inside the token routes
-                     "legacy.admin_only"}  # common.Admin, the fail-closed default
+    not_on_routes = {
+        "token.manage_others",  # checked inside the token routes
+        "legacy.admin_only",
+    }  # common.Admin, the fail-closed default
     assert set(RULES) - declared == not_on_routes

@@ -40,8 +40,9 @@ def parse_when(text: str, *, past: bool = False) -> str:
     try:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise CommandError(f"{text!r} is not a time",
-                           "use +30d, 12h, 2w, or an ISO time such as 2027-01-01T00:00Z") from None
+        raise CommandError(
+            f"{text!r} is not a time", "use +30d, 12h, 2w, or an ISO time such as 2027-01-01T00:00Z"
+        ) from None
     return (parsed if parsed.tzinfo else parsed.astimezone()).isoformat()
 
 
@@ -50,18 +51,22 @@ def read_password(from_stdin: bool, confirm: bool = True) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
-            raise CommandError("no password on standard input", "e.g. printf %s \"$PW\" | qm ...")
+            raise CommandError("no password on standard input", 'e.g. printf %s "$PW" | qm ...')
         return password
     return str(typer.prompt("Password", hide_input=True, confirmation_prompt=confirm))
 
 
 @app.command("create")
 @handles_errors
-def create(name: str = typer.Argument(..., help="Lower-case letters, digits, . _ @ -"),
-           role: str = typer.Option(..., "--role", help="admin, operator or viewer."),
-           password_stdin: bool = typer.Option(False, "--password-stdin",
-                                               help="Read a console password from stdin."),
-           site: str = SiteOption, token: str = TokenOption) -> None:
+def create(
+    name: str = typer.Argument(..., help="Lower-case letters, digits, . _ @ -"),
+    role: str = typer.Option(..., "--role", help="admin, operator or viewer."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read a console password from stdin."
+    ),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Create an account (without --password-stdin it has no password: tokens only).
 
     Example: printf %s "$PW" | qm account create alice --role operator --password-stdin
@@ -89,8 +94,9 @@ def list_(as_json: bool = JsonOption, site: str = SiteOption, token: str = Token
 
 @app.command("disable")
 @handles_errors
-def disable(name: str = typer.Argument(...), site: str = SiteOption,
-            token: str = TokenOption) -> None:
+def disable(
+    name: str = typer.Argument(...), site: str = SiteOption, token: str = TokenOption
+) -> None:
     """Disable an account: its password and every one of its tokens stop working at once.
 
     Example: qm account disable alice
@@ -101,8 +107,9 @@ def disable(name: str = typer.Argument(...), site: str = SiteOption,
 
 @app.command("enable")
 @handles_errors
-def enable(name: str = typer.Argument(...), site: str = SiteOption,
-           token: str = TokenOption) -> None:
+def enable(
+    name: str = typer.Argument(...), site: str = SiteOption, token: str = TokenOption
+) -> None:
     """Enable a disabled account again (its unrevoked, unexpired tokens work again).
 
     Example: qm account enable alice
@@ -113,9 +120,12 @@ def enable(name: str = typer.Argument(...), site: str = SiteOption,
 
 @app.command("role")
 @handles_errors
-def role(name: str = typer.Argument(...),
-         new_role: str = typer.Argument(..., metavar="ROLE", help="admin, operator or viewer."),
-         site: str = SiteOption, token: str = TokenOption) -> None:
+def role(
+    name: str = typer.Argument(...),
+    new_role: str = typer.Argument(..., metavar="ROLE", help="admin, operator or viewer."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Change an account's role; it applies to its tokens from their next request.
 
     Example: qm account role alice viewer
@@ -126,16 +136,21 @@ def role(name: str = typer.Argument(...),
 
 @app.command("password")
 @handles_errors
-def password(name: str = typer.Argument(...),
-             password_stdin: bool = typer.Option(False, "--password-stdin",
-                                                 help="Read the password from stdin."),
-             site: str = SiteOption, token: str = TokenOption) -> None:
+def password(
+    name: str = typer.Argument(...),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from stdin."
+    ),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Set an account's console password (asked for twice, unless --password-stdin).
 
     Example: qm account password admin
     """
-    SiteLink(site, token).post(f"/api/v1/accounts/{name}/password",
-                               {"password": read_password(password_stdin)})
+    SiteLink(site, token).post(
+        f"/api/v1/accounts/{name}/password", {"password": read_password(password_stdin)}
+    )
     out.print(f"password of {name} set")
 
 
@@ -155,26 +170,30 @@ def whoami(as_json: bool = JsonOption, site: str = SiteOption, token: str = Toke
 
 @token_app.command("create")
 @handles_errors
-def token_create(account: str = typer.Option(None, "--account",
-                                             help="Whose token (default: your own)."),
-                 expires: str = typer.Option(None, "--expires",
-                                             help="+30d, +12h, +2w or an ISO time."),
-                 name: str = typer.Option("", "--name", help="A label, e.g. ci."),
-                 site: str = SiteOption, token: str = TokenOption) -> None:
+def token_create(
+    account: str = typer.Option(None, "--account", help="Whose token (default: your own)."),
+    expires: str = typer.Option(None, "--expires", help="+30d, +12h, +2w or an ISO time."),
+    name: str = typer.Option("", "--name", help="A label, e.g. ci."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Create an API token and print it alone: it is shown this once, the site keeps a hash.
 
     Example: QM_TOKEN=$(qm token create --account ci-bot --expires +30d)
     """
-    body = {"account": account, "name": name,
-            "expires": parse_when(expires) if expires else None}
+    body = {"account": account, "name": name, "expires": parse_when(expires) if expires else None}
     answer = SiteLink(site, token).post("/api/v1/tokens", body)
     print(answer["token"])
 
 
 @token_app.command("list")
 @handles_errors
-def token_list(account: str = typer.Option(None, "--account"), as_json: bool = JsonOption,
-               site: str = SiteOption, token: str = TokenOption) -> None:
+def token_list(
+    account: str = typer.Option(None, "--account"),
+    as_json: bool = JsonOption,
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Tokens (never their secrets): admins see everyone's, others their own.
 
     Example: qm token list --account alice
@@ -188,8 +207,11 @@ def token_list(account: str = typer.Option(None, "--account"), as_json: bool = J
 
 @token_app.command("revoke")
 @handles_errors
-def token_revoke(token_id: int = typer.Argument(..., metavar="ID", help="From `qm token list`."),
-                 site: str = SiteOption, token: str = TokenOption) -> None:
+def token_revoke(
+    token_id: int = typer.Argument(..., metavar="ID", help="From `qm token list`."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Revoke a token: it stops working at its next request.
 
     Example: qm token revoke 7

@@ -21,21 +21,36 @@ ClientIdArgument = typer.Argument(..., metavar="ID", help="Client ID (GUID) from
 
 @app.command("list")
 @handles_errors
-def list_(approval: str = typer.Option(None, "--approval", help="pending, approved or blocked."),
-          search: str = typer.Option("", "--search", help="Part of the host name."),
-          limit: int = typer.Option(100, "--limit", min=1, max=1000),
-          as_json: bool = JsonOption, site: str = SiteOption, token: str = TokenOption) -> None:
+def list_(
+    approval: str = typer.Option(None, "--approval", help="pending, approved or blocked."),
+    search: str = typer.Option("", "--search", help="Part of the host name."),
+    limit: int = typer.Option(100, "--limit", min=1, max=1000),
+    as_json: bool = JsonOption,
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Registered clients with their approval state.
 
     Example: qm client list --approval pending
     """
-    data = SiteLink(site, token).get("/api/v1/clients", approval=approval, search=search,
-                                     limit=limit)
+    data = SiteLink(site, token).get(
+        "/api/v1/clients", approval=approval, search=search, limit=limit
+    )
     if as_json:
         print_json(data)
     else:
-        print_table(data["clients"], ["client_id", "hostname", "os", "approval",
-                                      "rekey_required", "registered", "last_policy_request"])
+        print_table(
+            data["clients"],
+            [
+                "client_id",
+                "hostname",
+                "os",
+                "approval",
+                "rekey_required",
+                "registered",
+                "last_policy_request",
+            ],
+        )
 
 
 def _set(client_id: str, verb: str, site: str, token: str) -> dict[str, object]:
@@ -45,8 +60,9 @@ def _set(client_id: str, verb: str, site: str, token: str) -> dict[str, object]:
 
 @app.command("approve")
 @handles_errors
-def approve(client_id: str = ClientIdArgument, site: str = SiteOption,
-            token: str = TokenOption) -> None:
+def approve(
+    client_id: str = ClientIdArgument, site: str = SiteOption, token: str = TokenOption
+) -> None:
     """Approve a pending client (or unblock a blocked one): it gets policy from its next poll.
 
     Example: qm client approve 6f1d2c3e-0000-4000-8000-000000000001
@@ -57,8 +73,9 @@ def approve(client_id: str = ClientIdArgument, site: str = SiteOption,
 
 @app.command("block")
 @handles_errors
-def block(client_id: str = ClientIdArgument, site: str = SiteOption,
-          token: str = TokenOption) -> None:
+def block(
+    client_id: str = ClientIdArgument, site: str = SiteOption, token: str = TokenOption
+) -> None:
     """Block a client: no policy, no manifests, no content locations, no status accepted.
 
     Example: qm client block 6f1d2c3e-0000-4000-8000-000000000001
@@ -69,8 +86,9 @@ def block(client_id: str = ClientIdArgument, site: str = SiteOption,
 
 @app.command("rekey")
 @handles_errors
-def rekey(client_id: str = ClientIdArgument, site: str = SiteOption,
-          token: str = TokenOption) -> None:
+def rekey(
+    client_id: str = ClientIdArgument, site: str = SiteOption, token: str = TokenOption
+) -> None:
     """Make a client replace its secret at its next contact.
 
     Its old secret then only buys a new one. For a secret known to be stolen, block the
@@ -84,11 +102,14 @@ def rekey(client_id: str = ClientIdArgument, site: str = SiteOption,
 
 @app.command("notify")
 @handles_errors
-def notify(client_ids: list[str] = typer.Argument(None, metavar="[ID]...",
-                                                  help="Client IDs from `qm client list`."),
-           collection: str = typer.Option(None, "--collection",
-                                          help="Every member of this collection."),
-           site: str = SiteOption, token: str = TokenOption) -> None:
+def notify(
+    client_ids: list[str] = typer.Argument(
+        None, metavar="[ID]...", help="Client IDs from `qm client list`."
+    ),
+    collection: str = typer.Option(None, "--collection", help="Every member of this collection."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Ask clients to poll for policy at their next contact instead of their next interval.
 
     Example: qm client notify --collection "All Linux"
@@ -96,6 +117,7 @@ def notify(client_ids: list[str] = typer.Argument(None, metavar="[ID]...",
     ids = client_ids or []
     if not ids and collection is None:
         raise typer.BadParameter("name client IDs, --collection, or both")
-    answer = SiteLink(site, token).post("/api/v1/clients/notify",
-                                        {"client_ids": ids, "collection": collection})
+    answer = SiteLink(site, token).post(
+        "/api/v1/clients/notify", {"client_ids": ids, "collection": collection}
+    )
     out.print(f"{answer['notified']} client(s) will poll for policy at their next contact")

@@ -17,8 +17,9 @@ app = typer.Typer(help="Run the client agent on a managed computer.", no_args_is
 
 T = TypeVar("T")
 
-HomeOption = Annotated[Path, typer.Option("--home", help="The client's home folder.",
-                                          file_okay=False)]
+HomeOption = Annotated[
+    Path, typer.Option("--home", help="The client's home folder.", file_okay=False)
+]
 
 
 def _guarded(action: Callable[[], T]) -> T:
@@ -36,17 +37,29 @@ def _guarded(action: Callable[[], T]) -> T:
 def register(
     home: HomeOption,
     site: Annotated[str, typer.Option("--site", help="The site server's URL.")],
-    hostname: Annotated[str, typer.Option(help="Report this host name instead of the "
-                                                "computer's own.")] = "",
-    force: Annotated[bool, typer.Option("--force", help="Register again with a new "
-                                                        "identity.")] = False,
-    ca_file: Annotated[Path | None, typer.Option(
-        "--ca-file", help="PEM file of the CA (or self-signed certificate) of an https site: "
-                          "pinned, the only TLS trust for this client from now on.",
-        dir_okay=False)] = None,
-    properties: Annotated[list[str] | None, typer.Option(
-        "--property", metavar="NAME=VALUE",
-        help="A custom property for collection rules (prop.NAME); repeatable.")] = None,
+    hostname: Annotated[
+        str, typer.Option(help="Report this host name instead of the computer's own.")
+    ] = "",
+    force: Annotated[
+        bool, typer.Option("--force", help="Register again with a new identity.")
+    ] = False,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file",
+            help="PEM file of the CA (or self-signed certificate) of an https site: "
+            "pinned, the only TLS trust for this client from now on.",
+            dir_okay=False,
+        ),
+    ] = None,
+    properties: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--property",
+            metavar="NAME=VALUE",
+            help="A custom property for collection rules (prop.NAME); repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Register this computer with a site; prints the client ID.
 
@@ -57,18 +70,30 @@ def register(
     from quartermaster.client.registration import register as register_client
 
     custom = _guarded(lambda: parse_properties(properties or []))
-    config = _guarded(lambda: register_client(ClientHome(home), site, hostname=hostname,
-                                              force=force, ca_file=ca_file, properties=custom))
+    config = _guarded(
+        lambda: register_client(
+            ClientHome(home),
+            site,
+            hostname=hostname,
+            force=force,
+            ca_file=ca_file,
+            properties=custom,
+        )
+    )
     typer.echo(config.client_id)
 
 
 @app.command("properties")
 def properties_(
     home: HomeOption,
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", metavar="NAME=VALUE", help="Set a custom property; repeatable.")] = None,
-    unset: Annotated[list[str] | None, typer.Option(
-        "--unset", metavar="NAME", help="Remove a custom property; repeatable.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="NAME=VALUE", help="Set a custom property; repeatable."),
+    ] = None,
+    unset: Annotated[
+        list[str] | None,
+        typer.Option("--unset", metavar="NAME", help="Remove a custom property; repeatable."),
+    ] = None,
 ) -> None:
     """Show or change this client's custom properties; the next agent run reports them.
 
@@ -81,8 +106,9 @@ def properties_(
     client_home = ClientHome(home)
     config = _guarded(client_home.load_config)
     if set_ or unset:
-        config.properties = _guarded(lambda: parse_properties(set_ or [], config.properties,
-                                                              unset or []))
+        config.properties = _guarded(
+            lambda: parse_properties(set_ or [], config.properties, unset or [])
+        )
         client_home.save_config(config)
     for name, value in sorted(config.properties.items()):
         typer.echo(f"{name}={value}")
@@ -92,9 +118,14 @@ def properties_(
 def run(
     home: HomeOption,
     once: Annotated[bool, typer.Option("--once", help="Do one run and exit.")] = False,
-    install: Annotated[str, typer.Option(
-        "--install", metavar="DEPLOYMENTID",
-        help="Run this available deployment now (a single run, as --once).")] = "",
+    install: Annotated[
+        str,
+        typer.Option(
+            "--install",
+            metavar="DEPLOYMENTID",
+            help="Run this available deployment now (a single run, as --once).",
+        ),
+    ] = "",
 ) -> None:
     """Poll policy, run what is due and report status; without --once, keep doing so.
 
@@ -118,12 +149,16 @@ def _run_once(home: ClientHome, install: str | None) -> list[str]:
     from quartermaster.client.site_link import SiteLink
 
     config = home.load_config()
-    with SiteLink(config.site_url, home.read_secret(),
-                  ssl_context=home.ssl_context(config)) as site:
+    with SiteLink(
+        config.site_url, home.read_secret(), ssl_context=home.ssl_context(config)
+    ) as site:
         summary = Agent(home, site).run_once(install)
     if summary.poll_after is not None:
-        return [*summary.lines, f"the site asks for the next poll within {summary.poll_after} "
-                "seconds (qm client notify)"]
+        return [
+            *summary.lines,
+            f"the site asks for the next poll within {summary.poll_after} "
+            "seconds (qm client notify)",
+        ]
     return summary.lines
 
 

@@ -37,8 +37,9 @@ app.add_typer(rule_app, name="rule")
 app.add_typer(window_app, name="window")
 
 RULE_HELP = 'A query rule, e.g. \'os = "linux" and hostname like "lab-%"\'.'
-WINDOW_HELP = ("A maintenance window, e.g. 'Sat 22:00-02:00 UTC' or "
-               "'daily 01:00-03:00 Europe/Berlin'.")
+WINDOW_HELP = (
+    "A maintenance window, e.g. 'Sat 22:00-02:00 UTC' or 'daily 01:00-03:00 Europe/Berlin'."
+)
 RulesOption = typer.Option([], "--rule", help=RULE_HELP + " Repeatable.")
 IncludeOption = typer.Option([], "--include", help="Include another collection. Repeatable.")
 ExcludeOption = typer.Option([], "--exclude", help="Exclude another collection. Repeatable.")
@@ -75,27 +76,41 @@ def _summary(data: dict[str, Any]) -> None:
 @app.command("create")
 @handles_errors
 @shows_text_errors
-def create(name: str = typer.Argument(..., help="Collection name."),
-           comment: str = typer.Option("", "--comment"),
-           rules: list[str] = RulesOption, include: list[str] = IncludeOption,
-           exclude: list[str] = ExcludeOption, windows: list[str] = WindowsOption,
-           site: str = SiteOption, token: str = TokenOption) -> None:
+def create(
+    name: str = typer.Argument(..., help="Collection name."),
+    comment: str = typer.Option("", "--comment"),
+    rules: list[str] = RulesOption,
+    include: list[str] = IncludeOption,
+    exclude: list[str] = ExcludeOption,
+    windows: list[str] = WindowsOption,
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Create a collection with its rules, includes, excludes and windows; prints its name.
 
     Example: qm collection create Lab --rule 'os = "linux" and hostname like "lab-%"'
     --exclude Servers --window 'Sat 22:00-02:00 UTC'
     """
-    body = {"name": name, "comment": comment, "rules": rules, "include": include,
-            "exclude": exclude, "windows": windows}
+    body = {
+        "name": name,
+        "comment": comment,
+        "rules": rules,
+        "include": include,
+        "exclude": exclude,
+        "windows": windows,
+    }
     result = SiteLink(site, token).post("/api/v1/collections", body)
     print(result["name"])
 
 
 @app.command("add")
 @handles_errors
-def add(name: str = typer.Argument(..., help="Collection name."),
-        client_id: str = typer.Argument(..., help="Client ID (GUID) from `qm client register`."),
-        site: str = SiteOption, token: str = TokenOption) -> None:
+def add(
+    name: str = typer.Argument(..., help="Collection name."),
+    client_id: str = typer.Argument(..., help="Client ID (GUID) from `qm client register`."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Add a client to a collection as a direct member.
 
     Example: qm collection add "Lab computers" 6f1d2c3e-...
@@ -105,23 +120,28 @@ def add(name: str = typer.Argument(..., help="Collection name."),
 
 @app.command("remove")
 @handles_errors
-def remove(name: str = typer.Argument(..., help="Collection name."),
-           client_id: str = typer.Argument(..., help="Client ID (GUID) of a direct member."),
-           site: str = SiteOption, token: str = TokenOption) -> None:
+def remove(
+    name: str = typer.Argument(..., help="Collection name."),
+    client_id: str = typer.Argument(..., help="Client ID (GUID) of a direct member."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Remove a direct member (it stays a member if a rule or include still holds it).
 
     Example: qm collection remove "Lab computers" 6f1d2c3e-...
     """
-    _summary(SiteLink(site, token).post(_path(name, "members", "remove"),
-                                        {"client_id": client_id}))
+    _summary(SiteLink(site, token).post(_path(name, "members", "remove"), {"client_id": client_id}))
 
 
 @rule_app.command("add")
 @handles_errors
 @shows_text_errors
-def rule_add(name: str = typer.Argument(..., help="Collection name."),
-             rule: str = typer.Argument(..., help=RULE_HELP),
-             site: str = SiteOption, token: str = TokenOption) -> None:
+def rule_add(
+    name: str = typer.Argument(..., help="Collection name."),
+    rule: str = typer.Argument(..., help=RULE_HELP),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Add a query rule; membership is re-evaluated at once.
 
     Example: qm collection rule add Lab 'free_disk_mb > 2048 and ip in 10.1.0.0/16'
@@ -132,9 +152,12 @@ def rule_add(name: str = typer.Argument(..., help="Collection name."),
 @rule_app.command("remove")
 @handles_errors
 @shows_text_errors
-def rule_remove(name: str = typer.Argument(..., help="Collection name."),
-                rule: str = typer.Argument(..., help="The rule, as `qm collection show` lists it."),
-                site: str = SiteOption, token: str = TokenOption) -> None:
+def rule_remove(
+    name: str = typer.Argument(..., help="Collection name."),
+    rule: str = typer.Argument(..., help="The rule, as `qm collection show` lists it."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Remove a query rule (any spelling that means the same rule).
 
     Example: qm collection rule remove Lab 'free_disk_mb > 2048'
@@ -149,10 +172,13 @@ def _link(kind: str, name: str, other: str, remove: bool, site: str, token: str)
 
 @app.command("include")
 @handles_errors
-def include(name: str = typer.Argument(..., help="Collection name."),
-            other: str = typer.Argument(..., help="The collection to include."),
-            remove: bool = typer.Option(False, "--remove", help="Stop including it."),
-            site: str = SiteOption, token: str = TokenOption) -> None:
+def include(
+    name: str = typer.Argument(..., help="Collection name."),
+    other: str = typer.Argument(..., help="The collection to include."),
+    remove: bool = typer.Option(False, "--remove", help="Stop including it."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Make every member of OTHER a member of NAME (unless NAME excludes it).
 
     Example: qm collection include "All labs" "Lab 2"
@@ -162,10 +188,13 @@ def include(name: str = typer.Argument(..., help="Collection name."),
 
 @app.command("exclude")
 @handles_errors
-def exclude(name: str = typer.Argument(..., help="Collection name."),
-            other: str = typer.Argument(..., help="The collection to exclude."),
-            remove: bool = typer.Option(False, "--remove", help="Stop excluding it."),
-            site: str = SiteOption, token: str = TokenOption) -> None:
+def exclude(
+    name: str = typer.Argument(..., help="Collection name."),
+    other: str = typer.Argument(..., help="The collection to exclude."),
+    remove: bool = typer.Option(False, "--remove", help="Stop excluding it."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Keep every member of OTHER out of NAME, however it would be a member.
 
     Example: qm collection exclude Lab Servers
@@ -175,9 +204,12 @@ def exclude(name: str = typer.Argument(..., help="Collection name."),
 
 @window_app.command("add")
 @handles_errors
-def window_add(name: str = typer.Argument(..., help="Collection name."),
-               window: str = typer.Argument(..., help=WINDOW_HELP),
-               site: str = SiteOption, token: str = TokenOption) -> None:
+def window_add(
+    name: str = typer.Argument(..., help="Collection name."),
+    window: str = typer.Argument(..., help=WINDOW_HELP),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Add a maintenance window: mandatory runs on members wait for one.
 
     Example: qm collection window add Lab 'Mon-Fri 01:00-03:00 Europe/Berlin'
@@ -188,9 +220,12 @@ def window_add(name: str = typer.Argument(..., help="Collection name."),
 
 @window_app.command("remove")
 @handles_errors
-def window_remove(name: str = typer.Argument(..., help="Collection name."),
-                  window: str = typer.Argument(..., help="The window to remove."),
-                  site: str = SiteOption, token: str = TokenOption) -> None:
+def window_remove(
+    name: str = typer.Argument(..., help="Collection name."),
+    window: str = typer.Argument(..., help="The window to remove."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Remove a maintenance window (any spelling of the same window).
 
     Example: qm collection window remove Lab 'sat 22:00-02:00 utc'
@@ -201,9 +236,13 @@ def window_remove(name: str = typer.Argument(..., help="Collection name."),
 
 @app.command("show")
 @handles_errors
-def show(name: str = typer.Argument(...), as_json: bool = JsonOption,
-         limit: int = typer.Option(1000, "--limit", min=0, help="At most this many members."),
-         site: str = SiteOption, token: str = TokenOption) -> None:
+def show(
+    name: str = typer.Argument(...),
+    as_json: bool = JsonOption,
+    limit: int = typer.Option(1000, "--limit", min=0, help="At most this many members."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Members of a collection and why each is one; its rules, includes, excludes, windows.
 
     Example: qm collection show "Lab computers" --json
@@ -213,8 +252,12 @@ def show(name: str = typer.Argument(...), as_json: bool = JsonOption,
         print_json(data)
         return
     _summary(data)
-    for label, key in (("rule", "rules"), ("include", "includes"), ("exclude", "excludes"),
-                       ("window", "windows")):
+    for label, key in (
+        ("rule", "rules"),
+        ("include", "includes"),
+        ("exclude", "excludes"),
+        ("window", "windows"),
+    ):
         for value in data[key]:
             out.print(f"  {label}: {value}", markup=False)
     print_table(data["members"], ["client_id", "hostname", "os", "reason"])

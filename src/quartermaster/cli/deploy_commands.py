@@ -23,8 +23,9 @@ from quartermaster.cli.site_link import (
     print_table,
 )
 
-app = typer.Typer(help="Deployments (advertisements): a program to a collection.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Deployments (advertisements): a program to a collection.", no_args_is_help=True
+)
 
 TIME_HELP = "now, +30m, +2h, +1d, 2026-12-24T20:00Z or '2026-12-24T21:00 Europe/Berlin'."
 
@@ -42,31 +43,49 @@ def _localized(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 @app.command("create")
 @handles_errors
-def create(package: str = typer.Option(..., "--package", help="Package ID."),
-           program: str = typer.Option(..., "--program", help="Program name."),
-           collection: str = typer.Option(..., "--collection", help="Collection name."),
-           available: str = typer.Option(None, "--available",
-                                         help="When users may run it. " + TIME_HELP),
-           deadline: str = typer.Option(None, "--deadline", help="When it becomes mandatory; "
-                                        "without it (but with --available) it is available "
-                                        "only. " + TIME_HELP),
-           expires: str = typer.Option(None, "--expires",
-                                       help="When it stops starting anywhere. " + TIME_HELP),
-           rerun: str = typer.Option("if-failed", "--rerun",
-                                     help="never|always|if-failed|if-succeeded."),
-           override_maintenance: bool = typer.Option(
-               False, "--override-maintenance",
-               help="Run at the deadline even outside the collections' maintenance windows."),
-           phases: str = typer.Option(None, "--phases", help="Cumulative phase sizes, e.g. "
-                                      "5%,25%,100%: phase 2 starts when phase 1 succeeded."),
-           success_threshold: int = typer.Option(None, "--success-threshold", min=0, max=100,
-                                                 help="Percent of a phase that must succeed "
-                                                 "before the next starts (default 95)."),
-           error_threshold: int = typer.Option(None, "--error-threshold", min=0, max=100,
-                                               help="Pause by itself when more than this "
-                                               "percent of released clients failed "
-                                               "(default 5)."),
-           site: str = SiteOption, token: str = TokenOption) -> None:
+def create(
+    package: str = typer.Option(..., "--package", help="Package ID."),
+    program: str = typer.Option(..., "--program", help="Program name."),
+    collection: str = typer.Option(..., "--collection", help="Collection name."),
+    available: str = typer.Option(None, "--available", help="When users may run it. " + TIME_HELP),
+    deadline: str = typer.Option(
+        None,
+        "--deadline",
+        help="When it becomes mandatory; "
+        "without it (but with --available) it is available "
+        "only. " + TIME_HELP,
+    ),
+    expires: str = typer.Option(
+        None, "--expires", help="When it stops starting anywhere. " + TIME_HELP
+    ),
+    rerun: str = typer.Option("if-failed", "--rerun", help="never|always|if-failed|if-succeeded."),
+    override_maintenance: bool = typer.Option(
+        False,
+        "--override-maintenance",
+        help="Run at the deadline even outside the collections' maintenance windows.",
+    ),
+    phases: str = typer.Option(
+        None,
+        "--phases",
+        help="Cumulative phase sizes, e.g. 5%,25%,100%: phase 2 starts when phase 1 succeeded.",
+    ),
+    success_threshold: int = typer.Option(
+        None,
+        "--success-threshold",
+        min=0,
+        max=100,
+        help="Percent of a phase that must succeed before the next starts (default 95).",
+    ),
+    error_threshold: int = typer.Option(
+        None,
+        "--error-threshold",
+        min=0,
+        max=100,
+        help="Pause by itself when more than this percent of released clients failed (default 5).",
+    ),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Deploy a program to a collection; prints the deployment ID.
 
     Without --available and --deadline it is mandatory now.
@@ -76,24 +95,32 @@ def create(package: str = typer.Option(..., "--package", help="Package ID."),
     --phases 5%,25%,100%
     """
     body: dict[str, Any] = {
-        "package_id": package, "program": program, "collection": collection,
-        "available": available, "deadline": deadline, "expires": expires, "rerun": rerun,
-        "override_maintenance": override_maintenance, "phases": phases,
-        "success_threshold": success_threshold, "error_threshold": error_threshold}
+        "package_id": package,
+        "program": program,
+        "collection": collection,
+        "available": available,
+        "deadline": deadline,
+        "expires": expires,
+        "rerun": rerun,
+        "override_maintenance": override_maintenance,
+        "phases": phases,
+        "success_threshold": success_threshold,
+        "error_threshold": error_threshold,
+    }
     body = {k: v for k, v in body.items() if v is not None}
     print(SiteLink(site, token).post("/api/v1/deployments", body)["deployment_id"])
 
 
 @app.command("reschedule")
 @handles_errors
-def reschedule(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM120000."),
-               available: str = typer.Option(None, "--available",
-                                             help="When users may run it. " + TIME_HELP),
-               deadline: str = typer.Option(None, "--deadline",
-                                            help="A new deadline, or none. " + TIME_HELP),
-               expires: str = typer.Option(None, "--expires",
-                                           help="A new expiry, or none. " + TIME_HELP),
-               site: str = SiteOption, token: str = TokenOption) -> None:
+def reschedule(
+    deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM120000."),
+    available: str = typer.Option(None, "--available", help="When users may run it. " + TIME_HELP),
+    deadline: str = typer.Option(None, "--deadline", help="A new deadline, or none. " + TIME_HELP),
+    expires: str = typer.Option(None, "--expires", help="A new expiry, or none. " + TIME_HELP),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Give a deployment new times; times not given stay as they are.
 
     A new deadline runs it again, at that deadline, on clients whose rerun rule allows it
@@ -101,16 +128,21 @@ def reschedule(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g
 
     Example: qm deploy reschedule QM120000 --deadline "2026-12-05T22:00 Europe/Berlin"
     """
-    body = {k: v for k, v in {"available": available, "deadline": deadline,
-                              "expires": expires}.items() if v is not None}
+    body = {
+        k: v
+        for k, v in {"available": available, "deadline": deadline, "expires": expires}.items()
+        if v is not None
+    }
     data = SiteLink(site, token).post(f"/api/v1/deployments/{deployment_id}/schedule", body)
     out.print(f"{data['deployment_id']}: {_schedule_text(data)}", markup=False)
 
 
 def _schedule_text(data: dict[str, Any]) -> str:
-    return (f"available {local_time(data['available'])}, deadline "
-            f"{local_time(data['deadline']) or 'none (available only)'}, expires "
-            f"{local_time(data['expires']) or 'never'}")
+    return (
+        f"available {local_time(data['available'])}, deadline "
+        f"{local_time(data['deadline']) or 'none (available only)'}, expires "
+        f"{local_time(data['expires']) or 'never'}"
+    )
 
 
 def _steer(action: str, deployment_id: str, site: str, token: str) -> None:
@@ -121,8 +153,11 @@ def _steer(action: str, deployment_id: str, site: str, token: str) -> None:
 
 @app.command("pause")
 @handles_errors
-def pause(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM120000."),
-          site: str = SiteOption, token: str = TokenOption) -> None:
+def pause(
+    deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM120000."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Hold the deployment: clients do not start it and no further phase is released.
 
     Example: qm deploy pause QM120000
@@ -132,8 +167,11 @@ def pause(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM1
 
 @app.command("resume")
 @handles_errors
-def resume(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM120000."),
-           site: str = SiteOption, token: str = TokenOption) -> None:
+def resume(
+    deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM120000."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Continue a paused deployment, accepting the failures counted so far.
 
     Example: qm deploy resume QM120000
@@ -143,8 +181,11 @@ def resume(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM
 
 @app.command("cancel")
 @handles_errors
-def cancel(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM120000."),
-           site: str = SiteOption, token: str = TokenOption) -> None:
+def cancel(
+    deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM120000."),
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """End the deployment for good: it leaves every client's policy.
 
     Example: qm deploy cancel QM120000
@@ -154,9 +195,13 @@ def cancel(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM
 
 @app.command("status")
 @handles_errors
-def status(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM120000."),
-           state: str = typer.Option(None, "--state", help="Only clients in this state."),
-           as_json: bool = JsonOption, site: str = SiteOption, token: str = TokenOption) -> None:
+def status(
+    deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM120000."),
+    state: str = typer.Option(None, "--state", help="Only clients in this state."),
+    as_json: bool = JsonOption,
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Schedule, counts (targeted, in progress, succeeded, failed, unknown), the phases of a
     phased rollout, and one row per client.
 
@@ -168,24 +213,43 @@ def status(deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM
         return
     counts = ", ".join(f"{k} {v}" for k, v in data["counts"].items())
     reason = f" ({data['state_reason']})" if data.get("state_reason") else ""
-    out.print(f"{data['deployment_id']} {data['package_id']}/{data['program']} to "
-              f"{data['collection']}: {data['state']}{reason}", markup=False)
-    out.print(f"{_schedule_text(data)}, rerun {data['rerun']}"
-              + (", overrides maintenance windows" if data["override_maintenance"] else ""),
-              markup=False)
+    out.print(
+        f"{data['deployment_id']} {data['package_id']}/{data['program']} to "
+        f"{data['collection']}: {data['state']}{reason}",
+        markup=False,
+    )
+    out.print(
+        f"{_schedule_text(data)}, rerun {data['rerun']}"
+        + (", overrides maintenance windows" if data["override_maintenance"] else ""),
+        markup=False,
+    )
     out.print(f"targeted {data['targeted']}: {counts}", markup=False)
     rollout = data.get("rollout")
     if rollout:
-        out.print(f"phases: success threshold {rollout['success_threshold']}%, error "
-                  f"threshold {rollout['error_threshold']}%", markup=False)
-        print_table([{**p, "percent": f"{p['percent']}%",
-                      "released": "yes" if p["released"] else "no"}
-                     for p in rollout["phases"]],
-                    ["phase", "percent", "released", "targeted", "succeeded", "failed",
-                     "accepted_failures"])
-    print_table([_localized(c, ("last_message_time",)) for c in data["clients"]],
-                ["hostname", "state", "phase", "last_message_id", "last_message_time",
-                 "detail"])
+        out.print(
+            f"phases: success threshold {rollout['success_threshold']}%, error "
+            f"threshold {rollout['error_threshold']}%",
+            markup=False,
+        )
+        print_table(
+            [
+                {**p, "percent": f"{p['percent']}%", "released": "yes" if p["released"] else "no"}
+                for p in rollout["phases"]
+            ],
+            [
+                "phase",
+                "percent",
+                "released",
+                "targeted",
+                "succeeded",
+                "failed",
+                "accepted_failures",
+            ],
+        )
+    print_table(
+        [_localized(c, ("last_message_time",)) for c in data["clients"]],
+        ["hostname", "state", "phase", "last_message_id", "last_message_time", "detail"],
+    )
 
 
 @app.command("list")
@@ -199,7 +263,17 @@ def list_(as_json: bool = JsonOption, site: str = SiteOption, token: str = Token
     if as_json:
         print_json(data)
     else:
-        rows = [_localized(d, ("available", "deadline", "expires"))
-                for d in data["deployments"]]
-        print_table(rows, ["deployment_id", "package_id", "program", "collection", "state",
-                           "available", "deadline", "expires"])
+        rows = [_localized(d, ("available", "deadline", "expires")) for d in data["deployments"]]
+        print_table(
+            rows,
+            [
+                "deployment_id",
+                "package_id",
+                "program",
+                "collection",
+                "state",
+                "available",
+                "deadline",
+                "expires",
+            ],
+        )

@@ -17,24 +17,35 @@ app = typer.Typer(help="Distribution points: serve content near the clients.", n
 def serve(
     home: Annotated[Path, typer.Option("--home", help="DP home: credential, store, log.")],
     site: Annotated[str | None, typer.Option("--site", help="Site server URL.")] = None,
-    token: Annotated[str | None, typer.Option("--token", help="One-time enrollment token.")
-                     ] = None,
-    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to serve on.")
-                      ] = "127.0.0.1:9000",
-    url: Annotated[str | None, typer.Option("--url", help="URL clients use for this DP.")
-                   ] = None,
-    poll_interval: Annotated[float, typer.Option("--poll-interval",
-                                                 help="Seconds between assignment checks.")
-                             ] = 60.0,
-    tls_cert: Annotated[Path | None, typer.Option(
-        "--tls-cert", help="PEM certificate (chain): serve the store over https.",
-        dir_okay=False)] = None,
-    tls_key: Annotated[Path | None, typer.Option(
-        "--tls-key", help="PEM private key of --tls-cert.", dir_okay=False)] = None,
-    ca_file: Annotated[Path | None, typer.Option(
-        "--ca-file", help="PEM CA (or self-signed certificate) of an https site: pinned, the "
-                          "only TLS trust for the site, the library and other DPs.",
-        dir_okay=False)] = None,
+    token: Annotated[str | None, typer.Option("--token", help="One-time enrollment token.")] = None,
+    listen: Annotated[
+        str, typer.Option("--listen", help="HOST:PORT to serve on.")
+    ] = "127.0.0.1:9000",
+    url: Annotated[str | None, typer.Option("--url", help="URL clients use for this DP.")] = None,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", help="Seconds between assignment checks.")
+    ] = 60.0,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            help="PEM certificate (chain): serve the store over https.",
+            dir_okay=False,
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option("--tls-key", help="PEM private key of --tls-cert.", dir_okay=False),
+    ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file",
+            help="PEM CA (or self-signed certificate) of an https site: pinned, the "
+            "only TLS trust for the site, the library and other DPs.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve this DP's store and keep it in line with the site, until SIGTERM or Ctrl-C.
 
@@ -52,8 +63,11 @@ def serve(
     try:
         host, port = _parse_listen(listen)
         tls = ServerTLS.from_options(tls_cert, tls_key)
-        asyncio.run(serve_dp(DPHome(home.resolve()), site, token, host, port, url, poll_interval,
-                             tls, ca_file))
+        asyncio.run(
+            serve_dp(
+                DPHome(home.resolve()), site, token, host, port, url, poll_interval, tls, ca_file
+            )
+        )
     except QMError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         if exc.hint:

@@ -41,16 +41,20 @@ def rotate_key(home: Path = HomeOption, as_json: bool = JsonOption) -> None:
     if as_json:
         print_json({"new_keyid": new.keyid, "old_keyid": old.keyid, "manifests": count})
         return
-    out.print(f"new signing key {new.keyid}; {old.keyid} keeps co-signing during the overlap "
-              f"({count} manifests re-signed)")
-    out.print(f"when every client and DP has polled, run: qm site retire-key {old.keyid} "
-              f"--home {home}")
+    out.print(
+        f"new signing key {new.keyid}; {old.keyid} keeps co-signing during the overlap "
+        f"({count} manifests re-signed)"
+    )
+    out.print(
+        f"when every client and DP has polled, run: qm site retire-key {old.keyid} --home {home}"
+    )
 
 
 @app.command("retire-key")
 @handles_errors
-def retire_key(keyid: str = typer.Argument(..., help="The key ID (16 hex digits)."),
-               home: Path = HomeOption) -> None:
+def retire_key(
+    keyid: str = typer.Argument(..., help="The key ID (16 hex digits)."), home: Path = HomeOption
+) -> None:
     """Stop signing with a rotated-out key and delete it.
 
     A client or DP that did not poll during the overlap knows only the retired key and
@@ -67,8 +71,7 @@ def retire_key(keyid: str = typer.Argument(..., help="The key ID (16 hex digits)
         count = keys.resign_manifests(ctx.db, ctx.library, ctx.key)
     finally:
         ctx.close()
-    out.print(f"key {keyid} retired; {count} manifests now carry only the active keys' "
-              "signatures")
+    out.print(f"key {keyid} retired; {count} manifests now carry only the active keys' signatures")
 
 
 @app.command("keys")
@@ -86,5 +89,6 @@ def list_keys(home: Path = HomeOption, as_json: bool = JsonOption) -> None:
     if as_json:
         print_json({"version": site_keys.version, "keys": rows})
     else:
-        print_table(rows, ["keyid", "role", "created"], title=f"key list version "
-                                                             f"{site_keys.version}")
+        print_table(
+            rows, ["keyid", "role", "created"], title=f"key list version {site_keys.version}"
+        )

@@ -28,10 +28,17 @@ def _flag(value: str | None, name: str) -> bool | None:
 
 @app.command("settings")
 @handles_errors
-def settings(require_approval: str = typer.Option(
-                 None, "--require-approval", metavar="true|false",
-                 help="New clients wait for `qm client approve` before they get policy."),
-             as_json: bool = JsonOption, site: str = SiteOption, token: str = TokenOption) -> None:
+def settings(
+    require_approval: str = typer.Option(
+        None,
+        "--require-approval",
+        metavar="true|false",
+        help="New clients wait for `qm client approve` before they get policy.",
+    ),
+    as_json: bool = JsonOption,
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
     """Show the site settings, or change them (admins only).
 
     Example: qm site settings --require-approval true

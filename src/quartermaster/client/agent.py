@@ -39,9 +39,15 @@ class RunSummary:
 
 
 class Agent:
-    def __init__(self, home: ClientHome, site: SiteApi, *, clock: Clock = utcnow,
-                 facts: MachineFacts | None = None,
-                 should_stop: Callable[[], bool] = lambda: False) -> None:
+    def __init__(
+        self,
+        home: ClientHome,
+        site: SiteApi,
+        *,
+        clock: Clock = utcnow,
+        facts: MachineFacts | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.home = home
         self.site = site
         self.clock = clock
@@ -65,13 +71,16 @@ class Agent:
             return summary
         if install and (policy is None or policy.find(install) is None):
             self.spool.deliver(self.site.send_status)
-            raise NotFound(f"deployment {install} is not in this client's policy",
-                           "list what the client knows with `qm client status`")
+            raise NotFound(
+                f"deployment {install} is not in this client's policy",
+                "list what the client knows with `qm client status`",
+            )
         if policy is not None:
             summary.policy_serial = policy.serial
             self._work(policy, install, summary)
-            summary.next_wakeup = next_wakeup(policy.deployments, self.state.deployments,
-                                              self.clock())
+            summary.next_wakeup = next_wakeup(
+                policy.deployments, self.state.deployments, self.clock()
+            )
         summary.delivered = self.spool.deliver(self.site.send_status)
         summary.poll_after = self.site.poll_after
         return summary
@@ -85,8 +94,10 @@ class Agent:
         changed = self.site.inventory(report)
         self.config.inventory_digest = digest
         self.home.save_config(self.config)
-        self.log.write("reported changed facts to the site" +
-                       ("; its collection membership changed" if changed else ""))
+        self.log.write(
+            "reported changed facts to the site"
+            + ("; its collection membership changed" if changed else "")
+        )
 
     def _refresh_policy(self) -> Policy | None:
         """Poll policy; if the site asks for a new secret, store it durably, then poll again."""
@@ -100,10 +111,17 @@ class Agent:
 
     def _work(self, policy: Policy, install: str | None, summary: RunSummary) -> None:
         fetcher = BlobFetcher(ssl_context=self.home.ssl_context(self.config))  # pinned CA
-        ctx = RunContext(self.home, self.site, self.config.site_code,
-                         self.config.trusted_keys(), self.cache,
-                         ContentAccess(self.cache, fetcher, self.home.log("cas")),
-                         self.spool, self.facts, self.clock)
+        ctx = RunContext(
+            self.home,
+            self.site,
+            self.config.site_code,
+            self.config.trusted_keys(),
+            self.cache,
+            ContentAccess(self.cache, fetcher, self.home.log("cas")),
+            self.spool,
+            self.facts,
+            self.clock,
+        )
         runner = DeploymentRunner(ctx)
         try:
             for deployment in policy.deployments:
@@ -116,16 +134,19 @@ class Agent:
         finally:
             fetcher.close()
 
-    def _consider(self, deployment: DeploymentPolicy, requested: bool,
-                  runner: DeploymentRunner) -> str:
+    def _consider(
+        self, deployment: DeploymentPolicy, requested: bool, runner: DeploymentRunner
+    ) -> str:
         local = self.state.get(deployment.deployment_id)
         reporter = DeploymentReporter(self.spool, deployment)
         version = deployment.source_version
         if local.first_notice(f"10002:{version}"):
             reporter.emit(10002)
         decision = decide(deployment, local, self.clock(), requested)
-        self.log.write(f"deployment {deployment.deployment_id} version {version}: "
-                       f"{decision.action}: {decision.reason}")
+        self.log.write(
+            f"deployment {deployment.deployment_id} version {version}: "
+            f"{decision.action}: {decision.reason}"
+        )
         if decision.action is Action.AVAILABLE and local.first_notice(f"10003:{version}"):
             deadline = deployment.deadline
             reporter.emit(10003, format_utc(deadline) if deadline else "no deadline set")

@@ -50,8 +50,9 @@ class ContentAccess:
     def missing(self, manifest: Manifest) -> dict[str, int]:
         return {sha: size for sha, size in manifest.blobs().items() if not self.cache.has(sha)}
 
-    def obtain(self, manifest: Manifest, locate: Callable[[], list[Location]],
-               reporter: DeploymentReporter) -> DownloadReport:
+    def obtain(
+        self, manifest: Manifest, locate: Callable[[], list[Location]], reporter: DeploymentReporter
+    ) -> DownloadReport:
         """Make every blob of `manifest` present; `locate` is asked only if one is missing."""
         version = manifest.source_version
         report = DownloadReport(files=len(manifest.files))
@@ -63,20 +64,30 @@ class ContentAccess:
         for sha in manifest.blobs():
             self.cache.touch(sha)
         sources = ", ".join(report.dps) or "the local cache"
-        self.log.write(f"package {manifest.package_id} version {version}: {report.files} files "
-                       f"verified, {report.bytes_downloaded} bytes downloaded from {sources}")
+        self.log.write(
+            f"package {manifest.package_id} version {version}: {report.files} files "
+            f"verified, {report.bytes_downloaded} bytes downloaded from {sources}"
+        )
         reporter.emit(10036, version, report.files, report.bytes_downloaded, sources)
         return report
 
-    def _download(self, manifest: Manifest, missing: dict[str, int], to_fetch: int,
-                  locations: list[Location], reporter: DeploymentReporter,
-                  report: DownloadReport) -> None:
+    def _download(
+        self,
+        manifest: Manifest,
+        missing: dict[str, int],
+        to_fetch: int,
+        locations: list[Location],
+        reporter: DeploymentReporter,
+        report: DownloadReport,
+    ) -> None:
         version = manifest.source_version
         if not locations:
             self._give_up(reporter, version, "no distribution point holds this version")
-        self.log.write(f"package {manifest.package_id} version {version}: fetching "
-                       f"{len(missing)} blobs, {to_fetch} bytes; DPs in order: "
-                       f"{', '.join(loc.dp for loc in locations)}")
+        self.log.write(
+            f"package {manifest.package_id} version {version}: fetching "
+            f"{len(missing)} blobs, {to_fetch} bytes; DPs in order: "
+            f"{', '.join(loc.dp for loc in locations)}"
+        )
         reporter.emit(10035, version, to_fetch, locations[0].dp, dp=locations[0].dp)
         paths = {entry.sha256: entry.path for entry in reversed(manifest.files)}
         skipped: set[str] = set()
@@ -89,9 +100,15 @@ class ContentAccess:
             if dp not in report.dps:
                 report.dps.append(dp)
 
-    def _fetch_blob(self, sha: str, size: int, path: str, locations: list[Location],
-                    skipped: set[str], reporter: DeploymentReporter
-                    ) -> tuple[str, FetchResult] | str:
+    def _fetch_blob(
+        self,
+        sha: str,
+        size: int,
+        path: str,
+        locations: list[Location],
+        skipped: set[str],
+        reporter: DeploymentReporter,
+    ) -> tuple[str, FetchResult] | str:
         """(DP, result) from the first DP that gives good bytes, or why none did."""
         failure = "every distribution point was already skipped in this run"
         for location in locations:
@@ -100,8 +117,16 @@ class ContentAccess:
             try:
                 return location.dp, self._fetch_from(location, sha, size, path)
             except HashMismatch as exc:
-                reporter.emit(10075, location.dp, path, sha, exc.expected, exc.actual,
-                              dp=location.dp, properties={"dp": location.dp})
+                reporter.emit(
+                    10075,
+                    location.dp,
+                    path,
+                    sha,
+                    exc.expected,
+                    exc.actual,
+                    dp=location.dp,
+                    properties={"dp": location.dp},
+                )
                 failure = f"last tried {location.dp}: hash mismatch on {path}"
             except (TransferError, IntegrityError) as exc:
                 self.log.write(f"blob {sha} ({path}) from {location.dp}: {exc.message}")
@@ -117,16 +142,20 @@ class ContentAccess:
         try:
             result = self.fetcher.fetch(url, dest, sha, size, durable=False)
         except HashMismatch as exc:
-            self.log.write(f"blob {sha} ({path}) from {location.dp}: hash mismatch, got "
-                           f"{exc.actual}; bytes discarded")
+            self.log.write(
+                f"blob {sha} ({path}) from {location.dp}: hash mismatch, got "
+                f"{exc.actual}; bytes discarded"
+            )
             if not resuming:
                 raise
             # The earlier part may have come from another DP: judge this DP on its own bytes.
             self.log.write(f"blob {sha}: the resumed transfer failed; fetching it whole")
             result = self.fetcher.fetch(url, dest, sha, size, durable=False)
-        self.log.write(f"blob {sha} ({path}) from {location.dp} ({url}): "
-                       f"{result.bytes_transferred} bytes, resumed from {result.resumed_from}, "
-                       "SHA-256 verified")
+        self.log.write(
+            f"blob {sha} ({path}) from {location.dp} ({url}): "
+            f"{result.bytes_transferred} bytes, resumed from {result.resumed_from}, "
+            "SHA-256 verified"
+        )
         return result
 
     def _partial_bytes(self, missing: dict[str, int]) -> int:
@@ -141,5 +170,7 @@ class ContentAccess:
     def _give_up(self, reporter: DeploymentReporter, version: int, reason: str) -> NoReturn:
         self.log.write(f"content of version {version} unavailable: {reason}")
         reporter.emit(10051, version, reason)
-        raise ContentUnavailable(f"content of version {version} could not be obtained: "
-                                 f"{reason}", "the client tries again at its next run")
+        raise ContentUnavailable(
+            f"content of version {version} could not be obtained: {reason}",
+            "the client tries again at its next run",
+        )

@@ -70,22 +70,27 @@ class DeploymentRunner:
         finally:
             self.ctx.cache.make_room(0)
 
-    def _requirements_met(self, deployment: DeploymentPolicy, local: DeploymentState,
-                          reporter: DeploymentReporter) -> bool:
+    def _requirements_met(
+        self, deployment: DeploymentPolicy, local: DeploymentState, reporter: DeploymentReporter
+    ) -> bool:
         reason = unmet_requirement(deployment.program.requirements, self.ctx.facts)
         if not reason:
             return True
         self.log.write(f"deployment {deployment.deployment_id}: requirements not met: {reason}")
         version = deployment.source_version
         already_told = (local.source_version, local.result, local.reason) == (
-            version, Result.REQUIREMENTS_NOT_MET, reason)
+            version,
+            Result.REQUIREMENTS_NOT_MET,
+            reason,
+        )
         if not already_told:
             reporter.emit(10018, reason)
         local.record_step(version, Result.REQUIREMENTS_NOT_MET, reason)
         return False
 
-    def _manifest(self, deployment: DeploymentPolicy, local: DeploymentState,
-                  reporter: DeploymentReporter) -> Manifest | None:
+    def _manifest(
+        self, deployment: DeploymentPolicy, local: DeploymentState, reporter: DeploymentReporter
+    ) -> Manifest | None:
         """The verified manifest, from the local copy or the site; 10055 if refused."""
         version = deployment.source_version
         stored = manifest_path(self.ctx.home.root, deployment.package_hash)
@@ -115,8 +120,13 @@ class DeploymentRunner:
         envelope = json.loads(path.read_bytes())
         return accept_manifest(envelope, self.ctx.keys, deployment, self.ctx.site_code)
 
-    def _prepare(self, deployment: DeploymentPolicy, manifest: Manifest,
-                 local: DeploymentState, reporter: DeploymentReporter) -> Path | None:
+    def _prepare(
+        self,
+        deployment: DeploymentPolicy,
+        manifest: Manifest,
+        local: DeploymentState,
+        reporter: DeploymentReporter,
+    ) -> Path | None:
         """Content in the cache and laid out in the work folder; None if that failed."""
         version = deployment.source_version
         for _ in range(2):  # a second pass only after a damaged cached blob was removed
@@ -126,8 +136,9 @@ class DeploymentRunner:
                 local.record_step(version, Result.CONTENT_UNAVAILABLE, exc.message)
                 return None
             try:
-                return lay_out(manifest, self.ctx.cache, self.ctx.home.work,
-                               deployment.deployment_id)
+                return lay_out(
+                    manifest, self.ctx.cache, self.ctx.home.work, deployment.deployment_id
+                )
             except HashMismatch as exc:
                 self.cas_log.write(f"cached blob {exc.expected} is damaged; removed: {exc}")
                 self.ctx.cache.remove(exc.expected)
@@ -150,17 +161,31 @@ class DeploymentRunner:
             self.cas_log.write(f"no locations for {deployment.package_hash}: {exc}")
             return []
 
-    def _execute(self, deployment: DeploymentPolicy, folder: Path, local: DeploymentState,
-                 reporter: DeploymentReporter) -> bool:
+    def _execute(
+        self,
+        deployment: DeploymentPolicy,
+        folder: Path,
+        local: DeploymentState,
+        reporter: DeploymentReporter,
+    ) -> bool:
         """Run the program once and record the result; True asks for an immediate retry."""
         spec = deployment.program
-        self.log.write(f"deployment {deployment.deployment_id}: starting {spec.command!r} "
-                       f"in {folder}")
+        self.log.write(
+            f"deployment {deployment.deployment_id}: starting {spec.command!r} in {folder}"
+        )
         reporter.emit(10005, spec.command)
         started = self.ctx.clock()  # the rerun rules compare an attempt's start to a deadline
-        run = run_program(spec, folder, self._program_log(deployment), {
-            "QM_DEPLOYMENT_ID": deployment.deployment_id, "QM_PACKAGE_ID": deployment.package_id,
-            "QM_SOURCE_VERSION": str(deployment.source_version), "QM_PROGRAM": spec.name})
+        run = run_program(
+            spec,
+            folder,
+            self._program_log(deployment),
+            {
+                "QM_DEPLOYMENT_ID": deployment.deployment_id,
+                "QM_PACKAGE_ID": deployment.package_id,
+                "QM_SOURCE_VERSION": str(deployment.source_version),
+                "QM_PROGRAM": spec.name,
+            },
+        )
         retry_now = False
         if run.start_error:
             self._not_started(deployment, local, reporter, run.start_error, started)
@@ -169,16 +194,22 @@ class DeploymentRunner:
             local.record_run(deployment.source_version, Result.TIMED_OUT, None, started)
         else:
             retry_now = self._record_exit(deployment, run.exit_code, local, reporter, started)
-        self.log.write(f"deployment {deployment.deployment_id}: {_describe(run)}; "
-                       f"result {local.result}")
+        self.log.write(
+            f"deployment {deployment.deployment_id}: {_describe(run)}; result {local.result}"
+        )
         return retry_now
 
-    def _record_exit(self, deployment: DeploymentPolicy, code: int, local: DeploymentState,
-                     reporter: DeploymentReporter, started: datetime) -> bool:
+    def _record_exit(
+        self,
+        deployment: DeploymentPolicy,
+        code: int,
+        local: DeploymentState,
+        reporter: DeploymentReporter,
+        started: datetime,
+    ) -> bool:
         spec, version = deployment.program, deployment.source_version
         props = {"exit_code": code}
-        if spec.classify(code) is Outcome.RETRY and _retries_left(local, version,
-                                                                  spec.retry_count):
+        if spec.classify(code) is Outcome.RETRY and _retries_left(local, version, spec.retry_count):
             local.record_run(version, Result.RETRYING, code, started)
             delay = retry_delay(spec.retry_delay, local.retries + 1)
             local.schedule_retry(self.ctx.clock() + delay)
@@ -190,8 +221,14 @@ class DeploymentRunner:
         local.record_run(version, report.result, code, started)
         return False
 
-    def _not_started(self, deployment: DeploymentPolicy, local: DeploymentState,
-                     reporter: DeploymentReporter, reason: str, started: datetime) -> None:
+    def _not_started(
+        self,
+        deployment: DeploymentPolicy,
+        local: DeploymentState,
+        reporter: DeploymentReporter,
+        reason: str,
+        started: datetime,
+    ) -> None:
         """The command could not be started (e.g. not found): a failed attempt."""
         reporter.emit(10007, reason)
         local.record_run(deployment.source_version, Result.NOT_STARTED, None, started, reason)

@@ -55,8 +55,9 @@ def exit_report(spec: ProgramSpec, exit_code: int) -> ExitReport:
     return ExitReport(10006, (code,), Result.FAILED)
 
 
-def run_program(spec: ProgramSpec, work_dir: Path, log_path: Path,
-                extra_env: dict[str, str] | None = None) -> ProgramRun:
+def run_program(
+    spec: ProgramSpec, work_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None
+) -> ProgramRun:
     """Run `spec.command` in `work_dir` (or its working_dir) and wait at most max_runtime."""
     try:
         cwd = working_directory(work_dir, spec.working_dir)
@@ -85,26 +86,46 @@ def working_directory(work_dir: Path, relative: str) -> Path:
     check_relpath(relative.replace("\\", "/"))
     folder = work_dir.joinpath(*relative.replace("\\", "/").split("/"))
     if not folder.is_dir():
-        raise InvalidInput(f"working directory {relative!r} does not exist in the package",
-                           "set the program's working directory to a folder of the package")
+        raise InvalidInput(
+            f"working directory {relative!r} does not exist in the package",
+            "set the program's working directory to a folder of the package",
+        )
     return folder
 
 
 def _start(command: str, cwd: Path, log: IO[bytes], env: dict[str, str]) -> subprocess.Popen[bytes]:
     if sys.platform == "win32":
         flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
-        return subprocess.Popen(command, shell=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, creationflags=flags)
-    return subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, env=env,
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+        return subprocess.Popen(
+            command,
+            shell=True,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            creationflags=flags,
+        )
+    return subprocess.Popen(
+        ["/bin/sh", "-c", command],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def stop_process_tree(process: subprocess.Popen[bytes]) -> None:
     """Ask the program's whole process group to stop, then kill what is left."""
     if sys.platform == "win32":
-        subprocess.run(["taskkill", "/T", "/F", "/PID", str(process.pid)],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(
+            ["taskkill", "/T", "/F", "/PID", str(process.pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
         process.wait()
         return
     with contextlib.suppress(ProcessLookupError):

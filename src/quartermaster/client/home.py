@@ -1,22 +1,22 @@
 """The client home: every file the agent keeps on a managed computer, in one folder.
 
-    client.json          identity and settings: client_id, site_url, site_code, trusted
-                         signing_keys, poll_interval, policy_serial (highest seen, for
-                         rollback), policy_etag, cache_limit_bytes, hostname
-    secret               the client secret issued at registration (mode 0600)
-    site-ca.pem          the CA (or self-signed certificate) pinned with --ca-file at
-                         registration: the only TLS trust for the site and DPs
-    policy.json          the last verified policy envelope, reused when the site answers 304
-    manifests/<hash>.json  verified manifest envelopes, by package hash
-    cache/               downloaded blobs in the store layout (content/sha256/xx/<hash>),
-                         shared by every package; `<hash>.part` is a transfer to resume
-    work/<deployment>/   the files of one deployment, laid out fresh for each run
-    spool/               one JSON file per status message not yet acknowledged by the site
-    state.json           per deployment: versions run, result, attempts, next retry
-    logs/                policyagent.log (policy, decisions), cas.log (content access: DP,
-                         blob, bytes, resume, verification), execmgr.log (programs),
-                         statusagent.log (status messages raised and delivered)
-    logs/programs/       each program run's own stdout and stderr
+client.json          identity and settings: client_id, site_url, site_code, trusted
+                     signing_keys, poll_interval, policy_serial (highest seen, for
+                     rollback), policy_etag, cache_limit_bytes, hostname
+secret               the client secret issued at registration (mode 0600)
+site-ca.pem          the CA (or self-signed certificate) pinned with --ca-file at
+                     registration: the only TLS trust for the site and DPs
+policy.json          the last verified policy envelope, reused when the site answers 304
+manifests/<hash>.json  verified manifest envelopes, by package hash
+cache/               downloaded blobs in the store layout (content/sha256/xx/<hash>),
+                     shared by every package; `<hash>.part` is a transfer to resume
+work/<deployment>/   the files of one deployment, laid out fresh for each run
+spool/               one JSON file per status message not yet acknowledged by the site
+state.json           per deployment: versions run, result, attempts, next retry
+logs/                policyagent.log (policy, decisions), cas.log (content access: DP,
+                     blob, bytes, resume, verification), execmgr.log (programs),
+                     statusagent.log (status messages raised and delivered)
+logs/programs/       each program run's own stdout and stderr
 """
 
 from __future__ import annotations
@@ -67,8 +67,9 @@ class ClientConfig:
         try:
             return cls(**known)
         except TypeError as exc:
-            raise InvalidInput(f"client.json is incomplete: {exc}", "re-register with --force") \
-                from None
+            raise InvalidInput(
+                f"client.json is incomplete: {exc}", "re-register with --force"
+            ) from None
 
 
 class ClientHome:
@@ -91,19 +92,23 @@ class ClientHome:
 
     def ensure_unregistered(self) -> None:
         if self.is_registered():
-            raise Conflict(f"{self.root} already holds a registered client",
-                           "pass --force to register again with a new identity, or use "
-                           "another --home")
+            raise Conflict(
+                f"{self.root} already holds a registered client",
+                "pass --force to register again with a new identity, or use another --home",
+            )
 
     def load_config(self) -> ClientConfig:
         if not self.is_registered():
-            raise NotFound(f"{self.root} is not a registered client home",
-                           f"run `qm client register --home {self.root} --site URL` first")
+            raise NotFound(
+                f"{self.root} is not a registered client home",
+                f"run `qm client register --home {self.root} --site URL` first",
+            )
         try:
             data = json.loads(self.config_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise InvalidInput(f"cannot read {self.config_path}: {exc}",
-                               "re-register with --force") from None
+            raise InvalidInput(
+                f"cannot read {self.config_path}: {exc}", "re-register with --force"
+            ) from None
         return ClientConfig.from_dict(data)
 
     def save_config(self, config: ClientConfig) -> None:
@@ -115,9 +120,10 @@ class ClientHome:
         try:
             return self.secret_path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise NotFound(f"cannot read the client secret: {exc}",
-                           f"re-register with `qm client register --home {self.root} --force`") \
-                from None
+            raise NotFound(
+                f"cannot read the client secret: {exc}",
+                f"re-register with `qm client register --home {self.root} --force`",
+            ) from None
 
     def write_secret(self, secret: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -133,6 +139,8 @@ class ClientHome:
             return None
         path = self.root / config.ca_file
         if not path.is_file():
-            raise NotFound(f"the pinned CA file {path} is missing",
-                           "re-register with `qm client register --force --ca-file FILE`")
+            raise NotFound(
+                f"the pinned CA file {path} is missing",
+                "re-register with `qm client register --force --ca-file FILE`",
+            )
         return pinned_context(path)

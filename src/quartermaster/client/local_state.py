@@ -54,8 +54,11 @@ class DeploymentState:
         return parse_optional(self.next_retry)
 
     def retry_pending(self, version: int) -> bool:
-        return (self.result == Result.RETRYING and self.ran_version == version
-                and self.next_retry is not None)
+        return (
+            self.result == Result.RETRYING
+            and self.ran_version == version
+            and self.next_retry is not None
+        )
 
     def succeeded_at(self, version: int) -> bool:
         return self.ran_version == version and self.ran_result == Result.SUCCEEDED
@@ -71,8 +74,9 @@ class DeploymentState:
         self.source_version, self.result, self.reason = version, result, reason
         self.exit_code = None
 
-    def record_run(self, version: int, result: str, exit_code: int | None, now: datetime,
-                   reason: str = "") -> None:
+    def record_run(
+        self, version: int, result: str, exit_code: int | None, now: datetime, reason: str = ""
+    ) -> None:
         if self.ran_version != version:
             self.attempts, self.retries = 0, 0
         self.record_step(version, result, reason)
@@ -104,9 +108,10 @@ class LocalState:
             entries = data["deployments"]
             state.deployments = {k: _entry(v) for k, v in entries.items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise InvalidInput(f"cannot read {path}: {exc}",
-                               "move the file aside; the client then treats every deployment "
-                               "as new") from None
+            raise InvalidInput(
+                f"cannot read {path}: {exc}",
+                "move the file aside; the client then treats every deployment as new",
+            ) from None
         return state
 
     def get(self, deployment_id: str) -> DeploymentState:

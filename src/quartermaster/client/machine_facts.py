@@ -33,9 +33,15 @@ class MachineFacts:
     def registration(self, custom: Mapping[str, str] | None = None) -> dict[str, Any]:
         """What registration and inventory reports send: these facts and custom properties."""
         properties: dict[str, Any] = {**(custom or {}), "free_disk_mb": self.free_disk_mb}
-        return {"hostname": self.hostname, "os": self.os, "os_version": self.os_version,
-                "architecture": self.architecture, "ip_addresses": list(self.ip_addresses),
-                "agent_version": __version__, "properties": properties}
+        return {
+            "hostname": self.hostname,
+            "os": self.os,
+            "os_version": self.os_version,
+            "architecture": self.architecture,
+            "ip_addresses": list(self.ip_addresses),
+            "agent_version": __version__,
+            "properties": properties,
+        }
 
 
 def inventory_digest(report: dict[str, Any]) -> str:
@@ -46,8 +52,11 @@ def inventory_digest(report: dict[str, Any]) -> str:
     return sha256_bytes(canonical_json({**report, "properties": properties}))
 
 
-def parse_properties(assignments: list[str], current: Mapping[str, str] | None = None,
-                     remove: list[str] | None = None) -> dict[str, str]:
+def parse_properties(
+    assignments: list[str],
+    current: Mapping[str, str] | None = None,
+    remove: list[str] | None = None,
+) -> dict[str, str]:
     """Custom properties (``NAME=VALUE``) as collection rules see them (``prop.NAME``)."""
     properties = dict(current or {})
     for name in remove or []:
@@ -56,11 +65,14 @@ def parse_properties(assignments: list[str], current: Mapping[str, str] | None =
         name, sep, value = assignment.partition("=")
         name = name.strip()
         if not sep or not _PROPERTY_NAME.fullmatch(name):
-            raise InvalidInput(f"custom property {assignment!r} is not NAME=VALUE",
-                               "names are letters, digits and _ (e.g. department=lab)")
+            raise InvalidInput(
+                f"custom property {assignment!r} is not NAME=VALUE",
+                "names are letters, digits and _ (e.g. department=lab)",
+            )
         if name == "free_disk_mb":
-            raise InvalidInput("free_disk_mb is measured by the client, not set",
-                               "choose another property name")
+            raise InvalidInput(
+                "free_disk_mb is measured by the client, not set", "choose another property name"
+            )
         if len(value) > 255:
             raise InvalidInput(f"custom property {name} is longer than 255 characters")
         properties[name] = value

@@ -53,13 +53,17 @@ class DeploymentPolicy:
         if not isinstance(program, dict):
             raise InvalidInput(f"deployment {dep_id} has no program")
         return cls(
-            deployment_id=dep_id, package_id=_text(data, "package_id"),
-            package_name=str(data.get("package_name") or ""), source_version=version,
-            package_hash=package_hash, program=_program(dep_id, program),
+            deployment_id=dep_id,
+            package_id=_text(data, "package_id"),
+            package_name=str(data.get("package_name") or ""),
+            source_version=version,
+            package_hash=package_hash,
+            program=_program(dep_id, program),
             available=parse_optional(data.get("available")),
             deadline=parse_optional(data.get("deadline")),
             expires=parse_optional(data.get("expires")),
-            rerun=rerun, state=str(data.get("state") or "active"),
+            rerun=rerun,
+            state=str(data.get("state") or "active"),
             maintenance_windows=_windows(dep_id, data.get("maintenance_windows") or []),
             override_maintenance=data.get("override_maintenance") is True,
         )
@@ -91,9 +95,12 @@ class Policy:
         if not isinstance(deployments, list):
             raise InvalidInput("policy has no deployment list")
         return cls(
-            client_id=_text(data, "client_id"), site_code=_text(data, "site_code"),
-            serial=serial, issued=parse_utc(_text(data, "issued")),
-            expires=parse_utc(_text(data, "expires")), poll_interval=poll,
+            client_id=_text(data, "client_id"),
+            site_code=_text(data, "site_code"),
+            serial=serial,
+            issued=parse_utc(_text(data, "issued")),
+            expires=parse_utc(_text(data, "expires")),
+            poll_interval=poll,
             deployments=tuple(DeploymentPolicy.from_dict(d) for d in deployments),
         )
 

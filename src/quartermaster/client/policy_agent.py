@@ -19,8 +19,14 @@ from quartermaster.core.durable_files import write_atomic
 
 
 class PolicyAgent:
-    def __init__(self, home: ClientHome, config: ClientConfig, site: SiteApi,
-                 spool: StatusSpool, clock: Clock) -> None:
+    def __init__(
+        self,
+        home: ClientHome,
+        config: ClientConfig,
+        site: SiteApi,
+        spool: StatusSpool,
+        clock: Clock,
+    ) -> None:
         self.home = home
         self.config = config
         self.site = site
@@ -47,9 +53,11 @@ class PolicyAgent:
         self.config.poll_interval = policy.poll_interval
         self._follow_signing_keys(answer.envelope)
         self.home.save_config(self.config)
-        self.log.write(f"policy serial {policy.serial} accepted: "
-                       f"{len(policy.deployments)} deployments, expires "
-                       f"{policy.expires.isoformat()}")
+        self.log.write(
+            f"policy serial {policy.serial} accepted: "
+            f"{len(policy.deployments)} deployments, expires "
+            f"{policy.expires.isoformat()}"
+        )
         return policy
 
     def stored(self) -> Policy | None:
@@ -78,6 +86,11 @@ class PolicyAgent:
             self.config.signing_keys = entries
 
     def _accept(self, envelope: object) -> Policy:
-        return accept_policy(envelope, self.config.trusted_keys(),
-                             client_id=self.config.client_id, site_code=self.config.site_code,
-                             min_serial=self.config.policy_serial, now=self.clock())
+        return accept_policy(
+            envelope,
+            self.config.trusted_keys(),
+            client_id=self.config.client_id,
+            site_code=self.config.site_code,
+            min_serial=self.config.policy_serial,
+            now=self.clock(),
+        )

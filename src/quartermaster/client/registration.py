@@ -16,9 +16,16 @@ from quartermaster.core.signing import parse_public_keys
 from quartermaster.core.tls import pinned_context, read_ca_file
 
 
-def register(home: ClientHome, site_url: str, *, hostname: str = "", force: bool = False,
-             timeout: float = 30.0, ca_file: Path | None = None,
-             properties: dict[str, str] | None = None) -> ClientConfig:
+def register(
+    home: ClientHome,
+    site_url: str,
+    *,
+    hostname: str = "",
+    force: bool = False,
+    timeout: float = 30.0,
+    ca_file: Path | None = None,
+    properties: dict[str, str] | None = None,
+) -> ClientConfig:
     """Register with the site at `site_url`; `force` replaces an existing identity.
 
     `ca_file` (https only) is pinned: copied into the home, it is the only TLS trust for
@@ -53,8 +60,10 @@ def _pinned_ca(site_url: str, ca_file: Path | None) -> bytes | None:
     if ca_file is None:
         return None
     if not site_url.startswith("https://"):
-        raise InvalidInput(f"--ca-file pins the CA of an https site; {site_url} is not https",
-                           "give the site's https:// URL, or leave out --ca-file")
+        raise InvalidInput(
+            f"--ca-file pins the CA of an https site; {site_url} is not https",
+            "give the site's https:// URL, or leave out --ca-file",
+        )
     return read_ca_file(ca_file)
 
 
@@ -66,13 +75,16 @@ def check_site_url(url: str) -> str:
     except ValueError:
         valid = False
     if not valid:
-        raise InvalidInput(f"site URL {url!r} is not valid",
-                           "give the site server's URL, e.g. http://site.example:8441")
+        raise InvalidInput(
+            f"site URL {url!r} is not valid",
+            "give the site server's URL, e.g. http://site.example:8441",
+        )
     return url.rstrip("/")
 
 
-def config_from_answer(answer: dict[str, Any], site_url: str,
-                       hostname: str) -> tuple[ClientConfig, str]:
+def config_from_answer(
+    answer: dict[str, Any], site_url: str, hostname: str
+) -> tuple[ClientConfig, str]:
     """Check the site's registration answer; returns the config and the client secret."""
     try:
         client_id = check_client_id(str(answer.get("client_id")))
@@ -80,11 +92,15 @@ def config_from_answer(answer: dict[str, Any], site_url: str,
         raise QMError(f"the site's registration answer is unusable: {exc.message}") from None
     secret, site_code = answer.get("client_secret"), answer.get("site_code")
     if not isinstance(secret, str) or not secret or not isinstance(site_code, str):
-        raise QMError("the site's registration answer has no client secret or site code",
-                      "check that the URL points at a Quartermaster site server")
+        raise QMError(
+            "the site's registration answer has no client secret or site code",
+            "check that the URL points at a Quartermaster site server",
+        )
     poll = answer.get("poll_interval")
     return ClientConfig(
-        client_id=client_id, site_url=site_url.rstrip("/"), site_code=site_code,
+        client_id=client_id,
+        site_url=site_url.rstrip("/"),
+        site_code=site_code,
         signing_keys=_keys(answer.get("signing_keys")),
         poll_interval=poll if isinstance(poll, int) and poll > 0 else 3600,
         hostname=hostname,
@@ -95,6 +111,8 @@ def _keys(entries: Any) -> list[dict[str, str]]:
     try:
         keys = parse_public_keys(entries)
     except SignatureError as exc:
-        raise IntegrityError(f"the site's registration answer: {exc.message}",
-                             exc.hint or "the client could trust nothing") from None
+        raise IntegrityError(
+            f"the site's registration answer: {exc.message}",
+            exc.hint or "the client could trust nothing",
+        ) from None
     return [key.to_dict() for key in keys]

@@ -7,8 +7,13 @@ from typing import Any
 from quartermaster.client.machine_facts import MachineFacts
 
 # Names the same processor family goes by on different systems.
-_ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "aarch64": "arm64", "i686": "x86",
-                 "i386": "x86"}
+_ARCH_ALIASES = {
+    "amd64": "x86_64",
+    "x64": "x86_64",
+    "aarch64": "arm64",
+    "i686": "x86",
+    "i386": "x86",
+}
 
 
 def _arch(name: str) -> str:

@@ -50,8 +50,9 @@ class Decision:
         return None if self.until is None else self.until - self.early
 
 
-def decide(deployment: DeploymentPolicy, local: DeploymentState, now: datetime,
-           requested: bool = False) -> Decision:
+def decide(
+    deployment: DeploymentPolicy, local: DeploymentState, now: datetime, requested: bool = False
+) -> Decision:
     version = deployment.source_version
     expired = deployment.expires is not None and now >= deployment.expires
     if deployment.state == "active" and not expired and local.retry_pending(version):
@@ -59,10 +60,17 @@ def decide(deployment: DeploymentPolicy, local: DeploymentState, now: datetime,
         if due is not None and now < due:  # the client's own time: no tolerance
             return Decision(Action.WAIT, f"retry {local.retries} is due later", due, timedelta())
         return Decision(Action.RUN, f"retry {local.retries} is due")
-    found = schedule.decide(_schedule(deployment), _last_run(local), source_version=version,
-                            requested=requested, windows=deployment.maintenance_windows, now=now)
-    return Decision(_ACTIONS[found.action, found.why == Why.MAINTENANCE_WINDOW], found.detail,
-                    found.until)
+    found = schedule.decide(
+        _schedule(deployment),
+        _last_run(local),
+        source_version=version,
+        requested=requested,
+        windows=deployment.maintenance_windows,
+        now=now,
+    )
+    return Decision(
+        _ACTIONS[found.action, found.why == Why.MAINTENANCE_WINDOW], found.detail, found.until
+    )
 
 
 _ACTIONS = {
@@ -77,9 +85,13 @@ _ACTIONS = {
 
 def _schedule(deployment: DeploymentPolicy) -> DeploymentSchedule:
     return DeploymentSchedule(
-        available=deployment.available or _EPOCH, deadline=deployment.deadline,
-        expires=deployment.expires, rerun=schedule.parse_rerun(deployment.rerun),
-        state=deployment.state, override_maintenance=deployment.override_maintenance)
+        available=deployment.available or _EPOCH,
+        deadline=deployment.deadline,
+        expires=deployment.expires,
+        rerun=schedule.parse_rerun(deployment.rerun),
+        state=deployment.state,
+        override_maintenance=deployment.override_maintenance,
+    )
 
 
 def _last_run(local: DeploymentState) -> LastRun | None:
@@ -87,8 +99,9 @@ def _last_run(local: DeploymentState) -> LastRun | None:
     started = parse_optional(local.last_run)
     if local.ran_version is None or started is None:
         return None
-    result = schedule.Result.SUCCEEDED if local.ran_result == "succeeded" \
-        else schedule.Result.FAILED
+    result = (
+        schedule.Result.SUCCEEDED if local.ran_result == "succeeded" else schedule.Result.FAILED
+    )
     return LastRun(result, local.ran_version, started)
 
 
@@ -97,8 +110,9 @@ def retry_delay(base_seconds: int, retry_number: int) -> timedelta:
     return timedelta(seconds=base_seconds * 2 ** (retry_number - 1))
 
 
-def next_wakeup(deployments: tuple[DeploymentPolicy, ...], states: dict[str, DeploymentState],
-                now: datetime) -> datetime | None:
+def next_wakeup(
+    deployments: tuple[DeploymentPolicy, ...], states: dict[str, DeploymentState], now: datetime
+) -> datetime | None:
     """The earliest future moment a decision may change (a retry, a deadline, a window)."""
     times: list[datetime] = []
     for deployment in deployments:

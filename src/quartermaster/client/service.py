@@ -24,8 +24,9 @@ from quartermaster.core.errors import QMError
 MAX_JITTER = 300.0  # seconds
 
 
-def serve(cycle: Callable[[], float], stop: threading.Event, log: ComponentLog,
-          crash_delay: float = 60.0) -> None:
+def serve(
+    cycle: Callable[[], float], stop: threading.Event, log: ComponentLog, crash_delay: float = 60.0
+) -> None:
     """Call `cycle` until `stop` is set; `cycle` returns the seconds to wait before the next."""
     log.write("service started")
     while not stop.is_set():
@@ -38,8 +39,9 @@ def serve(cycle: Callable[[], float], stop: threading.Event, log: ComponentLog,
     log.write("service stopped")
 
 
-def agent_cycle(home: ClientHome, stop: threading.Event, clock: Clock = utcnow,
-                rng: random.Random | None = None) -> float:
+def agent_cycle(
+    home: ClientHome, stop: threading.Event, clock: Clock = utcnow, rng: random.Random | None = None
+) -> float:
     """One agent run; returns how long to wait: the poll interval plus jitter, or less when a
     retry or deadline falls due sooner or the site asked for an earlier poll."""
     log = home.log("policyagent")
@@ -47,15 +49,15 @@ def agent_cycle(home: ClientHome, stop: threading.Event, clock: Clock = utcnow,
     wakeup: datetime | None = None
     poll_after: int | None = None
     try:
-        with SiteLink(config.site_url, home.read_secret(),
-                      ssl_context=home.ssl_context(config)) as site:
+        with SiteLink(
+            config.site_url, home.read_secret(), ssl_context=home.ssl_context(config)
+        ) as site:
             agent = Agent(home, site, clock=clock, should_stop=stop.is_set)
             summary = agent.run_once()
             wakeup, config, poll_after = summary.next_wakeup, agent.config, summary.poll_after
     except QMError as exc:
         log.write(f"agent run failed: {exc}")
-    interval = config.poll_interval if poll_after is None \
-        else min(config.poll_interval, poll_after)
+    interval = config.poll_interval if poll_after is None else min(config.poll_interval, poll_after)
     jitter = (rng or random.Random()).uniform(0.0, min(interval * 0.1, MAX_JITTER))
     delay = interval + jitter
     if wakeup is not None:
@@ -66,6 +68,7 @@ def agent_cycle(home: ClientHome, stop: threading.Event, clock: Clock = utcnow,
 
 def install_stop_handlers(stop: threading.Event) -> None:
     """SIGTERM and SIGINT set `stop`; the handler then steps aside so a second signal kills."""
+
     def handler(signum: int, _frame: object) -> None:
         stop.set()
         signal.signal(signum, signal.SIG_DFL)

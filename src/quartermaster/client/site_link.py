@@ -26,9 +26,14 @@ from quartermaster.core.errors import (
 from quartermaster.core.tls import certificate_problem
 
 _ERRORS: dict[str, type[QMError]] = {
-    "invalid_input": InvalidInput, "not_found": NotFound, "conflict": Conflict,
-    "unauthorized": Unauthorized, "forbidden": Forbidden, "integrity": IntegrityError,
-    "hash_mismatch": IntegrityError, "bad_signature": IntegrityError,
+    "invalid_input": InvalidInput,
+    "not_found": NotFound,
+    "conflict": Conflict,
+    "unauthorized": Unauthorized,
+    "forbidden": Forbidden,
+    "integrity": IntegrityError,
+    "hash_mismatch": IntegrityError,
+    "bad_signature": IntegrityError,
 }
 
 
@@ -96,13 +101,22 @@ class SiteApi(Protocol):
 class SiteLink:
     """One HTTP client per agent run; `secret` is empty only for registration."""
 
-    def __init__(self, site_url: str, secret: str = "", timeout: float = 30.0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        site_url: str,
+        secret: str = "",
+        timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         """`ssl_context` pins the CA given at registration; None trusts the system's CAs."""
         self.site_url = site_url.rstrip("/")
         headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-        self._http = httpx.Client(base_url=self.site_url, headers=headers, timeout=timeout,
-                                  verify=ssl_context if ssl_context is not None else True)
+        self._http = httpx.Client(
+            base_url=self.site_url,
+            headers=headers,
+            timeout=timeout,
+            verify=ssl_context if ssl_context is not None else True,
+        )
         self._poll_after: int | None = None
 
     @property
@@ -136,16 +150,21 @@ class SiteLink:
         entries = _object(self._request("GET", f"/locations/{package_hash}")).get("locations")
         if not isinstance(entries, list):
             raise QMError("the site's location answer has no list of locations")
-        return [Location(str(e["dp"]), str(e["url"]), str(e.get("kind") or ""))
-                for e in entries if isinstance(e, dict) and e.get("dp") and e.get("url")]
+        return [
+            Location(str(e["dp"]), str(e["url"]), str(e.get("kind") or ""))
+            for e in entries
+            if isinstance(e, dict) and e.get("dp") and e.get("url")
+        ]
 
     def send_status(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         return _object(self._request("POST", "/status", json={"messages": messages}))
 
     def inventory(self, facts: dict[str, Any]) -> bool:
         """Report this computer's facts now; True if its collection membership changed."""
-        return _object(self._request("POST", "/inventory", json=facts)).get(
-            "membership_changed") is True
+        return (
+            _object(self._request("POST", "/inventory", json=facts)).get("membership_changed")
+            is True
+        )
 
     def rekey(self) -> str:
         """Trade the current secret for a new one and use it from now on."""
@@ -166,17 +185,21 @@ class SiteLink:
                     f"does not trust ({problem})",
                     "the client trusts only the CA pinned at registration (--ca-file); if the "
                     "site's certificate changed to another CA, re-register with "
-                    "`qm client register --force --ca-file NEW_CA`") from None
-            raise SiteUnreachable(f"cannot reach the site at {self.site_url}: {exc}",
-                                  "check the site URL in client.json and that the site server "
-                                  "is running; the agent tries again at its next run") from None
+                    "`qm client register --force --ca-file NEW_CA`",
+                ) from None
+            raise SiteUnreachable(
+                f"cannot reach the site at {self.site_url}: {exc}",
+                "check the site URL in client.json and that the site server "
+                "is running; the agent tries again at its next run",
+            ) from None
         if response.status_code >= 400:
             raise _error(response)
         hint = response.headers.get(POLL_AFTER_HEADER, "")
         if hint.isdigit():  # `qm client notify` (docs/protocol.md)
             seconds = int(hint)
-            self._poll_after = seconds if self._poll_after is None \
-                else min(self._poll_after, seconds)
+            self._poll_after = (
+                seconds if self._poll_after is None else min(self._poll_after, seconds)
+            )
         return response
 
 
@@ -186,8 +209,11 @@ def _object(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise QMError(f"the site answered {response.request.url.path} with something other "
-                      "than a JSON object", "check that the site URL points at a site server")
+        raise QMError(
+            f"the site answered {response.request.url.path} with something other "
+            "than a JSON object",
+            "check that the site URL points at a site server",
+        )
     return body
 
 
@@ -204,7 +230,9 @@ def _error(response: httpx.Response) -> QMError:
     if code == "rekey_required":
         return RekeyRequired(message, hint)
     if response.status_code == 401:
-        return Unauthorized(f"the site refused this client's credentials: {message}",
-                            "re-register with `qm client register --home DIR --site URL --force`")
+        return Unauthorized(
+            f"the site refused this client's credentials: {message}",
+            "re-register with `qm client register --home DIR --site URL --force`",
+        )
     error_class = _ERRORS.get(str(detail.get("code")), QMError)
     return error_class(f"the site answered {response.status_code}: {message}", hint)

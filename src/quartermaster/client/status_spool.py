@@ -30,16 +30,29 @@ class StatusSpool:
         self.clock = clock
         self.log = log
 
-    def add(self, message_id: int, insertion_strings: list[Any], *, deployment_id: str = "",
-            package_id: str = "", dp: str = "",
-            properties: dict[str, Any] | None = None) -> dict[str, Any]:
+    def add(
+        self,
+        message_id: int,
+        insertion_strings: list[Any],
+        *,
+        deployment_id: str = "",
+        package_id: str = "",
+        dp: str = "",
+        properties: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         entry = lookup(message_id)
         strings = [str(s) for s in insertion_strings]
         message = {
-            "uid": uuid.uuid4().hex, "message_id": message_id, "time": format_utc(self.clock()),
-            "severity": entry.severity.value, "component": entry.component,
-            "deployment_id": deployment_id, "package_id": package_id, "dp": dp,
-            "insertion_strings": strings, "properties": dict(properties or {}),
+            "uid": uuid.uuid4().hex,
+            "message_id": message_id,
+            "time": format_utc(self.clock()),
+            "severity": entry.severity.value,
+            "component": entry.component,
+            "deployment_id": deployment_id,
+            "package_id": package_id,
+            "dp": dp,
+            "insertion_strings": strings,
+            "properties": dict(properties or {}),
         }
         name = f"{time.time_ns():020d}-{message['uid']}.json"  # creation order
         write_atomic(self.folder / name, json.dumps(message, sort_keys=True).encode("utf-8"))
@@ -64,7 +77,7 @@ class StatusSpool:
         pending = self.pending()
         delivered = 0
         for start in range(0, len(pending), MAX_BATCH):
-            batch = pending[start:start + MAX_BATCH]
+            batch = pending[start : start + MAX_BATCH]
             send([message for _, message in batch])
             for path, _ in batch:
                 path.unlink(missing_ok=True)
@@ -81,12 +94,19 @@ class DeploymentReporter:
         self.spool = spool
         self.deployment = deployment
 
-    def emit(self, message_id: int, *extra: Any, dp: str = "",
-             properties: dict[str, Any] | None = None) -> None:
+    def emit(
+        self, message_id: int, *extra: Any, dp: str = "", properties: dict[str, Any] | None = None
+    ) -> None:
         d = self.deployment
         self.spool.add(
-            message_id, [d.deployment_id, d.package_id, d.program.name, *extra],
-            deployment_id=d.deployment_id, package_id=d.package_id, dp=dp,
-            properties={"source_version": d.source_version, "package_hash": d.package_hash,
-                        **(properties or {})},
+            message_id,
+            [d.deployment_id, d.package_id, d.program.name, *extra],
+            deployment_id=d.deployment_id,
+            package_id=d.package_id,
+            dp=dp,
+            properties={
+                "source_version": d.source_version,
+                "package_hash": d.package_hash,
+                **(properties or {}),
+            },
         )

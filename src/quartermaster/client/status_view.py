@@ -23,21 +23,32 @@ def client_status(home: ClientHome, now: datetime | None = None) -> dict[str, An
     state = LocalState.load(home.state_path)
     cache = ContentCache(home.cache, config.cache_limit_bytes)
     entries = cache.entries()
-    deployments = [_deployment(d, state.deployments.get(d.deployment_id, DeploymentState()), now)
-                   for d in (policy.deployments if policy else ())]
+    deployments = [
+        _deployment(d, state.deployments.get(d.deployment_id, DeploymentState()), now)
+        for d in (policy.deployments if policy else ())
+    ]
     return {
-        "client_id": config.client_id, "site_url": config.site_url,
-        "site_code": config.site_code, "poll_interval": config.poll_interval,
-        "policy": None if policy is None else {
-            "serial": policy.serial, "issued": format_optional(policy.issued),
-            "expires": format_optional(policy.expires)},
+        "client_id": config.client_id,
+        "site_url": config.site_url,
+        "site_code": config.site_code,
+        "poll_interval": config.poll_interval,
+        "policy": None
+        if policy is None
+        else {
+            "serial": policy.serial,
+            "issued": format_optional(policy.issued),
+            "expires": format_optional(policy.expires),
+        },
         "deployments": deployments,
-        "cache": {"used_bytes": sum(e.size for e in entries),
-                  "limit_bytes": config.cache_limit_bytes,
-                  "blobs": sum(1 for e in entries if not e.partial),
-                  "partial_transfers": sum(1 for e in entries if e.partial)},
+        "cache": {
+            "used_bytes": sum(e.size for e in entries),
+            "limit_bytes": config.cache_limit_bytes,
+            "blobs": sum(1 for e in entries if not e.partial),
+            "partial_transfers": sum(1 for e in entries if e.partial),
+        },
         "spooled_status_messages": sum(1 for _ in home.spool.glob("*.json"))
-        if home.spool.is_dir() else 0,
+        if home.spool.is_dir()
+        else 0,
     }
 
 
@@ -55,16 +66,28 @@ def _stored_policy(home: ClientHome) -> Policy | None:
 def _deployment(d: DeploymentPolicy, local: DeploymentState, now: datetime) -> dict[str, Any]:
     decision = decide(d, local, now)
     return {
-        "deployment_id": d.deployment_id, "package_id": d.package_id,
-        "package_name": d.package_name, "program": d.program.name,
-        "source_version": d.source_version, "state": d.state, "rerun": d.rerun,
-        "available": format_optional(d.available), "deadline": format_optional(d.deadline),
+        "deployment_id": d.deployment_id,
+        "package_id": d.package_id,
+        "package_name": d.package_name,
+        "program": d.program.name,
+        "source_version": d.source_version,
+        "state": d.state,
+        "rerun": d.rerun,
+        "available": format_optional(d.available),
+        "deadline": format_optional(d.deadline),
         "expires": format_optional(d.expires),
-        "result": local.result or "not run", "reason": local.reason,
-        "exit_code": local.exit_code, "ran_version": local.ran_version,
-        "attempts": local.attempts, "next_retry": local.next_retry, "last_run": local.last_run,
-        "next": {"action": decision.action.value, "reason": decision.reason,
-                 "at": format_optional(decision.wake_at)},
+        "result": local.result or "not run",
+        "reason": local.reason,
+        "exit_code": local.exit_code,
+        "ran_version": local.ran_version,
+        "attempts": local.attempts,
+        "next_retry": local.next_retry,
+        "last_run": local.last_run,
+        "next": {
+            "action": decision.action.value,
+            "reason": decision.reason,
+            "at": format_optional(decision.wake_at),
+        },
     }
 
 
@@ -73,8 +96,9 @@ def render_text(status: dict[str, Any]) -> list[str]:
     cache = status["cache"]
     lines = [
         f"client {status['client_id']} of site {status['site_code']} ({status['site_url']})",
-        "policy: none yet" if policy is None else
-        f"policy: serial {policy['serial']}, expires {policy['expires']}",
+        "policy: none yet"
+        if policy is None
+        else f"policy: serial {policy['serial']}, expires {policy['expires']}",
         f"cache: {cache['used_bytes']} of {cache['limit_bytes']} bytes, {cache['blobs']} blobs, "
         f"{cache['partial_transfers']} partial transfers",
         f"status messages waiting for delivery: {status['spooled_status_messages']}",
@@ -82,14 +106,18 @@ def render_text(status: dict[str, Any]) -> list[str]:
     if not status["deployments"]:
         lines.append("deployments: none")
     for d in status["deployments"]:
-        lines.append(f"{d['deployment_id']}  {d['package_id']} {d['package_name']!r} "
-                     f"v{d['source_version']} program {d['program']!r}: {d['result']}"
-                     + (f" (exit code {d['exit_code']})" if d["exit_code"] is not None else "")
-                     + (f", {d['reason']}" if d["reason"] else "")
-                     + (f", next retry {d['next_retry']}" if d["next_retry"] else "")
-                     + f"; deadline {d['deadline'] or 'none'}, rerun {d['rerun']}"
-                     + ("" if d["state"] == "active" else f", {d['state']}"))
+        lines.append(
+            f"{d['deployment_id']}  {d['package_id']} {d['package_name']!r} "
+            f"v{d['source_version']} program {d['program']!r}: {d['result']}"
+            + (f" (exit code {d['exit_code']})" if d["exit_code"] is not None else "")
+            + (f", {d['reason']}" if d["reason"] else "")
+            + (f", next retry {d['next_retry']}" if d["next_retry"] else "")
+            + f"; deadline {d['deadline'] or 'none'}, rerun {d['rerun']}"
+            + ("" if d["state"] == "active" else f", {d['state']}")
+        )
         step = d["next"]
-        lines.append(f"    next: {step['action']} ({step['reason']})"
-                     + (f" at {step['at']}" if step["at"] else ""))
+        lines.append(
+            f"    next: {step['action']} ({step['reason']})"
+            + (f" at {step['at']}" if step["at"] else "")
+        )
     return lines

@@ -26,8 +26,15 @@ class ManifestRefused(IntegrityError):
     code = "manifest_refused"
 
 
-def accept_policy(envelope: Any, keys: dict[str, PublicKey], *, client_id: str, site_code: str,
-                  min_serial: int, now: datetime) -> Policy:
+def accept_policy(
+    envelope: Any,
+    keys: dict[str, PublicKey],
+    *,
+    client_id: str,
+    site_code: str,
+    min_serial: int,
+    now: datetime,
+) -> Policy:
     """The policy in `envelope`, if it is signed, ours, not rolled back and not expired.
 
     A policy also names the site's current signing keys (`signing_keys`); the caller
@@ -45,16 +52,21 @@ def accept_policy(envelope: Any, keys: dict[str, PublicKey], *, client_id: str, 
     except (SignatureError, InvalidInput) as exc:
         raise PolicyRefused(exc.message, exc.hint) from None
     if policy.client_id != client_id or policy.site_code != site_code:
-        raise PolicyRefused(f"the policy is for client {policy.client_id} of site "
-                            f"{policy.site_code}, not for this client",
-                            "the site answered with another client's policy")
+        raise PolicyRefused(
+            f"the policy is for client {policy.client_id} of site "
+            f"{policy.site_code}, not for this client",
+            "the site answered with another client's policy",
+        )
     if policy.serial < min_serial:
-        raise PolicyRefused(f"policy serial {policy.serial} is lower than {min_serial}, "
-                            "already seen (rollback)",
-                            "an old policy was replayed; the client keeps its current one")
+        raise PolicyRefused(
+            f"policy serial {policy.serial} is lower than {min_serial}, already seen (rollback)",
+            "an old policy was replayed; the client keeps its current one",
+        )
     if policy.expires <= now:
-        raise PolicyRefused(f"the policy expired at {format_utc(policy.expires)} (freeze)",
-                            "check the client's clock and that the site issues fresh policy")
+        raise PolicyRefused(
+            f"the policy expired at {format_utc(policy.expires)} (freeze)",
+            "check the client's clock and that the site issues fresh policy",
+        )
     return policy
 
 
@@ -66,8 +78,9 @@ def policy_signing_keys(envelope: Any) -> list[PublicKey] | None:
     return parse_public_keys(payload["signing_keys"])
 
 
-def _untrusted_policy(envelope: Any, keys: dict[str, PublicKey],
-                      exc: SignatureError) -> PolicyRefused:
+def _untrusted_policy(
+    envelope: Any, keys: dict[str, PublicKey], exc: SignatureError
+) -> PolicyRefused:
     """Say which keys signed and which are trusted: a rotation the client missed is fixed
     by registering again, and the message must say so."""
     signatures = envelope.get("signatures") if isinstance(envelope, dict) else None
@@ -79,11 +92,13 @@ def _untrusted_policy(envelope: Any, keys: dict[str, PublicKey],
         f"trusted: {', '.join(sorted(keys)) or 'none'}): either it is forged, or the site "
         "rotated its signing key and retired the old one while this client was offline; "
         "re-register the client",
-        "qm client register --home DIR --site URL --force (add --ca-file for https)")
+        "qm client register --home DIR --site URL --force (add --ca-file for https)",
+    )
 
 
-def accept_manifest(envelope: Any, keys: dict[str, PublicKey],
-                    deployment: DeploymentPolicy, site_code: str) -> Manifest:
+def accept_manifest(
+    envelope: Any, keys: dict[str, PublicKey], deployment: DeploymentPolicy, site_code: str
+) -> Manifest:
     """The manifest, if signed and exactly the package version this deployment names."""
     try:
         payload = verify_envelope(envelope, keys)
@@ -91,18 +106,21 @@ def accept_manifest(envelope: Any, keys: dict[str, PublicKey],
         raise ManifestRefused(exc.message, exc.hint) from None
     actual = sha256_bytes(canonical_json(payload))
     if actual != deployment.package_hash:
-        raise ManifestRefused(f"its hash {actual} is not the package hash "
-                              f"{deployment.package_hash} in policy",
-                              "a DP or the site served the manifest of another version")
+        raise ManifestRefused(
+            f"its hash {actual} is not the package hash {deployment.package_hash} in policy",
+            "a DP or the site served the manifest of another version",
+        )
     try:
         manifest = Manifest.from_dict(payload)
     except InvalidInput as exc:
         raise ManifestRefused(exc.message, exc.hint) from None
     named = (deployment.package_id, deployment.source_version, site_code)
     if (manifest.package_id, manifest.source_version, manifest.site_code) != named:
-        raise ManifestRefused(f"it describes {manifest.package_id} version "
-                              f"{manifest.source_version} of site {manifest.site_code}, policy "
-                              f"names {deployment.package_id} version "
-                              f"{deployment.source_version}",
-                              "the site signed a policy that does not match its manifest")
+        raise ManifestRefused(
+            f"it describes {manifest.package_id} version "
+            f"{manifest.source_version} of site {manifest.site_code}, policy "
+            f"names {deployment.package_id} version "
+            f"{deployment.source_version}",
+            "the site signed a policy that does not match its manifest",
+        )
     return manifest

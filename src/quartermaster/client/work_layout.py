@@ -44,8 +44,12 @@ def _copy_verified(source: Path, target: Path, sha256: str, buffer: bytearray) -
             digest.update(view[:n])
             writer.write(view[:n])
     if digest.hexdigest() != sha256:
-        raise HashMismatch(f"cached blob {source.name}", sha256, digest.hexdigest(),
-                           "the cached copy is damaged; it is removed and fetched again")
+        raise HashMismatch(
+            f"cached blob {source.name}",
+            sha256,
+            digest.hexdigest(),
+            "the cached copy is damaged; it is removed and fetched again",
+        )
 
 
 def remove_tree(path: Path) -> None:

@@ -15,9 +15,15 @@ from markupsafe import Markup
 
 #: Fills with at least 3:1 contrast against white (WCAG 1.4.11, graphical objects).
 COLOURS = {
-    "succeeded": "#1a7f37", "installed": "#1a7f37", "in_progress": "#0969da",
-    "distributing": "#0969da", "failed": "#cf222e", "validation_failed": "#cf222e",
-    "unknown": "#6e7781", "pending": "#6e7781", "requirements_not_met": "#9a6700",
+    "succeeded": "#1a7f37",
+    "installed": "#1a7f37",
+    "in_progress": "#0969da",
+    "distributing": "#0969da",
+    "failed": "#cf222e",
+    "validation_failed": "#cf222e",
+    "unknown": "#6e7781",
+    "pending": "#6e7781",
+    "requirements_not_met": "#9a6700",
 }
 
 
@@ -42,13 +48,17 @@ def stacked_bar(parts: Sequence[Part], title: str, height: int = 18) -> Markup:
         if not part.value or not total:
             continue
         width = 1000 * part.value / total
-        shapes.append(f'<rect x="{x:.2f}" y="0" width="{width:.2f}" height="{height}" '
-                      f'fill="{colour(part.key)}"><title>{escape(part.label)}: {part.value}'
-                      f'</title></rect>')
+        shapes.append(
+            f'<rect x="{x:.2f}" y="0" width="{width:.2f}" height="{height}" '
+            f'fill="{colour(part.key)}"><title>{escape(part.label)}: {part.value}'
+            f"</title></rect>"
+        )
         x += width
-    return Markup(f'<svg class="chart bar" viewBox="0 0 1000 {height}" preserveAspectRatio="none" '
-                  f'role="img" aria-label="{escape(title)}: {escape(summary)}">'
-                  f'<title>{escape(title)}: {escape(summary)}</title>{"".join(shapes)}</svg>')
+    return Markup(
+        f'<svg class="chart bar" viewBox="0 0 1000 {height}" preserveAspectRatio="none" '
+        f'role="img" aria-label="{escape(title)}: {escape(summary)}">'
+        f"<title>{escape(title)}: {escape(summary)}</title>{''.join(shapes)}</svg>"
+    )
 
 
 def columns(days: Sequence[dict[str, int | str]], title: str) -> Markup:
@@ -57,8 +67,9 @@ def columns(days: Sequence[dict[str, int | str]], title: str) -> Markup:
     peak = max((int(d["succeeded"]) + int(d["failed"]) for d in days), default=0) or 1
     step = width / max(len(days), 1)
     bar = step * 0.62
-    shapes = [f'<line x1="0" y1="{height - pad}" x2="{width}" y2="{height - pad}" '
-              f'stroke="#d0d7de"/>']
+    shapes = [
+        f'<line x1="0" y1="{height - pad}" x2="{width}" y2="{height - pad}" stroke="#d0d7de"/>'
+    ]
     for index, day in enumerate(days):
         ok, bad = int(day["succeeded"]), int(day["failed"])
         x = index * step + (step - bar) / 2
@@ -68,16 +79,22 @@ def columns(days: Sequence[dict[str, int | str]], title: str) -> Markup:
             if value:
                 h = value * scale
                 top -= h
-                shapes.append(f'<rect x="{x:.1f}" y="{top:.1f}" width="{bar:.1f}" '
-                              f'height="{h:.1f}" fill="{colour(key)}"><title>{day["day"]}: '
-                              f'{value} {key}</title></rect>')
+                shapes.append(
+                    f'<rect x="{x:.1f}" y="{top:.1f}" width="{bar:.1f}" '
+                    f'height="{h:.1f}" fill="{colour(key)}"><title>{day["day"]}: '
+                    f"{value} {key}</title></rect>"
+                )
         if index % 2 == 0 or len(days) <= 8:
-            shapes.append(f'<text x="{x + bar / 2:.1f}" y="{height - 6}" '
-                          f'text-anchor="middle">{str(day["day"])[5:]}</text>')
+            shapes.append(
+                f'<text x="{x + bar / 2:.1f}" y="{height - 6}" '
+                f'text-anchor="middle">{str(day["day"])[5:]}</text>'
+            )
     shapes.append(f'<text x="2" y="12">{peak}</text>')
     total_ok = sum(int(d["succeeded"]) for d in days)
     total_bad = sum(int(d["failed"]) for d in days)
     summary = f"{total_ok} succeeded, {total_bad} failed over {len(days)} days"
-    return Markup(f'<svg class="chart columns" viewBox="0 0 {width} {height}" role="img" '
-                  f'aria-label="{escape(title)}: {summary}"><title>{escape(title)}: '
-                  f'{summary}</title>{"".join(shapes)}</svg>')
+    return Markup(
+        f'<svg class="chart columns" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title)}: {summary}"><title>{escape(title)}: '
+        f"{summary}</title>{''.join(shapes)}</svg>"
+    )

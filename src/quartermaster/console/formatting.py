@@ -7,20 +7,45 @@ from datetime import datetime
 from quartermaster.site.models import utcnow
 
 STATE_LABELS = {
-    "succeeded": "Succeeded", "in_progress": "In progress", "failed": "Failed",
-    "unknown": "Unknown", "requirements_not_met": "Requirements not met",
-    "installed": "Installed", "distributing": "Distributing", "pending": "Pending",
-    "validation_failed": "Validation failed", "active": "Active", "paused": "Paused",
-    "cancelled": "Cancelled", "retired": "Retired", "approved": "Approved",
-    "blocked": "Blocked", "informational": "Info", "warning": "Warning", "error": "Error",
+    "succeeded": "Succeeded",
+    "in_progress": "In progress",
+    "failed": "Failed",
+    "unknown": "Unknown",
+    "requirements_not_met": "Requirements not met",
+    "installed": "Installed",
+    "distributing": "Distributing",
+    "pending": "Pending",
+    "validation_failed": "Validation failed",
+    "active": "Active",
+    "paused": "Paused",
+    "cancelled": "Cancelled",
+    "retired": "Retired",
+    "approved": "Approved",
+    "blocked": "Blocked",
+    "informational": "Info",
+    "warning": "Warning",
+    "error": "Error",
 }
 #: The tone of a state's badge: ok (green), info (blue), bad (red), warn (amber), muted.
 STATE_TONES = {
-    "succeeded": "ok", "installed": "ok", "active": "ok", "approved": "ok",
-    "in_progress": "info", "distributing": "info", "pending": "muted", "informational": "muted",
-    "failed": "bad", "validation_failed": "bad", "error": "bad", "blocked": "bad",
-    "requirements_not_met": "warn", "paused": "warn", "warning": "warn",
-    "unknown": "muted", "cancelled": "muted", "retired": "muted",
+    "succeeded": "ok",
+    "installed": "ok",
+    "active": "ok",
+    "approved": "ok",
+    "in_progress": "info",
+    "distributing": "info",
+    "pending": "muted",
+    "informational": "muted",
+    "failed": "bad",
+    "validation_failed": "bad",
+    "error": "bad",
+    "blocked": "bad",
+    "requirements_not_met": "warn",
+    "paused": "warn",
+    "warning": "warn",
+    "unknown": "muted",
+    "cancelled": "muted",
+    "retired": "muted",
 }
 
 
@@ -84,5 +109,11 @@ def short_hash(value: str | None, length: int = 12) -> str:
     return value[:length] if value else "—"
 
 
-FILTERS = {"size": size, "when": when, "ago": ago, "label": label, "tone": tone,
-           "short_hash": short_hash}
+FILTERS = {
+    "size": size,
+    "when": when,
+    "ago": ago,
+    "label": label,
+    "tone": tone,
+    "short_hash": short_hash,
+}

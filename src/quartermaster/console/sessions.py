@@ -60,8 +60,9 @@ def _load_or_create_key(ctx: SiteContext) -> bytes:
             return bytes.fromhex(str(row.value))
     try:
         with ctx.db.session() as session:
-            session.add(SiteSetting(name=KEY_SETTING, value=secrets.token_hex(32),
-                                    updated_by="web console"))
+            session.add(
+                SiteSetting(name=KEY_SETTING, value=secrets.token_hex(32), updated_by="web console")
+            )
     except IntegrityError:
         pass  # another site process created it a moment ago: use theirs
     with ctx.db.session() as session:
@@ -86,8 +87,7 @@ class ConsoleSession:
     def signed_in(self, account: Account) -> ConsoleSession:
         """A new session ID on sign-in, so a session ID planted before it is worthless."""
         changed = account.password_changed.timestamp() if account.password_changed else None
-        return replace(ConsoleSession.anonymous(), account_id=account.id,
-                       password_changed=changed)
+        return replace(ConsoleSession.anonymous(), account_id=account.id, password_changed=changed)
 
 
 def b64(data: bytes) -> str:
@@ -103,8 +103,17 @@ def sign(key: bytes, purpose: str, data: str) -> str:
 
 
 def encode(ctx: SiteContext, session: ConsoleSession) -> str:
-    payload = b64(json.dumps({"s": session.sid, "a": session.account_id, "t": session.started,
-                               "p": session.password_changed}, separators=(",", ":")).encode())
+    payload = b64(
+        json.dumps(
+            {
+                "s": session.sid,
+                "a": session.account_id,
+                "t": session.started,
+                "p": session.password_changed,
+            },
+            separators=(",", ":"),
+        ).encode()
+    )
     return f"{payload}.{sign(session_key(ctx), 'session', payload)}"
 
 
@@ -135,19 +144,28 @@ def csrf_token(ctx: SiteContext, session: ConsoleSession) -> str:
 
 
 def csrf_valid(ctx: SiteContext, session: ConsoleSession | None, token: str) -> bool:
-    return session is not None and bool(token) and hmac.compare_digest(
-        token, csrf_token(ctx, session))
+    return (
+        session is not None and bool(token) and hmac.compare_digest(token, csrf_token(ctx, session))
+    )
 
 
 def set_cookie(request: Request, response: Response, session: ConsoleSession) -> None:
     ctx: SiteContext = request.app.state.ctx
-    response.set_cookie(COOKIE, encode(ctx, session), max_age=LIFETIME, path=COOKIE_PATH,
-                        httponly=True, samesite="strict", secure=_secure(request))
+    response.set_cookie(
+        COOKIE,
+        encode(ctx, session),
+        max_age=LIFETIME,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
 
 
 def clear_cookie(request: Request, response: Response) -> None:
-    response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict",
-                           secure=_secure(request))
+    response.delete_cookie(
+        COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict", secure=_secure(request)
+    )
 
 
 def _secure(request: Request) -> bool:
@@ -163,12 +181,16 @@ def session_principal(request: Request, ctx: SiteContext, credential: Credential
         raise Unauthorized("sign in to use the console", "open /console/sign-in")
     with ctx.db.session() as db:
         account = db.get(Account, session.account_id)
-        changed = (account.password_changed.timestamp()
-                   if account is not None and account.password_changed else None)
+        changed = (
+            account.password_changed.timestamp()
+            if account is not None and account.password_changed
+            else None
+        )
         if account is None or account.disabled or changed != session.password_changed:
-            raise Unauthorized("your console session has ended",
-                               "sign in again (the account was disabled or its password "
-                               "changed)")
+            raise Unauthorized(
+                "your console session has ended",
+                "sign in again (the account was disabled or its password changed)",
+            )
         return principal_for(account)
 
 
@@ -191,8 +213,9 @@ class SignInThrottle:
                     failures.popleft()
                 if len(failures) >= self.limits[key[0]]:
                     wait = int(self.window - (now - failures[0])) // 60 + 1
-                    raise TooManyAttempts("too many failed sign-ins",
-                                          f"wait {wait} minute(s), then try again")
+                    raise TooManyAttempts(
+                        "too many failed sign-ins", f"wait {wait} minute(s), then try again"
+                    )
 
     def failed(self, name: str, address: str) -> None:
         now = time.monotonic()

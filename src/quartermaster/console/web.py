@@ -37,15 +37,20 @@ STATIC = Path(__file__).with_name("static")
 PAGE_SIZE = 50
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-                  trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined)
+ENV = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=StrictUndefined,
+)
 ENV.filters.update(formatting.FILTERS)
 ENV.globals.update(charts=charts, percent=formatting.percent, version=__version__)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                               "script-src 'self'; frame-ancestors 'none'; form-action 'self'; "
-                               "base-uri 'none'; object-src 'none'",
+    "script-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+    "base-uri 'none'; object-src 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -59,18 +64,25 @@ class CSRFRefused(Forbidden):
 # --------------------------------------------------------------------------- route classes
 
 
-def _html_errors(handler: Callable[[Request], Coroutine[Any, Any, Response]]
-                 ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+def _html_errors(
+    handler: Callable[[Request], Coroutine[Any, Any, Response]],
+) -> Callable[[Request], Coroutine[Any, Any, Response]]:
     async def answer(request: Request) -> Response:
         try:
             response = await handler(request)
         except QMError as exc:
             response = error_response(request, exc.http_status, exc.message, exc.hint)
         except RequestValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: "
-                                 f"{e.get('msg', '')}" for e in exc.errors())
-            response = error_response(request, 422, f"this request has a mistake: {problems}",
-                                      "go back and correct the form")
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+                for e in exc.errors()
+            )
+            response = error_response(
+                request,
+                422,
+                f"this request has a mistake: {problems}",
+                "go back and correct the form",
+            )
         except StarletteHTTPException as exc:
             response = error_response(request, exc.status_code, str(exc.detail), "")
         for name, value in SECURITY_HEADERS.items():
@@ -112,8 +124,10 @@ async def csrf_guard(request: Request) -> None:
     form = await request.form()
     token = str(form.get("csrf_token") or request.headers.get("x-csrf-token", ""))
     if not sessions.csrf_valid(get_ctx(request), sessions.current(request), token):
-        raise CSRFRefused("this form is out of date or did not come from the console",
-                          "reload the page and submit the form again")
+        raise CSRFRefused(
+            "this form is out of date or did not come from the console",
+            "reload the page and submit the form again",
+        )
 
 
 async def form_data(request: Request) -> FormData:
@@ -137,18 +151,30 @@ def fields(form: FormData, name: str) -> list[str]:
 # --------------------------------------------------------------------------- answers
 
 
-def render(request: Request, template: str, principal: Principal | None, *,
-           section: str = "", status: int = 200,
-           session: sessions.ConsoleSession | None = None, **context: Any) -> HTMLResponse:
+def render(
+    request: Request,
+    template: str,
+    principal: Principal | None,
+    *,
+    section: str = "",
+    status: int = 200,
+    session: sessions.ConsoleSession | None = None,
+    **context: Any,
+) -> HTMLResponse:
     ctx = get_ctx(request)
     session = session or sessions.current(request)
     flash = _read_flash(request)
     html = ENV.get_template(template).render(
-        request=request, principal=principal, section=section, flash=flash,
+        request=request,
+        principal=principal,
+        section=section,
+        flash=flash,
         can=lambda action: principal is not None and is_allowed(principal, action),
         csrf=sessions.csrf_token(ctx, session) if session else "",
         site={"code": ctx.site_code, "name": ctx.config.name},
-        query=lambda **changes: query_string(request, **changes), **context)
+        query=lambda **changes: query_string(request, **changes),
+        **context,
+    )
     response = HTMLResponse(html, status)
     if flash:
         response.delete_cookie(sessions.FLASH_COOKIE, path=sessions.COOKIE_PATH)
@@ -172,9 +198,15 @@ def redirect(request: Request, url: str, message: str = "", kind: str = "ok") ->
     if message:
         value = sessions.b64(json.dumps({"k": kind, "m": message[:500]}).encode())
         signed = f"{value}.{sessions.sign(sessions.session_key(get_ctx(request)), 'flash', value)}"
-        response.set_cookie(sessions.FLASH_COOKIE, signed, max_age=60, path=sessions.COOKIE_PATH,
-                            httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(
+            sessions.FLASH_COOKIE,
+            signed,
+            max_age=60,
+            path=sessions.COOKIE_PATH,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
     return response
 
 
@@ -218,16 +250,18 @@ def error_response(request: Request, status: int, message: str, hint: str) -> Re
         text = f"{message} — {hint}" if hint else message
         return redirect(request, back(request), text, "error")
     principal = getattr(request.state, "principal", None)
-    return render(request, "error.html", principal, status=status, code=status,
-                  message=message, hint=hint)
+    return render(
+        request, "error.html", principal, status=status, code=status, message=message, hint=hint
+    )
 
 
 class Pager:
     """Offset pages of PAGE_SIZE rows; the page asks for one row more to know if there is a
     next page, so no list needs a COUNT over 100,000 rows."""
 
-    def __init__(self, offset: int, rows: list[Any], limit: int = PAGE_SIZE,
-                 total: int | None = None) -> None:
+    def __init__(
+        self, offset: int, rows: list[Any], limit: int = PAGE_SIZE, total: int | None = None
+    ) -> None:
         self.offset, self.limit, self.total = offset, limit, total
         self.has_next = len(rows) > limit
         self.rows = rows[:limit]
@@ -255,13 +289,17 @@ def body(model: type[ModelT], data: dict[str, Any]) -> ModelT:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())) or 'form'}: "
-                             f"{e.get('msg', '')}" for e in exc.errors())
-        raise InvalidInput(f"the form has a mistake: {problems}",
-                           "correct the field named and submit again") from None
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ())) or 'form'}: {e.get('msg', '')}"
+            for e in exc.errors()
+        )
+        raise InvalidInput(
+            f"the form has a mistake: {problems}", "correct the field named and submit again"
+        ) from None
 
 
 def page_router() -> APIRouter:
     """The router of one section: under /console, CSRF-checked, audited, in HTML."""
-    return APIRouter(prefix="/console", route_class=ConsoleRoute,
-                     dependencies=[Depends(csrf_guard)])
+    return APIRouter(
+        prefix="/console", route_class=ConsoleRoute, dependencies=[Depends(csrf_guard)]
+    )

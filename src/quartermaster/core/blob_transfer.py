@@ -125,7 +125,16 @@ class BlobFetcher:
         digest, have = self._resume_state(partial, size)
         try:
             return self._transfer(
-                origin, target, url, dest, partial, digest, have, sha256, size, on_progress,
+                origin,
+                target,
+                url,
+                dest,
+                partial,
+                digest,
+                have,
+                sha256,
+                size,
+                on_progress,
                 durable,
             )
         except (OSError, http.client.HTTPException) as exc:
@@ -206,11 +215,11 @@ class BlobFetcher:
             if size - have < PIPELINE_MIN:
                 received = self._receive(response, handle, digest, size - have, on_progress)
             elif durable or not hasattr(os, "posix_fallocate"):
-                received = self._receive_pipelined(response, handle, digest, size - have,
-                                                   on_progress)
+                received = self._receive_pipelined(
+                    response, handle, digest, size - have, on_progress
+                )
             else:
-                received = self._receive_mapped(response, handle, digest, have, size,
-                                                on_progress)
+                received = self._receive_mapped(response, handle, digest, have, size, on_progress)
             have += received
             if have < size:
                 if durable:  # what was received stays for a resume
@@ -243,8 +252,14 @@ class BlobFetcher:
             fsync_path(dest.parent)
         return FetchResult(received, resumed_from)
 
-    def _receive(self, response: http.client.HTTPResponse, handle: IO[Any],
-                 digest: hashlib._Hash, limit: int, on_progress: Progress | None) -> int:
+    def _receive(
+        self,
+        response: http.client.HTTPResponse,
+        handle: IO[Any],
+        digest: hashlib._Hash,
+        limit: int,
+        on_progress: Progress | None,
+    ) -> int:
         """Receive, hash and write up to `limit` bytes on this thread; returns bytes received."""
         view = memoryview(self._buffer)
         received = 0
@@ -260,9 +275,14 @@ class BlobFetcher:
                 on_progress(n)
         return received
 
-    def _receive_pipelined(self, response: http.client.HTTPResponse, handle: IO[Any],
-                           digest: hashlib._Hash, limit: int,
-                           on_progress: Progress | None) -> int:
+    def _receive_pipelined(
+        self,
+        response: http.client.HTTPResponse,
+        handle: IO[Any],
+        digest: hashlib._Hash,
+        limit: int,
+        on_progress: Progress | None,
+    ) -> int:
         """As `_receive`, with hashing on a helper thread one buffer behind the receiver.
 
         A buffer goes back to the receiver only after it was written and hashed.
@@ -288,9 +308,15 @@ class BlobFetcher:
                     on_progress(n)
         return received
 
-    def _receive_mapped(self, response: http.client.HTTPResponse, handle: IO[Any],
-                        digest: hashlib._Hash, have: int, size: int,
-                        on_progress: Progress | None) -> int:
+    def _receive_mapped(
+        self,
+        response: http.client.HTTPResponse,
+        handle: IO[Any],
+        digest: hashlib._Hash,
+        have: int,
+        size: int,
+        on_progress: Progress | None,
+    ) -> int:
         """As `_receive_pipelined`, into the file's mapped pages instead of a buffer.
 
         The file is reserved at its full size before it is mapped, so a full disk is an
@@ -310,10 +336,10 @@ class BlobFetcher:
         try:
             with _hashed_behind(digest) as hash_later:
                 while offset < size:
-                    n = response.readinto(view[offset:min(size, offset + CHUNK)])
+                    n = response.readinto(view[offset : min(size, offset + CHUNK)])
                     if not n:
                         break
-                    hash_later(view[offset:offset + n])
+                    hash_later(view[offset : offset + n])
                     offset += n
                     if on_progress is not None:
                         on_progress(n)
@@ -327,8 +353,9 @@ class BlobFetcher:
 
 
 @contextlib.contextmanager
-def _hashed_behind(digest: hashlib._Hash, hashed: Callable[[memoryview], None] | None = None
-                   ) -> Iterator[Callable[[memoryview], None]]:
+def _hashed_behind(
+    digest: hashlib._Hash, hashed: Callable[[memoryview], None] | None = None
+) -> Iterator[Callable[[memoryview], None]]:
     """Hash, in order on a helper thread, each chunk handed to the function this yields;
     `hashed` then gets the chunk back. The helper is joined on leaving, also on an error, so
     `digest` then covers exactly the chunks handed over."""

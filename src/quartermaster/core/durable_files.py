@@ -42,7 +42,7 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
 def write_all(handle: IO[Any], chunk: memoryview) -> None:
     """Write every byte: a short write (a filling disk) must not leave less than was hashed."""
     while chunk:
-        chunk = chunk[handle.write(chunk):]
+        chunk = chunk[handle.write(chunk) :]
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -16,7 +16,10 @@ from quartermaster.core.hashing import is_sha256_hex, sha256_bytes
 
 MANIFEST_FORMAT = 1
 _WINDOWS_RESERVED = {
-    "CON", "PRN", "AUX", "NUL",
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
     *(f"COM{i}" for i in range(1, 10)),
     *(f"LPT{i}" for i in range(1, 10)),
 }

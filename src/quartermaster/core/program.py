@@ -35,25 +35,32 @@ class ProgramSpec:
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > 100 or "/" in self.name:
-            raise InvalidInput(f"program name {self.name!r} is not valid",
-                               "use 1 to 100 characters without '/'")
+            raise InvalidInput(
+                f"program name {self.name!r} is not valid", "use 1 to 100 characters without '/'"
+            )
         if not self.command.strip():
             raise InvalidInput("a program needs a command line", "pass --command 'CMD'")
         if self.run_context not in ("system", "user"):
-            raise InvalidInput(f"run context {self.run_context!r} is not valid",
-                               "use 'system' or 'user'")
+            raise InvalidInput(
+                f"run context {self.run_context!r} is not valid", "use 'system' or 'user'"
+            )
         if not 1 <= self.max_runtime <= 7 * 24 * 3600:
             raise InvalidInput("maximum run time must be between 1 second and 7 days")
         if not 0 <= self.retry_count <= 100 or not 0 <= self.retry_delay <= 86400:
             raise InvalidInput("retry count must be 0-100 and retry delay 0-86400 seconds")
         listed = [*self.success_codes, *self.reboot_codes, *self.retry_codes]
         if len(set(listed)) != len(listed):
-            raise InvalidInput("an exit code may have only one meaning",
-                               "list each code once, in one of success, reboot or retry codes")
+            raise InvalidInput(
+                "an exit code may have only one meaning",
+                "list each code once, in one of success, reboot or retry codes",
+            )
         low = [code & 0xFF for code in listed if code > 255]
         if len(set(low)) != len(low):
-            raise InvalidInput("two listed codes above 255 share their low 8 bits, which is all "
-                               "a POSIX exit status keeps", "list only one of them")
+            raise InvalidInput(
+                "two listed codes above 255 share their low 8 bits, which is all "
+                "a POSIX exit status keeps",
+                "list only one of them",
+            )
 
     def meaning(self, exit_code: int, posix: bool = os.name == "posix") -> int:
         """The listed code an exit status stands for.
@@ -101,5 +108,7 @@ def parse_codes(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise InvalidInput(f"exit codes {text!r} are not a comma-separated list of integers",
-                           "e.g. --success-codes 0,3010") from None
+        raise InvalidInput(
+            f"exit codes {text!r} are not a comma-separated list of integers",
+            "e.g. --success-codes 0,3010",
+        ) from None

@@ -73,10 +73,14 @@ from quartermaster.core.errors import InvalidInput
 #: How much earlier than a scheduled instant a client may act; clocks are never exact.
 CLOCK_TOLERANCE = timedelta(seconds=60)
 
-_TIME_HINT = ("use ISO 8601 with a zone (2026-12-24T20:00Z, 2026-12-24T21:00+01:00, "
-              "2026-12-24T21:00 Europe/Berlin), now, or +30m, +2h, +1d")
-_WINDOW_HINT = ("e.g. 'Sat 22:00-02:00 UTC', 'Mon-Fri 01:00-03:00 Europe/Berlin', "
-                "'daily 01:00-03:00 UTC' or '2026-12-24T20:00Z/2026-12-25T02:00Z'")
+_TIME_HINT = (
+    "use ISO 8601 with a zone (2026-12-24T20:00Z, 2026-12-24T21:00+01:00, "
+    "2026-12-24T21:00 Europe/Berlin), now, or +30m, +2h, +1d"
+)
+_WINDOW_HINT = (
+    "e.g. 'Sat 22:00-02:00 UTC', 'Mon-Fri 01:00-03:00 Europe/Berlin', "
+    "'daily 01:00-03:00 UTC' or '2026-12-24T20:00Z/2026-12-25T02:00Z'"
+)
 
 
 def _aware(now: datetime) -> datetime:
@@ -106,14 +110,15 @@ def parse_duration(text: str, what: str = "duration") -> timedelta:
     """``30m``, ``2h``, ``1d12h``: a positive duration."""
     compact = text.strip().lower()
     if not compact or not re.fullmatch(r"(\d+[wdhms])+", compact):
-        raise InvalidInput(f"{what} '+{text}' is not a duration",
-                           "write +30m, +2h, +1d or +1w, or combine them as +1d12h")
+        raise InvalidInput(
+            f"{what} '+{text}' is not a duration",
+            "write +30m, +2h, +1d or +1w, or combine them as +1d12h",
+        )
     delta = timedelta()
     for amount, unit in _DURATION.findall(compact):
         delta += timedelta(**{_UNITS[unit]: int(amount)})
     if delta > timedelta(days=3650):
-        raise InvalidInput(f"{what} '+{text}' is more than ten years away",
-                           "give a nearer time")
+        raise InvalidInput(f"{what} '+{text}' is more than ten years away", "give a nearer time")
     return delta
 
 
@@ -130,13 +135,15 @@ def _absolute(value: str, what: str) -> datetime:
         raise InvalidInput(f"{what} {value!r} is not a time", _TIME_HINT) from None
     if zone is not None:
         if parsed.tzinfo is not None:
-            raise InvalidInput(f"{what} {value!r} gives both an offset and a zone name",
-                               "give one of them")
+            raise InvalidInput(
+                f"{what} {value!r} gives both an offset and a zone name", "give one of them"
+            )
         return _localize(parsed, zone, value, what)
     if parsed.tzinfo is None:
-        raise InvalidInput(f"{what} {value!r} has no time zone",
-                           f"add Z for UTC, an offset such as +01:00, or a zone name; "
-                           f"{_TIME_HINT}")
+        raise InvalidInput(
+            f"{what} {value!r} has no time zone",
+            f"add Z for UTC, an offset such as +01:00, or a zone name; {_TIME_HINT}",
+        )
     return parsed.astimezone(UTC)
 
 
@@ -147,10 +154,14 @@ def _localize(local: datetime, zone: tzinfo, value: str, what: str) -> datetime:
     if first.utcoffset() != second.utcoffset():
         round_trip = first.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
         if round_trip != local:
-            raise InvalidInput(f"{what} {value!r} does not exist: clocks skip it that day",
-                               "give a time outside the daylight-saving change, or an offset")
-        raise InvalidInput(f"{what} {value!r} occurs twice that day (daylight saving ends)",
-                           "give an explicit offset, e.g. 2026-10-25T02:30+02:00")
+            raise InvalidInput(
+                f"{what} {value!r} does not exist: clocks skip it that day",
+                "give a time outside the daylight-saving change, or an offset",
+            )
+        raise InvalidInput(
+            f"{what} {value!r} occurs twice that day (daylight saving ends)",
+            "give an explicit offset, e.g. 2026-10-25T02:30+02:00",
+        )
     return first.astimezone(UTC)
 
 
@@ -160,32 +171,41 @@ def _zone(name: str, what: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"{what}: time zone {name!r} is not known",
-                           "use UTC or an IANA zone name such as Europe/Berlin") from None
+        raise InvalidInput(
+            f"{what}: time zone {name!r} is not known",
+            "use UTC or an IANA zone name such as Europe/Berlin",
+        ) from None
 
 
-def check_times(available: datetime, deadline: datetime | None,
-                expires: datetime | None) -> None:
+def check_times(available: datetime, deadline: datetime | None, expires: datetime | None) -> None:
     """Refuse a schedule that could never behave as written."""
     if deadline is not None and deadline < available:
-        raise InvalidInput("the deadline is before the available time",
-                           "set --deadline at or after --available")
+        raise InvalidInput(
+            "the deadline is before the available time", "set --deadline at or after --available"
+        )
     if expires is not None and expires <= available:
-        raise InvalidInput("the deployment expires before it becomes available",
-                           "set --expires after --available")
+        raise InvalidInput(
+            "the deployment expires before it becomes available", "set --expires after --available"
+        )
     if expires is not None and deadline is not None and expires <= deadline:
-        raise InvalidInput("the deployment expires at or before its deadline, so it would "
-                           "never be mandatory", "set --expires after --deadline")
+        raise InvalidInput(
+            "the deployment expires at or before its deadline, so it would never be mandatory",
+            "set --expires after --deadline",
+        )
 
 
 # --------------------------------------------------------------------------- maintenance windows
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_NAMES = {name: i for i, name in enumerate(_DAYS)} | {
-    full: i for i, full in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday",
-                                      "saturday", "sunday"))}
+    full: i
+    for i, full in enumerate(
+        ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    )
+}
 _RECURRING = re.compile(
-    r"(?P<days>\S+)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})(?:\s+(?P<zone>\S+))?")
+    r"(?P<days>\S+)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})(?:\s+(?P<zone>\S+))?"
+)
 
 
 @dataclass(frozen=True)
@@ -246,14 +266,17 @@ def parse_window(text: str) -> Window:
     if not match:
         raise InvalidInput(f"maintenance window {text!r} is not understood", _WINDOW_HINT)
     if not match["zone"]:
-        raise InvalidInput(f"maintenance window {text!r} has no time zone",
-                           "end it with UTC or a zone name, e.g. 'Sat 22:00-02:00 UTC'")
+        raise InvalidInput(
+            f"maintenance window {text!r} has no time zone",
+            "end it with UTC or a zone name, e.g. 'Sat 22:00-02:00 UTC'",
+        )
     days = _days(match["days"], text)
     start, start_text = _clock(match["start"], text, allow_24=False)
     end, end_text = _clock(match["end"], text, allow_24=True)
     if start_text == end_text:
-        raise InvalidInput(f"maintenance window {text!r} has no length",
-                           "use 00:00-24:00 for a whole day")
+        raise InvalidInput(
+            f"maintenance window {text!r} has no length", "use 00:00-24:00 for a whole day"
+        )
     zone = _zone(match["zone"], "maintenance window")
     zone_text = "UTC" if zone is UTC else match["zone"]
     day_text = "daily" if days == frozenset(range(7)) else _days_text(days)
@@ -271,8 +294,9 @@ def _one_off(value: str) -> Window:
     start = _absolute(first, "maintenance window start")
     end = _absolute(second, "maintenance window end")
     if end <= start:
-        raise InvalidInput(f"maintenance window {value!r} ends before it starts",
-                           "give the start first: START/END")
+        raise InvalidInput(
+            f"maintenance window {value!r} ends before it starts", "give the start first: START/END"
+        )
     text = f"{_iso(start)}/{_iso(end)}"
     return OneOffWindow(text, start, end)
 
@@ -295,9 +319,10 @@ def _days(text: str, window: str) -> frozenset[int]:
 
 def _day(name: str, window: str) -> int:
     if name not in _DAY_NAMES:
-        raise InvalidInput(f"maintenance window {window!r}: {name!r} is not a day",
-                           "use Mon Tue Wed Thu Fri Sat Sun, ranges (Mon-Fri), lists "
-                           "(Sat,Sun) or daily")
+        raise InvalidInput(
+            f"maintenance window {window!r}: {name!r} is not a day",
+            "use Mon Tue Wed Thu Fri Sat Sun, ranges (Mon-Fri), lists (Sat,Sun) or daily",
+        )
     return _DAY_NAMES[name]
 
 
@@ -318,8 +343,10 @@ def _clock(text: str, window: str, allow_24: bool) -> tuple[time, str]:
     if allow_24 and (hours, minutes) == (24, 0):
         return time(0, 0), "24:00"
     if hours > 23 or minutes > 59:
-        raise InvalidInput(f"maintenance window {window!r}: {text} is not a time of day",
-                           "use 00:00 to 23:59 (24:00 only as an end)")
+        raise InvalidInput(
+            f"maintenance window {window!r}: {text} is not a time of day",
+            "use 00:00 to 23:59 (24:00 only as an end)",
+        )
     return time(hours, minutes), f"{hours:02d}:{minutes:02d}"
 
 
@@ -358,8 +385,9 @@ def parse_rerun(text: str) -> Rerun:
     try:
         return Rerun(text.strip().lower())
     except ValueError:
-        raise InvalidInput(f"rerun behaviour {text!r} is not known",
-                           "use never, always, if-failed or if-succeeded") from None
+        raise InvalidInput(
+            f"rerun behaviour {text!r} is not known", "use never, always, if-failed or if-succeeded"
+        ) from None
 
 
 class Result(StrEnum):
@@ -392,8 +420,10 @@ class DeploymentSchedule:
 
     def __post_init__(self) -> None:
         if self.state not in _STATES:
-            raise InvalidInput(f"deployment state {self.state!r} is not known",
-                               "expected active, paused or cancelled")
+            raise InvalidInput(
+                f"deployment state {self.state!r} is not known",
+                "expected active, paused or cancelled",
+            )
         for moment in (self.available, self.deadline, self.expires):
             if moment is not None:
                 _aware(moment)
@@ -401,6 +431,7 @@ class DeploymentSchedule:
     @classmethod
     def from_policy(cls, entry: Mapping[str, Any]) -> DeploymentSchedule:
         """From a policy deployment entry (ISO 8601 strings, as docs/protocol.md shows)."""
+
         def moment(key: str) -> datetime | None:
             value = entry.get(key)
             return None if value in (None, "") else _absolute(str(value), key)
@@ -408,10 +439,14 @@ class DeploymentSchedule:
         available = moment("available")
         if available is None:
             raise InvalidInput("the deployment in policy has no available time")
-        return cls(available, moment("deadline"), moment("expires"),
-                   parse_rerun(str(entry.get("rerun", "if-failed"))),
-                   str(entry.get("state", "active")),
-                   bool(entry.get("override_maintenance", False)))
+        return cls(
+            available,
+            moment("deadline"),
+            moment("expires"),
+            parse_rerun(str(entry.get("rerun", "if-failed"))),
+            str(entry.get("state", "active")),
+            bool(entry.get("override_maintenance", False)),
+        )
 
 
 class Action(StrEnum):
@@ -447,9 +482,15 @@ class Decision:
         return None if self.until is None else self.until - CLOCK_TOLERANCE
 
 
-def decide(schedule: DeploymentSchedule, last: LastRun | None, *, source_version: int,
-           requested: bool = False, windows: Sequence[Window] = (),
-           now: datetime) -> Decision:
+def decide(
+    schedule: DeploymentSchedule,
+    last: LastRun | None,
+    *,
+    source_version: int,
+    requested: bool = False,
+    windows: Sequence[Window] = (),
+    now: datetime,
+) -> Decision:
     """What the client does with one deployment now (see the module docstring)."""
     now = _aware(now)
     if schedule.state != "active":
@@ -460,36 +501,51 @@ def decide(schedule: DeploymentSchedule, last: LastRun | None, *, source_version
     if not allowed:
         return Decision(Action.SKIP, Why.RERUN_RULE, _ran_detail(schedule.rerun, last))
     if schedule.expires is not None and now >= schedule.expires:
-        if last is not None and last.result is Result.SUCCEEDED \
-                and last.source_version == source_version:
+        if (
+            last is not None
+            and last.result is Result.SUCCEEDED
+            and last.source_version == source_version
+        ):
             return Decision(Action.SKIP, Why.EXPIRED, "expired after the program succeeded")
         return Decision(Action.EXPIRED, Why.EXPIRED, "the deployment expired", schedule.expires)
     if now + CLOCK_TOLERANCE < schedule.available:
-        return Decision(Action.WAIT, Why.NOT_AVAILABLE_YET, "not available yet",
-                        schedule.available)
+        return Decision(Action.WAIT, Why.NOT_AVAILABLE_YET, "not available yet", schedule.available)
     if requested:
         return Decision(Action.RUN, Why.REQUESTED, "a user asked to run it")
     deadline = schedule.deadline
     if not due or deadline is None or now + CLOCK_TOLERANCE < deadline:
         until = deadline if due else None
-        return Decision(Action.AVAILABLE, Why.NOT_MANDATORY, "available; runs when a user "
-                        "asks" + (" until the deadline" if until else ""), until)
+        return Decision(
+            Action.AVAILABLE,
+            Why.NOT_MANDATORY,
+            "available; runs when a user asks" + (" until the deadline" if until else ""),
+            until,
+        )
     return _mandatory(schedule, windows, now)
 
 
-def _mandatory(schedule: DeploymentSchedule, windows: Sequence[Window],
-               now: datetime) -> Decision:
-    if schedule.override_maintenance or is_open(windows, now) \
-            or is_open(windows, now + CLOCK_TOLERANCE):
+def _mandatory(schedule: DeploymentSchedule, windows: Sequence[Window], now: datetime) -> Decision:
+    if (
+        schedule.override_maintenance
+        or is_open(windows, now)
+        or is_open(windows, now + CLOCK_TOLERANCE)
+    ):
         return Decision(Action.RUN, Why.DEADLINE, "the deadline has passed")
     opens = next_open(windows, now)
     if opens is None:
-        return Decision(Action.WAIT, Why.MAINTENANCE_WINDOW,
-                        "waiting for a maintenance window; none opens again")
+        return Decision(
+            Action.WAIT,
+            Why.MAINTENANCE_WINDOW,
+            "waiting for a maintenance window; none opens again",
+        )
     late = schedule.expires is not None and opens >= schedule.expires
     note = " (after the deployment expires)" if late else ""
-    return Decision(Action.WAIT, Why.MAINTENANCE_WINDOW,
-                    f"waiting for the maintenance window opening at {_iso(opens)}{note}", opens)
+    return Decision(
+        Action.WAIT,
+        Why.MAINTENANCE_WINDOW,
+        f"waiting for the maintenance window opening at {_iso(opens)}{note}",
+        opens,
+    )
 
 
 def _due(schedule: DeploymentSchedule, last: LastRun | None, source_version: int) -> bool:
@@ -524,5 +580,7 @@ def _rule_allows(rule: Rerun, succeeded: bool) -> bool:
 def _ran_detail(rule: Rerun, last: LastRun | None) -> str:
     if last is None:
         return f"rerun rule {rule} does not run it"
-    return (f"already {last.result} with source version {last.source_version}; rerun rule "
-            f"{rule} does not run it again")
+    return (
+        f"already {last.result} with source version {last.source_version}; rerun rule "
+        f"{rule} does not run it again"
+    )

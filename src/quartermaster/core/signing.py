@@ -105,8 +105,10 @@ def sign_envelope(payload: dict[str, Any], keys: Sequence[SigningKey]) -> dict[s
 def parse_public_keys(entries: Any) -> list[PublicKey]:
     """`[{"keyid", "public_key"}, ...]` as the protocol carries it; a keyid must match its key."""
     if not isinstance(entries, list) or not entries:
-        raise SignatureError("the list of signing keys is missing or empty",
-                             "the site always names at least one signing key")
+        raise SignatureError(
+            "the list of signing keys is missing or empty",
+            "the site always names at least one signing key",
+        )
     keys: list[PublicKey] = []
     for entry in entries:
         if not isinstance(entry, dict):
@@ -116,8 +118,10 @@ def parse_public_keys(entries: Any) -> list[PublicKey]:
         except ValueError:
             raise SignatureError("a signing key is not hex") from None
         if entry.get("keyid") != key.keyid:
-            raise SignatureError(f"signing key id {entry.get('keyid')!r} does not match its key",
-                                 "the key ID is the first 16 hex digits of the key's SHA-256")
+            raise SignatureError(
+                f"signing key id {entry.get('keyid')!r} does not match its key",
+                "the key ID is the first 16 hex digits of the key's SHA-256",
+            )
         keys.append(key)
     return keys
 
@@ -127,12 +131,17 @@ KEY_LIST_TYPE = "signing_keys"
 
 def key_list_payload(site_code: str, version: int, keys: Sequence[PublicKey]) -> dict[str, Any]:
     """The signed statement "these are the site's signing keys now" that DPs follow."""
-    return {"type": KEY_LIST_TYPE, "site_code": site_code, "version": version,
-            "keys": [k.to_dict() for k in keys]}
+    return {
+        "type": KEY_LIST_TYPE,
+        "site_code": site_code,
+        "version": version,
+        "keys": [k.to_dict() for k in keys],
+    }
 
 
-def accept_key_list(envelope: Any, trusted: dict[str, PublicKey], *, site_code: str,
-                    min_version: int) -> tuple[int, list[PublicKey]]:
+def accept_key_list(
+    envelope: Any, trusted: dict[str, PublicKey], *, site_code: str, min_version: int
+) -> tuple[int, list[PublicKey]]:
     """The site's current keys, if a trusted key signed the list and it is not older than seen.
 
     This is how a DP learns a rotated key without enrolling again; a replayed older list
@@ -145,9 +154,11 @@ def accept_key_list(envelope: Any, trusted: dict[str, PublicKey], *, site_code: 
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise SignatureError("the signed key list has no valid version")
     if version < min_version:
-        raise SignatureError(f"the signed key list has version {version}, lower than "
-                             f"{min_version} already seen (rollback)",
-                             "an old key list was replayed; the current keys stay")
+        raise SignatureError(
+            f"the signed key list has version {version}, lower than "
+            f"{min_version} already seen (rollback)",
+            "an old key list was replayed; the current keys stay",
+        )
     return version, parse_public_keys(payload.get("keys"))
 
 

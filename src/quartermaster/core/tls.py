@@ -26,12 +26,16 @@ class ServerTLS:
         if cert is None and key is None:
             return None
         if cert is None or key is None:
-            raise InvalidInput("TLS needs both a certificate and its key",
-                               "pass --tls-cert FILE and --tls-key FILE together")
+            raise InvalidInput(
+                "TLS needs both a certificate and its key",
+                "pass --tls-cert FILE and --tls-key FILE together",
+            )
         for what, path in (("certificate", cert), ("key", key)):
             if not path.is_file():
-                raise NotFound(f"TLS {what} file {path} does not exist",
-                               "give the PEM files of the server certificate and its key")
+                raise NotFound(
+                    f"TLS {what} file {path} does not exist",
+                    "give the PEM files of the server certificate and its key",
+                )
         tls = cls(cert.resolve(), key.resolve())
         tls.server_context()  # a bad pair fails now, with the file names, not at first request
         return tls
@@ -41,10 +45,10 @@ class ServerTLS:
         try:
             context.load_cert_chain(self.cert, self.key)
         except (ssl.SSLError, OSError) as exc:
-            raise InvalidInput(f"cannot load the TLS certificate {self.cert} with key "
-                               f"{self.key}: {exc}",
-                               "give a PEM certificate and the PEM private key that matches it"
-                               ) from None
+            raise InvalidInput(
+                f"cannot load the TLS certificate {self.cert} with key {self.key}: {exc}",
+                "give a PEM certificate and the PEM private key that matches it",
+            ) from None
         return context
 
 
@@ -57,9 +61,11 @@ def pinned_context(ca_file: Path) -> ssl.SSLContext:
     try:
         context = ssl.create_default_context(cafile=str(ca_file))
     except (ssl.SSLError, OSError, ValueError) as exc:
-        raise InvalidInput(f"cannot use {ca_file} as a CA file: {exc}",
-                           "give the PEM file of the CA that issued the server's certificate, "
-                           "or the server's self-signed certificate") from None
+        raise InvalidInput(
+            f"cannot use {ca_file} as a CA file: {exc}",
+            "give the PEM file of the CA that issued the server's certificate, "
+            "or the server's self-signed certificate",
+        ) from None
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     return context
 
@@ -69,11 +75,15 @@ def read_ca_file(path: Path) -> bytes:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise InvalidInput(f"cannot read the CA file {path}: {exc.strerror}",
-                           "give the path of a PEM certificate file") from None
+        raise InvalidInput(
+            f"cannot read the CA file {path}: {exc.strerror}",
+            "give the path of a PEM certificate file",
+        ) from None
     if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise InvalidInput(f"{path} holds no PEM certificate",
-                           "give the PEM file of the CA (or the self-signed certificate)")
+        raise InvalidInput(
+            f"{path} holds no PEM certificate",
+            "give the PEM file of the CA (or the self-signed certificate)",
+        )
     pinned_context(path)
     return data
 

@@ -39,12 +39,15 @@ class NotEnrolled(QMError):
     code = "not_enrolled"
 
     def __init__(self, home: DPHome) -> None:
-        super().__init__(f"the DP in {home.root} is not enrolled with a site",
-                         "start it once with --site URL --token qme_... (from the site admin)")
+        super().__init__(
+            f"the DP in {home.root} is not enrolled with a site",
+            "start it once with --site URL --token qme_... (from the site admin)",
+        )
 
 
-def enroll(home: DPHome, site_url: str, token: str, url: str | None = None,
-           ca_file: Path | None = None) -> DPIdentity:
+def enroll(
+    home: DPHome, site_url: str, token: str, url: str | None = None, ca_file: Path | None = None
+) -> DPIdentity:
     """Trade a one-time enrollment token for a credential and store it in the DP home.
 
     `ca_file` is pinned: the only TLS trust for this call and every later one.
@@ -54,21 +57,29 @@ def enroll(home: DPHome, site_url: str, token: str, url: str | None = None,
     try:
         enrollment = link.enroll(token, url)
     except SiteUnreachable as exc:
-        hint = "check --site (the site server's URL, e.g. http://127.0.0.1:8440) and that the " \
-               "site server runs"
+        hint = (
+            "check --site (the site server's URL, e.g. http://127.0.0.1:8440) and that the "
+            "site server runs"
+        )
         raise SiteUnreachable(exc.message, exc.hint if "TLS" in exc.message else hint) from None
     finally:
         link.close()
     identity = DPIdentity.from_enrollment(site_url, enrollment, url or "")
     identity = home.pin_ca(identity, ca_bytes)
     home.save_identity(identity)
-    home.log().write(f"enrolled as DP {enrollment.dp} with site {enrollment.site_code} at "
-                     f"{identity.site_url}")
+    home.log().write(
+        f"enrolled as DP {enrollment.dp} with site {enrollment.site_code} at {identity.site_url}"
+    )
     return identity
 
 
-async def run_dp(home: DPHome, site_url: str | None = None, token: str | None = None,
-                 url: str | None = None, **options: float) -> None:
+async def run_dp(
+    home: DPHome,
+    site_url: str | None = None,
+    token: str | None = None,
+    url: str | None = None,
+    **options: float,
+) -> None:
     """Enroll if needed, then run the agent until the task is cancelled (the embedded DP).
 
     Enrollment is retried while the site does not answer yet (it may be starting in the
@@ -90,9 +101,15 @@ async def run_dp(home: DPHome, site_url: str | None = None, token: str | None = 
 class DPAgent:
     """Pulls, validates, removes and reports; one instance per DP home, run once."""
 
-    def __init__(self, home: DPHome, identity: DPIdentity | None = None, *,
-                 poll_interval: float = 60.0, progress_interval: float = 15.0,
-                 max_backoff: float = 300.0) -> None:
+    def __init__(
+        self,
+        home: DPHome,
+        identity: DPIdentity | None = None,
+        *,
+        poll_interval: float = 60.0,
+        progress_interval: float = 15.0,
+        max_backoff: float = 300.0,
+    ) -> None:
         identity = identity or home.load_identity()
         if identity is None:
             raise NotEnrolled(home)
@@ -105,9 +122,14 @@ class DPAgent:
         self._wake = threading.Event()  # set by stop() and wake(): ends the wait between cycles
         tls = home.ssl_context(identity)
         self.link = SiteLink(identity.site_url, identity.credential, ssl_context=tls)
-        self.distributor = Distributor(self.store, identity.trusted_keys(), self.log,
-                                       identity.credential, cancel=self._stop.is_set,
-                                       ssl_context=tls)
+        self.distributor = Distributor(
+            self.store,
+            identity.trusted_keys(),
+            self.log,
+            identity.credential,
+            cancel=self._stop.is_set,
+            ssl_context=tls,
+        )
         self._validated = home.load_validation_times()
         self._kept: set[str] | None = None  # the assignment set at the last clean-up
         self._failures: dict[str, str] = {}  # package hash -> last failure reason reported
@@ -130,8 +152,9 @@ class DPAgent:
 
     def run_forever(self) -> None:
         """Cycle until `stop()`: site trouble backs off, it never ends the loop."""
-        self.log.write(f"DP {self.identity.dp} started: store {self.store.root}, "
-                       f"site {self.identity.site_url}")
+        self.log.write(
+            f"DP {self.identity.dp} started: store {self.store.root}, site {self.identity.site_url}"
+        )
         self.store.remove_stale_temps()
         failures = 0
         try:
@@ -222,12 +245,17 @@ class DPAgent:
         if envelope is None:
             return
         try:
-            version, keys = accept_key_list(envelope, self.identity.trusted_keys(),
-                                            site_code=self.identity.site_code,
-                                            min_version=self.identity.keys_version)
+            version, keys = accept_key_list(
+                envelope,
+                self.identity.trusted_keys(),
+                site_code=self.identity.site_code,
+                min_version=self.identity.keys_version,
+            )
         except SignatureError as exc:
-            self.log.write(f"the site's signed key list was refused: {exc}; if the site "
-                           "retired the key this DP knows, enroll the DP again")
+            self.log.write(
+                f"the site's signed key list was refused: {exc}; if the site "
+                "retired the key this DP knows, enroll the DP again"
+            )
             return
         entries = tuple(k.to_dict() for k in keys)
         if version == self.identity.keys_version and entries == self.identity.signing_keys:
@@ -235,8 +263,9 @@ class DPAgent:
         self.identity = replace(self.identity, signing_keys=entries, keys_version=version)
         self.home.save_identity(self.identity)
         self.distributor.trusted_keys = self.identity.trusted_keys()
-        self.log.write(f"site signing keys now (version {version}): "
-                       f"{', '.join(k.keyid for k in keys)}")
+        self.log.write(
+            f"site signing keys now (version {version}): {', '.join(k.keyid for k in keys)}"
+        )
 
     def _clean_up(self, listing: AssignmentList) -> None:
         keep = {a.package_hash for a in listing.assignments}
@@ -247,8 +276,9 @@ class DPAgent:
             self.log.write(f"version {package_hash} is no longer assigned: removed")
             self._validated.pop(package_hash, None)
         if result.removed_blobs or result.freed_bytes:
-            self.log.write(f"removed {result.removed_blobs} unused blobs, "
-                           f"{result.freed_bytes} bytes freed")
+            self.log.write(
+                f"removed {result.removed_blobs} unused blobs, {result.freed_bytes} bytes freed"
+            )
         self._kept = keep
         self.home.save_validation_times(self._validated)
 
@@ -269,10 +299,17 @@ class DPAgent:
         if self.store.missing_blobs(manifest):
             progress = self._pull(a, manifest, listing.sources)
             self._used_bytes = self.store.used_bytes()
-            entry = ContentReport(a.package_hash, "installed", progress.bytes_done,
-                                  progress.bytes_total, progress.bytes_transferred)
-            self.log.write(f"{a.label}: installed, {progress.blobs_fetched} blobs "
-                           f"({progress.bytes_transferred} bytes) transferred")
+            entry = ContentReport(
+                a.package_hash,
+                "installed",
+                progress.bytes_done,
+                progress.bytes_total,
+                progress.bytes_transferred,
+            )
+            self.log.write(
+                f"{a.label}: installed, {progress.blobs_fetched} blobs "
+                f"({progress.bytes_transferred} bytes) transferred"
+            )
         elif bad is None and a.state == "installed":
             return None
         else:
@@ -293,8 +330,10 @@ class DPAgent:
                 self.store.remove_manifest(a.package_hash)
         envelope = self.link.manifest(a.package_hash)
         manifest = self.distributor.accept_manifest(a.package_hash, envelope)
-        self.log.write(f"{a.label}: manifest verified and stored, {len(manifest.files)} files, "
-                       f"{manifest.total_size} bytes")
+        self.log.write(
+            f"{a.label}: manifest verified and stored, {len(manifest.files)} files, "
+            f"{manifest.total_size} bytes"
+        )
         return manifest
 
     def _validate_if_asked(self, a: Assignment, interval: int) -> list[str] | None:
@@ -316,8 +355,9 @@ class DPAgent:
     def _pull(self, a: Assignment, manifest: Manifest, sources: tuple[str, ...]) -> PullProgress:
         missing = self.store.missing_blobs(manifest)
         need, total = sum(missing.values()), sum(manifest.blobs().values())
-        self.log.write(f"{a.label}: pulling {len(missing)} blobs ({need} bytes) from "
-                       f"{len(sources)} sources")
+        self.log.write(
+            f"{a.label}: pulling {len(missing)} blobs ({need} bytes) from {len(sources)} sources"
+        )
         self._report([ContentReport(a.package_hash, "distributing", total - need, total)])
         return self.distributor.pull(manifest, sources, self._progress_reporter(a))
 
@@ -329,8 +369,9 @@ class DPAgent:
             if time.monotonic() - last < self.progress_interval:
                 return
             last = time.monotonic()
-            entry = ContentReport(a.package_hash, "distributing", p.bytes_done, p.bytes_total,
-                                  p.bytes_transferred)
+            entry = ContentReport(
+                a.package_hash, "distributing", p.bytes_done, p.bytes_total, p.bytes_transferred
+            )
             try:
                 self._report([entry])
             except QMError as exc:  # progress is best effort; the final state is not

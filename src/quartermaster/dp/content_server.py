@@ -31,8 +31,10 @@ class PortInUse(QMError):
     code = "port_in_use"
 
     def __init__(self, host: str, port: int) -> None:
-        super().__init__(f"cannot listen on {host}:{port}: the address is already in use",
-                         "stop the other process or choose another port with --listen")
+        super().__init__(
+            f"cannot listen on {host}:{port}: the address is already in use",
+            "stop the other process or choose another port with --listen",
+        )
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,9 @@ _ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "i
 
 
 @web.middleware
-async def _json_errors(request: web.Request,
-                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                       ) -> web.StreamResponse:
+async def _json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     """Errors in the protocol's one shape, so a client can show the message and hint."""
     try:
         return await handler(request)
@@ -114,8 +116,13 @@ async def _json_errors(request: web.Request,
         if exc.status < 400:
             raise
         code = _ERROR_CODES.get(exc.status, "invalid_input")
-        body = {"error": {"code": code, "message": f"{exc.reason}: {request.path}",
-                          "hint": _hint(exc.status)}}
+        body = {
+            "error": {
+                "code": code,
+                "message": f"{exc.reason}: {request.path}",
+                "hint": _hint(exc.status),
+            }
+        }
         headers = {k: v for k, v in exc.headers.items() if k in ("WWW-Authenticate", "Allow")}
         return web.json_response(body, status=exc.status, headers=headers)
 
@@ -124,13 +131,16 @@ def _hint(status: int) -> str:
     if status == 401:
         return "send the DP credential as `Authorization: Bearer qmd_...`"
     if status == 404:
-        return ("this server only serves /content/sha256/<2 hex>/<64 hex> and "
-                "/manifests/<64 hex>.json of the blobs and versions it holds")
+        return (
+            "this server only serves /content/sha256/<2 hex>/<64 hex> and "
+            "/manifests/<64 hex>.json of the blobs and versions it holds"
+        )
     return ""
 
 
-async def start_content_server(app: web.Application, host: str, port: int,
-                               ssl_context: ssl.SSLContext | None = None) -> web.AppRunner:
+async def start_content_server(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> web.AppRunner:
     """Serve `app` on host:port inside the running event loop; `await runner.cleanup()` stops.
 
     Raises PortInUse when the address is taken. Port 0 picks a free port (see `bound_port`).
@@ -144,8 +154,10 @@ async def start_content_server(app: web.Application, host: str, port: int,
         await runner.cleanup()
         if exc.errno == errno.EADDRINUSE:
             raise PortInUse(host, port) from None
-        raise QMError(f"cannot listen on {host}:{port}: {exc.strerror}",
-                      "check the address given with --listen") from None
+        raise QMError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            "check the address given with --listen",
+        ) from None
     return runner
 
 
@@ -172,4 +184,3 @@ def run_content_server(app: web.Application, host: str, port: int) -> None:
             await runner.cleanup()
 
     asyncio.run(main())
-

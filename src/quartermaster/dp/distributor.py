@@ -42,9 +42,16 @@ class PullProgress:
 class Distributor:
     """Pulls, checks and re-checks versions in one store; one per worker thread."""
 
-    def __init__(self, store: DPStore, trusted_keys: Mapping[str, PublicKey], log: ComponentLog,
-                 credential: str = "", cancel: CancelCheck | None = None,
-                 timeout: float = 30.0, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        store: DPStore,
+        trusted_keys: Mapping[str, PublicKey],
+        log: ComponentLog,
+        credential: str = "",
+        cancel: CancelCheck | None = None,
+        timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.store = store
         self.trusted_keys = dict(trusted_keys)
         self.log = log
@@ -60,18 +67,26 @@ class Distributor:
         try:
             parsed = json.loads(envelope)
         except ValueError:
-            raise IntegrityError(f"manifest {package_hash} is not JSON",
-                                 "the site sent something else; it is fetched again") from None
+            raise IntegrityError(
+                f"manifest {package_hash} is not JSON",
+                "the site sent something else; it is fetched again",
+            ) from None
         manifest = Manifest.from_dict(verify_envelope(parsed, self.trusted_keys))
         actual = manifest.package_hash()
         if actual != package_hash:
-            raise IntegrityError(f"the manifest sent for {package_hash} is the one of {actual}",
-                                 "refusing a manifest of another version (mix-and-match)")
+            raise IntegrityError(
+                f"the manifest sent for {package_hash} is the one of {actual}",
+                "refusing a manifest of another version (mix-and-match)",
+            )
         self.store.write_manifest(package_hash, envelope)
         return manifest
 
-    def pull(self, manifest: Manifest, sources: Sequence[str],
-             on_progress: Callable[[PullProgress], None] | None = None) -> PullProgress:
+    def pull(
+        self,
+        manifest: Manifest,
+        sources: Sequence[str],
+        on_progress: Callable[[PullProgress], None] | None = None,
+    ) -> PullProgress:
         """Fetch every blob of `manifest` the store lacks; raise DistributionFailed if one fails."""
         missing = self.store.missing_blobs(manifest)
         total = sum(manifest.blobs().values())
@@ -94,8 +109,14 @@ class Distributor:
             raise
         return progress
 
-    def _pull_blob(self, sha256: str, size: int, sources: Sequence[str], progress: PullProgress,
-                   tick: Callable[[int], None]) -> None:
+    def _pull_blob(
+        self,
+        sha256: str,
+        size: int,
+        sources: Sequence[str],
+        progress: PullProgress,
+        tick: Callable[[int], None],
+    ) -> None:
         if self.cancel():
             raise Cancelled()
         done_before = progress.bytes_done
@@ -115,15 +136,19 @@ class Distributor:
         if not outcome.source:
             return
         resumed = f", resumed at byte {outcome.resumed_from}" if outcome.resumed_from else ""
-        self.log.write(f"blob {outcome.sha256} stored ({size} bytes, "
-                       f"{outcome.bytes_transferred} transferred from {outcome.source}{resumed})")
+        self.log.write(
+            f"blob {outcome.sha256} stored ({size} bytes, "
+            f"{outcome.bytes_transferred} transferred from {outcome.source}{resumed})"
+        )
 
     def _check_space(self, needed: int) -> None:
         free = self.store.free_bytes()
         if needed > free:
-            raise DistributionFailed(f"not enough free disk space: {needed} bytes needed, "
-                                     f"{free} free in {self.store.root}",
-                                     "free disk space on the DP host or move its home")
+            raise DistributionFailed(
+                f"not enough free disk space: {needed} bytes needed, "
+                f"{free} free in {self.store.root}",
+                "free disk space on the DP host or move its home",
+            )
 
     def validate(self, package_hashes: Iterable[str]) -> list[str]:
         """Re-hash the versions' blobs; the bad ones are removed and returned for re-fetching."""

@@ -1,12 +1,12 @@
 """A distribution point's home folder: who it is, what it holds, what it logged.
 
-    dp.json            identity and credential from enrollment (0600, never served): the
-                       site's public signing keys (never a private key) and their version
-    site-ca.pem        the CA pinned with --ca-file at enrollment: the only TLS trust for
-                       the site, the content library and other DPs
-    store/             the content store (the only folder the content server serves)
-    validation.json    when each held version was last re-hashed
-    distmgr.log        the component log
+dp.json            identity and credential from enrollment (0600, never served): the
+                   site's public signing keys (never a private key) and their version
+site-ca.pem        the CA pinned with --ca-file at enrollment: the only TLS trust for
+                   the site, the content library and other DPs
+store/             the content store (the only folder the content server serves)
+validation.json    when each held version was last re-hashed
+distmgr.log        the component log
 """
 
 from __future__ import annotations
@@ -41,8 +41,14 @@ class DPIdentity:
     @classmethod
     def from_enrollment(cls, site_url: str, enrollment: Enrollment, url: str = "") -> DPIdentity:
         keys = tuple(k.to_dict() for k in enrollment.signing_keys)
-        return cls(site_url.rstrip("/"), enrollment.dp, enrollment.credential,
-                   enrollment.site_code, keys, url)
+        return cls(
+            site_url.rstrip("/"),
+            enrollment.dp,
+            enrollment.credential,
+            enrollment.site_code,
+            keys,
+            url,
+        )
 
     def trusted_keys(self) -> dict[str, PublicKey]:
         keys = (PublicKey.from_hex(k["public_key"]) for k in self.signing_keys)
@@ -79,8 +85,10 @@ class DPHome:
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError) as exc:
-            raise InvalidInput(f"{self.identity_path} is damaged: {exc}",
-                               "delete it and enroll again with a new token") from None
+            raise InvalidInput(
+                f"{self.identity_path} is damaged: {exc}",
+                "delete it and enroll again with a new token",
+            ) from None
 
     def save_identity(self, identity: DPIdentity) -> None:
         """Written 0600: the credential lets anyone act as this DP."""
@@ -104,8 +112,10 @@ class DPHome:
             return None
         path = self.root / identity.ca_file
         if not path.is_file():
-            raise NotFound(f"the pinned CA file {path} is missing",
-                           "start the DP with --ca-file FILE to pin the site's CA again")
+            raise NotFound(
+                f"the pinned CA file {path} is missing",
+                "start the DP with --ca-file FILE to pin the site's CA again",
+            )
         return pinned_context(path)
 
     def load_validation_times(self) -> dict[str, float]:
@@ -118,4 +128,3 @@ class DPHome:
     def save_validation_times(self, times: dict[str, float]) -> None:
         self.ensure()
         write_atomic(self.validation_path, json.dumps(times, sort_keys=True).encode())
-

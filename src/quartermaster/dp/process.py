@@ -21,9 +21,17 @@ from quartermaster.dp.content_server import (
 from quartermaster.dp.home import DPHome, DPIdentity
 
 
-async def serve_dp(home: DPHome, site: str | None, token: str | None, host: str, port: int,
-                   url: str | None, poll_interval: float, tls: ServerTLS | None = None,
-                   ca_file: Path | None = None) -> None:
+async def serve_dp(
+    home: DPHome,
+    site: str | None,
+    token: str | None,
+    host: str,
+    port: int,
+    url: str | None,
+    poll_interval: float,
+    tls: ServerTLS | None = None,
+    ca_file: Path | None = None,
+) -> None:
     """`tls` serves the store over https; `ca_file` pins the site's CA (at enrollment, or
     replacing the pinned one later)."""
     identity = home.load_identity()
@@ -38,17 +46,25 @@ async def serve_dp(home: DPHome, site: str | None, token: str | None, host: str,
         scheme = "https" if tls is not None else "http"
         public_url = url or f"{scheme}://{host}:{bound_port(runner)}"
         identity = await _identity(home, identity, site, token, public_url, ca_file)
-        print(f"DP {identity.dp} serving {home.store_root} at {public_url} for site "
-              f"{identity.site_code} ({identity.site_url}); log: {home.root / 'distmgr.log'}",
-              flush=True)
+        print(
+            f"DP {identity.dp} serving {home.store_root} at {public_url} for site "
+            f"{identity.site_code} ({identity.site_url}); log: {home.root / 'distmgr.log'}",
+            flush=True,
+        )
         agent = DPAgent(home, identity, poll_interval=poll_interval)
         await _run_until_signal(agent)
     finally:
         await runner.cleanup()
 
 
-async def _identity(home: DPHome, identity: DPIdentity | None, site: str | None,
-                    token: str | None, public_url: str, ca_file: Path | None) -> DPIdentity:
+async def _identity(
+    home: DPHome,
+    identity: DPIdentity | None,
+    site: str | None,
+    token: str | None,
+    public_url: str,
+    ca_file: Path | None,
+) -> DPIdentity:
     if identity is None:
         assert site is not None and token is not None
         _check_site_url(site)
@@ -70,8 +86,9 @@ async def _identity(home: DPHome, identity: DPIdentity | None, site: str | None,
 def _check_site_url(site: str) -> None:
     parts = urlsplit(site)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"--site {site!r} is not an http(s) URL",
-                           "e.g. --site http://127.0.0.1:8441")
+        raise InvalidInput(
+            f"--site {site!r} is not an http(s) URL", "e.g. --site http://127.0.0.1:8441"
+        )
 
 
 async def _run_until_signal(agent: DPAgent) -> None:

@@ -88,21 +88,32 @@ class Report:
     contents: list[ContentReport] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"free_bytes": self.free_bytes, "used_bytes": self.used_bytes,
-                "contents": [asdict(c) for c in self.contents]}
+        return {
+            "free_bytes": self.free_bytes,
+            "used_bytes": self.used_bytes,
+            "contents": [asdict(c) for c in self.contents],
+        }
 
 
 class SiteLink:
     """A DP's HTTP session with the site; blocking, meant for the agent's worker thread."""
 
-    def __init__(self, site_url: str, credential: str = "", timeout: float = 30.0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        site_url: str,
+        credential: str = "",
+        timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         """`ssl_context` pins the CA given at enrollment; None trusts the system's CAs."""
         self.site_url = site_url.rstrip("/")
         headers = {"Authorization": f"Bearer {credential}"} if credential else {}
-        self._http = httpx.Client(base_url=self.site_url, headers=headers,
-                                  timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-                                  verify=ssl_context if ssl_context is not None else True)
+        self._http = httpx.Client(
+            base_url=self.site_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            verify=ssl_context if ssl_context is not None else True,
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -135,11 +146,13 @@ class SiteLink:
         try:
             return response.json()
         except ValueError:
-            raise SiteUnreachable(f"{method} {API}{path} did not answer JSON",
-                                  "is --site the site server's URL?") from None
+            raise SiteUnreachable(
+                f"{method} {API}{path} did not answer JSON", "is --site the site server's URL?"
+            ) from None
 
-    def _request(self, method: str, path: str,
-                 body: dict[str, Any] | None = None) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> httpx.Response:
         try:
             response = self._http.request(method, API + path, json=body)
         except httpx.HTTPError as exc:
@@ -149,7 +162,8 @@ class SiteLink:
                     f"the site at {self.site_url} presented a TLS certificate this DP does "
                     f"not trust ({problem})",
                     "the DP trusts only the CA pinned with --ca-file; start it with "
-                    "--ca-file NEW_CA if the site's certificate moved to another CA") from None
+                    "--ca-file NEW_CA if the site's certificate moved to another CA",
+                ) from None
             raise SiteUnreachable(
                 f"cannot reach the site at {self.site_url}: {exc.__class__.__name__}: {exc}",
                 "check the site URL and that the site server is running; the DP retries",
@@ -168,24 +182,31 @@ def _error_from(response: httpx.Response, what: str) -> QMError:
     except (ValueError, KeyError, TypeError):
         pass
     if response.status_code in (401, 403):
-        return Unauthorized(message, hint or "the DP credential was refused; re-enroll the DP "
-                                             "with a new token (delete dp.json in its home)")
+        return Unauthorized(
+            message,
+            hint
+            or "the DP credential was refused; re-enroll the DP "
+            "with a new token (delete dp.json in its home)",
+        )
     if response.status_code >= 500:
         return SiteUnreachable(message, hint or "the site failed; the DP retries")
     if not shaped:
-        return SiteUnreachable(message, "this URL does not answer like a Quartermaster site; "
-                                        "check the site URL")
+        return SiteUnreachable(
+            message, "this URL does not answer like a Quartermaster site; check the site URL"
+        )
     return SiteRefused(message, hint)
 
 
 def _parse_enrollment(data: Any) -> Enrollment:
     try:
         keys = tuple(PublicKey.from_hex(str(k["public_key"])) for k in data["signing_keys"])
-        enrollment = Enrollment(str(data["dp"]), str(data["credential"]),
-                                str(data["site_code"]), keys)
+        enrollment = Enrollment(
+            str(data["dp"]), str(data["credential"]), str(data["site_code"]), keys
+        )
     except (KeyError, TypeError, ValueError, QMError) as exc:
-        raise IntegrityError(f"the site's enrollment answer is malformed: {exc}",
-                             "is --site the site server's URL?") from None
+        raise IntegrityError(
+            f"the site's enrollment answer is malformed: {exc}", "is --site the site server's URL?"
+        ) from None
     if not enrollment.credential or not keys:
         raise IntegrityError("the site's enrollment answer has no credential or signing key")
     return enrollment
@@ -195,17 +216,28 @@ def _parse_assignments(data: Any) -> AssignmentList:
     try:
         assignments = tuple(_parse_assignment(a) for a in data["assignments"])
         sources = tuple(str(s) for s in data.get("sources") or ())
-        return AssignmentList(str(data.get("dp", "")), int(data.get("validate_interval") or 0),
-                              sources, assignments, data.get("signing_keys"))
+        return AssignmentList(
+            str(data.get("dp", "")),
+            int(data.get("validate_interval") or 0),
+            sources,
+            assignments,
+            data.get("signing_keys"),
+        )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise IntegrityError(f"the site's assignment list is malformed: {exc!r}",
-                             "the site and DP may run different versions") from None
+        raise IntegrityError(
+            f"the site's assignment list is malformed: {exc!r}",
+            "the site and DP may run different versions",
+        ) from None
 
 
 def _parse_assignment(item: Any) -> Assignment:
     package_hash = str(item["package_hash"])
     if not is_sha256_hex(package_hash):
         raise ValueError(f"package_hash {package_hash!r} is not a SHA-256 hex digest")
-    return Assignment(str(item.get("package_id", "")), int(item.get("source_version") or 0),
-                      package_hash, str(item.get("state", "pending")),
-                      bool(item.get("validate", False)))
+    return Assignment(
+        str(item.get("package_id", "")),
+        int(item.get("source_version") or 0),
+        package_hash,
+        str(item.get("state", "pending")),
+        bool(item.get("validate", False)),
+    )

@@ -98,8 +98,9 @@ class DPStore:
         except FileNotFoundError:
             raise NotFound(f"manifest {package_hash} is not in the store at {self.root}") from None
         except ValueError as exc:
-            raise IntegrityError(f"{path} is not valid JSON: {exc}",
-                                 "the version is fetched again from the site") from None
+            raise IntegrityError(
+                f"{path} is not valid JSON: {exc}", "the version is fetched again from the site"
+            ) from None
         if not isinstance(envelope, dict):
             raise IntegrityError(f"{path} is not a signed manifest envelope")
         return envelope
@@ -138,8 +139,14 @@ class DPStore:
                 raise HashMismatch(str(source), sha256, digest.hexdigest())
         return copied
 
-    def fetch_blob(self, fetcher: BlobFetcher, sources: Sequence[str], sha256: str, size: int,
-                   on_progress: Progress | None = None) -> BlobFetchOutcome:
+    def fetch_blob(
+        self,
+        fetcher: BlobFetcher,
+        sources: Sequence[str],
+        sha256: str,
+        size: int,
+        on_progress: Progress | None = None,
+    ) -> BlobFetchOutcome:
         """Pull blob `sha256` from the first source that serves good bytes.
 
         The `.part` file beside the blob survives a failed source or a killed process, so the
@@ -159,8 +166,15 @@ class DPStore:
             "check that the sources hold the content and the site lists them; it is retried",
         )
 
-    def _try_source(self, fetcher: BlobFetcher, source: str, sha256: str, size: int,
-                    on_progress: Progress | None, outcome: BlobFetchOutcome) -> bool:
+    def _try_source(
+        self,
+        fetcher: BlobFetcher,
+        source: str,
+        sha256: str,
+        size: int,
+        on_progress: Progress | None,
+        outcome: BlobFetchOutcome,
+    ) -> bool:
         url = blob_url(source, sha256)
         dest = self.blob_path(sha256)
         for _attempt in range(2):  # a mismatch after a resume may be the old .part's fault
@@ -189,8 +203,9 @@ class DPStore:
 
     # --- validation and garbage collection ------------------------------------------------
 
-    def validate(self, package_hashes: Iterable[str],
-                 cancel: CancelCheck | None = None) -> list[str]:
+    def validate(
+        self, package_hashes: Iterable[str], cancel: CancelCheck | None = None
+    ) -> list[str]:
         """Re-hash every blob the given versions use; remove the bad ones.
 
         Returns the blobs whose bytes did not match (now removed; `missing_blobs` lists them
@@ -282,4 +297,3 @@ class DPStore:
             path.unlink(missing_ok=True)
             removed += 1
         return removed
-

@@ -40,8 +40,10 @@ def _dummy_hash() -> str:
 
 def check_name(name: str) -> str:
     if not _NAME.fullmatch(name):
-        raise InvalidInput(f"account name {name!r} is not valid",
-                           "use 1-64 lower-case letters, digits, '.', '_', '@' or '-'")
+        raise InvalidInput(
+            f"account name {name!r} is not valid",
+            "use 1-64 lower-case letters, digits, '.', '_', '@' or '-'",
+        )
     return name
 
 
@@ -53,12 +55,15 @@ def check_role(role: str) -> str:
 
 def check_password(password: str) -> str:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise InvalidInput(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters",
-                           "choose a longer pass phrase")
+        raise InvalidInput(
+            f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters",
+            "choose a longer pass phrase",
+        )
     return password
 
 
 # --- accounts ---------------------------------------------------------------------------
+
 
 def create_account(session: Session, name: str, role: str, password: str | None = None) -> Account:
     check_name(name)
@@ -82,11 +87,16 @@ def get_account(session: Session, name: str) -> Account:
 
 
 def account_summary(account: Account) -> dict[str, Any]:
-    return {"name": account.name, "role": account.role, "disabled": account.disabled,
-            "has_password": account.password_hash is not None,
-            "created": account.created.isoformat(),
-            "password_changed": account.password_changed.isoformat()
-            if account.password_changed else None}
+    return {
+        "name": account.name,
+        "role": account.role,
+        "disabled": account.disabled,
+        "has_password": account.password_hash is not None,
+        "created": account.created.isoformat(),
+        "password_changed": account.password_changed.isoformat()
+        if account.password_changed
+        else None,
+    }
 
 
 def list_accounts(session: Session) -> list[dict[str, Any]]:
@@ -121,11 +131,16 @@ def _keep_an_admin(session: Session, account: Account) -> None:
     if account.role != "admin" or account.disabled:
         return
     # Locks the admin rows on PostgreSQL, so two admins cannot demote each other at once.
-    admins = session.scalars(select(Account.id).where(
-        Account.role == "admin", Account.disabled.is_(False)).with_for_update()).all()
+    admins = session.scalars(
+        select(Account.id)
+        .where(Account.role == "admin", Account.disabled.is_(False))
+        .with_for_update()
+    ).all()
     if not set(admins) - {account.id}:
-        raise Conflict(f"{account.name!r} is the last enabled admin account",
-                       "create or enable another admin first")
+        raise Conflict(
+            f"{account.name!r} is the last enabled admin account",
+            "create or enable another admin first",
+        )
 
 
 def authenticate_password(session: Session, username: str, password: str) -> Account:
@@ -138,8 +153,10 @@ def authenticate_password(session: Session, username: str, password: str) -> Acc
     except (VerificationError, InvalidHashError):
         verified = False
     if not verified or account is None or account.disabled:
-        raise Unauthorized("wrong account name or password, or the account is disabled",
-                           "an administrator sets passwords with `qm account password NAME`")
+        raise Unauthorized(
+            "wrong account name or password, or the account is disabled",
+            "an administrator sets passwords with `qm account password NAME`",
+        )
     if _hasher.check_needs_rehash(stored or ""):
         account.password_hash = _hasher.hash(password)
     return account
@@ -147,14 +164,21 @@ def authenticate_password(session: Session, username: str, password: str) -> Acc
 
 def principal_for(account: Account, token: ApiToken | None = None) -> Principal:
     """The principal an account acts as (the console builds one from its session)."""
-    return Principal(Credential.ACCOUNT, account.name, account.role, account_id=account.id,
-                     token_id=token.id if token is not None else None)
+    return Principal(
+        Credential.ACCOUNT,
+        account.name,
+        account.role,
+        account_id=account.id,
+        token_id=token.id if token is not None else None,
+    )
 
 
 # --- API tokens -------------------------------------------------------------------------
 
-def create_token(session: Session, account: Account, label: str = "",
-                 expires: datetime | None = None) -> tuple[ApiToken, str]:
+
+def create_token(
+    session: Session, account: Account, label: str = "", expires: datetime | None = None
+) -> tuple[ApiToken, str]:
     """A new token for `account`; the secret is returned here and never stored."""
     if account.disabled:
         raise Conflict(f"account {account.name!r} is disabled", "enable it first")
@@ -162,19 +186,24 @@ def create_token(session: Session, account: Account, label: str = "",
         if expires.tzinfo is None:
             raise InvalidInput("the expiry has no time zone", "e.g. 2027-01-01T00:00Z or +30d")
         if not utcnow() < expires <= utcnow() + MAX_TOKEN_LIFETIME:
-            raise InvalidInput("a token expires in the future, within ten years",
-                               "e.g. --expires +30d")
+            raise InvalidInput(
+                "a token expires in the future, within ten years", "e.g. --expires +30d"
+            )
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(account_id=account.id, name=label[:100], token_hash=token_hash(secret),
-                     expires=expires)
+    token = ApiToken(
+        account_id=account.id, name=label[:100], token_hash=token_hash(secret), expires=expires
+    )
     session.add(token)
     session.flush()
     return token, secret
 
 
 def get_token(session: Session, token_id: int) -> tuple[ApiToken, Account]:
-    row = session.execute(select(ApiToken, Account).join(Account, Account.id == ApiToken.account_id)
-                          .where(ApiToken.id == token_id)).first()
+    row = session.execute(
+        select(ApiToken, Account)
+        .join(Account, Account.id == ApiToken.account_id)
+        .where(ApiToken.id == token_id)
+    ).first()
     if row is None:
         raise NotFound(f"token {token_id} does not exist", "list tokens with `qm token list`")
     return row[0], row[1]
@@ -182,16 +211,29 @@ def get_token(session: Session, token_id: int) -> tuple[ApiToken, Account]:
 
 def token_summary(token: ApiToken, account: Account) -> dict[str, Any]:
     now = utcnow()
-    state = ("revoked" if token.revoked else
-             "expired" if token.expires is not None and token.expires <= now else "active")
-    return {"id": token.id, "account": account.name, "name": token.name, "state": state,
-            "created": token.created.isoformat(),
-            "expires": token.expires.isoformat() if token.expires else None}
+    state = (
+        "revoked"
+        if token.revoked
+        else "expired"
+        if token.expires is not None and token.expires <= now
+        else "active"
+    )
+    return {
+        "id": token.id,
+        "account": account.name,
+        "name": token.name,
+        "state": state,
+        "created": token.created.isoformat(),
+        "expires": token.expires.isoformat() if token.expires else None,
+    }
 
 
 def list_tokens(session: Session, account_id: int | None = None) -> list[dict[str, Any]]:
-    query = (select(ApiToken, Account).join(Account, Account.id == ApiToken.account_id)
-             .order_by(ApiToken.id))
+    query = (
+        select(ApiToken, Account)
+        .join(Account, Account.id == ApiToken.account_id)
+        .order_by(ApiToken.id)
+    )
     if account_id is not None:
         query = query.where(ApiToken.account_id == account_id)
     return [token_summary(t, a) for t, a in session.execute(query).all()]
@@ -204,17 +246,23 @@ def revoke_token(session: Session, token_id: int) -> tuple[ApiToken, Account]:
 
 
 def authenticate_token(session: Session, secret: str) -> Principal:
-    row = session.execute(select(ApiToken, Account).join(Account, Account.id == ApiToken.account_id)
-                          .where(ApiToken.token_hash == token_hash(secret))).first()
+    row = session.execute(
+        select(ApiToken, Account)
+        .join(Account, Account.id == ApiToken.account_id)
+        .where(ApiToken.token_hash == token_hash(secret))
+    ).first()
     if row is None:
-        raise Unauthorized("the API token is not valid",
-                           "use a token from `qm token create` or SITE_HOME/admin.token")
+        raise Unauthorized(
+            "the API token is not valid",
+            "use a token from `qm token create` or SITE_HOME/admin.token",
+        )
     token, account = row[0], row[1]
     if token.revoked:
         raise Unauthorized(f"API token {token.id} was revoked", "create a new one")
     if token.expires is not None and token.expires <= utcnow():
         raise Unauthorized(f"API token {token.id} expired", "create a new one")
     if account.disabled:
-        raise Unauthorized(f"account {account.name!r} is disabled",
-                           "ask an administrator to enable it")
+        raise Unauthorized(
+            f"account {account.name!r} is disabled", "ask an administrator to enable it"
+        )
     return principal_for(account, token)

@@ -27,8 +27,10 @@ _MAX_DETAILS = 4000
 def redact(value: Any) -> Any:
     """A copy of a JSON value with every secret-looking field replaced."""
     if isinstance(value, dict):
-        return {k: "[redacted]" if any(w in str(k).lower() for w in _SECRET_WORDS) else redact(v)
-                for k, v in value.items()}
+        return {
+            k: "[redacted]" if any(w in str(k).lower() for w in _SECRET_WORDS) else redact(v)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
@@ -41,17 +43,35 @@ def _bounded(details: dict[str, Any]) -> dict[str, Any]:
     return {"truncated": text[:_MAX_DETAILS]}
 
 
-def begin(session: Session, principal: Principal, action: str, target: str, source: str,
-          details: dict[str, Any]) -> int:
-    entry = AuditEntry(account=principal.actor[:100], action=action, target=target[:300],
-                       outcome=STARTED, source=source[:100], details=_bounded(redact(details)))
+def begin(
+    session: Session,
+    principal: Principal,
+    action: str,
+    target: str,
+    source: str,
+    details: dict[str, Any],
+) -> int:
+    entry = AuditEntry(
+        account=principal.actor[:100],
+        action=action,
+        target=target[:300],
+        outcome=STARTED,
+        source=source[:100],
+        details=_bounded(redact(details)),
+    )
     session.add(entry)
     session.flush()
     return entry.id
 
 
-def finish(session: Session, entry_id: int, outcome: str, status: int, target: str = "",
-           details: dict[str, Any] | None = None) -> None:
+def finish(
+    session: Session,
+    entry_id: int,
+    outcome: str,
+    status: int,
+    target: str = "",
+    details: dict[str, Any] | None = None,
+) -> None:
     entry = session.get(AuditEntry, entry_id)
     if entry is None:
         return
@@ -63,24 +83,54 @@ def finish(session: Session, entry_id: int, outcome: str, status: int, target: s
         entry.details = _bounded(redact({**entry.details, **details}))
 
 
-def record(session: Session, principal: Principal, action: str, target: str, outcome: str,
-           source: str = "", details: dict[str, Any] | None = None,
-           status: int | None = None) -> None:
+def record(
+    session: Session,
+    principal: Principal,
+    action: str,
+    target: str,
+    outcome: str,
+    source: str = "",
+    details: dict[str, Any] | None = None,
+    status: int | None = None,
+) -> None:
     """A one-step entry: a refused attempt, or a change a client made to its own identity."""
-    session.add(AuditEntry(account=principal.actor[:100], action=action, target=target[:300],
-                           outcome=outcome, status=status, source=source[:100],
-                           details=_bounded(redact(details or {}))))
+    session.add(
+        AuditEntry(
+            account=principal.actor[:100],
+            action=action,
+            target=target[:300],
+            outcome=outcome,
+            status=status,
+            source=source[:100],
+            details=_bounded(redact(details or {})),
+        )
+    )
 
 
 def entry_dict(entry: AuditEntry) -> dict[str, Any]:
-    return {"id": entry.id, "time": entry.time.isoformat(), "account": entry.account,
-            "action": entry.action, "object": entry.target, "outcome": entry.outcome,
-            "status": entry.status, "source": entry.source, "details": entry.details}
+    return {
+        "id": entry.id,
+        "time": entry.time.isoformat(),
+        "account": entry.account,
+        "action": entry.action,
+        "object": entry.target,
+        "outcome": entry.outcome,
+        "status": entry.status,
+        "source": entry.source,
+        "details": entry.details,
+    }
 
 
-def query(session: Session, *, account: str | None = None, action: str | None = None,
-          since: datetime | None = None, until: datetime | None = None, limit: int = 100,
-          before_id: int | None = None) -> list[dict[str, Any]]:
+def query(
+    session: Session,
+    *,
+    account: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
+) -> list[dict[str, Any]]:
     """Newest first; page with `before_id` (the smallest id of the previous page)."""
     stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if account:

@@ -105,8 +105,9 @@ RULES: dict[str, Rule] = {
     "client_api.content": _client("fetch manifests and content locations", APPROVED),
     "client_api.status": _client("send status messages", APPROVED),
     "client_api.inventory": _client("report the client's facts", APPROVED),
-    "client_api.rekey": _client("exchange the secret for a new one", APPROVED, PENDING,
-                                REKEY_REQUIRED),
+    "client_api.rekey": _client(
+        "exchange the secret for a new one", APPROVED, PENDING, REKEY_REQUIRED
+    ),
     # distribution points
     "dp_api.sync": Rule(Credential.DP, frozenset({"dp"}), "fetch assignments and manifests"),
     "dp_api.report": Rule(Credential.DP, frozenset({"dp"}), "report content state"),
@@ -162,8 +163,10 @@ def authorize(principal: Principal, action: str) -> None:
     if rule.credential is Credential.NONE:
         return
     if principal.kind is not rule.credential:
-        raise Unauthorized(f"{action} needs a {rule.credential.value} credential",
-                           _credential_hint(rule.credential))
+        raise Unauthorized(
+            f"{action} needs a {rule.credential.value} credential",
+            _credential_hint(rule.credential),
+        )
     if principal.role in rule.roles:
         return
     raise _denied(principal, action, rule)
@@ -173,12 +176,16 @@ def is_allowed(principal: Principal, action: str) -> bool:
     """For faces that show or hide a control (the console); routes use authorize()."""
     rule = rule_for(action)
     return rule.credential is Credential.NONE or (
-        principal.kind is rule.credential and principal.role in rule.roles)
+        principal.kind is rule.credential and principal.role in rule.roles
+    )
 
 
 def allowed_actions(principal: Principal) -> list[str]:
-    return sorted(a for a, r in RULES.items()
-                  if r.credential is not Credential.NONE and is_allowed(principal, a))
+    return sorted(
+        a
+        for a, r in RULES.items()
+        if r.credential is not Credential.NONE and is_allowed(principal, a)
+    )
 
 
 def _denied(principal: Principal, action: str, rule: Rule) -> Exception:
@@ -186,9 +193,11 @@ def _denied(principal: Principal, action: str, rule: Rule) -> Exception:
         return _client_denied(principal, action)
     if principal.kind is Credential.ACCOUNT:
         needed = " or ".join(r for r in ACCOUNT_ROLES if r in rule.roles)
-        return Forbidden(f"account {principal.name!r} ({principal.role}) may not "
-                         f"{rule.summary} ({action}); that needs role {needed}",
-                         "ask an administrator to do it, or to change your role")
+        return Forbidden(
+            f"account {principal.name!r} ({principal.role}) may not "
+            f"{rule.summary} ({action}); that needs role {needed}",
+            "ask an administrator to do it, or to change your role",
+        )
     return Forbidden(f"{principal.kind.value} {principal.name!r} may not {rule.summary}")
 
 
@@ -197,14 +206,18 @@ def _client_denied(principal: Principal, action: str) -> Exception:
         return ApprovalPending(
             f"client {principal.name} is waiting for approval",
             "an administrator approves it with `qm client approve ID`; until then the "
-            "client gets no policy and no content, and keeps its status messages spooled")
+            "client gets no policy and no content, and keeps its status messages spooled",
+        )
     if principal.role == BLOCKED:
-        return ClientBlocked(f"client {principal.name} is blocked",
-                             "an administrator unblocks it with `qm client approve ID`")
+        return ClientBlocked(
+            f"client {principal.name} is blocked",
+            "an administrator unblocks it with `qm client approve ID`",
+        )
     if principal.role == REKEY_REQUIRED:
         return RekeyRequired(
             f"client {principal.name} must replace its secret before {action}",
-            "POST /api/client/v1/rekey with the current secret, store the new one, use it")
+            "POST /api/client/v1/rekey with the current secret, store the new one, use it",
+        )
     return Forbidden(f"client {principal.name} may not {action}")
 
 

@@ -57,15 +57,22 @@ def client_principal(session: Session, secret: str) -> Principal:
     if client is None:
         client = session.scalar(select(Client).where(Client.next_secret_hash == digest))
         if client is None:
-            raise Unauthorized("unknown client credential",
-                               "register the client again: `qm client register --force`")
+            raise Unauthorized(
+                "unknown client credential",
+                "register the client again: `qm client register --force`",
+            )
         client.secret_hash, client.next_secret_hash = digest, None
         client.rekey_required = False
     role = client.approval
     if client.rekey_required and role != BLOCKED:
         role = REKEY_REQUIRED
-    return Principal(Credential.CLIENT, client.client_id, role, client_id=client.client_id,
-                     poll_requested=client.poll_requested)
+    return Principal(
+        Credential.CLIENT,
+        client.client_id,
+        role,
+        client_id=client.client_id,
+        poll_requested=client.poll_requested,
+    )
 
 
 @dataclass(frozen=True)
@@ -83,20 +90,26 @@ class ClientCall:
 
 _CLIENTS = cast(Table, Client.__table__)
 _COUNTERS = cast(Table, Counter.__table__)
-_SERIAL = (select(_COUNTERS.c.value).where(_COUNTERS.c.name == "policy_serial")
-           .scalar_subquery())
+_SERIAL = select(_COUNTERS.c.value).where(_COUNTERS.c.name == "policy_serial").scalar_subquery()
 _RETURNED = (_CLIENTS.c.client_id, _CLIENTS.c.poll_requested, _CLIENTS.c.ip_addresses, _SERIAL)
 # Built once: an approved client, not asked to re-key, with its current secret.
-_CURRENT = ((_CLIENTS.c.secret_hash == bindparam("digest"))
-            & (_CLIENTS.c.approval == APPROVED) & _CLIENTS.c.rekey_required.is_(False))
+_CURRENT = (
+    (_CLIENTS.c.secret_hash == bindparam("digest"))
+    & (_CLIENTS.c.approval == APPROVED)
+    & _CLIENTS.c.rekey_required.is_(False)
+)
 _READ = select(*_RETURNED).where(_CURRENT)
-_POLL = (update(_CLIENTS).where(_CURRENT)
-         .values(last_policy_request=bindparam("now", type_=UTCDateTime))
-         .returning(*_RETURNED))
+_POLL = (
+    update(_CLIENTS)
+    .where(_CURRENT)
+    .values(last_policy_request=bindparam("now", type_=UTCDateTime))
+    .returning(*_RETURNED)
+)
 
 
-def authenticate(session: Session, secret: str, action: str, *,
-                 policy_request: datetime | None = None) -> ClientCall:
+def authenticate(
+    session: Session, secret: str, action: str, *, policy_request: datetime | None = None
+) -> ClientCall:
     """Authenticate and authorize a client in the route's own transaction.
 
     The common case, an approved client with its current secret, is one statement: the
@@ -115,15 +128,22 @@ def authenticate(session: Session, secret: str, action: str, *,
         principal = client_principal(session, secret)
         authorize(principal, action)
         if policy_request is not None:
-            session.execute(update(Client).where(Client.client_id == principal.name)
-                            .values(last_policy_request=policy_request))
+            session.execute(
+                update(Client)
+                .where(Client.client_id == principal.name)
+                .values(last_policy_request=policy_request)
+            )
         serial = session.execute(select(_SERIAL)).scalar()
-        ips = session.scalar(select(Client.ip_addresses).where(
-            Client.client_id == principal.name))
+        ips = session.scalar(select(Client.ip_addresses).where(Client.client_id == principal.name))
         return ClientCall(principal, int(serial or 0), list(ips or []))
     client_id, poll_requested, ips, serial = row
-    principal = Principal(Credential.CLIENT, client_id, APPROVED, client_id=client_id,
-                          poll_requested=bool(poll_requested))
+    principal = Principal(
+        Credential.CLIENT,
+        client_id,
+        APPROVED,
+        client_id=client_id,
+        poll_requested=bool(poll_requested),
+    )
     authorize(principal, action)
     return ClientCall(principal, int(serial or 0), list(ips or []))
 
@@ -138,7 +158,8 @@ def request_poll(session: Session, client_ids: list[str], collection: str | None
     chosen: ColumnElement[bool] = Client.client_id.in_(wanted)
     if collection is not None:
         members = select(CollectionMember.client_id).where(
-            CollectionMember.collection_id == get_collection(session, collection).id)
+            CollectionMember.collection_id == get_collection(session, collection).id
+        )
         chosen = or_(chosen, Client.client_id.in_(members))
     result = session.execute(update(Client).where(chosen).values(poll_requested=True))
     return cast(CursorResult[Any], result).rowcount
@@ -154,8 +175,9 @@ def rekey(session: Session, client_id: str) -> str:
 
 def set_approval(session: Session, client_id: str, state: str) -> Client:
     if state not in CLIENT_STATES:
-        raise InvalidInput(f"approval state {state!r} does not exist",
-                           f"use one of {', '.join(CLIENT_STATES)}")
+        raise InvalidInput(
+            f"approval state {state!r} does not exist", f"use one of {', '.join(CLIENT_STATES)}"
+        )
     client = get_client(session, client_id)
     client.approval = state
     return client

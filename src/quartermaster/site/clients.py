@@ -32,7 +32,8 @@ _INSERT_MESSAGE = insert(_MESSAGES)
 # NULL when it was never set) and whether any collection has a query rule.
 _REGISTRATION = select(
     select(_SETTINGS.c.value).where(_SETTINGS.c.name == "require_approval").scalar_subquery(),
-    exists(select(_RULES.c.id)))
+    exists(select(_RULES.c.id)),
+)
 _FACTS = {"hostname": 255, "os": 50, "os_version": 100, "architecture": 50, "agent_version": 50}
 
 
@@ -49,14 +50,20 @@ def register(ctx: SiteContext, facts: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput("a client registers with its hostname")
     secret = "qmc_" + secrets.token_urlsafe(32)
     client_id, now = new_client_id(), utcnow()
-    row = {"client_id": client_id, "secret_hash": token_hash(secret),
-           "hostname": facts["hostname"], "os": facts.get("os", ""),
-           "os_version": facts.get("os_version", ""),
-           "architecture": facts.get("architecture", ""),
-           "ip_addresses": list(facts.get("ip_addresses", [])),
-           "agent_version": facts.get("agent_version", ""),
-           "properties": dict(facts.get("properties", {})), "registered": now,
-           "rekey_required": False, "poll_requested": False}
+    row = {
+        "client_id": client_id,
+        "secret_hash": token_hash(secret),
+        "hostname": facts["hostname"],
+        "os": facts.get("os", ""),
+        "os_version": facts.get("os_version", ""),
+        "architecture": facts.get("architecture", ""),
+        "ip_addresses": list(facts.get("ip_addresses", [])),
+        "agent_version": facts.get("agent_version", ""),
+        "properties": dict(facts.get("properties", {})),
+        "registered": now,
+        "rekey_required": False,
+        "poll_requested": False,
+    }
     with ctx.db.session() as session:
         membership.lock_for_client(session)
         connection = session.connection()
@@ -64,8 +71,10 @@ def register(ctx: SiteContext, facts: dict[str, Any]) -> dict[str, Any]:
         approval = DEFAULTS["require_approval"][1] if approval is None else approval
         row["approval"] = "pending" if approval else "approved"
         connection.execute(_INSERT_CLIENT, row)
-        connection.execute(_INSERT_MESSAGE, status_row(3001, client_id, row["hostname"],
-                                                       client_id=client_id, now=now))
+        connection.execute(
+            _INSERT_MESSAGE,
+            status_row(3001, client_id, row["hostname"], client_id=client_id, now=now),
+        )
         if rules and row["approval"] == "approved":  # collections by rule, before it polls
             membership.client_changed(session, client_id)
     return {

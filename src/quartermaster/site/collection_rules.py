@@ -116,8 +116,9 @@ ATTRIBUTES: dict[str, Attribute] = {
     "free_disk_mb": Attribute("free_disk_mb", Kind.NUMBER, _prop("free_disk_mb")),
 }
 ALIASES = {"arch": "architecture"}
-_ATTRIBUTE_LIST = ("hostname, os, os_version, architecture (or arch), ip, agent_version, "
-                   "free_disk_mb, prop.NAME")
+_ATTRIBUTE_LIST = (
+    "hostname, os, os_version, architecture (or arch), ip, agent_version, free_disk_mb, prop.NAME"
+)
 
 _ORDERING = {"<", "<=", ">", ">="}
 
@@ -165,9 +166,11 @@ class Rule:
 def parse_rule(text: str) -> Rule:
     """Parse and validate a rule; every mistake is an InvalidInput pointing at its column."""
     if len(text) > MAX_RULE_LENGTH:
-        raise InvalidInput(f"the rule is {len(text)} characters long",
-                           f"keep a rule under {MAX_RULE_LENGTH} characters; split it into "
-                           "several rules of the collection (a client matching any is a member)")
+        raise InvalidInput(
+            f"the rule is {len(text)} characters long",
+            f"keep a rule under {MAX_RULE_LENGTH} characters; split it into "
+            "several rules of the collection (a client matching any is a member)",
+        )
     if not text.strip():
         raise InvalidInput("the rule is empty", 'write a condition such as os = "linux"')
     try:
@@ -234,17 +237,24 @@ def evaluation_order(references: Mapping[str, Collection[str]]) -> list[str]:
             child = pending.pop(0)
             if state.get(child) == 1:
                 path = [n for n, _ in stack] + [child]
-                cycle = " -> ".join(path[path.index(child):])
-                raise InvalidInput(f"collections refer to each other: {cycle}",
-                                   "remove one of the include or exclude links")
+                cycle = " -> ".join(path[path.index(child) :])
+                raise InvalidInput(
+                    f"collections refer to each other: {cycle}",
+                    "remove one of the include or exclude links",
+                )
             if state.get(child) is None:
                 state[child] = 1
                 stack.append((child, sorted(references.get(child, ()))))
     return order
 
 
-def _reason(client_id: str, client: Client, direct: set[str], rules: Sequence[Rule],
-            included: list[tuple[str, Collection[str]]]) -> str:
+def _reason(
+    client_id: str,
+    client: Client,
+    direct: set[str],
+    rules: Sequence[Rule],
+    included: list[tuple[str, Collection[str]]],
+) -> str:
     if client_id in direct:
         return "direct"
     for rule in rules:
@@ -289,10 +299,19 @@ def _parser() -> Lark:
 
 
 _TERMINAL_NAMES = {  # in the order a hint lists them
-    "ATTRIBUTE": "an attribute", "STRING": 'a quoted value ("text")',
-    "BARE": "a number, version or address", "OPERATOR": "a comparison (= != < <= > >=)",
-    "LIKE": '"like"', "IN": '"in"', "NOT": '"not"', "LPAR": '"("', "AND": '"and"',
-    "OR": '"or"', "COMMA": '","', "RPAR": '")"', "$END": "the end of the rule",
+    "ATTRIBUTE": "an attribute",
+    "STRING": 'a quoted value ("text")',
+    "BARE": "a number, version or address",
+    "OPERATOR": "a comparison (= != < <= > >=)",
+    "LIKE": '"like"',
+    "IN": '"in"',
+    "NOT": '"not"',
+    "LPAR": '"("',
+    "AND": '"and"',
+    "OR": '"or"',
+    "COMMA": '","',
+    "RPAR": '")"',
+    "$END": "the end of the rule",
 }
 
 
@@ -300,8 +319,9 @@ def _syntax_error(text: str, error: UnexpectedInput) -> InvalidInput:
     line, column = error.line, error.column
     if isinstance(error, UnexpectedCharacters):
         char = text[error.pos_in_stream] if error.pos_in_stream is not None else "?"
-        return _error_at(text, line, column, f"unexpected character {char!r}",
-                         _character_hint(char))
+        return _error_at(
+            text, line, column, f"unexpected character {char!r}", _character_hint(char)
+        )
     assert isinstance(error, UnexpectedToken)
     token = error.token
     expected = [e for e in _TERMINAL_NAMES if e in error.expected]
@@ -309,8 +329,13 @@ def _syntax_error(text: str, error: UnexpectedInput) -> InvalidInput:
     if token.type == "$END":
         line, column = _end_position(text)
         return _error_at(text, line, column, "the rule ends too early", f"expected {wanted}")
-    return _error_at(text, token.line or line, token.column or column,
-                     f"unexpected {str(token)!r}", _token_hint(token, expected, wanted))
+    return _error_at(
+        text,
+        token.line or line,
+        token.column or column,
+        f"unexpected {str(token)!r}",
+        _token_hint(token, expected, wanted),
+    )
 
 
 def _either(names: list[str]) -> str:
@@ -362,8 +387,13 @@ def _check_depth(text: str, tree: Tree[Token]) -> None:
             first = next((t for t in node.scan_values(lambda v: isinstance(v, Token))), None)
             line = first.line if first is not None and first.line else 1
             column = first.column if first is not None and first.column else 1
-            raise _error_at(text, line, column, f"the rule nests deeper than {MAX_DEPTH} levels",
-                            "remove redundant parentheses or repeated 'not'")
+            raise _error_at(
+                text,
+                line,
+                column,
+                f"the rule nests deeper than {MAX_DEPTH} levels",
+                "remove redundant parentheses or repeated 'not'",
+            )
         stack.extend((child, depth + 1) for child in node.children)
 
 
@@ -481,8 +511,7 @@ class _Compiler:
         negated = any(t.type == "NOT" for t in tokens)
         attribute = self.attribute(attr_token)
         self.attributes.add(attribute.name)
-        values = [v for v in (lists[0].children if lists else tokens[-1:])
-                  if isinstance(v, Token)]
+        values = [v for v in (lists[0].children if lists else tokens[-1:]) if isinstance(v, Token)]
         if tree.data == "compare":
             operator = str(tokens[1])
             test = self.compare(attribute, tokens[1], values[0])
@@ -511,18 +540,20 @@ class _Compiler:
         guess = f"did you mean {close[0]}? " if close else ""
         if "." in name:
             guess = "custom properties are written prop.NAME; "
-        raise self.fail(token, f"unknown attribute {str(token)!r}",
-                        f"{guess}attributes are {_ATTRIBUTE_LIST}")
+        raise self.fail(
+            token, f"unknown attribute {str(token)!r}", f"{guess}attributes are {_ATTRIBUTE_LIST}"
+        )
 
     # --- one compiler per operator family; each returns a closure over prepared values
 
     def compare(self, attribute: Attribute, operator_token: Token, token: Token) -> Test:
         kind, operator = attribute.kind, str(operator_token)
         if operator in _ORDERING and kind in (Kind.TEXT, Kind.ADDRESS):
-            raise self.fail(operator_token, f"{attribute.name} cannot be compared with "
-                            f"{operator}",
-                            "use =, !=, like or in; only versions, numbers and custom "
-                            "properties are ordered")
+            raise self.fail(
+                operator_token,
+                f"{attribute.name} cannot be compared with {operator}",
+                "use =, !=, like or in; only versions, numbers and custom properties are ordered",
+            )
         if kind is Kind.ADDRESS:
             network = self.network(token, attribute, single=True)
             found = _in_networks(attribute.read, [network])
@@ -532,8 +563,11 @@ class _Compiler:
 
     def like(self, attribute: Attribute, token: Token, negated: bool) -> Test:
         if attribute.kind is Kind.NUMBER:
-            raise self.fail(token, f"{attribute.name} is a number and cannot be matched "
-                            "with like", "compare it with = != < <= > >=")
+            raise self.fail(
+                token,
+                f"{attribute.name} is a number and cannot be matched with like",
+                "compare it with = != < <= > >=",
+            )
         pattern = _like(_unquote(token)).fullmatch
         read = attribute.read
         if attribute.kind is Kind.ADDRESS:
@@ -548,16 +582,20 @@ class _Compiler:
 
         return test
 
-    def member(self, attribute: Attribute, tokens: list[Token], negated: bool,
-               is_list: bool) -> Test:
+    def member(
+        self, attribute: Attribute, tokens: list[Token], negated: bool, is_list: bool
+    ) -> Test:
         read = attribute.read
         if attribute.kind is Kind.ADDRESS:
             networks = [self.network(t, attribute, single=False) for t in tokens]
             found = _in_networks(read, networks)
             return _none_of(read, found) if negated else found
         if not is_list:
-            raise self.fail(tokens[0], f"{attribute.name} in needs a list in parentheses",
-                            f'e.g. {attribute.name} in ("a", "b"); only ip takes a network')
+            raise self.fail(
+                tokens[0],
+                f"{attribute.name} in needs a list in parentheses",
+                f'e.g. {attribute.name} in ("a", "b"); only ip takes a network',
+            )
         keys = set()
         prepare: Callable[[Any], Any] = _casefold
         for token in tokens:
@@ -574,8 +612,9 @@ class _Compiler:
 
         return test
 
-    def converter(self, attribute: Attribute, token: Token,
-                  ordering: bool) -> tuple[Any, Callable[[Any], Any]]:
+    def converter(
+        self, attribute: Attribute, token: Token, ordering: bool
+    ) -> tuple[Any, Callable[[Any], Any]]:
         """The literal's comparable form and the function giving a client value's form."""
         raw = _unquote(token)
         kind = attribute.kind
@@ -586,13 +625,19 @@ class _Compiler:
         if kind is Kind.NUMBER:
             number = _number(raw)
             if number is None:
-                raise self.fail(token, f"{attribute.name} compares numbers; {raw!r} is not "
-                                "a number", f"e.g. {attribute.name} > 2048")
+                raise self.fail(
+                    token,
+                    f"{attribute.name} compares numbers; {raw!r} is not a number",
+                    f"e.g. {attribute.name} > 2048",
+                )
             return number, _number
         version = version_key(raw)
         if version is None:
-            raise self.fail(token, f"{attribute.name} compares versions; {raw!r} is not "
-                            "a version", 'a version starts with a number, e.g. "6.1"')
+            raise self.fail(
+                token,
+                f"{attribute.name} compares versions; {raw!r} is not a version",
+                'a version starts with a number, e.g. "6.1"',
+            )
         return version, version_key
 
     def network(self, token: Token, attribute: Attribute, single: bool) -> Network:
@@ -617,14 +662,21 @@ def _casefold(value: Any) -> str:
 
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "=": lambda a, b: a == b, "!=": lambda a, b: a != b,
-    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
 }
 
 
-def _comparator(read: Callable[[Client], Any], prepare: Callable[[Any], Any],
-                op: Callable[[Any, Any], bool], key: Any) -> Test:
+def _comparator(
+    read: Callable[[Client], Any],
+    prepare: Callable[[Any], Any],
+    op: Callable[[Any, Any], bool],
+    key: Any,
+) -> Test:
     def test(client: Client) -> bool:
         value = read(client)
         if value is None or value == "":

@@ -133,8 +133,10 @@ class _SnapshotRun:
                 sha, size = self._hash_and_stage(src, memoryview(buffer))
                 after = os.fstat(src.fileno())
             if (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns, size):
-                raise SourceError(f"{path} changed while it was being read",
-                                  "wait until the source folder is quiet, then retry")
+                raise SourceError(
+                    f"{path} changed while it was being read",
+                    "wait until the source folder is quiet, then retry",
+                )
         finally:
             self.buffers.put(buffer)
         return FileEntry(relpath, size, stat.S_IMODE(before.st_mode) & 0o777, sha)
@@ -289,14 +291,19 @@ def _start_write_back(fd: int) -> None:
 
 def check_source_folder(source: Path) -> Path:
     if not source.is_absolute():
-        raise SourceError(f"source path {str(source)!r} is not absolute",
-                          "give the full path of the folder as the site server sees it")
+        raise SourceError(
+            f"source path {str(source)!r} is not absolute",
+            "give the full path of the folder as the site server sees it",
+        )
     if not source.exists():
-        raise SourceError(f"source folder {source} does not exist",
-                          "check the path; it is read by the site server, on its host")
+        raise SourceError(
+            f"source folder {source} does not exist",
+            "check the path; it is read by the site server, on its host",
+        )
     if source.is_symlink() or not source.is_dir():
-        raise SourceError(f"source {source} is not a folder",
-                          "give the folder that holds the files")
+        raise SourceError(
+            f"source {source} is not a folder", "give the folder that holds the files"
+        )
     return source
 
 
@@ -314,33 +321,42 @@ def walk_source(root: Path) -> list[tuple[str, Path]]:
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except PermissionError:
-            raise SourceError(f"cannot read folder {folder}",
-                              "give the site server read access") from None
+            raise SourceError(
+                f"cannot read folder {folder}", "give the site server read access"
+            ) from None
         for entry in entries:
             rel = f"{prefix}{entry.name}"
             problem = relpath_problem(rel)
             if problem:
-                raise SourceError(f"source file {rel!r} {problem}",
-                                  "rename it so that it is valid on every client")
+                raise SourceError(
+                    f"source file {rel!r} {problem}",
+                    "rename it so that it is valid on every client",
+                )
             if entry.is_symlink():
-                raise SourceError(f"source entry {rel!r} is a symbolic link",
-                                  "replace the link with the file it points to")
+                raise SourceError(
+                    f"source entry {rel!r} is a symbolic link",
+                    "replace the link with the file it points to",
+                )
             other = folded.setdefault(rel.casefold(), rel)
             if other != rel:
-                raise SourceError(f"source entries {other!r} and {rel!r} differ only by letter "
-                                  "case", "rename one: Windows and macOS clients cannot hold "
-                                  "both")
+                raise SourceError(
+                    f"source entries {other!r} and {rel!r} differ only by letter case",
+                    "rename one: Windows and macOS clients cannot hold both",
+                )
             if entry.is_dir(follow_symlinks=False):
                 pending.append((Path(entry.path), rel + "/"))
             elif entry.is_file(follow_symlinks=False):
                 if entry.stat(follow_symlinks=False).st_nlink > 1:
-                    raise SourceError(f"source file {rel!r} is a hard link (it has other names, "
-                                      "possibly outside the source folder)",
-                                      "replace it with a copy: `cp --remove-destination` or "
-                                      "copy it in again")
+                    raise SourceError(
+                        f"source file {rel!r} is a hard link (it has other names, "
+                        "possibly outside the source folder)",
+                        "replace it with a copy: `cp --remove-destination` or copy it in again",
+                    )
                 found.append((rel, Path(entry.path)))
             else:
-                raise SourceError(f"source entry {rel!r} is not a regular file (device, pipe "
-                                  "or socket)", "remove it from the source folder")
+                raise SourceError(
+                    f"source entry {rel!r} is not a regular file (device, pipe or socket)",
+                    "remove it from the source folder",
+                )
     found.sort()
     return found

@@ -28,8 +28,13 @@ class SiteContext:
     def open(cls, root: Path) -> SiteContext:
         home = SiteHome(root)
         config = home.load_config()
-        return cls(home, config, Database(config.database_url), SiteKeys(home.keys),
-                   ContentLibrary(home.library))
+        return cls(
+            home,
+            config,
+            Database(config.database_url),
+            SiteKeys(home.keys),
+            ContentLibrary(home.library),
+        )
 
     @property
     def site_code(self) -> str:

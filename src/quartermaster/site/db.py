@@ -28,15 +28,21 @@ def normalize_url(url: str) -> str:
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith(("sqlite:", "postgresql+psycopg:")):
         return url
-    raise InvalidInput(f"database URL {url!r} is not supported",
-                       "use sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+    raise InvalidInput(
+        f"database URL {url!r} is not supported",
+        "use sqlite:///PATH or postgresql://USER@HOST:PORT/DB",
+    )
 
 
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                               pool_size=8, max_overflow=8)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=8,
+            max_overflow=8,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # No pre-ping: it is one more round trip per transaction. A connection the server closed
@@ -46,8 +52,7 @@ def make_engine(url: str) -> Engine:
     # hands out the most recently used: a connection returned to a full pool is closed, and
     # with a small first-in-first-out pool a busy site opened a new PostgreSQL backend (a
     # process) every few requests.
-    return create_engine(url, pool_size=32, max_overflow=8, pool_use_lifo=True,
-                         pool_recycle=3600)
+    return create_engine(url, pool_size=32, max_overflow=8, pool_use_lifo=True, pool_recycle=3600)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -90,7 +95,9 @@ class Database:
 def next_counter(session: Session, name: str, start: int = 1) -> int:
     """Allocate the next value of a named counter inside the caller's transaction."""
     result = session.execute(
-        update(Counter).where(Counter.name == name).values(value=Counter.value + 1)
+        update(Counter)
+        .where(Counter.name == name)
+        .values(value=Counter.value + 1)
         .returning(Counter.value)
     ).scalar_one_or_none()
     if result is None:

@@ -61,59 +61,102 @@ MSG_PHASE_RELEASED, MSG_AUTO_PAUSED = 3014, 3015
 # --------------------------------------------------------------------------- creating
 
 
-def parse_schedule(available: str | None, deadline: str | None, expires: str | None,
-                   now: datetime) -> tuple[datetime | None, datetime | None, datetime | None]:
+def parse_schedule(
+    available: str | None, deadline: str | None, expires: str | None, now: datetime
+) -> tuple[datetime | None, datetime | None, datetime | None]:
     """The administrator's times (``now``, ``+2h``, ISO 8601 with a zone) as UTC."""
+
     def one(value: str | None, what: str) -> datetime | None:
         return parse_time(value, now, what) if value else None
 
     return one(available, "available time"), one(deadline, "deadline"), one(expires, "expiry")
 
 
-def phase_plan(phases: str | None, success_threshold: int | None = None,
-               error_threshold: int | None = None) -> PhasePlan | None:
+def phase_plan(
+    phases: str | None, success_threshold: int | None = None, error_threshold: int | None = None
+) -> PhasePlan | None:
     """The rollout as an administrator gives it: ``5%,25%,100%`` and optional thresholds."""
     if phases is None:
         if success_threshold is not None or error_threshold is not None:
-            raise InvalidInput("thresholds belong to a phased rollout",
-                               "add --phases, e.g. --phases 5%,25%,100%")
+            raise InvalidInput(
+                "thresholds belong to a phased rollout", "add --phases, e.g. --phases 5%,25%,100%"
+            )
         return None
-    return parse_phases(phases, DEFAULT_SUCCESS_THRESHOLD
-                        if success_threshold is None else success_threshold,
-                        DEFAULT_ERROR_THRESHOLD if error_threshold is None else error_threshold)
+    return parse_phases(
+        phases,
+        DEFAULT_SUCCESS_THRESHOLD if success_threshold is None else success_threshold,
+        DEFAULT_ERROR_THRESHOLD if error_threshold is None else error_threshold,
+    )
 
 
-def create_from_request(session: Session, site_code: str, package_id: str, program: str,
-                        collection: str, *, available: str | None = None,
-                        deadline: str | None = None, expires: str | None = None,
-                        rerun: str = "if-failed", override_maintenance: bool = False,
-                        phases: str | None = None, success_threshold: int | None = None,
-                        error_threshold: int | None = None) -> str:
+def create_from_request(
+    session: Session,
+    site_code: str,
+    package_id: str,
+    program: str,
+    collection: str,
+    *,
+    available: str | None = None,
+    deadline: str | None = None,
+    expires: str | None = None,
+    rerun: str = "if-failed",
+    override_maintenance: bool = False,
+    phases: str | None = None,
+    success_threshold: int | None = None,
+    error_threshold: int | None = None,
+) -> str:
     """A deployment from what an administrator typed (the REST API and the console):
     times as ``now``, ``+2h`` or ISO 8601 with a zone, phases as ``5%,25%,100%``."""
     now = utcnow()
     start, due, end = parse_schedule(available, deadline, expires, now)
     plan = phase_plan(phases, success_threshold, error_threshold)
-    return create_deployment(session, site_code, package_id, program, collection,
-                             available=start, deadline=due, expires=end, rerun=rerun,
-                             override_maintenance=override_maintenance, plan=plan, now=now)
+    return create_deployment(
+        session,
+        site_code,
+        package_id,
+        program,
+        collection,
+        available=start,
+        deadline=due,
+        expires=end,
+        rerun=rerun,
+        override_maintenance=override_maintenance,
+        plan=plan,
+        now=now,
+    )
 
 
-def create_deployment(session: Session, site_code: str, package_id: str, program: str,
-                      collection: str, *, available: datetime | None = None,
-                      deadline: datetime | None = None, expires: datetime | None = None,
-                      rerun: str = "if-failed", override_maintenance: bool = False,
-                      plan: PhasePlan | None = None, now: datetime | None = None) -> str:
+def create_deployment(
+    session: Session,
+    site_code: str,
+    package_id: str,
+    program: str,
+    collection: str,
+    *,
+    available: datetime | None = None,
+    deadline: datetime | None = None,
+    expires: datetime | None = None,
+    rerun: str = "if-failed",
+    override_maintenance: bool = False,
+    plan: PhasePlan | None = None,
+    now: datetime | None = None,
+) -> str:
     """Deploy a program to a collection; returns the deployment ID.
 
     Without an available time or a deadline it is mandatory now (as before schedules
     existed); with an available time but no deadline it is available only.
     """
     package = get_package(session, package_id)
-    if session.scalar(select(Program).where(Program.package_id == package.package_id,
-                                            Program.name == program)) is None:
-        raise NotFound(f"package {package_id} has no program {program!r}",
-                       f"add it with `qm program add {package_id} --name ... --command ...`")
+    if (
+        session.scalar(
+            select(Program).where(Program.package_id == package.package_id, Program.name == program)
+        )
+        is None
+    ):
+        raise NotFound(
+            f"package {package_id} has no program {program!r}",
+            f"add it with `qm program add {package_id} --name ... --command ...`",
+        )
     target = get_collection(session, collection)
     rule = parse_rerun(rerun)
     now = (now or utcnow()).replace(microsecond=0)
@@ -123,15 +166,23 @@ def create_deployment(session: Session, site_code: str, package_id: str, program
     check_times(available, deadline, expires)
     deployment_id = object_id(site_code, next_counter(session, "deployment", DEPLOYMENT_ID_START))
     deployment = Deployment(
-        deployment_id=deployment_id, package_id=package.package_id, program_name=program,
-        collection_id=target.id, available=available, deadline=deadline, expires=expires,
-        rerun=rule.value, override_maintenance=override_maintenance,
+        deployment_id=deployment_id,
+        package_id=package.package_id,
+        program_name=program,
+        collection_id=target.id,
+        available=available,
+        deadline=deadline,
+        expires=expires,
+        rerun=rule.value,
+        override_maintenance=override_maintenance,
         phase_plan=plan.to_dict() if plan else None,
-        rollout=_stored_control(RolloutControl()) if plan else None)
+        rollout=_stored_control(RolloutControl()) if plan else None,
+    )
     session.add(deployment)
     session.flush()
-    members = session.scalars(select(CollectionMember.client_id).where(
-        CollectionMember.collection_id == target.id)).all()
+    members = session.scalars(
+        select(CollectionMember.client_id).where(CollectionMember.collection_id == target.id)
+    ).all()
     session.add_all(DeploymentClient(deployment_id=deployment_id, client_id=c) for c in members)
     session.flush()
     if plan is not None:
@@ -148,17 +199,24 @@ def get_deployment(session: Session, deployment_id: str, lock: bool = False) -> 
         query = query.with_for_update().execution_options(populate_existing=True)
     deployment = session.scalar(query)
     if deployment is None:
-        raise NotFound(f"deployment {deployment_id} does not exist",
-                       "list them with `qm deploy list`")
+        raise NotFound(
+            f"deployment {deployment_id} does not exist", "list them with `qm deploy list`"
+        )
     return deployment
 
 
 # --------------------------------------------------------------------------- rescheduling
 
 
-def reschedule_deployment(session: Session, deployment_id: str, *,
-                          available: str | None = None, deadline: str | None = None,
-                          expires: str | None = None, now: datetime | None = None) -> None:
+def reschedule_deployment(
+    session: Session,
+    deployment_id: str,
+    *,
+    available: str | None = None,
+    deadline: str | None = None,
+    expires: str | None = None,
+    now: datetime | None = None,
+) -> None:
     """New times for a deployment; ``none`` clears a deadline or an expiry.
 
     A new deadline is a new cycle for the rerun rule (docs/deployments.md, "Rerun rules"):
@@ -170,8 +228,9 @@ def reschedule_deployment(session: Session, deployment_id: str, *,
     _refuse_cancelled(deployment, "rescheduled")
     now = (now or utcnow()).replace(microsecond=0)
 
-    def moment(value: str | None, current: datetime | None, what: str,
-               clearable: bool) -> datetime | None:
+    def moment(
+        value: str | None, current: datetime | None, what: str, clearable: bool
+    ) -> datetime | None:
         if value is None:
             return current
         if clearable and value.strip().lower() == "none":
@@ -233,8 +292,10 @@ def cancel_deployment(session: Session, deployment_id: str) -> None:
 
 def _refuse_cancelled(deployment: Deployment, what: str) -> None:
     if deployment.state == "cancelled":
-        raise Conflict(f"deployment {deployment.deployment_id} is cancelled and cannot be {what}",
-                       "create a new deployment with `qm deploy create`")
+        raise Conflict(
+            f"deployment {deployment.deployment_id} is cancelled and cannot be {what}",
+            "create a new deployment with `qm deploy create`",
+        )
 
 
 # --------------------------------------------------------------------------- phased rollouts
@@ -250,15 +311,28 @@ def reevaluate_rollouts(session: Session, deployment_ids: Iterable[str | None]) 
     # Only phased deployments are locked: every status batch passes here, and a row lock on
     # a deployment without phases would make all of its clients' batches wait in line.
     # (No phases is stored as JSON null, which SQL's IS NOT NULL does not see: test here.)
-    rows = session.execute(select(Deployment.deployment_id, Deployment.phase_plan).where(
-        Deployment.deployment_id.in_(wanted))).all() if wanted else []
+    rows = (
+        session.execute(
+            select(Deployment.deployment_id, Deployment.phase_plan).where(
+                Deployment.deployment_id.in_(wanted)
+            )
+        ).all()
+        if wanted
+        else []
+    )
     phased = {deployment_id for deployment_id, plan in rows if plan}
     for deployment_id in (d for d in wanted if d in phased):
         deployment = session.scalar(
-            select(Deployment).where(Deployment.deployment_id == deployment_id)
-            .with_for_update().execution_options(populate_existing=True))
-        if deployment is not None and deployment.phase_plan is not None \
-                and deployment.state == "active":
+            select(Deployment)
+            .where(Deployment.deployment_id == deployment_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if (
+            deployment is not None
+            and deployment.phase_plan is not None
+            and deployment.state == "active"
+        ):
             _evaluate(session, deployment)
 
 
@@ -271,23 +345,35 @@ def _evaluate(session: Session, deployment: Deployment) -> RolloutState:
     after = state.control(control)
     changed = False
     for number in range(control.released + 1, after.released + 1):
-        _site_message(session, MSG_PHASE_RELEASED, deployment.deployment_id, number,
-                      len(plan.phases), _release_reason(counts, control, number - 1))
+        _site_message(
+            session,
+            MSG_PHASE_RELEASED,
+            deployment.deployment_id,
+            number,
+            len(plan.phases),
+            _release_reason(counts, control, number - 1),
+        )
         changed = True
     if after.released != control.released:
         deployment.rollout = _stored_control(after)
     if state.auto_paused:
         deployment.state = "paused"
-        _site_message(session, MSG_AUTO_PAUSED, deployment.deployment_id,
-                      f"{state.failed}/{state.targeted}", plan.error_threshold)
+        _site_message(
+            session,
+            MSG_AUTO_PAUSED,
+            deployment.deployment_id,
+            f"{state.failed}/{state.targeted}",
+            plan.error_threshold,
+        )
         changed = True
     if changed:
         bump_policy_serial(session)
     return state
 
 
-def _release_reason(counts: Mapping[int, PhaseCounts], control: RolloutControl,
-                    previous: int) -> str:
+def _release_reason(
+    counts: Mapping[int, PhaseCounts], control: RolloutControl, previous: int
+) -> str:
     phase = counts.get(previous, PhaseCounts())
     targeted = phase.targeted - min(control.accepted_failures.get(previous, 0), phase.targeted)
     if targeted <= 0:
@@ -314,10 +400,15 @@ def _member_states(session: Session, deployment: Deployment) -> list[tuple[str, 
     """(client, roll-up state) of the collection's current members."""
     rows = session.execute(
         select(CollectionMember.client_id, DeploymentClient.state)
-        .outerjoin(DeploymentClient, and_(
-            DeploymentClient.deployment_id == deployment.deployment_id,
-            DeploymentClient.client_id == CollectionMember.client_id))
-        .where(CollectionMember.collection_id == deployment.collection_id))
+        .outerjoin(
+            DeploymentClient,
+            and_(
+                DeploymentClient.deployment_id == deployment.deployment_id,
+                DeploymentClient.client_id == CollectionMember.client_id,
+            ),
+        )
+        .where(CollectionMember.collection_id == deployment.collection_id)
+    )
     return [(client_id, state or ClientState.UNKNOWN.value) for client_id, state in rows]
 
 
@@ -333,48 +424,84 @@ def _site_message(session: Session, message_id: int, deployment_id: str, *string
 
 
 def deployment_summary(deployment: Deployment) -> dict[str, Any]:
-    return {"deployment_id": deployment.deployment_id, "package_id": deployment.package_id,
-            "program": deployment.program_name, "collection_id": deployment.collection_id,
-            "collection": deployment.collection.name,
-            "available": deployment.available.isoformat(),
-            "deadline": _iso(deployment.deadline), "expires": _iso(deployment.expires),
-            "rerun": deployment.rerun, "state": deployment.state,
-            "override_maintenance": deployment.override_maintenance,
-            "phases": deployment.phase_plan,
-            "created": deployment.created.isoformat()}
+    return {
+        "deployment_id": deployment.deployment_id,
+        "package_id": deployment.package_id,
+        "program": deployment.program_name,
+        "collection_id": deployment.collection_id,
+        "collection": deployment.collection.name,
+        "available": deployment.available.isoformat(),
+        "deadline": _iso(deployment.deadline),
+        "expires": _iso(deployment.expires),
+        "rerun": deployment.rerun,
+        "state": deployment.state,
+        "override_maintenance": deployment.override_maintenance,
+        "phases": deployment.phase_plan,
+        "created": deployment.created.isoformat(),
+    }
 
 
 def list_deployments(session: Session, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-    query = (select(Deployment).options(selectinload(Deployment.collection))
-             .order_by(Deployment.deployment_id).limit(limit).offset(offset))
+    query = (
+        select(Deployment)
+        .options(selectinload(Deployment.collection))
+        .order_by(Deployment.deployment_id)
+        .limit(limit)
+        .offset(offset)
+    )
     return [deployment_summary(d) for d in session.scalars(query)]
 
 
-def deployment_status(session: Session, deployment_id: str, limit: int = 1000,
-                      offset: int = 0, state: str | None = None) -> dict[str, Any]:
+def deployment_status(
+    session: Session,
+    deployment_id: str,
+    limit: int = 1000,
+    offset: int = 0,
+    state: str | None = None,
+) -> dict[str, Any]:
     """Counts over every client ever targeted, each client's row, and the rollout."""
     deployment = get_deployment(session, deployment_id)
     counts = {s.value: 0 for s in ClientState}
     for value, count in session.execute(
-            select(DeploymentClient.state, func.count()).where(
-                DeploymentClient.deployment_id == deployment_id).group_by(DeploymentClient.state)):
+        select(DeploymentClient.state, func.count())
+        .where(DeploymentClient.deployment_id == deployment_id)
+        .group_by(DeploymentClient.state)
+    ):
         counts[value] = count
-    query = (select(DeploymentClient, Client.hostname)
-             .join(Client, Client.client_id == DeploymentClient.client_id)
-             .where(DeploymentClient.deployment_id == deployment_id)
-             .order_by(Client.hostname).limit(limit).offset(offset))
+    query = (
+        select(DeploymentClient, Client.hostname)
+        .join(Client, Client.client_id == DeploymentClient.client_id)
+        .where(DeploymentClient.deployment_id == deployment_id)
+        .order_by(Client.hostname)
+        .limit(limit)
+        .offset(offset)
+    )
     if state:
         query = query.where(DeploymentClient.state == state)
     plan = _plan(deployment)
-    rows = [{"client_id": row.client_id, "hostname": hostname, "state": row.state,
-             "source_version": row.source_version, "last_message_id": row.last_message_id,
-             "last_message_time": _iso(row.last_message_time), "detail": row.detail,
-             "phase": assign_phase(deployment_id, row.client_id, plan) if plan else None}
-            for row, hostname in session.execute(query)]
+    rows = [
+        {
+            "client_id": row.client_id,
+            "hostname": hostname,
+            "state": row.state,
+            "source_version": row.source_version,
+            "last_message_id": row.last_message_id,
+            "last_message_time": _iso(row.last_message_time),
+            "detail": row.detail,
+            "phase": assign_phase(deployment_id, row.client_id, plan) if plan else None,
+        }
+        for row, hostname in session.execute(query)
+    ]
     rollout = _rollout_view(session, deployment, plan) if plan else None
     reason = rollout["reason"] if rollout else _STATE_REASONS[deployment.state]
-    return {**deployment_summary(deployment), "targeted": sum(counts.values()),
-            "counts": counts, "state_reason": reason, "rollout": rollout, "clients": rows}
+    return {
+        **deployment_summary(deployment),
+        "targeted": sum(counts.values()),
+        "counts": counts,
+        "state_reason": reason,
+        "rollout": rollout,
+        "clients": rows,
+    }
 
 
 #: Up to this many matching clients a page sorts them by hostname; above it, the page walks
@@ -383,9 +510,16 @@ def deployment_status(session: Session, deployment_id: str, limit: int = 1000,
 _SORT_AT_MOST = 5000
 
 
-def client_page(session: Session, deployment_id: str, *, state: str | None = None,
-                limit: int = 50, after: str | None = None, before: str | None = None,
-                matching: int | None = None) -> list[dict[str, Any]]:
+def client_page(
+    session: Session,
+    deployment_id: str,
+    *,
+    state: str | None = None,
+    limit: int = 50,
+    after: str | None = None,
+    before: str | None = None,
+    matching: int | None = None,
+) -> list[dict[str, Any]]:
     """A page of a deployment's clients in (hostname, client ID) order: the rows after the
     client `after`, or the rows just before the client `before` (keyset paging, so a page
     deep in 100,000 clients costs what the first does). `matching` is how many clients the
@@ -395,60 +529,103 @@ def client_page(session: Session, deployment_id: str, *, state: str | None = Non
     if state:
         wanted.append(DeploymentClient.state == state)
     if matching is None:
-        matching = session.scalar(select(func.count()).select_from(DeploymentClient)
-                                  .where(*wanted)) or 0
+        matching = (
+            session.scalar(select(func.count()).select_from(DeploymentClient).where(*wanted)) or 0
+        )
     if matching > _SORT_AT_MOST:
         query = select(Client.client_id).where(
-            exists().where(DeploymentClient.client_id == Client.client_id, *wanted))
+            exists().where(DeploymentClient.client_id == Client.client_id, *wanted)
+        )
     else:
-        query = select(Client.client_id).join(
-            DeploymentClient, DeploymentClient.client_id == Client.client_id).where(*wanted)
+        query = (
+            select(Client.client_id)
+            .join(DeploymentClient, DeploymentClient.client_id == Client.client_id)
+            .where(*wanted)
+        )
     backwards = before is not None and after is None
     cursor = before if backwards else after
-    host = session.scalar(select(Client.hostname).where(Client.client_id == cursor)) \
-        if cursor else None
+    host = (
+        session.scalar(select(Client.hostname).where(Client.client_id == cursor))
+        if cursor
+        else None
+    )
     if cursor and host is not None and backwards:
-        query = query.where(Client.hostname <= host,
-                            or_(Client.hostname < host, Client.client_id < cursor))
+        query = query.where(
+            Client.hostname <= host, or_(Client.hostname < host, Client.client_id < cursor)
+        )
     elif cursor and host is not None:
-        query = query.where(Client.hostname >= host,
-                            or_(Client.hostname > host, Client.client_id > cursor))
-    order = ((Client.hostname.desc(), Client.client_id.desc()) if backwards
-             else (Client.hostname, Client.client_id))
+        query = query.where(
+            Client.hostname >= host, or_(Client.hostname > host, Client.client_id > cursor)
+        )
+    order = (
+        (Client.hostname.desc(), Client.client_id.desc())
+        if backwards
+        else (Client.hostname, Client.client_id)
+    )
     ids = list(session.scalars(query.order_by(*order).limit(limit)))
     if backwards:
         ids.reverse()
-    found = {row.client_id: (row, hostname) for row, hostname in session.execute(
-        select(DeploymentClient, Client.hostname)
-        .join(Client, Client.client_id == DeploymentClient.client_id)
-        .where(DeploymentClient.deployment_id == deployment_id,
-               DeploymentClient.client_id.in_(ids)))}
+    found = {
+        row.client_id: (row, hostname)
+        for row, hostname in session.execute(
+            select(DeploymentClient, Client.hostname)
+            .join(Client, Client.client_id == DeploymentClient.client_id)
+            .where(
+                DeploymentClient.deployment_id == deployment_id, DeploymentClient.client_id.in_(ids)
+            )
+        )
+    }
     plan = _plan(deployment)
-    return [{"client_id": row.client_id, "hostname": hostname, "state": row.state,
-             "source_version": row.source_version, "last_message_id": row.last_message_id,
-             "last_message_time": _iso(row.last_message_time), "detail": row.detail,
-             "phase": assign_phase(deployment_id, row.client_id, plan) if plan else None}
-            for row, hostname in (found[c] for c in ids)]
+    return [
+        {
+            "client_id": row.client_id,
+            "hostname": hostname,
+            "state": row.state,
+            "source_version": row.source_version,
+            "last_message_id": row.last_message_id,
+            "last_message_time": _iso(row.last_message_time),
+            "detail": row.detail,
+            "phase": assign_phase(deployment_id, row.client_id, plan) if plan else None,
+        }
+        for row, hostname in (found[c] for c in ids)
+    ]
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-_STATE_REASONS = {"active": "", "paused": "paused by an administrator",
-                  "cancelled": "cancelled by an administrator"}
+_STATE_REASONS = {
+    "active": "",
+    "paused": "paused by an administrator",
+    "cancelled": "cancelled by an administrator",
+}
 
 
 def _rollout_view(session: Session, deployment: Deployment, plan: PhasePlan) -> dict[str, Any]:
     control = _control(deployment)
     counts = _counts(session, deployment, plan)
     state = rollout_state(plan, counts, control)
-    phases = [{"phase": n, "percent": percent, "targeted": counts[n].targeted,
-               "succeeded": counts[n].succeeded, "failed": counts[n].failed,
-               "accepted_failures": control.accepted_failures.get(n, 0),
-               "released": n <= control.released}
-              for n, percent in enumerate(plan.phases, start=1)]
-    return {"phases": phases, "success_threshold": plan.success_threshold,
-            "error_threshold": plan.error_threshold, "released": control.released,
-            "paused": state.paused, "cancelled": state.cancelled, "reason": state.reason,
-            "failed": state.failed, "counted": state.targeted}
+    phases = [
+        {
+            "phase": n,
+            "percent": percent,
+            "targeted": counts[n].targeted,
+            "succeeded": counts[n].succeeded,
+            "failed": counts[n].failed,
+            "accepted_failures": control.accepted_failures.get(n, 0),
+            "released": n <= control.released,
+        }
+        for n, percent in enumerate(plan.phases, start=1)
+    ]
+    return {
+        "phases": phases,
+        "success_threshold": plan.success_threshold,
+        "error_threshold": plan.error_threshold,
+        "released": control.released,
+        "paused": state.paused,
+        "cancelled": state.cancelled,
+        "reason": state.reason,
+        "failed": state.failed,
+        "counted": state.targeted,
+    }

@@ -390,9 +390,13 @@ _INSTALLED = (
     select(_DPS.c.name, _DPS.c.url, _DPS.c.boundaries, _DPS.c.fallback)
     .join(_COPIES, _COPIES.c.dp_id == _DPS.c.id)
     .join(_VERSIONS, _VERSIONS.c.id == _COPIES.c.version_id)
-    .where(_VERSIONS.c.package_hash == bindparam("package_hash"),
-           _COPIES.c.state == "installed", _DPS.c.state == "active")
-    .order_by(_DPS.c.name))
+    .where(
+        _VERSIONS.c.package_hash == bindparam("package_hash"),
+        _COPIES.c.state == "installed",
+        _DPS.c.state == "active",
+    )
+    .order_by(_DPS.c.name)
+)
 
 
 def content_locations(
@@ -468,7 +472,8 @@ def dp_content(session: Session, dp: DistributionPoint) -> list[dict[str, Any]]:
 
 
 _MANIFEST = select(_VERSIONS.c.manifest).where(
-    _VERSIONS.c.package_hash == bindparam("package_hash"))
+    _VERSIONS.c.package_hash == bindparam("package_hash")
+)
 
 
 def manifest_envelope(session: Session, package_hash: str) -> dict[str, Any]:
@@ -487,5 +492,6 @@ _MANIFESTS: SerialCache[str, bytes] = SerialCache(1024)
 def manifest_bytes(session: Session, package_hash: str, serial: int) -> bytes:
     """The signed manifest envelope as canonical JSON; `serial` is the policy serial read
     earlier in this transaction."""
-    return _MANIFESTS.get(serial, package_hash,
-                          lambda: canonical_json(manifest_envelope(session, package_hash)))
+    return _MANIFESTS.get(
+        serial, package_hash, lambda: canonical_json(manifest_envelope(session, package_hash))
+    )

@@ -54,8 +54,14 @@ class EmbeddedDP:
         while identity is None:  # the API starts in this same process; wait for it
             token = (self.home.root / ENROLLMENT_TOKEN).read_text().strip()
             try:
-                identity = await asyncio.to_thread(enroll, self.home, public_url(self.ctx.config),
-                                                   token, self.ctx.content_url, self._ca())
+                identity = await asyncio.to_thread(
+                    enroll,
+                    self.home,
+                    public_url(self.ctx.config),
+                    token,
+                    self.ctx.content_url,
+                    self._ca(),
+                )
             except SiteUnreachable:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -71,8 +77,10 @@ class EmbeddedDP:
     def _follow_site(self, identity: DPIdentity) -> DPIdentity:
         """The site's URL and certificate may change between starts (e.g. TLS turned on)."""
         ca = self._ca()
-        changed = self.home.pin_ca(replace(identity, site_url=public_url(self.ctx.config)),
-                                   ca.read_bytes() if ca is not None else None)
+        changed = self.home.pin_ca(
+            replace(identity, site_url=public_url(self.ctx.config)),
+            ca.read_bytes() if ca is not None else None,
+        )
         if changed != identity:
             self.home.save_identity(changed)
         return changed

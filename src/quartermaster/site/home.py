@@ -1,13 +1,13 @@
 """The site home folder: where the site keeps its database, content library and keys.
 
-    config.json         site code, name, database URL, listen addresses
-    site.db             the embedded SQLite database (default)
-    library/            the content library (the store layout of core.store_layout)
-    keys/               the Ed25519 keys that sign manifests and policy (0700; see site/keys.py)
-      signing.key       the primary key (0600); overlap/ holds keys in a rotation's overlap
-    admin.token         the first administrator's API token (0600)
-    dp/                 the home of the site's embedded distribution point
-    logs/               component logs of the site server
+config.json         site code, name, database URL, listen addresses
+site.db             the embedded SQLite database (default)
+library/            the content library (the store layout of core.store_layout)
+keys/               the Ed25519 keys that sign manifests and policy (0700; see site/keys.py)
+  signing.key       the primary key (0600); overlap/ holds keys in a rotation's overlap
+admin.token         the first administrator's API token (0600)
+dp/                 the home of the site's embedded distribution point
+logs/               component logs of the site server
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ class SiteHome:
 
     def load_config(self) -> SiteConfig:
         if not self.exists():
-            raise NotFound(f"{self.root} is not a site home",
-                           f"run `qm site init --home {self.root}`")
+            raise NotFound(
+                f"{self.root} is not a site home", f"run `qm site init --home {self.root}`"
+            )
         data = json.loads(self.config_path.read_text())
         known = {k: v for k, v in data.items() if k in SiteConfig.__dataclass_fields__}
         return SiteConfig(**known)
@@ -90,4 +91,3 @@ def public_url(config: SiteConfig) -> str:
 
 def content_url(config: SiteConfig) -> str:
     return config.content_url or f"{_scheme(config)}://{content_listen(config)}"
-

@@ -49,8 +49,12 @@ class KeyInfo:
     created: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"keyid": self.keyid, "public_key": self.public_key, "role": self.role,
-                "created": self.created}
+        return {
+            "keyid": self.keyid,
+            "public_key": self.public_key,
+            "role": self.role,
+            "created": self.created,
+        }
 
 
 class SiteKeys:
@@ -100,8 +104,15 @@ class SiteKeys:
 
     def describe(self) -> list[KeyInfo]:
         signers = self.signers()
-        return [KeyInfo(k.keyid, k.public.public_hex, "primary" if i == 0 else "overlap",
-                        self._created.get(k.keyid, "")) for i, k in enumerate(signers)]
+        return [
+            KeyInfo(
+                k.keyid,
+                k.public.public_hex,
+                "primary" if i == 0 else "overlap",
+                self._created.get(k.keyid, ""),
+            )
+            for i, k in enumerate(signers)
+        ]
 
     # --- loading ------------------------------------------------------------------------
 
@@ -114,8 +125,10 @@ class SiteKeys:
                 return
             primary_path = self.folder / PRIMARY
             if not primary_path.is_file():
-                raise NotFound(f"the site's signing key {primary_path} is missing",
-                               "restore the site home's keys/ folder from a backup")
+                raise NotFound(
+                    f"the site's signing key {primary_path} is missing",
+                    "restore the site home's keys/ folder from a backup",
+                )
             signers = [SigningKey.load(primary_path)]
             for path in sorted((self.folder / OVERLAP).glob("*.key")):
                 key = SigningKey.load(path)
@@ -150,9 +163,11 @@ def _read_keyring(folder: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except ValueError as exc:
-        raise InvalidInput(f"{folder / KEYRING} is damaged: {exc}",
-                           "restore it from a backup, or write {\"version\": N} with N above "
-                           "every version the site has issued") from None
+        raise InvalidInput(
+            f"{folder / KEYRING} is damaged: {exc}",
+            'restore it from a backup, or write {"version": N} with N above '
+            "every version the site has issued",
+        ) from None
     return data if isinstance(data, dict) else {}
 
 
@@ -162,8 +177,9 @@ def _now() -> str:
 
 def _write_keyring(folder: Path, version: int, created: dict[str, str]) -> None:
     data = {"version": version, "created": created}
-    write_atomic(folder / KEYRING, json.dumps(data, indent=2, sort_keys=True).encode() + b"\n",
-                 mode=0o600)
+    write_atomic(
+        folder / KEYRING, json.dumps(data, indent=2, sort_keys=True).encode() + b"\n", mode=0o600
+    )
 
 
 def create_first_key(folder: Path) -> SigningKey:
@@ -201,13 +217,17 @@ def retire_files(folder: Path, keyid: str) -> PublicKey:
     """Stop signing with an overlap key and delete it. The primary key cannot be retired."""
     keys = SiteKeys(folder)
     if keyid == keys.keyid:
-        raise Conflict(f"key {keyid} is the primary signing key and cannot be retired",
-                       "rotate first (`qm site rotate-key`), then retire the old key")
+        raise Conflict(
+            f"key {keyid} is the primary signing key and cannot be retired",
+            "rotate first (`qm site rotate-key`), then retire the old key",
+        )
     path = folder / OVERLAP / f"{keyid}.key"
     if not path.is_file():
         active = ", ".join(k.keyid for k in keys.signers())
-        raise NotFound(f"key {keyid} is not an active signing key of this site",
-                       f"active keys: {active} (see `qm site keys`)")
+        raise NotFound(
+            f"key {keyid} is not an active signing key of this site",
+            f"active keys: {active} (see `qm site keys`)",
+        )
     retired = SigningKey.load(path).public
     path.unlink()
     state = _read_keyring(folder)
@@ -237,4 +257,3 @@ def resign_manifests(db: Any, library: Any, keys: SiteKeys) -> int:
             count += 1
         bump_policy_serial(session)
     return count
-

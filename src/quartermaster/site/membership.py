@@ -61,14 +61,22 @@ def get_collection(session: Session, name: str) -> Collection:
     return collection
 
 
-def create_collection(session: Session, name: str, comment: str = "", *,
-                      rules: Iterable[str] = (), include: Iterable[str] = (),
-                      exclude: Iterable[str] = (), windows: Iterable[str] = ()) -> Collection:
+def create_collection(
+    session: Session,
+    name: str,
+    comment: str = "",
+    *,
+    rules: Iterable[str] = (),
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    windows: Iterable[str] = (),
+) -> Collection:
     """A collection with all its parts at once, so a mistake in any part creates nothing."""
     name = name.strip()
     if not name or len(name) > 200 or "/" in name:
-        raise InvalidInput(f"collection name {name!r} is not valid",
-                           "use 1 to 200 characters without '/'")
+        raise InvalidInput(
+            f"collection name {name!r} is not valid", "use 1 to 200 characters without '/'"
+        )
     if session.scalar(select(Collection).where(Collection.name == name)) is not None:
         raise Conflict(f"collection {name!r} already exists", "choose another name")
     collection = Collection(name=name, comment=comment)
@@ -106,27 +114,38 @@ def add_members(session: Session, name: str, client_ids: list[str]) -> int:
     """Add many clients as direct members with one re-evaluation; how many were new.
     Unknown client IDs add nothing (the whole request is refused)."""
     if len(client_ids) > MAX_BULK_MEMBERS:
-        raise InvalidInput(f"at most {MAX_BULK_MEMBERS} clients per request",
-                           "send the members in several requests")
+        raise InvalidInput(
+            f"at most {MAX_BULK_MEMBERS} clients per request",
+            "send the members in several requests",
+        )
     collection = get_collection(session, name)
     wanted = list(dict.fromkeys(client_ids))
     _lock(session)
     known: set[str] = set()
     present: set[str] = set()
     for start in range(0, len(wanted), 5000):
-        chunk = wanted[start:start + 5000]
+        chunk = wanted[start : start + 5000]
         known.update(session.scalars(select(Client.client_id).where(Client.client_id.in_(chunk))))
-        present.update(session.scalars(select(CollectionDirect.client_id).where(
-            CollectionDirect.collection_id == collection.id,
-            CollectionDirect.client_id.in_(chunk))))
+        present.update(
+            session.scalars(
+                select(CollectionDirect.client_id).where(
+                    CollectionDirect.collection_id == collection.id,
+                    CollectionDirect.client_id.in_(chunk),
+                )
+            )
+        )
     missing = [c for c in wanted if c not in known]
     if missing:
-        raise NotFound(f"{len(missing)} client(s) are not registered, e.g. {missing[0]}",
-                       "list clients with `qm client list`")
+        raise NotFound(
+            f"{len(missing)} client(s) are not registered, e.g. {missing[0]}",
+            "list clients with `qm client list`",
+        )
     new = [c for c in wanted if c not in present]
     if new:
-        session.execute(insert(CollectionDirect),
-                        [{"collection_id": collection.id, "client_id": c} for c in new])
+        session.execute(
+            insert(CollectionDirect),
+            [{"collection_id": collection.id, "client_id": c} for c in new],
+        )
         refresh(session, [collection.id])
     return len(new)
 
@@ -137,8 +156,10 @@ def remove_member(session: Session, name: str, client_id: str) -> None:
     _lock(session)
     direct = session.get(CollectionDirect, (collection.id, client.client_id))
     if direct is None:
-        raise NotFound(f"client {client_id} is not a direct member of {name!r}",
-                       "a member by rule or include leaves when the rule or include changes")
+        raise NotFound(
+            f"client {client_id} is not a direct member of {name!r}",
+            "a member by rule or include leaves when the rule or include changes",
+        )
     session.delete(direct)
     refresh(session, [collection.id])
 
@@ -158,8 +179,10 @@ def remove_rule(session: Session, name: str, rule: str) -> None:
     match = next((r for r in rows if r.text == canonical), None)
     if match is None:
         listed = "; ".join(r.text for r in rows[:5]) or "none"
-        raise NotFound(f"collection {name!r} has no rule {canonical}",
-                       f"its rules are: {listed} (see `qm collection show`)")
+        raise NotFound(
+            f"collection {name!r} has no rule {canonical}",
+            f"its rules are: {listed} (see `qm collection show`)",
+        )
     session.delete(match)
     refresh(session, [collection.id])
 
@@ -178,8 +201,10 @@ def unlink(session: Session, name: str, other: str, kind: str) -> None:
     _lock(session)
     row = session.get(CollectionLink, (collection.id, target.id))
     if row is None or row.kind != kind:
-        raise NotFound(f"collection {name!r} does not {kind} {other!r}",
-                       "see its includes and excludes with `qm collection show`")
+        raise NotFound(
+            f"collection {name!r} does not {kind} {other!r}",
+            "see its includes and excludes with `qm collection show`",
+        )
     session.delete(row)
     refresh(session, [collection.id])
 
@@ -194,11 +219,16 @@ def add_window(session: Session, name: str, window: str) -> None:
 def remove_window(session: Session, name: str, window: str) -> None:
     collection = get_collection(session, name)
     normalized = parse_window(window).text
-    row = session.scalar(select(MaintenanceWindow).where(
-        MaintenanceWindow.collection_id == collection.id, MaintenanceWindow.text == normalized))
+    row = session.scalar(
+        select(MaintenanceWindow).where(
+            MaintenanceWindow.collection_id == collection.id, MaintenanceWindow.text == normalized
+        )
+    )
     if row is None:
-        raise NotFound(f"collection {name!r} has no maintenance window {normalized!r}",
-                       "see its windows with `qm collection show`")
+        raise NotFound(
+            f"collection {name!r} has no maintenance window {normalized!r}",
+            "see its windows with `qm collection show`",
+        )
     session.delete(row)
     bump_policy_serial(session)
 
@@ -209,14 +239,21 @@ def _add_rule(session: Session, collection: Collection, text_: str) -> None:
     if any(r.text == canonical for r in rows):
         return
     if len(rows) >= MAX_RULES:
-        raise InvalidInput(f"collection {collection.name!r} already has {MAX_RULES} rules",
-                           "combine rules with 'or', or split the collection")
+        raise InvalidInput(
+            f"collection {collection.name!r} already has {MAX_RULES} rules",
+            "combine rules with 'or', or split the collection",
+        )
     session.add(CollectionRule(collection_id=collection.id, text=canonical))
 
 
 def _rules_of(session: Session, collection_id: int) -> list[CollectionRule]:
-    return list(session.scalars(select(CollectionRule).where(
-        CollectionRule.collection_id == collection_id).order_by(CollectionRule.id)))
+    return list(
+        session.scalars(
+            select(CollectionRule)
+            .where(CollectionRule.collection_id == collection_id)
+            .order_by(CollectionRule.id)
+        )
+    )
 
 
 def _link(session: Session, collection: Collection, other: str, kind: str) -> None:
@@ -224,32 +261,47 @@ def _link(session: Session, collection: Collection, other: str, kind: str) -> No
         raise InvalidInput(f"link kind {kind!r} is not known", "use include or exclude")
     target = get_collection(session, other)
     if target.id == collection.id:
-        raise InvalidInput(f"collection {collection.name!r} cannot {kind} itself",
-                           "name another collection")
+        raise InvalidInput(
+            f"collection {collection.name!r} cannot {kind} itself", "name another collection"
+        )
     row = session.get(CollectionLink, (collection.id, target.id))
     if row is not None and row.kind == kind:
         return
     if row is not None:
-        raise Conflict(f"collection {collection.name!r} already {row.kind}s {other!r}",
-                       f"remove that first: `qm collection {row.kind} "
-                       f"{collection.name!r} {other!r} --remove`")
-    count = session.scalar(select(func.count()).select_from(CollectionLink).where(
-        CollectionLink.collection_id == collection.id)) or 0
+        raise Conflict(
+            f"collection {collection.name!r} already {row.kind}s {other!r}",
+            f"remove that first: `qm collection {row.kind} {collection.name!r} {other!r} --remove`",
+        )
+    count = (
+        session.scalar(
+            select(func.count())
+            .select_from(CollectionLink)
+            .where(CollectionLink.collection_id == collection.id)
+        )
+        or 0
+    )
     if count >= MAX_LINKS:
-        raise InvalidInput(f"collection {collection.name!r} already has {MAX_LINKS} includes "
-                           "and excludes", "combine them into fewer collections")
+        raise InvalidInput(
+            f"collection {collection.name!r} already has {MAX_LINKS} includes and excludes",
+            "combine them into fewer collections",
+        )
     session.add(CollectionLink(collection_id=collection.id, other_id=target.id, kind=kind))
 
 
 def _add_window(session: Session, collection: Collection, window: str) -> None:
     normalized = parse_window(window).text
-    texts = set(session.scalars(select(MaintenanceWindow.text).where(
-        MaintenanceWindow.collection_id == collection.id)))
+    texts = set(
+        session.scalars(
+            select(MaintenanceWindow.text).where(MaintenanceWindow.collection_id == collection.id)
+        )
+    )
     if normalized in texts:
         return
     if len(texts) >= MAX_WINDOWS:
-        raise InvalidInput(f"collection {collection.name!r} already has {MAX_WINDOWS} "
-                           "maintenance windows", "use day ranges, e.g. 'Mon-Fri 01:00-03:00 UTC'")
+        raise InvalidInput(
+            f"collection {collection.name!r} already has {MAX_WINDOWS} maintenance windows",
+            "use day ranges, e.g. 'Mon-Fri 01:00-03:00 UTC'",
+        )
     session.add(MaintenanceWindow(collection_id=collection.id, text=normalized))
 
 
@@ -301,8 +353,10 @@ class _Graph:
     def order(self) -> list[int]:
         """Dependency order; refuses a loop of includes and excludes, naming it."""
         by_name = {name: cid for cid, name in self.names.items()}
-        references = {name: {other for other, _, _ in self.links.get(cid, [])}
-                      for cid, name in self.names.items()}
+        references = {
+            name: {other for other, _, _ in self.links.get(cid, [])}
+            for cid, name in self.names.items()
+        }
         return [by_name[name] for name in evaluation_order(references)]
 
     def dependents(self, start: set[int]) -> set[int]:
@@ -360,9 +414,12 @@ def _refresh(session: Session, affected: set[int] | None, only: list[Client] | N
             continue
         links = graph.links.get(cid, [])
         members = evaluate_collection(
-            facts, direct=direct.get(cid, set()), rules=rules.get(cid, []),
+            facts,
+            direct=direct.get(cid, set()),
+            rules=rules.get(cid, []),
             include={n: members_of(o) for n, o, k in links if k == "include"},
-            exclude={n: members_of(o) for n, o, k in links if k == "exclude"})
+            exclude={n: members_of(o) for n, o, k in links if k == "exclude"},
+        )
         results[cid] = members.keys()
         _apply(session, cid, members, stored.get(cid, {}), changes)
     return _after(session, changes)
@@ -386,8 +443,9 @@ def _load_graph(session: Session) -> _Graph:
     return _Graph(names, links)
 
 
-def _stored(session: Session, collection_ids: set[int],
-            client_ids: list[str] | None) -> dict[int, dict[str, CollectionMember]]:
+def _stored(
+    session: Session, collection_ids: set[int], client_ids: list[str] | None
+) -> dict[int, dict[str, CollectionMember]]:
     query = select(CollectionMember).where(CollectionMember.collection_id.in_(collection_ids))
     if client_ids is not None:
         query = query.where(CollectionMember.client_id.in_(client_ids))
@@ -404,16 +462,21 @@ def _parsed(rule_text: str) -> Rule:
 
 def _rules(session: Session, collection_ids: set[int]) -> dict[int, list[Rule]]:
     rules: dict[int, list[Rule]] = defaultdict(list)
-    for row in session.scalars(select(CollectionRule).where(
-            CollectionRule.collection_id.in_(collection_ids)).order_by(CollectionRule.id)):
+    for row in session.scalars(
+        select(CollectionRule)
+        .where(CollectionRule.collection_id.in_(collection_ids))
+        .order_by(CollectionRule.id)
+    ):
         rules[row.collection_id].append(_parsed(row.text))
     return rules
 
 
-def _direct(session: Session, collection_ids: set[int],
-            client_ids: list[str] | None) -> dict[int, set[str]]:
+def _direct(
+    session: Session, collection_ids: set[int], client_ids: list[str] | None
+) -> dict[int, set[str]]:
     query = select(CollectionDirect.collection_id, CollectionDirect.client_id).where(
-        CollectionDirect.collection_id.in_(collection_ids))
+        CollectionDirect.collection_id.in_(collection_ids)
+    )
     if client_ids is not None:
         query = query.where(CollectionDirect.client_id.in_(client_ids))
     direct: dict[int, set[str]] = defaultdict(set)
@@ -424,30 +487,46 @@ def _direct(session: Session, collection_ids: set[int],
 
 def _facts(client: Client) -> dict[str, Any]:
     """What rules read: the registration facts, as the client last reported them."""
-    return {"client_id": client.client_id, "hostname": client.hostname, "os": client.os,
-            "os_version": client.os_version, "architecture": client.architecture,
-            "ip_addresses": client.ip_addresses, "agent_version": client.agent_version,
-            "properties": client.properties}
+    return {
+        "client_id": client.client_id,
+        "hostname": client.hostname,
+        "os": client.os,
+        "os_version": client.os_version,
+        "architecture": client.architecture,
+        "ip_addresses": client.ip_addresses,
+        "agent_version": client.agent_version,
+        "properties": client.properties,
+    }
 
 
-def _apply(session: Session, collection_id: int, members: dict[str, str],
-           stored: dict[str, CollectionMember], changes: _Changes) -> None:
+def _apply(
+    session: Session,
+    collection_id: int,
+    members: dict[str, str],
+    stored: dict[str, CollectionMember],
+    changes: _Changes,
+) -> None:
     for client_id, reason in members.items():
         row = stored.get(client_id)
         if row is None:
             changes.added[collection_id].append(client_id)
         elif row.reason != reason:
             row.reason = reason
-    new = [{"collection_id": collection_id, "client_id": c, "reason": members[c]}
-           for c in changes.added.get(collection_id, [])]
+    new = [
+        {"collection_id": collection_id, "client_id": c, "reason": members[c]}
+        for c in changes.added.get(collection_id, [])
+    ]
     if new:  # one statement: a fleet may join a collection at once
         session.execute(insert(CollectionMember), new)
     gone = [client_id for client_id in stored if client_id not in members]
     for chunk in _chunks(gone):
-        session.execute(delete(CollectionMember).where(
-            CollectionMember.collection_id == collection_id,
-            CollectionMember.client_id.in_(chunk)), execution_options={
-            "synchronize_session": False})
+        session.execute(
+            delete(CollectionMember).where(
+                CollectionMember.collection_id == collection_id,
+                CollectionMember.client_id.in_(chunk),
+            ),
+            execution_options={"synchronize_session": False},
+        )
     for client_id in gone:
         session.expunge(stored[client_id])
     changes.removed[collection_id].extend(gone)
@@ -455,7 +534,7 @@ def _apply(session: Session, collection_id: int, members: dict[str, str],
 
 def _chunks(items: list[str], size: int = 5000) -> Iterable[list[str]]:
     """Slices small enough for one IN list (SQLite allows 32,766 parameters)."""
-    return (items[start:start + size] for start in range(0, len(items), size))
+    return (items[start : start + size] for start in range(0, len(items), size))
 
 
 def _after(session: Session, changes: _Changes) -> bool:
@@ -469,8 +548,11 @@ def _after(session: Session, changes: _Changes) -> bool:
     bump_policy_serial(session)
     from quartermaster.site.deployments import reevaluate_rollouts  # deployments builds on us
 
-    phased = session.scalars(select(Deployment.deployment_id).where(
-        Deployment.collection_id.in_(changed), Deployment.phase_plan.is_not(None))).all()
+    phased = session.scalars(
+        select(Deployment.deployment_id).where(
+            Deployment.collection_id.in_(changed), Deployment.phase_plan.is_not(None)
+        )
+    ).all()
     reevaluate_rollouts(session, phased)
     return True
 
@@ -479,15 +561,22 @@ def target_deployments(session: Session, collection_id: int, client_ids: list[st
     """Give new members a row in each deployment to the collection (kept if they leave)."""
     if not client_ids:
         return
-    deployments = session.scalars(select(Deployment.deployment_id).where(
-        Deployment.collection_id == collection_id)).all()
+    deployments = session.scalars(
+        select(Deployment.deployment_id).where(Deployment.collection_id == collection_id)
+    ).all()
     for deployment_id in deployments:
         for chunk in _chunks(client_ids):
-            existing = set(session.scalars(select(DeploymentClient.client_id).where(
-                DeploymentClient.deployment_id == deployment_id,
-                DeploymentClient.client_id.in_(chunk))))
-            rows = [{"deployment_id": deployment_id, "client_id": c}
-                    for c in chunk if c not in existing]
+            existing = set(
+                session.scalars(
+                    select(DeploymentClient.client_id).where(
+                        DeploymentClient.deployment_id == deployment_id,
+                        DeploymentClient.client_id.in_(chunk),
+                    )
+                )
+            )
+            rows = [
+                {"deployment_id": deployment_id, "client_id": c} for c in chunk if c not in existing
+            ]
             if rows:
                 session.execute(insert(DeploymentClient), rows)
 
@@ -495,41 +584,83 @@ def target_deployments(session: Session, collection_id: int, client_ids: list[st
 # --------------------------------------------------------------------------- views
 
 
-def show_collection(session: Session, name: str, limit: int = 1000,
-                    offset: int = 0) -> dict[str, Any]:
+def show_collection(
+    session: Session, name: str, limit: int = 1000, offset: int = 0
+) -> dict[str, Any]:
     """Members with their reasons, and everything that decides membership."""
     collection = get_collection(session, name)
     cid = collection.id
-    total = session.scalar(select(func.count()).select_from(CollectionMember).where(
-        CollectionMember.collection_id == cid)) or 0
-    rows = session.execute(select(Client, CollectionMember.reason).join(
-        CollectionMember, CollectionMember.client_id == Client.client_id).where(
-        CollectionMember.collection_id == cid).order_by(Client.hostname, Client.client_id)
-        .limit(limit).offset(offset)).all()
-    links = session.execute(select(CollectionLink.kind, Collection.name).join(
-        Collection, Collection.id == CollectionLink.other_id).where(
-        CollectionLink.collection_id == cid).order_by(Collection.name)).all()
+    total = (
+        session.scalar(
+            select(func.count())
+            .select_from(CollectionMember)
+            .where(CollectionMember.collection_id == cid)
+        )
+        or 0
+    )
+    rows = session.execute(
+        select(Client, CollectionMember.reason)
+        .join(CollectionMember, CollectionMember.client_id == Client.client_id)
+        .where(CollectionMember.collection_id == cid)
+        .order_by(Client.hostname, Client.client_id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    links = session.execute(
+        select(CollectionLink.kind, Collection.name)
+        .join(Collection, Collection.id == CollectionLink.other_id)
+        .where(CollectionLink.collection_id == cid)
+        .order_by(Collection.name)
+    ).all()
     return {
-        "name": collection.name, "comment": collection.comment,
-        "created": collection.created.isoformat(), "member_count": total,
+        "name": collection.name,
+        "comment": collection.comment,
+        "created": collection.created.isoformat(),
+        "member_count": total,
         "members": [{**client_summary(c), "reason": reason} for c, reason in rows],
         "rules": [r.text for r in _rules_of(session, cid)],
         "includes": [n for kind, n in links if kind == "include"],
         "excludes": [n for kind, n in links if kind == "exclude"],
-        "windows": list(session.scalars(select(MaintenanceWindow.text).where(
-            MaintenanceWindow.collection_id == cid).order_by(MaintenanceWindow.id))),
-        "direct_members": list(session.scalars(select(CollectionDirect.client_id).where(
-            CollectionDirect.collection_id == cid).order_by(CollectionDirect.client_id))),
+        "windows": list(
+            session.scalars(
+                select(MaintenanceWindow.text)
+                .where(MaintenanceWindow.collection_id == cid)
+                .order_by(MaintenanceWindow.id)
+            )
+        ),
+        "direct_members": list(
+            session.scalars(
+                select(CollectionDirect.client_id)
+                .where(CollectionDirect.collection_id == cid)
+                .order_by(CollectionDirect.client_id)
+            )
+        ),
     }
 
 
 def list_collections(session: Session) -> list[dict[str, Any]]:
-    counts = {cid: n for cid, n in session.execute(
-        select(CollectionMember.collection_id, func.count())
-        .group_by(CollectionMember.collection_id))}
-    rules = {cid: n for cid, n in session.execute(
-        select(CollectionRule.collection_id, func.count())
-        .group_by(CollectionRule.collection_id))}
-    return [{"name": c.name, "comment": c.comment, "member_count": counts.get(c.id, 0),
-             "rule_count": rules.get(c.id, 0)}
-            for c in session.scalars(select(Collection).order_by(Collection.name))]
+    counts = {
+        cid: n
+        for cid, n in session.execute(
+            select(CollectionMember.collection_id, func.count()).group_by(
+                CollectionMember.collection_id
+            )
+        )
+    }
+    rules = {
+        cid: n
+        for cid, n in session.execute(
+            select(CollectionRule.collection_id, func.count()).group_by(
+                CollectionRule.collection_id
+            )
+        )
+    }
+    return [
+        {
+            "name": c.name,
+            "comment": c.comment,
+            "member_count": counts.get(c.id, 0),
+            "rule_count": rules.get(c.id, 0),
+        }
+        for c in session.scalars(select(Collection).order_by(Collection.name))
+    ]

@@ -207,8 +207,9 @@ class CollectionMember(Base):
 
     __tablename__ = "collection_members"
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), primary_key=True)
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id"), primary_key=True,
-                                           index=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("clients.client_id"), primary_key=True, index=True
+    )
     reason: Mapped[str] = mapped_column(String(200), default="direct")
 
 
@@ -218,8 +219,9 @@ class CollectionDirect(Base):
 
     __tablename__ = "collection_direct"
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), primary_key=True)
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id"), primary_key=True,
-                                           index=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("clients.client_id"), primary_key=True, index=True
+    )
     added: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -242,8 +244,9 @@ class CollectionLink(Base):
 
     __tablename__ = "collection_links"
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), primary_key=True)
-    other_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), primary_key=True,
-                                          index=True)
+    other_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id"), primary_key=True, index=True
+    )
     kind: Mapped[str] = mapped_column(String(10))  # include | exclude
 
 
@@ -269,8 +272,9 @@ class Deployment(Base):
     rerun: Mapped[str] = mapped_column(String(20), default="if-failed")
     state: Mapped[str] = mapped_column(String(20), default="active")  # active|paused|cancelled
     created: Mapped[datetime] = mapped_column(default=utcnow)
-    override_maintenance: Mapped[bool] = mapped_column(Boolean, default=False,
-                                                       server_default=false())
+    override_maintenance: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     # A phased rollout: PhasePlan.to_dict(); None runs to the whole collection at once.
     phase_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     # Between evaluations: {"released": phases released, "accepted_failures": {phase: n}}.
@@ -284,10 +288,12 @@ class DeploymentClient(Base):
 
     __tablename__ = "deployment_clients"
     __table_args__ = (Index("ix_deployment_clients_state", "deployment_id", "state"),)
-    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.deployment_id"),
-                                               primary_key=True)
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id"), primary_key=True,
-                                           index=True)
+    deployment_id: Mapped[str] = mapped_column(
+        ForeignKey("deployments.deployment_id"), primary_key=True
+    )
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("clients.client_id"), primary_key=True, index=True
+    )
     state: Mapped[str] = mapped_column(String(30), default="unknown")
     source_version: Mapped[int | None] = mapped_column(Integer, default=None)
     last_message_id: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -307,8 +313,7 @@ class StatusMessageRow(Base):
         Index("ix_status_messages_dp_time", "dp_name", "time"),
         Index("ix_status_messages_component_time", "component", "time"),
     )
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
-                                    primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     uid: Mapped[str] = mapped_column(String(120), unique=True)
     message_id: Mapped[int] = mapped_column(Integer)
     severity: Mapped[str] = mapped_column(String(20))
@@ -356,8 +361,9 @@ class DPContent(Base):
 
     __tablename__ = "dp_content"
     dp_id: Mapped[int] = mapped_column(ForeignKey("distribution_points.id"), primary_key=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("package_versions.id"), primary_key=True,
-                                            index=True)
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("package_versions.id"), primary_key=True, index=True
+    )
     state: Mapped[str] = mapped_column(String(30), default="pending")
     bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_total: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -268,4 +268,3 @@ def show_package(ctx: SiteContext, package_id: str) -> dict[str, Any]:
                 for name, c in dps
             ],
         }
-

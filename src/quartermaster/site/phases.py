@@ -42,38 +42,54 @@ class PhasePlan:
 
     def __post_init__(self) -> None:
         _check_phases(self.phases)
-        for name, value in (("success", self.success_threshold),
-                            ("error", self.error_threshold)):
+        for name, value in (("success", self.success_threshold), ("error", self.error_threshold)):
             if not 0 <= value <= 100:
-                raise InvalidInput(f"the {name} threshold {value} is not a percentage",
-                                   f"give --{name}-threshold between 0 and 100")
+                raise InvalidInput(
+                    f"the {name} threshold {value} is not a percentage",
+                    f"give --{name}-threshold between 0 and 100",
+                )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"phases": list(self.phases), "success_threshold": self.success_threshold,
-                "error_threshold": self.error_threshold}
+        return {
+            "phases": list(self.phases),
+            "success_threshold": self.success_threshold,
+            "error_threshold": self.error_threshold,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PhasePlan:
-        return cls(tuple(int(p) for p in data["phases"]), int(data["success_threshold"]),
-                   int(data["error_threshold"]))
+        return cls(
+            tuple(int(p) for p in data["phases"]),
+            int(data["success_threshold"]),
+            int(data["error_threshold"]),
+        )
 
 
-def parse_phases(text: str, success_threshold: int | str = DEFAULT_SUCCESS_THRESHOLD,
-                 error_threshold: int | str = DEFAULT_ERROR_THRESHOLD) -> PhasePlan:
+def parse_phases(
+    text: str,
+    success_threshold: int | str = DEFAULT_SUCCESS_THRESHOLD,
+    error_threshold: int | str = DEFAULT_ERROR_THRESHOLD,
+) -> PhasePlan:
     """``5%,25%,100%`` and the thresholds, as given on the command line."""
     parts = [p.strip().removesuffix("%").strip() for p in text.split(",")]
     if not all(p.isdigit() for p in parts):
-        raise InvalidInput(f"phases {text!r} are not a list of percentages",
-                           "e.g. --phases 5%,25%,100%")
-    return PhasePlan(tuple(int(p) for p in parts), _percent(success_threshold, "success"),
-                     _percent(error_threshold, "error"))
+        raise InvalidInput(
+            f"phases {text!r} are not a list of percentages", "e.g. --phases 5%,25%,100%"
+        )
+    return PhasePlan(
+        tuple(int(p) for p in parts),
+        _percent(success_threshold, "success"),
+        _percent(error_threshold, "error"),
+    )
 
 
 def _percent(value: int | str, name: str) -> int:
     text = str(value).strip().removesuffix("%").strip()
     if not text.isdigit():
-        raise InvalidInput(f"the {name} threshold {value!r} is not a whole percentage",
-                           f"give --{name}-threshold as a whole number from 0 to 100")
+        raise InvalidInput(
+            f"the {name} threshold {value!r} is not a whole percentage",
+            f"give --{name}-threshold as a whole number from 0 to 100",
+        )
     return int(text)
 
 
@@ -81,12 +97,13 @@ def _check_phases(phases: tuple[int, ...]) -> None:
     hint = "cumulative, strictly increasing percentages ending at 100, e.g. 5%,25%,100%"
     if not phases or len(phases) > MAX_PHASES:
         raise InvalidInput(f"a rollout has 1 to {MAX_PHASES} phases", hint)
-    if any(p <= 0 for p in phases) or any(b <= a for a, b in zip(phases, phases[1:],
-                                                                   strict=False)):
+    if any(p <= 0 for p in phases) or any(b <= a for a, b in zip(phases, phases[1:], strict=False)):
         raise InvalidInput(f"phases {_show(phases)} do not grow", hint)
     if phases[-1] != 100:
-        raise InvalidInput(f"phases {_show(phases)} do not reach 100%",
-                           "the last phase must be 100% so every client is reached")
+        raise InvalidInput(
+            f"phases {_show(phases)} do not reach 100%",
+            "the last phase must be 100% so every client is reached",
+        )
 
 
 def _show(phases: tuple[int, ...]) -> str:
@@ -110,8 +127,9 @@ class PhaseCounts:
     failed: int = 0
 
 
-def count_phases(plan: PhasePlan, deployment_id: str,
-                 client_states: Iterable[tuple[str, str]]) -> dict[int, PhaseCounts]:
+def count_phases(
+    plan: PhasePlan, deployment_id: str, client_states: Iterable[tuple[str, str]]
+) -> dict[int, PhaseCounts]:
     """Per-phase counts from (client_id, state) pairs of the deployment's roll-up."""
     totals = {n: [0, 0, 0] for n in range(1, len(plan.phases) + 1)}
     for client_id, state in client_states:
@@ -134,8 +152,11 @@ class RolloutControl:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (phase numbers become string keys)."""
-        return {"state": self.state, "released": self.released,
-                "accepted_failures": {str(k): v for k, v in self.accepted_failures.items()}}
+        return {
+            "state": self.state,
+            "released": self.released,
+            "accepted_failures": {str(k): v for k, v in self.accepted_failures.items()},
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RolloutControl:
@@ -159,41 +180,52 @@ class RolloutState:
         return replace(previous, state=state, released=self.released)
 
 
-def rollout_state(plan: PhasePlan, counts: Mapping[int, PhaseCounts],
-                  control: RolloutControl) -> RolloutState:
+def rollout_state(
+    plan: PhasePlan, counts: Mapping[int, PhaseCounts], control: RolloutControl
+) -> RolloutState:
     """Which phases are released and whether the rollout stops, with the reason."""
     released = min(max(control.released, 1), len(plan.phases))
     failed, targeted = _error_counts(counts, control, released)
     if control.state == "cancelled":
-        return RolloutState(released, True, False, True, "cancelled by an administrator",
-                            failed, targeted)
+        return RolloutState(
+            released, True, False, True, "cancelled by an administrator", failed, targeted
+        )
     if control.state == "paused":
-        return RolloutState(released, True, False, False, _paused_reason(plan, failed,
-                                                                          targeted),
-                            failed, targeted)
+        return RolloutState(
+            released, True, False, False, _paused_reason(plan, failed, targeted), failed, targeted
+        )
     if _above(failed, targeted, plan.error_threshold):
-        return RolloutState(released, True, True, False,
-                            f"paused automatically: {_rate(failed, targeted)} of released "
-                            f"clients failed, above the {plan.error_threshold}% error "
-                            "threshold", failed, targeted)
+        return RolloutState(
+            released,
+            True,
+            True,
+            False,
+            f"paused automatically: {_rate(failed, targeted)} of released "
+            f"clients failed, above the {plan.error_threshold}% error "
+            "threshold",
+            failed,
+            targeted,
+        )
     while released < len(plan.phases) and _complete(plan, counts, control, released):
         released += 1
-    return RolloutState(released, False, False, False, _progress(plan, counts, control,
-                                                                 released), failed, targeted)
+    return RolloutState(
+        released, False, False, False, _progress(plan, counts, control, released), failed, targeted
+    )
 
 
-def resume(plan: PhasePlan, counts: Mapping[int, PhaseCounts],
-           control: RolloutControl) -> RolloutControl:
+def resume(
+    plan: PhasePlan, counts: Mapping[int, PhaseCounts], control: RolloutControl
+) -> RolloutControl:
     """The control after ``qm deploy resume``: active, accepting the failures so far."""
     if control.state == "cancelled":
-        raise InvalidInput("a cancelled deployment cannot be resumed",
-                           "create a new deployment")
+        raise InvalidInput("a cancelled deployment cannot be resumed", "create a new deployment")
     accepted = {n: counts.get(n, PhaseCounts()).failed for n in range(1, control.released + 1)}
     return replace(control, state="active", accepted_failures=accepted)
 
 
-def _error_counts(counts: Mapping[int, PhaseCounts], control: RolloutControl,
-                  released: int) -> tuple[int, int]:
+def _error_counts(
+    counts: Mapping[int, PhaseCounts], control: RolloutControl, released: int
+) -> tuple[int, int]:
     failed = targeted = 0
     for number in range(1, released + 1):
         phase = counts.get(number, PhaseCounts())
@@ -203,8 +235,9 @@ def _error_counts(counts: Mapping[int, PhaseCounts], control: RolloutControl,
     return failed, targeted
 
 
-def _complete(plan: PhasePlan, counts: Mapping[int, PhaseCounts], control: RolloutControl,
-              number: int) -> bool:
+def _complete(
+    plan: PhasePlan, counts: Mapping[int, PhaseCounts], control: RolloutControl, number: int
+) -> bool:
     phase = counts.get(number, PhaseCounts())
     targeted = phase.targeted - min(control.accepted_failures.get(number, 0), phase.targeted)
     return targeted <= 0 or phase.succeeded * 100 >= plan.success_threshold * targeted
@@ -220,17 +253,22 @@ def _rate(part: int, whole: int) -> str:
 
 def _paused_reason(plan: PhasePlan, failed: int, targeted: int) -> str:
     if _above(failed, targeted, plan.error_threshold):
-        return (f"paused: {_rate(failed, targeted)} of released clients failed, above the "
-                f"{plan.error_threshold}% error threshold; resume to accept these failures")
+        return (
+            f"paused: {_rate(failed, targeted)} of released clients failed, above the "
+            f"{plan.error_threshold}% error threshold; resume to accept these failures"
+        )
     return "paused by an administrator"
 
 
-def _progress(plan: PhasePlan, counts: Mapping[int, PhaseCounts], control: RolloutControl,
-              released: int) -> str:
+def _progress(
+    plan: PhasePlan, counts: Mapping[int, PhaseCounts], control: RolloutControl, released: int
+) -> str:
     if released == len(plan.phases):
         return f"all {released} phases released"
     phase = counts.get(released, PhaseCounts())
     accepted = min(control.accepted_failures.get(released, 0), phase.targeted)
-    return (f"phase {released} of {len(plan.phases)} released: "
-            f"{_rate(phase.succeeded, phase.targeted - accepted)} succeeded; phase "
-            f"{released + 1} starts at {plan.success_threshold}%")
+    return (
+        f"phase {released} of {len(plan.phases)} released: "
+        f"{_rate(phase.succeeded, phase.targeted - accepted)} succeeded; phase "
+        f"{released + 1} starts at {plan.success_threshold}%"
+    )

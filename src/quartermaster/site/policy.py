@@ -51,33 +51,47 @@ def etag_of(serial: int, now: datetime) -> str:
     return f'"{serial}.{now.date().isoformat()}"'
 
 
-def build_policy(ctx: SiteContext, session: Session, client: Client | str,
-                 now: datetime, serial: int | None = None) -> dict[str, Any]:
+def build_policy(
+    ctx: SiteContext,
+    session: Session,
+    client: Client | str,
+    now: datetime,
+    serial: int | None = None,
+) -> dict[str, Any]:
     """The client's signed policy. `serial` is the policy serial the caller read first in
     this transaction (read here when not given)."""
     client_id = client if isinstance(client, str) else client.client_id
     if serial is None:
         serial = read_counter(session, SERIAL)
-    memberships = tuple(sorted(session.connection().execute(
-        _MEMBERSHIPS, {"client_id": client_id}).scalars()))
-    entries, windows = _CACHE.get(serial, memberships,
-                                  lambda: _load_entries(session, memberships))
-    deployments = [{**entry, "maintenance_windows": windows}
-                   for entry, phased in entries
-                   if phased is None or _released(phased, entry["deployment_id"], client_id)]
+    memberships = tuple(
+        sorted(session.connection().execute(_MEMBERSHIPS, {"client_id": client_id}).scalars())
+    )
+    entries, windows = _CACHE.get(serial, memberships, lambda: _load_entries(session, memberships))
+    deployments = [
+        {**entry, "maintenance_windows": windows}
+        for entry, phased in entries
+        if phased is None or _released(phased, entry["deployment_id"], client_id)
+    ]
     issued = now.replace(microsecond=0)
-    return ctx.key.envelope({
-        "type": "policy", "client_id": client_id, "site_code": ctx.site_code,
-        "serial": serial, "issued": _iso(issued),
-        "expires": _iso(issued + timedelta(days=ctx.config.policy_lifetime_days)),
-        "poll_interval": ctx.config.poll_interval, "deployments": deployments,
-        "signing_keys": [k.to_dict() for k in ctx.trusted_keys()],  # rotation: site/keys.py
-    })
+    return ctx.key.envelope(
+        {
+            "type": "policy",
+            "client_id": client_id,
+            "site_code": ctx.site_code,
+            "serial": serial,
+            "issued": _iso(issued),
+            "expires": _iso(issued + timedelta(days=ctx.config.policy_lifetime_days)),
+            "poll_interval": ctx.config.poll_interval,
+            "deployments": deployments,
+            "signing_keys": [k.to_dict() for k in ctx.trusted_keys()],  # rotation: site/keys.py
+        }
+    )
 
 
 _MEMBERS = cast(Table, CollectionMember.__table__)
 _MEMBERSHIPS = select(_MEMBERS.c.collection_id).where(
-    _MEMBERS.c.client_id == bindparam("client_id"))
+    _MEMBERS.c.client_id == bindparam("client_id")
+)
 
 
 @dataclass(frozen=True)
@@ -100,30 +114,62 @@ def _load_entries(session: Session, memberships: tuple[int, ...]) -> _Entries:
     if not memberships:
         return (), []
     rows = session.execute(
-        select(Deployment, PackageVersion.source_version, PackageVersion.package_hash,
-               Program.spec, Package.name)
+        select(
+            Deployment,
+            PackageVersion.source_version,
+            PackageVersion.package_hash,
+            Program.spec,
+            Package.name,
+        )
         .join(Package, Package.package_id == Deployment.package_id)
-        .join(PackageVersion, (PackageVersion.package_id == Deployment.package_id)
-              & (PackageVersion.source_version == Package.current_version))
-        .join(Program, (Program.package_id == Deployment.package_id)
-              & (Program.name == Deployment.program_name))
+        .join(
+            PackageVersion,
+            (PackageVersion.package_id == Deployment.package_id)
+            & (PackageVersion.source_version == Package.current_version),
+        )
+        .join(
+            Program,
+            (Program.package_id == Deployment.package_id)
+            & (Program.name == Deployment.program_name),
+        )
         .where(Deployment.collection_id.in_(memberships), Deployment.state != "cancelled")
-        .order_by(Deployment.deployment_id)).all()
-    windows = sorted(set(session.scalars(select(MaintenanceWindow.text).where(
-        MaintenanceWindow.collection_id.in_(memberships)))))
+        .order_by(Deployment.deployment_id)
+    ).all()
+    windows = sorted(
+        set(
+            session.scalars(
+                select(MaintenanceWindow.text).where(
+                    MaintenanceWindow.collection_id.in_(memberships)
+                )
+            )
+        )
+    )
     entries = []
     for d, source_version, package_hash, spec, name in rows:
         phased = None
         if d.phase_plan is not None:
-            phased = _Phased(PhasePlan.from_dict(d.phase_plan),
-                             int((d.rollout or {}).get("released", 1)))
-        entries.append(({
-            "deployment_id": d.deployment_id, "package_id": d.package_id,
-            "package_name": name, "source_version": source_version,
-            "package_hash": package_hash, "program": spec,
-            "available": _iso(d.available), "deadline": _iso(d.deadline),
-            "expires": _iso(d.expires), "rerun": d.rerun, "state": d.state,
-            "override_maintenance": d.override_maintenance}, phased))
+            phased = _Phased(
+                PhasePlan.from_dict(d.phase_plan), int((d.rollout or {}).get("released", 1))
+            )
+        entries.append(
+            (
+                {
+                    "deployment_id": d.deployment_id,
+                    "package_id": d.package_id,
+                    "package_name": name,
+                    "source_version": source_version,
+                    "package_hash": package_hash,
+                    "program": spec,
+                    "available": _iso(d.available),
+                    "deadline": _iso(d.deadline),
+                    "expires": _iso(d.expires),
+                    "rerun": d.rerun,
+                    "state": d.state,
+                    "override_maintenance": d.override_maintenance,
+                },
+                phased,
+            )
+        )
     return tuple(entries), windows
 
 

@@ -40,8 +40,14 @@ class _Server(uvicorn.Server):
 Face = Callable[[SiteContext], APIRouter]
 
 
-def serve(root: Path, listen: str | None, content: str | None, embedded_dp: bool = True,
-          tls: ServerTLS | None = None, faces: Sequence[Face] = ()) -> None:
+def serve(
+    root: Path,
+    listen: str | None,
+    content: str | None,
+    embedded_dp: bool = True,
+    tls: ServerTLS | None = None,
+    faces: Sequence[Face] = (),
+) -> None:
     """`tls` serves both planes over https with one certificate (docs/security.md, "TLS").
 
     `faces` are more routers on the API port, each built from the context (the web console:
@@ -80,8 +86,9 @@ def _library_auth(ctx: SiteContext):  # type: ignore[no-untyped-def]
 def _publish_embedded_url(ctx: SiteContext) -> None:
     """Clients reach the embedded DP at the content URL of this start (http or https)."""
     with ctx.db.session() as session:
-        for dp in session.scalars(select(DistributionPoint).where(
-                DistributionPoint.embedded.is_(True))):
+        for dp in session.scalars(
+            select(DistributionPoint).where(DistributionPoint.embedded.is_(True))
+        ):
             if dp.url != ctx.content_url:
                 dp.url = ctx.content_url
 
@@ -91,25 +98,38 @@ async def _serve(ctx: SiteContext, embedded_dp: bool, faces: Sequence[Face] = ()
     content_host, content_port = split_listen(content_listen(ctx.config))
     dp = EmbeddedDP(ctx) if embedded_dp else None
     if dp is not None and not dp.claim():
-        print("the embedded DP of this site home runs in another site process; this one "
-              "serves the APIs and the content library only", flush=True)
+        print(
+            "the embedded DP of this site home runs in another site process; this one "
+            "serves the APIs and the content library only",
+            flush=True,
+        )
         dp = None
     mounts = [StoreMount("/library", ctx.library.root, _library_auth(ctx))]
     if dp is not None:
         mounts.insert(0, StoreMount("", dp.store_root))
     tls = ctx.tls
-    runner = await start_content_server(create_content_app(mounts), content_host, content_port,
-                                        ssl_context=tls.server_context() if tls else None)
+    runner = await start_content_server(
+        create_content_app(mounts),
+        content_host,
+        content_port,
+        ssl_context=tls.server_context() if tls else None,
+    )
     app = create_app(ctx)
     for face in faces:
         app.include_router(face(ctx))
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="off",
-                            timeout_keep_alive=75,  # clients and DPs reuse connections
-                            # an idle TLS peer never answers close_notify: do not wait for ever
-                            timeout_graceful_shutdown=15,
-                            ssl_certfile=str(tls.cert) if tls else None,
-                            ssl_keyfile=str(tls.key) if tls else None)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=75,  # clients and DPs reuse connections
+        # an idle TLS peer never answers close_notify: do not wait for ever
+        timeout_graceful_shutdown=15,
+        ssl_certfile=str(tls.cert) if tls else None,
+        ssl_keyfile=str(tls.key) if tls else None,
+    )
     api = _Server(config)
     loop = asyncio.get_running_loop()
 
@@ -122,8 +142,11 @@ async def _serve(ctx: SiteContext, embedded_dp: bool, faces: Sequence[Face] = ()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
     scheme = "https" if tls else "http"
-    print(f"site {ctx.site_code} serving API on {scheme}://{host}:{port} and content on "
-          f"{scheme}://{content_host}:{content_port}", flush=True)
+    print(
+        f"site {ctx.site_code} serving API on {scheme}://{host}:{port} and content on "
+        f"{scheme}://{content_host}:{content_port}",
+        flush=True,
+    )
     if dp is not None:
         await asyncio.to_thread(_publish_embedded_url, ctx)
     dp_task = asyncio.create_task(dp.run()) if dp is not None else None

@@ -34,8 +34,9 @@ def require_approval(session: Session) -> bool:
 def update_settings(session: Session, changes: dict[str, Any], actor: str) -> dict[str, Any]:
     for name, value in changes.items():
         if name not in DEFAULTS:
-            raise InvalidInput(f"there is no site setting {name!r}",
-                               f"settings: {', '.join(sorted(DEFAULTS))}")
+            raise InvalidInput(
+                f"there is no site setting {name!r}", f"settings: {', '.join(sorted(DEFAULTS))}"
+            )
         kind, _ = DEFAULTS[name]
         if type(value) is not kind:
             raise InvalidInput(f"setting {name!r} takes a {kind.__name__}")

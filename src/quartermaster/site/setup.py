@@ -19,8 +19,14 @@ from quartermaster.site.models import Site
 EMBEDDED_ENROLLMENT = "enrollment.token"
 
 
-def init_site(root: Path, site_code: str, name: str, database_url: str | None = None,
-              listen: str = "127.0.0.1:8440", admin_password: str | None = None) -> SiteHome:
+def init_site(
+    root: Path,
+    site_code: str,
+    name: str,
+    database_url: str | None = None,
+    listen: str = "127.0.0.1:8440",
+    admin_password: str | None = None,
+) -> SiteHome:
     """`admin_password`, when given, lets the first `admin` account sign in to the console."""
     home = SiteHome(root)
     check_site_code(site_code)
@@ -43,27 +49,40 @@ def init_site(root: Path, site_code: str, name: str, database_url: str | None = 
     return home
 
 
-def _create(home: SiteHome, site_code: str, name: str, database_url: str | None, listen: str,
-            admin_password: str | None) -> None:
+def _create(
+    home: SiteHome,
+    site_code: str,
+    name: str,
+    database_url: str | None,
+    listen: str,
+    admin_password: str | None,
+) -> None:
     home.root.mkdir(parents=True, exist_ok=True)
     for folder in (home.library, home.logs, home.dp_home, home.signing_key_path.parent):
         folder.mkdir(parents=True, exist_ok=True)
     os.chmod(home.signing_key_path.parent, 0o700)
-    config = SiteConfig(site_code=site_code, name=name.strip(), listen=listen,
-                        database_url=database_url or db.sqlite_url(home.database_path))
+    config = SiteConfig(
+        site_code=site_code,
+        name=name.strip(),
+        listen=listen,
+        database_url=database_url or db.sqlite_url(home.database_path),
+    )
     db.upgrade(config.database_url)
     create_first_key(home.keys)
     database = db.Database(config.database_url)
     try:
         with database.session() as session:
             if session.query(Site).count():
-                raise Conflict("that database already holds a site",
-                               "give a new, empty database with --database")
+                raise Conflict(
+                    "that database already holds a site",
+                    "give a new, empty database with --database",
+                )
             session.add(Site(site_code=site_code, name=config.name))
             admin = create_account(session, "admin", "admin", admin_password)
             _, token = create_token(session, admin, label="admin.token (qm site init)")
-            dp_token = add_dp(session, EMBEDDED_DP, content_url(config), [], fallback=True,
-                              embedded=True)
+            dp_token = add_dp(
+                session, EMBEDDED_DP, content_url(config), [], fallback=True, embedded=True
+            )
     finally:
         database.dispose()
     write_atomic(home.dp_home / EMBEDDED_ENROLLMENT, dp_token.encode() + b"\n", mode=0o600)

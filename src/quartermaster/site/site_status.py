@@ -22,9 +22,19 @@ def raise_status(
     deployment_id: str | None = None,
     properties: dict[str, Any] | None = None,
 ) -> None:
-    session.add(StatusMessageRow(**status_row(
-        message_id, *insertion, dp_name=dp_name, package_id=package_id, client_id=client_id,
-        deployment_id=deployment_id, properties=properties)))
+    session.add(
+        StatusMessageRow(
+            **status_row(
+                message_id,
+                *insertion,
+                dp_name=dp_name,
+                package_id=package_id,
+                client_id=client_id,
+                deployment_id=deployment_id,
+                properties=properties,
+            )
+        )
+    )
 
 
 def status_row(
@@ -41,9 +51,18 @@ def status_row(
     message = lookup(message_id)
     strings = [str(s) for s in insertion]
     now = now or utcnow()
-    return {"uid": f"site-{uuid.uuid4().hex}", "message_id": message_id,
-            "severity": message.severity.value, "component": message.component,
-            "client_id": client_id, "dp_name": dp_name, "package_id": package_id,
-            "deployment_id": deployment_id, "insertion_strings": strings,
-            "properties": properties or {}, "text": message.render(strings), "time": now,
-            "received": now}
+    return {
+        "uid": f"site-{uuid.uuid4().hex}",
+        "message_id": message_id,
+        "severity": message.severity.value,
+        "component": message.component,
+        "client_id": client_id,
+        "dp_name": dp_name,
+        "package_id": package_id,
+        "deployment_id": deployment_id,
+        "insertion_strings": strings,
+        "properties": properties or {},
+        "text": message.render(strings),
+        "time": now,
+        "received": now,
+    }

@@ -28,11 +28,17 @@ MISMATCH = 10075  # a client found a blob on a DP that does not match its hash
 _MESSAGES = cast(Table, StatusMessageRow.__table__)
 _CLIENTS = cast(Table, Client.__table__)
 # One statement per batch; the uids it returns are the messages not seen before.
-_INSERT = {name: insert(_MESSAGES).on_conflict_do_nothing(index_elements=["uid"])
-           .returning(_MESSAGES.c.uid)
-           for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
-_LAST_STATUS = (update(_CLIENTS).where(_CLIENTS.c.client_id == bindparam("b_client_id"))
-                .values(last_status_time=bindparam("now", type_=UTCDateTime)))
+_INSERT = {
+    name: insert(_MESSAGES)
+    .on_conflict_do_nothing(index_elements=["uid"])
+    .returning(_MESSAGES.c.uid)
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+_LAST_STATUS = (
+    update(_CLIENTS)
+    .where(_CLIENTS.c.client_id == bindparam("b_client_id"))
+    .values(last_status_time=bindparam("now", type_=UTCDateTime))
+)
 
 
 def _parse_time(value: Any) -> datetime:
@@ -76,8 +82,9 @@ def _row(client_id: str, message: dict[str, Any], received: datetime) -> dict[st
     }
 
 
-def ingest(session: Session, client: Client | str,
-           messages: list[dict[str, Any]]) -> dict[str, int]:
+def ingest(
+    session: Session, client: Client | str, messages: list[dict[str, Any]]
+) -> dict[str, int]:
     """Store the batch's new messages (by uid) and roll them up, in the caller's transaction.
 
     Core statements only, a fixed number per batch whatever its size: the insert (which
@@ -98,9 +105,9 @@ def ingest(session: Session, client: Client | str,
     fresh = [r for r in rows if r["uid"] in inserted]
     for row in fresh:
         if row["message_id"] == MISMATCH and row["dp_name"]:
-            distribution.report_mismatch(session, row["dp_name"],
-                                         str(row["properties"].get("package_hash", "")),
-                                         client_id)
+            distribution.report_mismatch(
+                session, row["dp_name"], str(row["properties"].get("package_hash", "")), client_id
+            )
     _roll_up(session, client_id, fresh)
     reevaluate_rollouts(session, _phased(session, fresh))
     connection.execute(_LAST_STATUS, {"b_client_id": client_id, "now": now})
@@ -124,9 +131,12 @@ def _roll_up(session: Session, client_id: str, fresh: list[dict[str, Any]]) -> N
     if not moving:
         return
     connection = session.connection()
-    current = {deployment_id: (last_time, version) for deployment_id, last_time, version in
-               connection.execute(_LOCK_ROLL_UPS, {"client_id": client_id,
-                                                   "deployment_ids": sorted(moving)})}
+    current = {
+        deployment_id: (last_time, version)
+        for deployment_id, last_time, version in connection.execute(
+            _LOCK_ROLL_UPS, {"client_id": client_id, "deployment_ids": sorted(moving)}
+        )
+    }
     for deployment_id in sorted(current):
         last_time, version = current[deployment_id]
         last: dict[str, Any] | None = None
@@ -141,22 +151,34 @@ def _roll_up(session: Session, client_id: str, fresh: list[dict[str, Any]]) -> N
             continue
         state = CATALOG[last["message_id"]].state
         assert state is not None
-        connection.execute(_UPDATE_ROLL_UP, {
-            "b_deployment_id": deployment_id, "b_client_id": client_id, "state": state.value,
-            "last_message_id": last["message_id"], "last_message_time": last["time"],
-            "detail": last["text"], "source_version": version})
+        connection.execute(
+            _UPDATE_ROLL_UP,
+            {
+                "b_deployment_id": deployment_id,
+                "b_client_id": client_id,
+                "state": state.value,
+                "last_message_id": last["message_id"],
+                "last_message_time": last["time"],
+                "detail": last["text"],
+                "source_version": version,
+            },
+        )
 
 
 _ROLL_UPS = cast(Table, DeploymentClient.__table__)
-_LOCK_ROLL_UPS = (select(_ROLL_UPS.c.deployment_id, _ROLL_UPS.c.last_message_time,
-                         _ROLL_UPS.c.source_version)
-                  .where(_ROLL_UPS.c.client_id == bindparam("client_id"),
-                         _ROLL_UPS.c.deployment_id.in_(bindparam("deployment_ids",
-                                                                 expanding=True)))
-                  .order_by(_ROLL_UPS.c.deployment_id).with_for_update())
+_LOCK_ROLL_UPS = (
+    select(_ROLL_UPS.c.deployment_id, _ROLL_UPS.c.last_message_time, _ROLL_UPS.c.source_version)
+    .where(
+        _ROLL_UPS.c.client_id == bindparam("client_id"),
+        _ROLL_UPS.c.deployment_id.in_(bindparam("deployment_ids", expanding=True)),
+    )
+    .order_by(_ROLL_UPS.c.deployment_id)
+    .with_for_update()
+)
 _UPDATE_ROLL_UP = update(_ROLL_UPS).where(
     _ROLL_UPS.c.deployment_id == bindparam("b_deployment_id"),
-    _ROLL_UPS.c.client_id == bindparam("b_client_id"))
+    _ROLL_UPS.c.client_id == bindparam("b_client_id"),
+)
 
 # Whether a deployment has phases is fixed when it is created, so it is kept per process.
 _PHASED: dict[str, bool] = {}
@@ -168,8 +190,10 @@ def _phased(session: Session, fresh: list[dict[str, Any]]) -> list[str]:
     unknown = wanted - _PHASED.keys()
     if unknown:  # the plan itself: "no phases" is stored as JSON null, not SQL NULL
         for deployment_id, plan in session.execute(
-                select(Deployment.deployment_id, Deployment.phase_plan)
-                .where(Deployment.deployment_id.in_(sorted(unknown)))):
+            select(Deployment.deployment_id, Deployment.phase_plan).where(
+                Deployment.deployment_id.in_(sorted(unknown))
+            )
+        ):
             _PHASED[deployment_id] = plan is not None
     return sorted(d for d in wanted if _PHASED.get(d))
 

@@ -29,15 +29,15 @@ STATIC_FILES = {p.name for p in STATIC.iterdir() if p.is_file()}
 
 
 @router.get("/sign-in")
-def sign_in_page(request: Request,
-                 next: str = Query("/console/", max_length=500)) -> Response:
+def sign_in_page(request: Request, next: str = Query("/console/", max_length=500)) -> Response:
     """The form; it starts an anonymous session so that the form has a CSRF token too."""
     session = sessions.current(request)
     fresh = session is None
     if session is None:
         session = sessions.ConsoleSession.anonymous()
-    response = render(request, "sign_in.html", None, session=session, next=safe_next(next),
-                      error="", username="")
+    response = render(
+        request, "sign_in.html", None, session=session, next=safe_next(next), error="", username=""
+    )
     if fresh:
         sessions.set_cookie(request, response, session)
     return response
@@ -59,8 +59,9 @@ def sign_in(request: Request, form: Annotated[FormData, Depends(form_data)]) -> 
             audit.record(db, principal, "console.sign_in", "", audit.OK, address)
     except Unauthorized as exc:
         sessions.THROTTLE.failed(name, address)
-        return render(request, "sign_in.html", None, next=target, error=exc.message,
-                      username=name, status=401)
+        return render(
+            request, "sign_in.html", None, next=target, error=exc.message, username=name, status=401
+        )
     sessions.THROTTLE.succeeded(name)
     response = RedirectResponse(target, status_code=303)
     sessions.set_cookie(request, response, signed)
@@ -71,14 +72,19 @@ def sign_in(request: Request, form: Annotated[FormData, Depends(form_data)]) -> 
 def sign_out(request: Request) -> Response:
     ctx = get_ctx(request)
     try:
-        principal: Principal | None = sessions.session_principal(request, ctx,
-                                                                 Credential.ACCOUNT)
+        principal: Principal | None = sessions.session_principal(request, ctx, Credential.ACCOUNT)
     except Unauthorized:
         principal = None
     if principal is not None:
         with ctx.db.session() as db:
-            audit.record(db, principal, "console.sign_out", "", audit.OK,
-                         request.client.host if request.client else "")
+            audit.record(
+                db,
+                principal,
+                "console.sign_out",
+                "",
+                audit.OK,
+                request.client.host if request.client else "",
+            )
     response = RedirectResponse("/console/sign-in", status_code=303)
     sessions.clear_cookie(request, response)
     return response
@@ -90,5 +96,6 @@ def static(name: str) -> Response:
     if name not in STATIC_FILES:
         raise NotFound(f"no static file {name!r}", "")
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return FileResponse(STATIC / name, media_type=media_type,
-                        headers={"Cache-Control": "public, max-age=3600"})
+    return FileResponse(
+        STATIC / name, media_type=media_type, headers={"Cache-Control": "public, max-age=3600"}
+    )

@@ -26,25 +26,45 @@ APPROVALS = ("approved", "pending", "blocked")
 
 
 @router.get("/clients")
-def client_list(request: Request, principal: Annotated[Principal, signed_in("client.read")],
-                search: str = Query("", max_length=200),
-                approval: str = Query("", max_length=20),
-                offset: int = Query(0, ge=0, le=10_000_000)) -> Response:
+def client_list(
+    request: Request,
+    principal: Annotated[Principal, signed_in("client.read")],
+    search: str = Query("", max_length=200),
+    approval: str = Query("", max_length=20),
+    offset: int = Query(0, ge=0, le=10_000_000),
+) -> Response:
     approval = approval if approval in APPROVALS else ""
     with get_ctx(request).db.session() as session:
         rows = list_clients(session, search.strip(), PAGE_SIZE + 1, offset, approval or None)
-    return render(request, "clients.html", principal, section="clients", search=search,
-                  approval=approval, approvals=APPROVALS, pager=Pager(offset, rows))
+    return render(
+        request,
+        "clients.html",
+        principal,
+        section="clients",
+        search=search,
+        approval=approval,
+        approvals=APPROVALS,
+        pager=Pager(offset, rows),
+    )
 
 
 @router.get("/clients/{client_id}")
-def client_page(request: Request, client_id: str,
-                principal: Annotated[Principal, signed_in("client.read")]) -> Response:
+def client_page(
+    request: Request, client_id: str, principal: Annotated[Principal, signed_in("client.read")]
+) -> Response:
     with get_ctx(request).db.session() as session:
         client = client_summary(get_client(session, client_id))
         collections = reports.client_collections(session, client["client_id"])
         targeted = reports.client_deployments(session, client["client_id"])
         messages = query_messages(session, client_id=client["client_id"], limit=25)
-    return render(request, "client.html", principal, section="clients", client=client,
-                  collections=collections, deployments=targeted, messages=messages,
-                  catalog=CATALOG)
+    return render(
+        request,
+        "client.html",
+        principal,
+        section="clients",
+        client=client,
+        collections=collections,
+        deployments=targeted,
+        messages=messages,
+        catalog=CATALOG,
+    )

@@ -41,21 +41,23 @@ def _page(name: str) -> str:
 
 
 @router.get("/collections")
-def collection_list(request: Request,
-                    principal: Annotated[Principal, signed_in("collection.read")]) -> Response:
+def collection_list(
+    request: Request, principal: Annotated[Principal, signed_in("collection.read")]
+) -> Response:
     with get_ctx(request).db.session() as session:
         rows = membership.list_collections(session)
-    return render(request, "collections.html", principal, section="collections",
-                  collections=rows)
+    return render(request, "collections.html", principal, section="collections", collections=rows)
 
 
 @router.post("/collections")
-def collection_create(request: Request,
-                      principal: Annotated[Principal, signed_in("collection.create")],
-                      form: Form) -> Response:
+def collection_create(
+    request: Request, principal: Annotated[Principal, signed_in("collection.create")], form: Form
+) -> Response:
     rules = [r for r in field(form, "rules").splitlines() if r.strip()]
-    data = body(CollectionBody, {"name": field(form, "name"), "comment": field(form, "comment"),
-                                 "rules": rules})
+    data = body(
+        CollectionBody,
+        {"name": field(form, "name"), "comment": field(form, "comment"), "rules": rules},
+    )
     with get_ctx(request).db.session() as session:
         membership.create_collection(session, data.name, data.comment, rules=data.rules)
     request.state.created_object = data.name
@@ -63,9 +65,12 @@ def collection_create(request: Request,
 
 
 @router.get("/collections/check-rule")
-def check_rule(request: Request, principal: Annotated[Principal, signed_in("collection.read")],
-               rule: str = Query("", max_length=2 * MAX_RULE_LENGTH),
-               rules: str = Query("", max_length=20 * MAX_RULE_LENGTH)) -> Response:
+def check_rule(
+    request: Request,
+    principal: Annotated[Principal, signed_in("collection.read")],
+    rule: str = Query("", max_length=2 * MAX_RULE_LENGTH),
+    rules: str = Query("", max_length=20 * MAX_RULE_LENGTH),
+) -> Response:
     """A fragment for the rule editors (`rule`: one rule; `rules`: one per line): "valid",
     or the parser's error with its line and column."""
     lines = [line for line in (rule or rules).splitlines() if line.strip()]
@@ -77,25 +82,42 @@ def check_rule(request: Request, principal: Annotated[Principal, signed_in("coll
         except InvalidInput as exc:
             where = f"rule {number}: " if len(lines) > 1 else ""
             problems.append(f"{where}{exc.message}" + (f" — {exc.hint}" if exc.hint else ""))
-    return render(request, "_rule_check.html", principal, problems=problems,
-                  canonical=canonical, empty=not lines)
+    return render(
+        request,
+        "_rule_check.html",
+        principal,
+        problems=problems,
+        canonical=canonical,
+        empty=not lines,
+    )
 
 
 @router.get("/collections/{name}")
-def collection_page(request: Request, name: str,
-                    principal: Annotated[Principal, signed_in("collection.read")],
-                    offset: int = Query(0, ge=0, le=10_000_000)) -> Response:
+def collection_page(
+    request: Request,
+    name: str,
+    principal: Annotated[Principal, signed_in("collection.read")],
+    offset: int = Query(0, ge=0, le=10_000_000),
+) -> Response:
     with get_ctx(request).db.session() as session:
         collection = membership.show_collection(session, name, PAGE_SIZE + 1, offset)
-    return render(request, "collection.html", principal, section="collections",
-                  collection=collection,
-                  pager=Pager(offset, collection["members"], total=collection["member_count"]))
+    return render(
+        request,
+        "collection.html",
+        principal,
+        section="collections",
+        collection=collection,
+        pager=Pager(offset, collection["members"], total=collection["member_count"]),
+    )
 
 
 @router.post("/collections/{name}/rules")
-def rule_add(request: Request, name: str,
-             principal: Annotated[Principal, signed_in("collection.update")],
-             form: Form) -> Response:
+def rule_add(
+    request: Request,
+    name: str,
+    principal: Annotated[Principal, signed_in("collection.update")],
+    form: Form,
+) -> Response:
     rule = body(RuleBody, {"rule": field(form, "rule")}).rule
     with get_ctx(request).db.session() as session:
         membership.add_rule(session, name, rule)
@@ -103,9 +125,12 @@ def rule_add(request: Request, name: str,
 
 
 @router.post("/collections/{name}/rules/remove")
-def rule_remove(request: Request, name: str,
-                principal: Annotated[Principal, signed_in("collection.update")],
-                form: Form) -> Response:
+def rule_remove(
+    request: Request,
+    name: str,
+    principal: Annotated[Principal, signed_in("collection.update")],
+    form: Form,
+) -> Response:
     rule = body(RuleBody, {"rule": field(form, "rule")}).rule
     with get_ctx(request).db.session() as session:
         membership.remove_rule(session, name, rule)
@@ -113,9 +138,12 @@ def rule_remove(request: Request, name: str,
 
 
 @router.post("/collections/{name}/members")
-def member_add(request: Request, name: str,
-               principal: Annotated[Principal, signed_in("collection.update")],
-               form: Form) -> Response:
+def member_add(
+    request: Request,
+    name: str,
+    principal: Annotated[Principal, signed_in("collection.update")],
+    form: Form,
+) -> Response:
     client_id = body(MemberBody, {"client_id": field(form, "client_id")}).client_id or ""
     with get_ctx(request).db.session() as session:
         membership.add_member(session, name, client_id)
@@ -123,9 +151,12 @@ def member_add(request: Request, name: str,
 
 
 @router.post("/collections/{name}/members/remove")
-def member_remove(request: Request, name: str,
-                  principal: Annotated[Principal, signed_in("collection.update")],
-                  form: Form) -> Response:
+def member_remove(
+    request: Request,
+    name: str,
+    principal: Annotated[Principal, signed_in("collection.update")],
+    form: Form,
+) -> Response:
     client_id = body(OneMemberBody, {"client_id": field(form, "client_id")}).client_id
     with get_ctx(request).db.session() as session:
         membership.remove_member(session, name, client_id)
@@ -133,9 +164,12 @@ def member_remove(request: Request, name: str,
 
 
 @router.post("/collections/{name}/links")
-def link_change(request: Request, name: str,
-                principal: Annotated[Principal, signed_in("collection.update")],
-                form: Form) -> Response:
+def link_change(
+    request: Request,
+    name: str,
+    principal: Annotated[Principal, signed_in("collection.update")],
+    form: Form,
+) -> Response:
     """Include or exclude another collection, or remove such a link."""
     other = body(OtherCollectionBody, {"collection": field(form, "collection")}).collection
     kind, remove = field(form, "kind"), field(form, "remove") == "yes"

@@ -34,21 +34,35 @@ def dp_list(request: Request, principal: Annotated[Principal, signed_in("dp.read
 
 
 @router.get("/dps/{name}")
-def dp_page(request: Request, name: str,
-            principal: Annotated[Principal, signed_in("dp.read")]) -> Response:
+def dp_page(
+    request: Request, name: str, principal: Annotated[Principal, signed_in("dp.read")]
+) -> Response:
     with get_ctx(request).db.session() as session:
         distribution.get_dp(session, name)  # 404 for an unknown DP
         dp = next(d for d in distribution.list_dps(session) if d["name"] == name)
         history = reports.dp_validation_history(session, name)
-    return render(request, "dp.html", principal, section="dps", dp=dp,
-                  health=reports.dp_health(dp), history=history)
+    return render(
+        request,
+        "dp.html",
+        principal,
+        section="dps",
+        dp=dp,
+        health=reports.dp_health(dp),
+        history=history,
+    )
 
 
 @router.post("/dps/{name}/validate")
-def dp_validate(request: Request, name: str,
-                principal: Annotated[Principal, signed_in("dp.validate")],
-                form: Annotated[FormData, Depends(form_data)]) -> Response:
+def dp_validate(
+    request: Request,
+    name: str,
+    principal: Annotated[Principal, signed_in("dp.validate")],
+    form: Annotated[FormData, Depends(form_data)],
+) -> Response:
     package_id = body(ValidateBody, {"package_id": field(form, "package_id") or None}).package_id
     count = distribution.validate_dp(get_ctx(request), name, package_id)
-    return redirect(request, f"/console/dps/{name}",
-                    f"{name} will re-hash {count} package version(s) at its next poll.")
+    return redirect(
+        request,
+        f"/console/dps/{name}",
+        f"{name} will re-hash {count} package version(s) at its next poll.",
+    )

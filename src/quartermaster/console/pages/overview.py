@@ -14,14 +14,17 @@ from quartermaster.site.status_ingest import query_messages
 
 router = page_router()
 
-DP_STATES = (("installed", "Installed"), ("distributing", "Distributing"),
-             ("pending", "Pending"), ("failed", "Failed"),
-             ("validation_failed", "Validation failed"))
+DP_STATES = (
+    ("installed", "Installed"),
+    ("distributing", "Distributing"),
+    ("pending", "Pending"),
+    ("failed", "Failed"),
+    ("validation_failed", "Validation failed"),
+)
 
 
 @router.get("/")
-def overview(request: Request,
-             principal: Annotated[Principal, signed_in("site.read")]) -> Response:
+def overview(request: Request, principal: Annotated[Principal, signed_in("site.read")]) -> Response:
     ctx = get_ctx(request)
     with ctx.db.session() as session:
         counts = reports.site_counts(session)
@@ -31,9 +34,24 @@ def overview(request: Request,
         errors = query_messages(session, severity="error", limit=8)
     health = [(dp, *reports.dp_health(dp)) for dp in dps]
     healthy = sum(1 for _dp, level, _why in health if level == "ok")
-    bars = [{"dp": row["dp"], "total": sum(row["states"].values()),
-             "parts": [Part(key, text, row["states"].get(key, 0)) for key, text in DP_STATES]}
-            for row in progress]
-    return render(request, "overview.html", principal, section="overview", counts=counts,
-                  dp_total=len(dps), dp_healthy=healthy, health=health, bars=bars,
-                  history=history, errors=errors)
+    bars = [
+        {
+            "dp": row["dp"],
+            "total": sum(row["states"].values()),
+            "parts": [Part(key, text, row["states"].get(key, 0)) for key, text in DP_STATES],
+        }
+        for row in progress
+    ]
+    return render(
+        request,
+        "overview.html",
+        principal,
+        section="overview",
+        counts=counts,
+        dp_total=len(dps),
+        dp_healthy=healthy,
+        health=health,
+        bars=bars,
+        history=history,
+        errors=errors,
+    )

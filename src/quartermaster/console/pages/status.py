@@ -24,8 +24,12 @@ from quartermaster.site.status_ingest import query_messages
 router = page_router()
 COMPONENTS = sorted({m.component for m in CATALOG.values()})
 SEVERITIES = [s.value for s in Severity]
-RANGES = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
-          "30d": timedelta(days=30)}
+RANGES = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(days=1),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
 
 
 def _text() -> Any:
@@ -57,13 +61,23 @@ def _cursor(value: str, problems: list[str]) -> tuple[datetime | None, int | Non
 
 
 @router.get("/status")
-def status_viewer(request: Request, principal: Annotated[Principal, signed_in("status.read")],
-                  message_id: str = _text(), severity: str = _text(), component: str = _text(),
-                  client: str = _text(), dp: str = _text(), package: str = _text(),
-                  deployment: str = _text(), window: str = Query("", alias="range", max_length=10),
-                  since: str = _text(),
-                  until: str = _text(), before: str = _text(), live: str = _text(),
-                  part: str = Query("", pattern="^(rows)?$")) -> Response:
+def status_viewer(
+    request: Request,
+    principal: Annotated[Principal, signed_in("status.read")],
+    message_id: str = _text(),
+    severity: str = _text(),
+    component: str = _text(),
+    client: str = _text(),
+    dp: str = _text(),
+    package: str = _text(),
+    deployment: str = _text(),
+    window: str = Query("", alias="range", max_length=10),
+    since: str = _text(),
+    until: str = _text(),
+    before: str = _text(),
+    live: str = _text(),
+    part: str = Query("", pattern="^(rows)?$"),
+) -> Response:
     problems: list[str] = []
     number: int | None = None
     if message_id:
@@ -78,23 +92,55 @@ def status_viewer(request: Request, principal: Annotated[Principal, signed_in("s
     before_time, before_id = _cursor(before, problems)
     filters: dict[str, Any] = {
         "deployment_id": deployment.strip().upper() or None,
-        "client_id": client.strip().lower() or None, "package_id": package.strip().upper() or None,
-        "message_id": number, "severity": severity if severity in SEVERITIES else None,
+        "client_id": client.strip().lower() or None,
+        "package_id": package.strip().upper() or None,
+        "message_id": number,
+        "severity": severity if severity in SEVERITIES else None,
         "component": component if component in COMPONENTS else None,
-        "dp_name": dp.strip() or None}
+        "dp_name": dp.strip() or None,
+    }
     with get_ctx(request).db.session() as session:
-        rows = query_messages(session, **filters, since=start, until=end,
-                              limit=PAGE_SIZE + 1, before_time=before_time, before_id=before_id)
+        rows = query_messages(
+            session,
+            **filters,
+            since=start,
+            until=end,
+            limit=PAGE_SIZE + 1,
+            before_time=before_time,
+            before_id=before_id,
+        )
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     older = f"{rows[-1]['time']}|{rows[-1]['id']}" if more and rows else ""
-    context: dict[str, Any] = {"rows": rows, "catalog": CATALOG, "older": older,
-                               "first_page": not before, "live": live == "on" and not before,
-                               "problems": problems}
+    context: dict[str, Any] = {
+        "rows": rows,
+        "catalog": CATALOG,
+        "older": older,
+        "first_page": not before,
+        "live": live == "on" and not before,
+        "problems": problems,
+    }
     if part:
         return render(request, "_status_rows.html", principal, **context)
-    return render(request, "status.html", principal, section="status", components=COMPONENTS,
-                  severities=SEVERITIES, ranges=list(RANGES), **context,
-                  f={"message_id": message_id, "severity": severity, "component": component,
-                     "client": client, "dp": dp, "package": package, "deployment": deployment,
-                     "range": window, "since": since, "until": until})
+    return render(
+        request,
+        "status.html",
+        principal,
+        section="status",
+        components=COMPONENTS,
+        severities=SEVERITIES,
+        ranges=list(RANGES),
+        **context,
+        f={
+            "message_id": message_id,
+            "severity": severity,
+            "component": component,
+            "client": client,
+            "dp": dp,
+            "package": package,
+            "deployment": deployment,
+            "range": window,
+            "since": since,
+            "until": until,
+        },
+    )

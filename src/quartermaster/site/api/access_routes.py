@@ -23,7 +23,8 @@ DPNamePath = Annotated[str, Path(min_length=1, max_length=100)]
 class NotifyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     client_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
-        default_factory=list, max_length=50_000)
+        default_factory=list, max_length=50_000
+    )
     collection: str | None = Field(default=None, min_length=1, max_length=200)
 
 

@@ -58,8 +58,12 @@ def _aware(value: datetime | None, what: str) -> datetime | None:
 @router.get("/me")
 def me(principal: Annotated[Principal, Depends(require("self.read"))]) -> dict[str, Any]:
     """Who the caller is and every action it may perform (the console shows what fits)."""
-    return {"account": principal.name, "role": principal.role, "token_id": principal.token_id,
-            "actions": allowed_actions(principal)}
+    return {
+        "account": principal.name,
+        "role": principal.role,
+        "token_id": principal.token_id,
+        "actions": allowed_actions(principal),
+    }
 
 
 @router.get("/accounts", dependencies=[allow("account.read")])
@@ -100,8 +104,11 @@ def set_password(name: NamePath, body: PasswordBody, ctx: Ctx) -> dict[str, Any]
 
 
 @router.get("/tokens")
-def list_tokens(principal: Annotated[Principal, Depends(require("token.read"))], ctx: Ctx,
-                account: str | None = Query(None, max_length=64)) -> dict[str, Any]:
+def list_tokens(
+    principal: Annotated[Principal, Depends(require("token.read"))],
+    ctx: Ctx,
+    account: str | None = Query(None, max_length=64),
+) -> dict[str, Any]:
     """Admins see every token (or one account's); everyone else sees their own."""
     if account is None and not is_allowed(principal, "token.manage_others"):
         account = principal.name
@@ -113,24 +120,27 @@ def list_tokens(principal: Annotated[Principal, Depends(require("token.read"))],
 
 
 @router.post("/tokens", status_code=201)
-def create_token(body: TokenBody, ctx: Ctx,
-                 principal: Annotated[Principal, Depends(require("token.create"))]
-                 ) -> dict[str, Any]:
+def create_token(
+    body: TokenBody, ctx: Ctx, principal: Annotated[Principal, Depends(require("token.create"))]
+) -> dict[str, Any]:
     """The token is in this answer and nowhere else: the site keeps only its hash."""
     name = body.account or principal.name
     if name != principal.name:
         authorize(principal, "token.manage_others")
     with ctx.db.session() as session:
         account = accounts.get_account(session, name)
-        token, secret = accounts.create_token(session, account, body.name,
-                                              _aware(body.expires, "expires"))
+        token, secret = accounts.create_token(
+            session, account, body.name, _aware(body.expires, "expires")
+        )
         return {**accounts.token_summary(token, account), "token": secret}
 
 
 @router.post("/tokens/{token_id}/revoke")
-def revoke_token(token_id: Annotated[int, Path(ge=1, le=2**31 - 1)], ctx: Ctx,
-                 principal: Annotated[Principal, Depends(require("token.revoke"))]
-                 ) -> dict[str, Any]:
+def revoke_token(
+    token_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    ctx: Ctx,
+    principal: Annotated[Principal, Depends(require("token.revoke"))],
+) -> dict[str, Any]:
     with ctx.db.session() as session:
         token, account = accounts.get_token(session, token_id)
         if account.name != principal.name:
@@ -140,15 +150,27 @@ def revoke_token(token_id: Annotated[int, Path(ge=1, le=2**31 - 1)], ctx: Ctx,
 
 
 @router.get("/audit", dependencies=[allow("audit.read")])
-def audit_log(ctx: Ctx, account: str | None = Query(None, max_length=100),
-              action: str | None = Query(None, max_length=50),
-              since: datetime | None = None, until: datetime | None = None,
-              limit: int = Query(100, ge=1, le=1000),
-              before_id: int | None = Query(None, ge=1, le=2**31 - 1)) -> dict[str, Any]:
+def audit_log(
+    ctx: Ctx,
+    account: str | None = Query(None, max_length=100),
+    action: str | None = Query(None, max_length=50),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    before_id: int | None = Query(None, ge=1, le=2**31 - 1),
+) -> dict[str, Any]:
     with ctx.db.session() as session:
-        return {"entries": audit.query(session, account=account, action=action,
-                                       since=_aware(since, "since"), until=_aware(until, "until"),
-                                       limit=limit, before_id=before_id)}
+        return {
+            "entries": audit.query(
+                session,
+                account=account,
+                action=action,
+                since=_aware(since, "since"),
+                until=_aware(until, "until"),
+                limit=limit,
+                before_id=before_id,
+            )
+        }
 
 
 @router.get("/settings", dependencies=[allow("settings.read")])
@@ -158,11 +180,13 @@ def get_settings(ctx: Ctx) -> dict[str, Any]:
 
 
 @router.post("/settings")
-def update_settings(body: SettingsBody, ctx: Ctx,
-                    principal: Annotated[Principal, Depends(require("settings.update"))]
-                    ) -> dict[str, Any]:
+def update_settings(
+    body: SettingsBody,
+    ctx: Ctx,
+    principal: Annotated[Principal, Depends(require("settings.update"))],
+) -> dict[str, Any]:
     changes = body.model_dump(exclude_none=True)
     if not changes:
-        raise InvalidInput("no setting to change", "e.g. {\"require_approval\": true}")
+        raise InvalidInput("no setting to change", 'e.g. {"require_approval": true}')
     with ctx.db.session() as session:
         return settings.update_settings(session, changes, principal.actor)

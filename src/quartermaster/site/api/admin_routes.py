@@ -386,9 +386,17 @@ class ScheduleBody(Strict):
 
 @router.post("/deployments/{deployment_id}/schedule", dependencies=[allow("deployment.update")])
 def deployment_schedule(deployment_id: str, body: ScheduleBody, ctx: Ctx) -> dict[str, Any]:
-    return _control(ctx, deployment_id, lambda session, deployment: reschedule_deployment(
-        session, deployment, available=body.available, deadline=body.deadline,
-        expires=body.expires))
+    return _control(
+        ctx,
+        deployment_id,
+        lambda session, deployment: reschedule_deployment(
+            session,
+            deployment,
+            available=body.available,
+            deadline=body.deadline,
+            expires=body.expires,
+        ),
+    )
 
 
 @router.post("/deployments/{deployment_id}/pause", dependencies=[allow("deployment.update")])

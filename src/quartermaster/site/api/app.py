@@ -30,8 +30,11 @@ from quartermaster.site.context import SiteContext
 
 
 def create_app(ctx: SiteContext) -> FastAPI:
-    app = FastAPI(title="Quartermaster site", version=__version__,
-                  description="Admin, client (management point) and distribution point APIs.")
+    app = FastAPI(
+        title="Quartermaster site",
+        version=__version__,
+        description="Admin, client (management point) and distribution point APIs.",
+    )
     app.state.ctx = ctx
     app.add_middleware(client_routes.ClientFastPath)  # polls and waves (inside BodyLimit)
     app.add_middleware(BodyLimit)  # 413 before a route reads an oversized body
@@ -43,7 +46,7 @@ def create_app(ctx: SiteContext) -> FastAPI:
     app.add_exception_handler(OverflowError, invalid_data_handler)
     app.add_exception_handler(Exception, internal_handler)
     app.include_router(client_routes.router)  # first: routes are matched in order, and a
-    app.include_router(admin_routes.router)   # fleet's polls are most of the requests
+    app.include_router(admin_routes.router)  # fleet's polls are most of the requests
     app.include_router(dp_routes.router)
     app.include_router(account_routes.router)
     app.include_router(access_routes.router)

@@ -127,8 +127,13 @@ async def get_policy(request: Request, ctx: Ctx) -> Response:
     return await policy_answer(request, ctx)
 
 
-def _authenticate(session: Session, request: Request, secret: str, action: str,
-                  policy_request: datetime | None = None) -> client_access.ClientCall:
+def _authenticate(
+    session: Session,
+    request: Request,
+    secret: str,
+    action: str,
+    policy_request: datetime | None = None,
+) -> client_access.ClientCall:
     """`client_access.authenticate`, keeping the principal for the poll hint and errors."""
     call = client_access.authenticate(session, secret, action, policy_request=policy_request)
     request.state.principal = call.principal
@@ -140,8 +145,11 @@ def _policy(ctx: SiteContext, request: Request, secret: str, wanted: str | None)
     with ctx.db.session() as session:
         call = _authenticate(session, request, secret, "client_api.policy", now)
         if call.principal.poll_requested:  # asked to poll now: it did
-            session.execute(update(Client).where(Client.client_id == call.client_id)
-                            .values(poll_requested=False))
+            session.execute(
+                update(Client)
+                .where(Client.client_id == call.client_id)
+                .values(poll_requested=False)
+            )
         etag = policy.etag_of(call.serial, now)
         if wanted == etag:
             return Response(status_code=304, headers={"ETag": etag})
@@ -154,8 +162,7 @@ def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
 
 
 async def manifest_answer(request: Request, ctx: SiteContext, package_hash: str) -> Response:
-    return await run_in_threadpool(_manifest, ctx, request, client_secret(request),
-                                   package_hash)
+    return await run_in_threadpool(_manifest, ctx, request, client_secret(request), package_hash)
 
 
 @router.get("/manifests/{package_hash}", dependencies=[client_action("client_api.content")])
@@ -171,8 +178,7 @@ def _manifest(ctx: SiteContext, request: Request, secret: str, package_hash: str
 
 
 async def locations_answer(request: Request, ctx: SiteContext, package_hash: str) -> Response:
-    return await run_in_threadpool(_locations, ctx, request, client_secret(request),
-                                   package_hash)
+    return await run_in_threadpool(_locations, ctx, request, client_secret(request), package_hash)
 
 
 @router.get("/locations/{package_hash}", dependencies=[client_action("client_api.content")])
@@ -202,14 +208,18 @@ async def status_answer(request: Request, ctx: SiteContext, _: str = "") -> Resp
     return JSONResponse(result)
 
 
-@router.post("/status", dependencies=[client_action("client_api.status")],
-             openapi_extra=request_body_schema(StatusBody))
+@router.post(
+    "/status",
+    dependencies=[client_action("client_api.status")],
+    openapi_extra=request_body_schema(StatusBody),
+)
 async def post_status(request: Request, ctx: Ctx) -> Response:
     return await status_answer(request, ctx)
 
 
-def _status(ctx: SiteContext, request: Request, secret: str,
-            raw: bytes) -> tuple[dict[str, int], bool]:
+def _status(
+    ctx: SiteContext, request: Request, secret: str, raw: bytes
+) -> tuple[dict[str, int], bool]:
     with ctx.db.session() as session:
         call = _authenticate(session, request, secret, "client_api.status")
         body = parse_body(StatusBody, raw)  # after authentication, as for other routes
@@ -220,8 +230,11 @@ def _status(ctx: SiteContext, request: Request, secret: str,
 Answer = Callable[[Request, SiteContext, str], Coroutine[Any, Any, Response]]
 PREFIX = CLIENT_API + "/"
 _FAST: dict[tuple[str, str], Answer] = {
-    ("GET", "policy"): policy_answer, ("GET", "manifests"): manifest_answer,
-    ("GET", "locations"): locations_answer, ("POST", "status"): status_answer}
+    ("GET", "policy"): policy_answer,
+    ("GET", "manifests"): manifest_answer,
+    ("GET", "locations"): locations_answer,
+    ("POST", "status"): status_answer,
+}
 _WITH_ARGUMENT = frozenset({"manifests", "locations"})
 
 
@@ -235,22 +248,21 @@ class ClientFastPath:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PREFIX):
-            name, slash, argument = scope["path"][len(PREFIX):].partition("/")
+            name, slash, argument = scope["path"][len(PREFIX) :].partition("/")
             answer = _FAST.get((scope["method"], name))
-            exact = (bool(argument) and "/" not in argument if name in _WITH_ARGUMENT
-                     else not slash)
+            exact = bool(argument) and "/" not in argument if name in _WITH_ARGUMENT else not slash
             if answer is not None and exact:
                 await _fast(answer, argument, scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
-async def _fast(answer: Answer, argument: str, scope: dict[str, Any], receive: Any,
-                send: Any) -> None:
+async def _fast(
+    answer: Answer, argument: str, scope: dict[str, Any], receive: Any, send: Any
+) -> None:
     request = Request(scope, receive)
     try:
-        response = with_poll_hint(request, await answer(request, scope["app"].state.ctx,
-                                                        argument))
+        response = with_poll_hint(request, await answer(request, scope["app"].state.ctx, argument))
     except QMError as exc:
         response = await qm_error_handler(request, exc)
     except RequestValidationError as exc:
@@ -265,6 +277,12 @@ def rekey(caller: RekeyCaller, request: Request, ctx: Ctx) -> dict[str, str]:
     """A new secret; it replaces the current one the first time the client uses it."""
     with ctx.db.session() as session:
         secret = client_access.rekey(session, caller.name)
-        audit.record(session, caller, "client_api.rekey", caller.name, audit.OK,
-                     request.client.host if request.client else "")
+        audit.record(
+            session,
+            caller,
+            "client_api.rekey",
+            caller.name,
+            audit.OK,
+            request.client.host if request.client else "",
+        )
     return {"client_id": caller.name, "client_secret": secret}

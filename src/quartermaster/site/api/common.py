@@ -47,7 +47,7 @@ Ctx = Annotated[SiteContext, Depends(get_ctx)]
 
 _MISSING_HINTS = {
     Credential.ACCOUNT: "pass --token (or set QM_TOKEN): SITE_HOME/admin.token or a token "
-                        "from `qm token create`",
+    "from `qm token create`",
     Credential.CLIENT: "send the client secret from registration as `Authorization: Bearer`",
     Credential.DP: "send the DP credential from enrollment as `Authorization: Bearer`",
 }
@@ -99,14 +99,27 @@ class Requirement:
         except QMError as exc:
             if audited:
                 with ctx.db.session() as session:
-                    audit.record(session, principal, self.action, _target(request), audit.DENIED,
-                                 _source(request), _route_details(request), exc.http_status)
+                    audit.record(
+                        session,
+                        principal,
+                        self.action,
+                        _target(request),
+                        audit.DENIED,
+                        _source(request),
+                        _route_details(request),
+                        exc.http_status,
+                    )
             raise
         if audited:
             with ctx.db.session() as session:
-                request.state.audit_id = audit.begin(session, principal, self.action,
-                                                     _target(request), _source(request),
-                                                     _route_details(request))
+                request.state.audit_id = audit.begin(
+                    session,
+                    principal,
+                    self.action,
+                    _target(request),
+                    _source(request),
+                    _route_details(request),
+                )
         return principal
 
 
@@ -160,13 +173,18 @@ def parse_body(model: type[BodyModel], raw: bytes) -> BodyModel:
         return model.model_validate_json(raw or b"null")
     except ValidationError as exc:
         raise RequestValidationError(
-            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]) from None
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        ) from None
 
 
 def request_body_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The OpenAPI request body of a route that reads its body itself (parse_body)."""
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": model.model_json_schema()}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
 
 
 # Fail-closed default for a route that has not been given its own action yet: admins only.
@@ -191,8 +209,10 @@ class CheckedRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
         if requirement_of(self) is None:
-            raise TypeError(f"route {sorted(self.methods or ())} {self.path} declares no action: "
-                            "add require(ACTION) or allow(ACTION) (site/authorization.py)")
+            raise TypeError(
+                f"route {sorted(self.methods or ())} {self.path} declares no action: "
+                "add require(ACTION) or allow(ACTION) (site/authorization.py)"
+            )
 
 
 class AuditedRoute(CheckedRoute):
@@ -205,8 +225,12 @@ class AuditedRoute(CheckedRoute):
             try:
                 response = await handler(request)
             except Exception as exc:
-                await _finish(request, _failure_status(exc), None,
-                              {"error": getattr(exc, "code", type(exc).__name__)})
+                await _finish(
+                    request,
+                    _failure_status(exc),
+                    None,
+                    {"error": getattr(exc, "code", type(exc).__name__)},
+                )
                 raise
             await _finish(request, response.status_code, response, {})
             return response
@@ -214,8 +238,9 @@ class AuditedRoute(CheckedRoute):
         return audited
 
 
-async def _finish(request: Request, status: int, response: Response | None,
-                  details: dict[str, Any]) -> None:
+async def _finish(
+    request: Request, status: int, response: Response | None, details: dict[str, Any]
+) -> None:
     entry_id = getattr(request.state, "audit_id", None)
     if entry_id is None:
         return
@@ -226,9 +251,9 @@ async def _finish(request: Request, status: int, response: Response | None,
     except (RuntimeError, ValueError):
         details = {"request": "(not JSON)", **details}
     target = getattr(request.state, "created_object", "") or (
-        _created_object(response) if response is not None else "")
-    outcome = (audit.OK if status < 400 else audit.DENIED if status in (401, 403)
-               else audit.FAILED)
+        _created_object(response) if response is not None else ""
+    )
+    outcome = audit.OK if status < 400 else audit.DENIED if status in (401, 403) else audit.FAILED
     ctx: SiteContext = request.app.state.ctx
 
     def write() -> None:
@@ -286,8 +311,9 @@ def _route_details(request: Request) -> dict[str, Any]:
 
 
 def error_response(status: int, code: str, message: str, hint: str = "") -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "hint": hint}},
-                        status_code=status)
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "hint": hint}}, status_code=status
+    )
 
 
 async def qm_error_handler(_request: Request, exc: Exception) -> JSONResponse:
@@ -298,9 +324,14 @@ async def qm_error_handler(_request: Request, exc: Exception) -> JSONResponse:
 async def validation_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = "; ".join(
-        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors())
-    return error_response(422, "invalid_input", f"invalid request: {problems}",
-                          "see docs/protocol.md for the request shape")
+        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
+    )
+    return error_response(
+        422,
+        "invalid_input",
+        f"invalid request: {problems}",
+        "see docs/protocol.md for the request shape",
+    )
 
 
 async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
@@ -310,5 +341,9 @@ async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def internal_handler(_request: Request, exc: Exception) -> JSONResponse:
-    return error_response(500, "internal", "the site server failed to handle this request",
-                          "see the site server's log; the request changed nothing")
+    return error_response(
+        500,
+        "internal",
+        "the site server failed to handle this request",
+        "see the site server's log; the request changed nothing",
+    )

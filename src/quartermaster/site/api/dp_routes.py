@@ -42,8 +42,12 @@ def enroll(body: EnrollBody, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         dp, credential = distribution.enroll(session, body.enrollment_token, body.url)
         name = dp.name
-    return {"dp": name, "credential": credential, "site_code": ctx.site_code,
-            "signing_keys": [k.to_dict() for k in ctx.trusted_keys()]}
+    return {
+        "dp": name,
+        "credential": credential,
+        "site_code": ctx.site_code,
+        "signing_keys": [k.to_dict() for k in ctx.trusted_keys()],
+    }
 
 
 @router.get("/assignments")

@@ -14,7 +14,10 @@ from quartermaster.site.api.common import error_response
 
 
 async def invalid_data_handler(_request: Request, exc: Exception) -> JSONResponse:
-    return error_response(422, "invalid_input",
-                          "a value in the request cannot be stored: text with a NUL character "
-                          "or a number out of range",
-                          "send printable text and numbers within the documented bounds")
+    return error_response(
+        422,
+        "invalid_input",
+        "a value in the request cannot be stored: text with a NUL character "
+        "or a number out of range",
+        "send printable text and numbers within the documented bounds",
+    )

@@ -15,17 +15,26 @@ from fastapi.openapi.utils import get_openapi
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["error"],
-    "properties": {"error": {
-        "type": "object",
-        "required": ["code", "message", "hint"],
-        "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                       "hint": {"type": "string"}},
-    }},
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "hint"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "hint": {"type": "string"},
+            },
+        }
+    },
 }
 ERRORS = {
-    "400": "Bad request", "401": "No or unknown credential", "403": "Not allowed for this role",
-    "404": "Not found", "409": "Conflict with the current state",
-    "413": "Request body too large", "422": "Invalid input",
+    "400": "Bad request",
+    "401": "No or unknown credential",
+    "403": "Not allowed for this role",
+    "404": "Not found",
+    "409": "Conflict with the current state",
+    "413": "Request body too large",
+    "422": "Invalid input",
 }
 
 
@@ -34,8 +43,9 @@ def use_error_shape(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version,
-                                 description=app.description, routes=app.routes)
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
             _rewrite(schema)
             app.openapi_schema = schema
         return app.openapi_schema
@@ -53,5 +63,7 @@ def _rewrite(schema: dict[str, Any]) -> None:
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
             for status, description in ERRORS.items():
-                responses[status] = {"description": description,
-                                     "content": {"application/json": {"schema": reference}}}
+                responses[status] = {
+                    "description": description,
+                    "content": {"application/json": {"schema": reference}},
+                }

@@ -12,8 +12,11 @@ url = config.get_main_option("sqlalchemy.url")
 assert url, "the site passes its database URL"
 connectable = create_engine(url)
 with connectable.connect() as connection:
-    context.configure(connection=connection, target_metadata=Base.metadata,
-                      render_as_batch=connection.dialect.name == "sqlite")
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
     with context.begin_transaction():
         context.run_migrations()
 connectable.dispose()
