@@ -37,11 +37,10 @@ from sqlalchemy import func, insert, select
 from quartermaster.console import create_console, sessions
 from quartermaster.core.program import ProgramSpec
 from quartermaster.core.status_catalog import CATALOG
-from quartermaster.site import packages
 from quartermaster.site.api.app import create_app
+from quartermaster.site.content import packages
 from quartermaster.site.context import SiteContext
-from quartermaster.site.deployments import create_deployment
-from quartermaster.site.membership import create_collection
+from quartermaster.site.deployments.deployments import create_deployment
 from quartermaster.site.models import (
     Account,
     Client,
@@ -51,6 +50,7 @@ from quartermaster.site.models import (
     utcnow,
 )
 from quartermaster.site.setup import init_site
+from quartermaster.site.targeting.membership import create_collection
 
 CHUNK = 20_000
 # (state, its last message, share of clients): most succeeded, some still running or failed.

@@ -14,9 +14,9 @@ from bench.console_page import seed
 from fastapi.testclient import TestClient
 
 from quartermaster.console import create_console, sessions
-from quartermaster.site import audit
 from quartermaster.site.api.app import create_app
 from quartermaster.site.context import SiteContext
+from quartermaster.site.identity import audit
 from quartermaster.site.setup import init_site
 
 PASSWORD = "correct horse battery staple"
@@ -92,7 +92,7 @@ def test_sign_in_sets_a_strict_http_only_cookie(site: Site) -> None:
 def test_changing_the_password_ends_console_sessions(site: Site) -> None:
     site.sign_in()
     with site.ctx.db.session() as session:
-        from quartermaster.site.accounts import set_password
+        from quartermaster.site.identity.accounts import set_password
 
         set_password(session, "admin", "another long pass phrase")
     assert site.http.get("/console/").status_code == 303
@@ -177,7 +177,7 @@ def test_deployment_pages_walk_every_client_once_forward_and_back(site: Site, st
         _client_ids(site.http.get(f"/console/deployments/{deployment_id}{back}").text) == pages[2]
     )
     with site.ctx.db.session() as session:
-        from quartermaster.site.deployments import deployment_status
+        from quartermaster.site.deployments.deployments import deployment_status
 
         ordered = deployment_status(session, deployment_id, limit=150, state=state or None)
     assert seen == [c["client_id"] for c in ordered["clients"]]

@@ -19,14 +19,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from quartermaster.core.program import ProgramSpec
-from quartermaster.site import membership, packages, policy
 from quartermaster.site.api.app import create_app
+from quartermaster.site.content import packages
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import read_counter
-from quartermaster.site.deployments import reevaluate_rollouts
+from quartermaster.site.deployments import policy
+from quartermaster.site.deployments.deployments import reevaluate_rollouts
+from quartermaster.site.deployments.status_ingest import ingest
 from quartermaster.site.models import Client, utcnow
 from quartermaster.site.setup import init_site
-from quartermaster.site.status_ingest import ingest
+from quartermaster.site.targeting import membership
 
 
 # The site status messages deployments raise (IDs in site.deployments). Installed for the

@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import select
 
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound
-from quartermaster.site import membership
 from quartermaster.site.context import SiteContext
-from quartermaster.site.deployments import create_deployment
+from quartermaster.site.deployments.deployments import create_deployment
 from quartermaster.site.models import Client, DeploymentClient
+from quartermaster.site.targeting import membership
 from tests.deployments.conftest import (
     add_client,
     client_id_for,

@@ -10,15 +10,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from quartermaster.core.errors import Conflict, InvalidInput
-from quartermaster.site import membership
 from quartermaster.site.context import SiteContext
-from quartermaster.site.deployments import (
+from quartermaster.site.deployments.deployments import (
     cancel_deployment,
     create_deployment,
     pause_deployment,
     resume_deployment,
 )
 from quartermaster.site.models import StatusMessageRow
+from quartermaster.site.targeting import membership
 from tests.deployments.conftest import add_client, deployments_of, serial
 
 FACTS = {

@@ -14,16 +14,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from quartermaster.site import membership
 from quartermaster.site.context import SiteContext
-from quartermaster.site.deployments import (
+from quartermaster.site.deployments.deployments import (
     create_deployment,
     deployment_status,
     pause_deployment,
     resume_deployment,
 )
+from quartermaster.site.deployments.phases import PhasePlan, assign_phase, parse_phases
 from quartermaster.site.models import Client, StatusMessageRow
-from quartermaster.site.phases import PhasePlan, assign_phase, parse_phases
+from quartermaster.site.targeting import membership
 from tests.deployments.conftest import add_client, deployments_of, serial
 from tests.deployments.conftest import report as report_status
 

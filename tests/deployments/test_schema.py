@@ -10,11 +10,13 @@ from alembic import command
 from sqlalchemy import Engine, text
 
 from quartermaster.core.program import ProgramSpec
-from quartermaster.site import db, membership, packages
+from quartermaster.site import db
+from quartermaster.site.content import packages
 from quartermaster.site.context import SiteContext
-from quartermaster.site.deployments import create_deployment, deployment_status
-from quartermaster.site.phases import parse_phases
+from quartermaster.site.deployments.deployments import create_deployment, deployment_status
+from quartermaster.site.deployments.phases import parse_phases
 from quartermaster.site.setup import init_site
+from quartermaster.site.targeting import membership
 from tests.conftest import ENGINES, fresh_postgres_database
 from tests.deployments.conftest import (
     add_client,

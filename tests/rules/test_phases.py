@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from quartermaster.core.errors import InvalidInput
-from quartermaster.site.phases import (
+from quartermaster.site.deployments.phases import (
     PhaseCounts,
     PhasePlan,
     RolloutControl,

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from quartermaster.core.errors import InvalidInput, Unauthorized
 from quartermaster.site import db
-from quartermaster.site.accounts import authenticate_password, create_account, set_disabled
+from quartermaster.site.identity.accounts import authenticate_password, create_account, set_disabled
 from quartermaster.site.models import Account, ApiToken
 from quartermaster.site.setup import init_site
 from tests.security.conftest import SiteApi, bearer

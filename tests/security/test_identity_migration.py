@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from quartermaster.core.errors import Unauthorized
 from quartermaster.site import db
-from quartermaster.site.accounts import authenticate_token
+from quartermaster.site.identity.accounts import authenticate_token
 from tests.conftest import ENGINES, fresh_postgres_database
 
 OLD_ADMIN, OLD_VIEWER = "qma_old-admin-token", "qma_old-viewer-token"

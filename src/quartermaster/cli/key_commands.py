@@ -29,8 +29,8 @@ def rotate_key(home: Path = HomeOption, as_json: bool = JsonOption) -> None:
 
     Example: qm site rotate-key --home ./site
     """
-    from quartermaster.site import keys
     from quartermaster.site.context import SiteContext
+    from quartermaster.site.identity import keys
 
     ctx = SiteContext.open(home)
     try:
@@ -62,8 +62,8 @@ def retire_key(
 
     Example: qm site retire-key 3f1c0a9e2b7d4c61 --home ./site
     """
-    from quartermaster.site import keys
     from quartermaster.site.context import SiteContext
+    from quartermaster.site.identity import keys
 
     ctx = SiteContext.open(home)
     try:
@@ -82,7 +82,7 @@ def list_keys(home: Path = HomeOption, as_json: bool = JsonOption) -> None:
     Example: qm site keys --home ./site --json
     """
     from quartermaster.site.home import SiteHome
-    from quartermaster.site.keys import SiteKeys
+    from quartermaster.site.identity.keys import SiteKeys
 
     site_keys = SiteKeys(SiteHome(home).keys)
     rows = [k.to_dict() for k in site_keys.describe()]

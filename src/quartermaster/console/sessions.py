@@ -24,9 +24,9 @@ from fastapi import Request, Response
 from sqlalchemy.exc import IntegrityError
 
 from quartermaster.core.errors import QMError, Unauthorized
-from quartermaster.site.accounts import principal_for
-from quartermaster.site.authorization import NOBODY, Credential, Principal
 from quartermaster.site.context import SiteContext
+from quartermaster.site.identity.accounts import principal_for
+from quartermaster.site.identity.authorization import NOBODY, Credential, Principal
 from quartermaster.site.models import Account, SiteSetting
 
 COOKIE = "qm_console"

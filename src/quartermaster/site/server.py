@@ -21,10 +21,10 @@ from sqlalchemy import select
 from quartermaster.core.errors import QMError
 from quartermaster.core.tls import ServerTLS
 from quartermaster.dp.content_server import StoreMount, create_content_app, start_content_server
-from quartermaster.site import distribution
 from quartermaster.site.api.app import create_app
 from quartermaster.site.context import SiteContext
-from quartermaster.site.embedded_dp import EmbeddedDP
+from quartermaster.site.distribution import enrollment
+from quartermaster.site.distribution.embedded_dp import EmbeddedDP
 from quartermaster.site.home import content_listen, split_listen
 from quartermaster.site.models import DistributionPoint
 
@@ -71,7 +71,7 @@ def _library_auth(ctx: SiteContext):  # type: ignore[no-untyped-def]
     def check(token: str) -> bool:
         try:
             with ctx.db.session() as session:
-                distribution.authenticate_dp(session, token)
+                enrollment.authenticate_dp(session, token)
         except QMError:
             return False
         return True

@@ -10,10 +10,10 @@ from quartermaster.core.durable_files import write_atomic
 from quartermaster.core.errors import Conflict, InvalidInput
 from quartermaster.core.ids import check_site_code
 from quartermaster.site import db
-from quartermaster.site.accounts import check_password, create_account, create_token
-from quartermaster.site.distribution import EMBEDDED_DP, add_dp
+from quartermaster.site.distribution.points import EMBEDDED_DP, add_dp
 from quartermaster.site.home import SiteConfig, SiteHome, content_url, split_listen
-from quartermaster.site.keys import create_first_key
+from quartermaster.site.identity.accounts import check_password, create_account, create_token
+from quartermaster.site.identity.keys import create_first_key
 from quartermaster.site.models import Site
 
 EMBEDDED_ENROLLMENT = "enrollment.token"

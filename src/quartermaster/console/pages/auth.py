@@ -21,8 +21,8 @@ from quartermaster.console.web import (
     safe_next,
 )
 from quartermaster.core.errors import NotFound, Unauthorized
-from quartermaster.site import accounts, audit
-from quartermaster.site.authorization import Credential, Principal
+from quartermaster.site.identity import accounts, audit
+from quartermaster.site.identity.authorization import Credential, Principal
 
 router = APIRouter(prefix="/console", route_class=PublicRoute)
 STATIC_FILES = {p.name for p in STATIC.iterdir() if p.is_file()}

@@ -16,10 +16,10 @@ from quartermaster.console.web import (
     signed_in,
 )
 from quartermaster.core.status_catalog import CATALOG
-from quartermaster.site import reports
-from quartermaster.site.authorization import Principal
-from quartermaster.site.clients import client_summary, get_client, list_clients
-from quartermaster.site.status_ingest import query_messages
+from quartermaster.site.deployments import reports
+from quartermaster.site.identity.authorization import Principal
+from quartermaster.site.status.messages import query_messages
+from quartermaster.site.targeting.clients import client_summary, get_client, list_clients
 
 router = page_router()
 APPROVALS = ("approved", "pending", "blocked")

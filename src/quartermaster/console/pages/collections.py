@@ -21,7 +21,6 @@ from quartermaster.console.web import (
     signed_in,
 )
 from quartermaster.core.errors import InvalidInput
-from quartermaster.site import membership
 from quartermaster.site.api.admin_routes import (
     CollectionBody,
     MemberBody,
@@ -29,8 +28,9 @@ from quartermaster.site.api.admin_routes import (
     OtherCollectionBody,
     RuleBody,
 )
-from quartermaster.site.authorization import Principal
-from quartermaster.site.collection_rules import MAX_RULE_LENGTH, parse_rule
+from quartermaster.site.identity.authorization import Principal
+from quartermaster.site.targeting import membership
+from quartermaster.site.targeting.collection_rules import MAX_RULE_LENGTH, parse_rule
 
 router = page_router()
 Form = Annotated[FormData, Depends(form_data)]

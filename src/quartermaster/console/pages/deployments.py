@@ -25,9 +25,9 @@ from quartermaster.console.web import (
     signed_in,
 )
 from quartermaster.core.status_catalog import ClientState
-from quartermaster.site import deployments, reports
 from quartermaster.site.api.admin_routes import DeploymentBody
-from quartermaster.site.authorization import Principal
+from quartermaster.site.deployments import deployments, reports
+from quartermaster.site.identity.authorization import Principal
 
 router = page_router()
 STATES = [s.value for s in ClientState]

@@ -18,9 +18,10 @@ from quartermaster.console.web import (
     render,
     signed_in,
 )
-from quartermaster.site import distribution, reports
 from quartermaster.site.api.admin_routes import ValidateBody
-from quartermaster.site.authorization import Principal
+from quartermaster.site.deployments import reports
+from quartermaster.site.distribution import points, validation
+from quartermaster.site.identity.authorization import Principal
 
 router = page_router()
 
@@ -28,7 +29,7 @@ router = page_router()
 @router.get("/dps")
 def dp_list(request: Request, principal: Annotated[Principal, signed_in("dp.read")]) -> Response:
     with get_ctx(request).db.session() as session:
-        dps = distribution.list_dps(session)
+        dps = points.list_dps(session)
     rows = [{**dp, "health": reports.dp_health(dp)} for dp in dps]
     return render(request, "dps.html", principal, section="dps", dps=rows)
 
@@ -38,8 +39,8 @@ def dp_page(
     request: Request, name: str, principal: Annotated[Principal, signed_in("dp.read")]
 ) -> Response:
     with get_ctx(request).db.session() as session:
-        distribution.get_dp(session, name)  # 404 for an unknown DP
-        dp = next(d for d in distribution.list_dps(session) if d["name"] == name)
+        points.get_dp(session, name)  # 404 for an unknown DP
+        dp = next(d for d in points.list_dps(session) if d["name"] == name)
         history = reports.dp_validation_history(session, name)
     return render(
         request,
@@ -60,7 +61,7 @@ def dp_validate(
     form: Annotated[FormData, Depends(form_data)],
 ) -> Response:
     package_id = body(ValidateBody, {"package_id": field(form, "package_id") or None}).package_id
-    count = distribution.validate_dp(get_ctx(request), name, package_id)
+    count = validation.validate_dp(get_ctx(request), name, package_id)
     return redirect(
         request,
         f"/console/dps/{name}",

@@ -8,9 +8,10 @@ from fastapi import Request, Response
 
 from quartermaster.console.charts import Part
 from quartermaster.console.web import get_ctx, page_router, render, signed_in
-from quartermaster.site import distribution, reports
-from quartermaster.site.authorization import Principal
-from quartermaster.site.status_ingest import query_messages
+from quartermaster.site.deployments import reports
+from quartermaster.site.distribution import points
+from quartermaster.site.identity.authorization import Principal
+from quartermaster.site.status.messages import query_messages
 
 router = page_router()
 
@@ -28,7 +29,7 @@ def overview(request: Request, principal: Annotated[Principal, signed_in("site.r
     ctx = get_ctx(request)
     with ctx.db.session() as session:
         counts = reports.site_counts(session)
-        dps = distribution.list_dps(session)
+        dps = points.list_dps(session)
         progress = reports.distribution_progress(session)
         history = reports.outcome_history(session)
         errors = query_messages(session, severity="error", limit=8)

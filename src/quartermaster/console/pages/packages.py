@@ -21,10 +21,12 @@ from quartermaster.console.web import (
     render,
     signed_in,
 )
-from quartermaster.site import distribution, membership, packages
 from quartermaster.site.api.admin_routes import DPNames, OneDP, PackageBody
-from quartermaster.site.authorization import Principal
-from quartermaster.site.deployments import RERUN
+from quartermaster.site.content import packages
+from quartermaster.site.deployments.deployments import RERUN
+from quartermaster.site.distribution import points
+from quartermaster.site.identity.authorization import Principal
+from quartermaster.site.targeting import membership
 
 router = page_router()
 Form = Annotated[FormData, Depends(form_data)]
@@ -89,7 +91,7 @@ def package_page(
     ctx = get_ctx(request)
     package = packages.show_package(ctx, package_id)
     with ctx.db.session() as session:
-        dp_names = [dp["name"] for dp in distribution.list_dps(session) if dp["state"] == "active"]
+        dp_names = [dp["name"] for dp in points.list_dps(session) if dp["state"] == "active"]
         collections = [c["name"] for c in membership.list_collections(session)]
     carried = {row["dp"] for row in package["distribution"]}
     return render(

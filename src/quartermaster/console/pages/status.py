@@ -17,9 +17,9 @@ from quartermaster.console.web import (
     signed_in,
 )
 from quartermaster.core.status_catalog import CATALOG, Severity
-from quartermaster.site.authorization import Principal
+from quartermaster.site.identity.authorization import Principal
 from quartermaster.site.models import utcnow
-from quartermaster.site.status_ingest import query_messages
+from quartermaster.site.status.messages import query_messages
 
 router = page_router()
 COMPONENTS = sorted({m.component for m in CATALOG.values()})

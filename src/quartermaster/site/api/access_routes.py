@@ -9,10 +9,11 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from quartermaster.core.errors import InvalidInput
-from quartermaster.site import client_access, distribution, membership
 from quartermaster.site.api.common import AuditedRoute, Ctx, allow
-from quartermaster.site.authorization import APPROVED, BLOCKED
-from quartermaster.site.clients import client_summary
+from quartermaster.site.distribution import points
+from quartermaster.site.identity.authorization import APPROVED, BLOCKED
+from quartermaster.site.targeting import client_access, membership
+from quartermaster.site.targeting.clients import client_summary
 
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
@@ -65,7 +66,7 @@ def rekey_client(client_id: ClientIdPath, ctx: Ctx) -> dict[str, Any]:
 @router.post("/dps/{name}/retire", dependencies=[allow("dp.retire")])
 def retire_dp(name: DPNamePath, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
-        dp = distribution.retire_dp(session, name)
+        dp = points.retire_dp(session, name)
         answer = {"name": dp.name, "state": dp.state}
     ctx.distribution_changed()
     return answer
@@ -75,5 +76,5 @@ def retire_dp(name: DPNamePath, ctx: Ctx) -> dict[str, Any]:
 def reenroll_dp(name: DPNamePath, ctx: Ctx) -> dict[str, Any]:
     """A new one-time enrollment token; the DP's current credential stops working now."""
     with ctx.db.session() as session:
-        token = distribution.reenroll_dp(session, name)
+        token = points.reenroll_dp(session, name)
     return {"name": name, "enrollment_token": token}

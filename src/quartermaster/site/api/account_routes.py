@@ -9,9 +9,15 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from quartermaster.core.errors import InvalidInput
-from quartermaster.site import accounts, audit, settings
+from quartermaster.site import settings
 from quartermaster.site.api.common import AuditedRoute, Ctx, allow, require
-from quartermaster.site.authorization import Principal, allowed_actions, authorize, is_allowed
+from quartermaster.site.identity import accounts, audit
+from quartermaster.site.identity.authorization import (
+    Principal,
+    allowed_actions,
+    authorize,
+    is_allowed,
+)
 
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 

@@ -12,11 +12,9 @@ from sqlalchemy.orm import Session
 
 from quartermaster.core.errors import InvalidInput
 from quartermaster.core.program import ProgramSpec
-from quartermaster.site import distribution, packages
 from quartermaster.site.api.common import AuditedRoute, Ctx, allow
-from quartermaster.site.clients import list_clients
-from quartermaster.site.collection_rules import MAX_RULE_LENGTH
-from quartermaster.site.deployments import (
+from quartermaster.site.content import packages
+from quartermaster.site.deployments.deployments import (
     cancel_deployment,
     create_from_request,
     deployment_status,
@@ -25,7 +23,11 @@ from quartermaster.site.deployments import (
     reschedule_deployment,
     resume_deployment,
 )
-from quartermaster.site.membership import (
+from quartermaster.site.distribution import points, validation
+from quartermaster.site.status.messages import query_messages
+from quartermaster.site.targeting.clients import list_clients
+from quartermaster.site.targeting.collection_rules import MAX_RULE_LENGTH
+from quartermaster.site.targeting.membership import (
     MAX_BULK_MEMBERS,
     MAX_LINKS,
     MAX_RULES,
@@ -43,7 +45,6 @@ from quartermaster.site.membership import (
     show_collection,
     unlink,
 )
-from quartermaster.site.status_ingest import query_messages
 
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 MAX_INT = 2**31 - 1  # query numbers beyond this cannot name a row (and overflow SQL)
@@ -470,21 +471,21 @@ class DPBody(Strict):
 @router.post("/dps", status_code=201, dependencies=[allow("dp.create")])
 def add_dp(body: DPBody, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
-        token = distribution.add_dp(session, body.name, body.url, body.boundaries, body.fallback)
+        token = points.add_dp(session, body.name, body.url, body.boundaries, body.fallback)
     return {"name": body.name, "enrollment_token": token}
 
 
 @router.get("/dps", dependencies=[allow("dp.read")])
 def dps(ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
-        return {"dps": distribution.list_dps(session)}
+        return {"dps": points.list_dps(session)}
 
 
 @router.get("/dps/{name}/content", dependencies=[allow("dp.read")])
 def dp_content(name: str, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
-        dp = distribution.get_dp(session, name)
-        return {"dp": name, "content": distribution.dp_content(session, dp)}
+        dp = points.get_dp(session, name)
+        return {"dp": name, "content": points.dp_content(session, dp)}
 
 
 class ValidateBody(Strict):
@@ -493,5 +494,5 @@ class ValidateBody(Strict):
 
 @router.post("/dps/{name}/validate", dependencies=[allow("dp.validate")])
 def validate_dp(name: str, body: ValidateBody, ctx: Ctx) -> dict[str, Any]:
-    count = distribution.validate_dp(ctx, name, body.package_id)
+    count = validation.validate_dp(ctx, name, body.package_id)
     return {"dp": name, "versions_to_validate": count}

@@ -19,7 +19,6 @@ from quartermaster.core.canonical import canonical_json
 from quartermaster.core.client_protocol import CLIENT_API, POLL_AFTER_HEADER
 from quartermaster.core.errors import InvalidInput, QMError
 from quartermaster.core.hashing import is_sha256_hex
-from quartermaster.site import audit, client_access, clients, distribution, membership, policy
 from quartermaster.site.api.common import (
     CheckedRoute,
     Ctx,
@@ -33,10 +32,15 @@ from quartermaster.site.api.common import (
     validation_handler,
 )
 from quartermaster.site.api.input_errors import invalid_data_handler
-from quartermaster.site.authorization import Principal
+from quartermaster.site.content import manifests
 from quartermaster.site.context import SiteContext
+from quartermaster.site.deployments import policy
+from quartermaster.site.deployments.status_ingest import MAX_BATCH, MISMATCH, ingest
+from quartermaster.site.distribution.locations import content_locations
+from quartermaster.site.identity import audit
+from quartermaster.site.identity.authorization import Principal
 from quartermaster.site.models import Client, utcnow
-from quartermaster.site.status_ingest import MAX_BATCH, MISMATCH, ingest
+from quartermaster.site.targeting import client_access, clients, membership
 
 
 class ClientRoute(CheckedRoute):
@@ -173,7 +177,7 @@ async def get_manifest(package_hash: str, request: Request, ctx: Ctx) -> Respons
 def _manifest(ctx: SiteContext, request: Request, secret: str, package_hash: str) -> Response:
     with ctx.db.session() as session:
         call = _authenticate(session, request, secret, "client_api.content")
-        body = distribution.manifest_bytes(session, _hash(package_hash), call.serial)
+        body = manifests.manifest_bytes(session, _hash(package_hash), call.serial)
     return Response(body, media_type="application/json")
 
 
@@ -191,7 +195,7 @@ def _locations(ctx: SiteContext, request: Request, secret: str, package_hash: st
         call = _authenticate(session, request, secret, "client_api.content")
         ips = [request.client.host] if request.client else []
         ips += [ip for ip in call.ip_addresses if isinstance(ip, str)]
-        found = distribution.content_locations(session, _hash(package_hash), ips)
+        found = content_locations(session, _hash(package_hash), ips)
     return _json({"package_hash": package_hash, "locations": found})
 
 

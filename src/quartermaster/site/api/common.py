@@ -23,15 +23,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from quartermaster.core.errors import QMError, Unauthorized
-from quartermaster.site import accounts, audit, client_access, distribution
-from quartermaster.site.authorization import (
+from quartermaster.site.context import SiteContext
+from quartermaster.site.distribution import enrollment
+from quartermaster.site.identity import accounts, audit
+from quartermaster.site.identity.authorization import (
     NOBODY,
     Credential,
     Principal,
     authorize,
     rule_for,
 )
-from quartermaster.site.context import SiteContext
+from quartermaster.site.targeting import client_access
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 BodyModel = TypeVar("BodyModel", bound=BaseModel)
@@ -74,7 +76,7 @@ def identify_bearer(request: Request, ctx: SiteContext, credential: Credential) 
             return accounts.authenticate_token(session, secret)
         if credential is Credential.CLIENT:
             return client_access.client_principal(session, secret)
-        dp = distribution.authenticate_dp(session, secret)
+        dp = enrollment.authenticate_dp(session, secret)
         return Principal(Credential.DP, dp.name, "dp", dp_id=dp.id)
 
 

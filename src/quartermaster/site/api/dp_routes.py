@@ -8,9 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from quartermaster.site import distribution
+from quartermaster.site import models
 from quartermaster.site.api.common import CheckedRoute, Ctx, allow, require
-from quartermaster.site.authorization import Principal
+from quartermaster.site.content import manifests
+from quartermaster.site.distribution import assignment, dp_reports, enrollment
+from quartermaster.site.identity.authorization import Principal
 
 router = APIRouter(prefix="/api/dp/v1", route_class=CheckedRoute)
 
@@ -40,7 +42,7 @@ ReportingDP = Annotated[int, Depends(_dp_id("dp_api.report"))]
 @router.post("/enroll", dependencies=[allow("dp_api.enroll")])
 def enroll(body: EnrollBody, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
-        dp, credential = distribution.enroll(session, body.enrollment_token, body.url)
+        dp, credential = enrollment.enroll(session, body.enrollment_token, body.url)
         name = dp.name
     return {
         "dp": name,
@@ -53,9 +55,9 @@ def enroll(body: EnrollBody, ctx: Ctx) -> dict[str, Any]:
 @router.get("/assignments")
 def assignments(dp_id: SyncingDP, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
-        dp = session.get(distribution.DistributionPoint, dp_id)
+        dp = session.get(models.DistributionPoint, dp_id)
         assert dp is not None
-        answer = distribution.assignments(ctx, session, dp)
+        answer = assignment.assignments(ctx, session, dp)
     answer["signing_keys"] = ctx.key.key_list_envelope(ctx.site_code)  # DPs follow rotations
     return answer
 
@@ -63,7 +65,7 @@ def assignments(dp_id: SyncingDP, ctx: Ctx) -> dict[str, Any]:
 @router.get("/manifests/{package_hash}")
 def manifest(package_hash: str, _: SyncingDP, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
-        return distribution.manifest_envelope(session, package_hash)
+        return manifests.manifest_envelope(session, package_hash)
 
 
 MAX_BYTES = 2**62  # within a SQL BIGINT
@@ -89,7 +91,7 @@ class ReportBody(BaseModel):
 @router.post("/report")
 def report(body: ReportBody, dp_id: ReportingDP, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
-        dp = session.get(distribution.DistributionPoint, dp_id)
+        dp = session.get(models.DistributionPoint, dp_id)
         assert dp is not None
-        distribution.record_report(session, dp, body.model_dump())
+        dp_reports.record_report(session, dp, body.model_dump())
     return {"ok": True}

@@ -20,7 +20,7 @@ from quartermaster.site.models import (
     utcnow,
 )
 from quartermaster.site.settings import DEFAULTS
-from quartermaster.site.site_status import status_row
+from quartermaster.site.status.site_messages import status_row
 
 _CLIENTS = cast(Table, Client.__table__)
 _MESSAGES = cast(Table, StatusMessageRow.__table__)
@@ -40,7 +40,7 @@ _FACTS = {"hostname": 255, "os": 50, "os_version": 100, "architecture": 50, "age
 def register(ctx: SiteContext, facts: dict[str, Any]) -> dict[str, Any]:
     """Register a client: its row, the site's 3001 message and its rule-based memberships,
     in one transaction (nothing of a half-registered client is ever visible)."""
-    from quartermaster.site import membership  # membership builds on this module
+    from quartermaster.site.targeting import membership  # membership builds on this module
 
     for key, limit in _FACTS.items():
         value = facts.get(key, "")

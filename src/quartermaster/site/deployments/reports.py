@@ -27,7 +27,7 @@ from quartermaster.site.models import (
     StatusMessageRow,
     utcnow,
 )
-from quartermaster.site.status_ingest import message_dict
+from quartermaster.site.status.messages import message_dict
 
 #: A client that asked for policy within this time is active (SMS's heartbeat window).
 ACTIVE_WINDOW = timedelta(days=7)

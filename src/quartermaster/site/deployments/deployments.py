@@ -24,18 +24,9 @@ from quartermaster.core.errors import Conflict, InvalidInput, NotFound
 from quartermaster.core.ids import DEPLOYMENT_ID_START, check_object_id, object_id
 from quartermaster.core.schedule import Rerun, check_times, parse_rerun, parse_time
 from quartermaster.core.status_catalog import ClientState
+from quartermaster.site.content.packages import get_package
 from quartermaster.site.db import next_counter
-from quartermaster.site.membership import get_collection
-from quartermaster.site.models import (
-    Client,
-    CollectionMember,
-    Deployment,
-    DeploymentClient,
-    Program,
-    utcnow,
-)
-from quartermaster.site.packages import get_package
-from quartermaster.site.phases import (
+from quartermaster.site.deployments.phases import (
     DEFAULT_ERROR_THRESHOLD,
     DEFAULT_SUCCESS_THRESHOLD,
     PhaseCounts,
@@ -48,8 +39,17 @@ from quartermaster.site.phases import (
     resume,
     rollout_state,
 )
-from quartermaster.site.policy import bump_policy_serial
-from quartermaster.site.site_status import raise_status
+from quartermaster.site.deployments.policy import bump_policy_serial
+from quartermaster.site.models import (
+    Client,
+    CollectionMember,
+    Deployment,
+    DeploymentClient,
+    Program,
+    utcnow,
+)
+from quartermaster.site.status.site_messages import raise_status
+from quartermaster.site.targeting.membership import get_collection
 
 RERUN = tuple(r.value for r in Rerun)
 

@@ -244,8 +244,8 @@ def resign_manifests(db: Any, library: Any, keys: SiteKeys) -> int:
     retired key's signature is gone. Clients and DPs re-fetch what no longer verifies.
     Also bumps the policy serial, so every client receives the new key list at its next poll.
     """
+    from quartermaster.site.deployments.policy import bump_policy_serial
     from quartermaster.site.models import PackageVersion
-    from quartermaster.site.policy import bump_policy_serial
 
     count = 0
     with db.session() as session:

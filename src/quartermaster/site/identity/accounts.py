@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from quartermaster.core.hashing import token_hash
-from quartermaster.site.authorization import ACCOUNT_ROLES, Credential, Principal
+from quartermaster.site.identity.authorization import ACCOUNT_ROLES, Credential, Principal
 from quartermaster.site.models import Account, ApiToken, utcnow
 
 TOKEN_PREFIX = "qma_"

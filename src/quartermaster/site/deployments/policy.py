@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import next_counter, read_counter
+from quartermaster.site.deployments.phases import PhasePlan, assign_phase
 from quartermaster.site.models import (
     Client,
     CollectionMember,
@@ -31,7 +32,6 @@ from quartermaster.site.models import (
     PackageVersion,
     Program,
 )
-from quartermaster.site.phases import PhasePlan, assign_phase
 from quartermaster.site.serial_cache import SerialCache
 
 SERIAL = "policy_serial"

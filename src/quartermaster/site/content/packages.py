@@ -13,9 +13,10 @@ from quartermaster.core.errors import Conflict, InvalidInput, NotFound
 from quartermaster.core.ids import check_object_id, object_id
 from quartermaster.core.manifest import Manifest
 from quartermaster.core.program import ProgramSpec
-from quartermaster.site import distribution
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import next_counter
+from quartermaster.site.deployments.policy import bump_policy_serial
+from quartermaster.site.distribution import assignment, points, validation
 from quartermaster.site.models import (
     DistributionPoint,
     DPContent,
@@ -24,8 +25,7 @@ from quartermaster.site.models import (
     Program,
     utcnow,
 )
-from quartermaster.site.policy import bump_policy_serial
-from quartermaster.site.site_status import raise_status
+from quartermaster.site.status.site_messages import raise_status
 
 
 def get_package(session: Session, package_id: str) -> Package:
@@ -74,7 +74,7 @@ def create_package(
         session.flush()
         for spec in programs:
             session.add(Program(package_id=package_id, name=spec.name, spec=spec.to_dict()))
-        distribution.carry_on_all_dps(session, package_id)
+        assignment.carry_on_all_dps(session, package_id)
         _publish(
             ctx,
             session,
@@ -143,7 +143,7 @@ def _publish(
     package.current_version = version
     package.updated = utcnow()
     session.flush()
-    distribution.assign_version(session, row)
+    assignment.assign_version(session, row)
     bump_policy_serial(session)
     raise_status(
         session,
@@ -178,7 +178,7 @@ def distribute_package(ctx: SiteContext, package_id: str, dp_names: list[str]) -
     """Send a package to DPs (the REST API and the console both call this)."""
     with ctx.db.session() as session:
         get_package(session, package_id)
-        distribution.distribute(session, package_id, dp_names)
+        points.distribute(session, package_id, dp_names)
     ctx.distribution_changed()
     return show_package(ctx, package_id)
 
@@ -190,7 +190,7 @@ def remove_package_from_dps(
     with ctx.db.session() as session:
         get_package(session, package_id)
         for name in dp_names:
-            distribution.remove_from_dp(session, package_id, name)
+            points.remove_from_dp(session, package_id, name)
     ctx.distribution_changed()
     return show_package(ctx, package_id)
 
@@ -200,8 +200,8 @@ def redistribute(ctx: SiteContext, package_id: str, dp_name: str) -> dict[str, A
     its copy and fetch again every blob that is missing or no longer matches."""
     with ctx.db.session() as session:
         get_package(session, package_id)
-        distribution.distribute(session, package_id, [dp_name])
-        distribution.request_validation(session, dp_name, package_id)
+        points.distribute(session, package_id, [dp_name])
+        validation.request_validation(session, dp_name, package_id)
     ctx.distribution_changed()
     return show_package(ctx, package_id)
 

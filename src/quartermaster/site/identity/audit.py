@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from quartermaster.site.authorization import Principal
+from quartermaster.site.identity.authorization import Principal
 from quartermaster.site.models import AuditEntry
 
 STARTED, OK, FAILED, DENIED = "started", "ok", "failed", "denied"

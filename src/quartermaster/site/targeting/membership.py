@@ -23,13 +23,7 @@ from sqlalchemy.orm import Session
 
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound
 from quartermaster.core.schedule import parse_window
-from quartermaster.site.clients import client_summary, get_client
-from quartermaster.site.collection_rules import (
-    Rule,
-    evaluate_collection,
-    evaluation_order,
-    parse_rule,
-)
+from quartermaster.site.deployments.policy import bump_policy_serial
 from quartermaster.site.models import (
     Client,
     Collection,
@@ -41,7 +35,13 @@ from quartermaster.site.models import (
     DeploymentClient,
     MaintenanceWindow,
 )
-from quartermaster.site.policy import bump_policy_serial
+from quartermaster.site.targeting.clients import client_summary, get_client
+from quartermaster.site.targeting.collection_rules import (
+    Rule,
+    evaluate_collection,
+    evaluation_order,
+    parse_rule,
+)
 
 #: Limits per collection: a collection is something an administrator reads in one screen.
 MAX_RULES = 100
@@ -546,7 +546,9 @@ def _after(session: Session, changes: _Changes) -> bool:
     for collection_id, client_ids in changes.added.items():
         target_deployments(session, collection_id, client_ids)
     bump_policy_serial(session)
-    from quartermaster.site.deployments import reevaluate_rollouts  # deployments builds on us
+    from quartermaster.site.deployments.deployments import (
+        reevaluate_rollouts,  # deployments builds on us
+    )
 
     phased = session.scalars(
         select(Deployment.deployment_id).where(

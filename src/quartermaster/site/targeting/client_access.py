@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from quartermaster.core.errors import InvalidInput, NotFound, Unauthorized
 from quartermaster.core.hashing import sha256_bytes
-from quartermaster.site.authorization import (
+from quartermaster.site.identity.authorization import (
     APPROVED,
     BLOCKED,
     CLIENT_STATES,
@@ -36,9 +36,9 @@ from quartermaster.site.authorization import (
     Principal,
     authorize,
 )
-from quartermaster.site.clients import get_client
-from quartermaster.site.membership import get_collection
 from quartermaster.site.models import Client, CollectionMember, Counter, UTCDateTime
+from quartermaster.site.targeting.clients import get_client
+from quartermaster.site.targeting.membership import get_collection
 
 SECRET_PREFIX = "qmc_"
 NOTIFY_POLL_SECONDS = 60
