@@ -23,6 +23,7 @@ from quartermaster.client.local_state import DeploymentState
 from quartermaster.client.policy import DeploymentPolicy
 from quartermaster.client.timestamps import parse_optional
 from quartermaster.core import schedule
+from quartermaster.core.backoff import Backoff
 from quartermaster.core.schedule import CLOCK_TOLERANCE, DeploymentSchedule, LastRun, Why
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -107,7 +108,7 @@ def _last_run(local: DeploymentState) -> LastRun | None:
 
 def retry_delay(base_seconds: int, retry_number: int) -> timedelta:
     """Retry n (1-based) waits base * 2**(n-1): the delay doubles each time."""
-    return timedelta(seconds=base_seconds * 2 ** (retry_number - 1))
+    return timedelta(seconds=Backoff(first=base_seconds).delay(retry_number))
 
 
 def next_wakeup(

@@ -12,6 +12,7 @@ import fcntl
 from dataclasses import replace
 from pathlib import Path
 
+from quartermaster.core.backoff import Backoff, retry_async
 from quartermaster.dp.agent import DPAgent, enroll
 from quartermaster.dp.home import DPHome, DPIdentity
 from quartermaster.dp.site_link import SiteUnreachable
@@ -20,6 +21,7 @@ from quartermaster.site.home import public_url
 
 ENROLLMENT_TOKEN = "enrollment.token"
 POLL_INTERVAL = 30.0
+ENROLL_BACKOFF = Backoff(first=0.2, cap=5.0)  # the API is starting in this same process
 LOCK_FILE = "embedded-dp.lock"
 
 
@@ -50,25 +52,20 @@ class EmbeddedDP:
     async def run(self) -> None:
         self.home.ensure()
         identity = self.home.load_identity()
-        delay = 0.2
-        while identity is None:  # the API starts in this same process; wait for it
-            token = (self.home.root / ENROLLMENT_TOKEN).read_text().strip()
-            try:
-                identity = await asyncio.to_thread(
-                    enroll,
-                    self.home,
-                    public_url(self.ctx.config),
-                    token,
-                    self.ctx.content_url,
-                    self._ca(),
-                )
-            except SiteUnreachable:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        if identity is None:
+            identity = await retry_async(
+                self._enroll, retry_on=(SiteUnreachable,), backoff=ENROLL_BACKOFF
+            )
         (self.home.root / ENROLLMENT_TOKEN).unlink(missing_ok=True)
         identity = self._follow_site(identity)
         self.agent = DPAgent(self.home, identity, poll_interval=POLL_INTERVAL)
         await self.agent.run_async()
+
+    async def _enroll(self) -> DPIdentity:
+        token = (self.home.root / ENROLLMENT_TOKEN).read_text().strip()
+        return await asyncio.to_thread(
+            enroll, self.home, public_url(self.ctx.config), token, self.ctx.content_url, self._ca()
+        )
 
     def _ca(self) -> Path | None:
         """With TLS, the embedded DP trusts the site's own certificate (partial chain)."""
