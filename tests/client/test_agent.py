@@ -13,6 +13,7 @@ from quartermaster.client.local_state import Result
 from quartermaster.client.site_link import SiteUnreachable
 from quartermaster.core.errors import NotFound
 from quartermaster.core.signing import SigningKey
+from quartermaster.core.site_transport import SiteError
 
 from .conftest import START, ClientWorld, deployment_entry
 from .servers import StoreServer, write_store
@@ -172,6 +173,26 @@ def test_status_stays_spooled_while_the_site_cannot_take_it(
     world.run()
     assert 10008 in world.site.ids()
     assert list(world.home.spool.glob("*.json")) == []
+
+
+@pytest.mark.parametrize("route", ["manifest", "locations"])
+def test_a_site_that_fails_while_giving_content_details_stops_the_run_and_fails_nothing(
+    world: ClientWorld, dp: StoreServer, route: str
+) -> None:
+    world.deploy(dp)
+
+    def failing(_: str) -> None:
+        raise SiteError("the site server failed", "see the site server's log", 500)
+
+    setattr(world.site, route, failing)
+    with pytest.raises(SiteError):
+        world.run()
+    spooled = [json.loads(p.read_text())["message_id"] for p in world.home.spool.glob("*.json")]
+    assert 10051 not in spooled and 10051 not in world.site.ids()
+    assert world.state().result != Result.CONTENT_UNAVAILABLE
+    delattr(world.site, route)
+    world.run()
+    assert world.site.ids()[-1] == 10008
 
 
 def test_older_packages_leave_the_cache_when_it_is_over_its_limit(

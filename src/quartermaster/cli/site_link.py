@@ -1,4 +1,8 @@
-"""How admin commands reach the site: one HTTP client with the token and the error shape."""
+"""How admin commands reach the site: the admin API with the token, over `core.site_transport`.
+
+Admin commands trust the system's CAs or the file SSL_CERT_FILE names, and use the proxy the
+environment gives, as the client and DPs do.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,15 @@ import json
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from quartermaster.core.errors import QMError
+from quartermaster.core.site_transport import Advice, SiteTransport
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -34,13 +38,21 @@ TokenOption = typer.Option(
     help="Admin API token, e.g. the content of SITE_HOME/admin.token (or QM_TOKEN).",
 )
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
+ADVICE = Advice(
+    who="this command",
+    unreachable="check --site (or QM_SITE) and that `qm site serve` is running",
+    untrusted="admin commands trust the system's CAs; set SSL_CERT_FILE to the PEM file of "
+    "the site's CA (docs/security.md)",
+    credential="pass a valid token with --token or QM_TOKEN (see SITE_HOME/admin.token)",
+)
+TIMEOUT = 600.0  # a package snapshot answers only when the whole folder is stored
 
 
 class CommandError(QMError):
     """An error a command reports and exits on."""
 
 
-def fail(message: str, hint: str = "", code: int = 1) -> None:
+def fail(message: str, hint: str = "", code: int = 1) -> NoReturn:
     err.print(Text.assemble(("error:", "bold red"), " ", message))
     if hint:
         err.print(Text.assemble(("hint:", "yellow"), " ", hint))
@@ -56,12 +68,6 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except QMError as exc:
             fail(exc.message, exc.hint)
-        except httpx.TransportError as exc:
-            fail(
-                f"cannot reach the site server: {exc}",
-                "check --site (or QM_SITE) and that `qm site serve` is running",
-            )
-        raise AssertionError("unreachable")
 
     return wrapper
 
@@ -74,26 +80,13 @@ class SiteLink:
             raise CommandError(
                 "no admin token given", "pass --token or set QM_TOKEN (see SITE_HOME/admin.token)"
             )
-        token = _read_token(token)
-        self.http = httpx.Client(
-            base_url=site.rstrip("/"), timeout=600, headers={"Authorization": f"Bearer {token}"}
-        )
+        self.site = SiteTransport(site, ADVICE, credential=_read_token(token), timeout=TIMEOUT)
 
     def call(
         self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
     ) -> Any:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
-        response = self.http.request(method, path, json=body, params=clean)
-        if response.status_code >= 400:
-            try:
-                error = response.json()["error"]
-            except (ValueError, KeyError, TypeError):
-                error = {
-                    "message": f"HTTP {response.status_code}: {response.text[:200]}",
-                    "hint": "",
-                }
-            raise CommandError(error.get("message", "request failed"), error.get("hint", ""))
-        return response.json()
+        return self.site.json(self.site.request(method, path, json=body, params=clean))
 
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params=params)

@@ -1,8 +1,10 @@
-"""The client's only conversation with the site: the client API of docs/protocol.md over httpx.
+"""The client's only conversation with the site: the client API of docs/protocol.md.
 
 Everything else in the client works against the `SiteApi` protocol, so it can be exercised
-with real DPs and signed objects without a site. Errors come back as typed QMErrors; a site
-that cannot be reached is SiteUnreachable, which stops a run rather than failing deployments.
+with real DPs and signed objects without a site. The transport, TLS, proxies and the reading
+of errors are `core.site_transport`'s; here are the routes and the client's secret. A site
+that cannot be reached or fails (SiteUnreachable and its kinds) stops a run rather than
+failing deployments.
 """
 
 from __future__ import annotations
@@ -14,52 +16,37 @@ from typing import Any, Protocol
 import httpx
 
 from quartermaster.core.client_protocol import CLIENT_API, POLL_AFTER_HEADER
-from quartermaster.core.errors import (
-    Conflict,
-    Forbidden,
-    IntegrityError,
-    InvalidInput,
-    NotFound,
-    QMError,
-    Unauthorized,
+from quartermaster.core.errors import QMError
+from quartermaster.core.proxies import ProxySettings
+from quartermaster.core.site_transport import (
+    Advice,
+    NotApproved,
+    RekeyRequired,
+    SiteTransport,
+    SiteUnreachable,
+    UntrustedCertificate,
 )
-from quartermaster.core.tls import certificate_problem
 
-_ERRORS: dict[str, type[QMError]] = {
-    "invalid_input": InvalidInput,
-    "not_found": NotFound,
-    "conflict": Conflict,
-    "unauthorized": Unauthorized,
-    "forbidden": Forbidden,
-    "integrity": IntegrityError,
-    "hash_mismatch": IntegrityError,
-    "bad_signature": IntegrityError,
-}
+__all__ = [
+    "Location",
+    "NotApproved",
+    "PolicyAnswer",
+    "RekeyRequired",
+    "SiteApi",
+    "SiteLink",
+    "SiteUnreachable",
+    "UntrustedCertificate",
+]
 
-
-class SiteUnreachable(QMError):
-    code = "site_unreachable"
-    http_status = 502
-
-
-class UntrustedCertificate(SiteUnreachable):
-    """The site answered with a TLS certificate that the pinned CA did not issue."""
-
-    code = "untrusted_certificate"
-
-
-class NotApproved(QMError):
-    """The site knows this client but will not serve it yet (pending approval) or at all."""
-
-    code = "not_approved"
-    http_status = 403
-
-
-class RekeyRequired(QMError):
-    """The administrator asked this client to replace its secret (`qm client rekey`)."""
-
-    code = "rekey_required"
-    http_status = 401
+ADVICE = Advice(
+    who="this client",
+    unreachable="check the site URL in client.json and that the site server is running; "
+    "the agent tries again at its next run",
+    untrusted="the client trusts only the CA pinned at registration (--ca-file); if the "
+    "site's certificate changed to another CA, re-register with "
+    "`qm client register --force --ca-file NEW_CA`",
+    credential="re-register with `qm client register --home DIR --site URL --force`",
+)
 
 
 @dataclass(frozen=True)
@@ -99,7 +86,7 @@ class SiteApi(Protocol):
 
 
 class SiteLink:
-    """One HTTP client per agent run; `secret` is empty only for registration."""
+    """One HTTP session per agent run; `secret` is empty only for registration."""
 
     def __init__(
         self,
@@ -107,16 +94,18 @@ class SiteLink:
         secret: str = "",
         timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        proxies: ProxySettings | None = None,
     ) -> None:
         """`ssl_context` pins the CA given at registration; None trusts the system's CAs."""
-        self.site_url = site_url.rstrip("/")
-        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-        self._http = httpx.Client(
-            base_url=self.site_url,
-            headers=headers,
+        self._site = SiteTransport(
+            site_url,
+            ADVICE,
+            credential=secret,
             timeout=timeout,
-            verify=ssl_context if ssl_context is not None else True,
+            ssl_context=ssl_context,
+            proxies=proxies,
         )
+        self.site_url = self._site.site_url
         self._poll_after: int | None = None
 
     @property
@@ -124,7 +113,7 @@ class SiteLink:
         return self._poll_after
 
     def close(self) -> None:
-        self._http.close()
+        self._site.close()
 
     def __enter__(self) -> SiteLink:
         return self
@@ -133,7 +122,7 @@ class SiteLink:
         self.close()
 
     def register(self, facts: dict[str, Any]) -> dict[str, Any]:
-        return _object(self._request("POST", "/register", json=facts))
+        return self._object("POST", "/register", json=facts)
 
     def policy(self, etag: str) -> PolicyAnswer:
         headers = {"If-None-Match": etag} if etag else {}
@@ -141,13 +130,13 @@ class SiteLink:
         etag_now = response.headers.get("ETag", "")
         if response.status_code == 304:
             return PolicyAnswer(None, etag_now or etag)
-        return PolicyAnswer(_object(response), etag_now)
+        return PolicyAnswer(self._site.json_object(response), etag_now)
 
     def manifest(self, package_hash: str) -> Any:
-        return _object(self._request("GET", f"/manifests/{package_hash}"))
+        return self._object("GET", f"/manifests/{package_hash}")
 
     def locations(self, package_hash: str) -> list[Location]:
-        entries = _object(self._request("GET", f"/locations/{package_hash}")).get("locations")
+        entries = self._object("GET", f"/locations/{package_hash}").get("locations")
         if not isinstance(entries, list):
             raise QMError("the site's location answer has no list of locations")
         return [
@@ -157,43 +146,25 @@ class SiteLink:
         ]
 
     def send_status(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        return _object(self._request("POST", "/status", json={"messages": messages}))
+        return self._object("POST", "/status", json={"messages": messages})
 
     def inventory(self, facts: dict[str, Any]) -> bool:
         """Report this computer's facts now; True if its collection membership changed."""
-        return (
-            _object(self._request("POST", "/inventory", json=facts)).get("membership_changed")
-            is True
-        )
+        return self._object("POST", "/inventory", json=facts).get("membership_changed") is True
 
     def rekey(self) -> str:
         """Trade the current secret for a new one and use it from now on."""
-        secret = str(_object(self._request("POST", "/rekey")).get("client_secret") or "")
+        secret = str(self._object("POST", "/rekey").get("client_secret") or "")
         if not secret.startswith("qmc_"):
             raise QMError("the site answered a rekey request without a new secret")
-        self._http.headers["Authorization"] = f"Bearer {secret}"
+        self._site.use_credential(secret)
         return secret
 
+    def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return self._site.json_object(self._request(method, path, **kwargs))
+
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, CLIENT_API + path, **kwargs)
-        except httpx.HTTPError as exc:
-            problem = certificate_problem(exc)
-            if problem:
-                raise UntrustedCertificate(
-                    f"the site at {self.site_url} presented a TLS certificate this client "
-                    f"does not trust ({problem})",
-                    "the client trusts only the CA pinned at registration (--ca-file); if the "
-                    "site's certificate changed to another CA, re-register with "
-                    "`qm client register --force --ca-file NEW_CA`",
-                ) from None
-            raise SiteUnreachable(
-                f"cannot reach the site at {self.site_url}: {exc}",
-                "check the site URL in client.json and that the site server "
-                "is running; the agent tries again at its next run",
-            ) from None
-        if response.status_code >= 400:
-            raise _error(response)
+        response = self._site.request(method, CLIENT_API + path, **kwargs)
         hint = response.headers.get(POLL_AFTER_HEADER, "")
         if hint.isdigit():  # `qm client notify` (docs/protocol.md)
             seconds = int(hint)
@@ -201,38 +172,3 @@ class SiteLink:
                 seconds if self._poll_after is None else min(self._poll_after, seconds)
             )
         return response
-
-
-def _object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise QMError(
-            f"the site answered {response.request.url.path} with something other "
-            "than a JSON object",
-            "check that the site URL points at a site server",
-        )
-    return body
-
-
-def _error(response: httpx.Response) -> QMError:
-    try:
-        detail = response.json().get("error") or {}
-    except (ValueError, AttributeError):
-        detail = {}
-    message = str(detail.get("message") or f"HTTP {response.status_code}")
-    hint = str(detail.get("hint") or "")
-    code = str(detail.get("code"))
-    if code in ("approval_pending", "client_blocked"):
-        return NotApproved(message, hint or "an administrator approves it with `qm client approve`")
-    if code == "rekey_required":
-        return RekeyRequired(message, hint)
-    if response.status_code == 401:
-        return Unauthorized(
-            f"the site refused this client's credentials: {message}",
-            "re-register with `qm client register --home DIR --site URL --force`",
-        )
-    error_class = _ERRORS.get(str(detail.get("code")), QMError)
-    return error_class(f"the site answered {response.status_code}: {message}", hint)

@@ -11,28 +11,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from quartermaster.core.errors import QMError, SignatureError, Unauthorized
+from quartermaster.core.backoff import Backoff, FailureStreak, retry_async
+from quartermaster.core.errors import Forbidden, QMError, SignatureError, Unauthorized
 from quartermaster.core.manifest import Manifest
 from quartermaster.core.signing import accept_key_list
 from quartermaster.core.tls import pinned_context, read_ca_file
 from quartermaster.dp.distributor import Distributor, PullProgress
 from quartermaster.dp.home import DPHome, DPIdentity
 from quartermaster.dp.site_link import (
+    ADVICE,
     Assignment,
     AssignmentList,
     ContentReport,
     Report,
+    SiteError,
     SiteLink,
     SiteUnreachable,
 )
 from quartermaster.dp.store import Cancelled
+
+ENROLL_ADVICE = replace(
+    ADVICE,
+    unreachable="check --site (the site server's URL, e.g. http://127.0.0.1:8440) and that "
+    "the site server runs",
+)
+# Enrolling waits for a site that may be starting in the same process; cycles after a failure
+# back off further, with jitter so that DPs do not all come back at once after a site outage.
+ENROLL_BACKOFF = Backoff(first=0.5, cap=30.0)
+CYCLE_BACKOFF_FIRST = 2.0
 
 
 class NotEnrolled(QMError):
@@ -53,15 +65,10 @@ def enroll(
     `ca_file` is pinned: the only TLS trust for this call and every later one.
     """
     ca_bytes = read_ca_file(ca_file) if ca_file is not None else None
-    link = SiteLink(site_url, ssl_context=pinned_context(ca_file) if ca_file else None)
+    context = pinned_context(ca_file) if ca_file else None
+    link = SiteLink(site_url, ssl_context=context, advice=ENROLL_ADVICE)
     try:
         enrollment = link.enroll(token, url)
-    except SiteUnreachable as exc:
-        hint = (
-            "check --site (the site server's URL, e.g. http://127.0.0.1:8440) and that the "
-            "site server runs"
-        )
-        raise SiteUnreachable(exc.message, exc.hint if "TLS" in exc.message else hint) from None
     finally:
         link.close()
     identity = DPIdentity.from_enrollment(site_url, enrollment, url or "")
@@ -86,15 +93,14 @@ async def run_dp(
     same process); a refused token raises EnrollmentRefused.
     """
     identity = home.load_identity()
-    delay = 0.5
-    while identity is None:
+    if identity is None:
         if not (site_url and token):
             raise NotEnrolled(home)
-        try:
-            identity = await asyncio.to_thread(enroll, home, site_url, token, url)
-        except SiteUnreachable:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+        identity = await retry_async(
+            lambda: asyncio.to_thread(enroll, home, site_url, token, url),
+            retry_on=(SiteUnreachable,),
+            backoff=ENROLL_BACKOFF,
+        )
     await DPAgent(home, identity, **options).run_async()
 
 
@@ -115,7 +121,9 @@ class DPAgent:
             raise NotEnrolled(home)
         self.home, self.identity = home, identity
         self.poll_interval, self.progress_interval = poll_interval, progress_interval
-        self.max_backoff = max_backoff
+        self._failures_in_a_row = FailureStreak(
+            Backoff(CYCLE_BACKOFF_FIRST, cap=max_backoff, jitter=0.5)
+        )
         self.store = home.store()
         self.log = home.log()
         self._stop = threading.Event()
@@ -156,11 +164,9 @@ class DPAgent:
             f"DP {self.identity.dp} started: store {self.store.root}, site {self.identity.site_url}"
         )
         self.store.remove_stale_temps()
-        failures = 0
         try:
             while not self._stop.is_set():
-                failures = 0 if self._cycle() else failures + 1
-                self._wake.wait(self._backoff(failures) if failures else self.poll_interval)
+                self._wake.wait(self._next_wait(self._cycle()))
                 self._wake.clear()
         finally:
             self.distributor.close()
@@ -173,10 +179,13 @@ class DPAgent:
         except Cancelled:
             self.log.write("stopping mid-cycle; an interrupted download resumes from its .part")
             return True
+        except SiteError as exc:
+            self.log.write(f"the site failed: {exc}")
+            return False
         except SiteUnreachable as exc:
             self.log.write(f"site unreachable: {exc}")
             return False
-        except Unauthorized as exc:
+        except (Unauthorized, Forbidden) as exc:
             self.log.write(f"the site refused this DP's credential: {exc}")
             return False
         except Exception as exc:  # noqa: BLE001 - a DP keeps serving through any one failure
@@ -184,9 +193,12 @@ class DPAgent:
             return False
         return True
 
-    def _backoff(self, failures: int) -> float:
-        delay = min(self.max_backoff, 2.0 ** min(failures, 16))
-        delay = delay * random.uniform(0.5, 1.0)
+    def _next_wait(self, succeeded: bool) -> float:
+        """The poll interval after a good cycle; a growing, jittered delay after failures."""
+        if succeeded:
+            self._failures_in_a_row.succeeded()
+            return self.poll_interval
+        delay = self._failures_in_a_row.failed()
         self.log.write(f"retrying in {delay:.0f} s")
         return delay
 
@@ -285,7 +297,7 @@ class DPAgent:
     def _reconcile(self, a: Assignment, listing: AssignmentList) -> ContentReport | None:
         try:
             return self._bring_in(a, listing)
-        except (SiteUnreachable, Unauthorized):
+        except (SiteUnreachable, Unauthorized, Forbidden):
             raise
         except QMError as exc:
             return self._failure(a, str(exc))

@@ -1,7 +1,8 @@
 """The only part of a distribution point that talks to the site (`/api/dp/v1`).
 
 Everything the site says is parsed and checked here, so the agent works on typed values and
-a protocol change touches one file. The data plane (blobs) does not pass through here.
+a protocol change touches one file; the transport, TLS, proxies and the reading of errors are
+`core.site_transport`'s. The data plane (blobs) does not pass through here.
 """
 
 from __future__ import annotations
@@ -14,23 +15,39 @@ import httpx
 
 from quartermaster.core.errors import IntegrityError, QMError, Unauthorized
 from quartermaster.core.hashing import is_sha256_hex
+from quartermaster.core.proxies import ProxySettings
 from quartermaster.core.signing import PublicKey
-from quartermaster.core.tls import certificate_problem
+from quartermaster.core.site_transport import (
+    Advice,
+    SiteError,
+    SiteRefused,
+    SiteTransport,
+    SiteUnreachable,
+    UntrustedCertificate,
+)
+
+__all__ = [
+    "Assignment",
+    "AssignmentList",
+    "ContentReport",
+    "EnrollmentRefused",
+    "Report",
+    "SiteError",
+    "SiteLink",
+    "SiteRefused",
+    "SiteUnreachable",
+    "UntrustedCertificate",
+]
 
 API = "/api/dp/v1"
-
-
-class SiteUnreachable(QMError):
-    """The site did not answer, or answered with a server error: worth retrying later."""
-
-    code = "site_unreachable"
-    http_status = 503
-
-
-class SiteRefused(QMError):
-    """The site understood the request and said no (4xx with the protocol's error shape)."""
-
-    code = "site_refused"
+ADVICE = Advice(
+    who="this DP",
+    unreachable="check the site URL and that the site server is running; the DP retries",
+    untrusted="the DP trusts only the CA pinned with --ca-file; start it with "
+    "--ca-file NEW_CA if the site's certificate moved to another CA",
+    credential="the DP credential was refused; re-enroll the DP with a new token "
+    "(delete dp.json in its home)",
+)
 
 
 class EnrollmentRefused(Unauthorized):
@@ -104,27 +121,32 @@ class SiteLink:
         credential: str = "",
         timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        advice: Advice = ADVICE,
+        proxies: ProxySettings | None = None,
     ) -> None:
         """`ssl_context` pins the CA given at enrollment; None trusts the system's CAs."""
-        self.site_url = site_url.rstrip("/")
-        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
-        self._http = httpx.Client(
-            base_url=self.site_url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            verify=ssl_context if ssl_context is not None else True,
+        self._site = SiteTransport(
+            site_url,
+            advice,
+            credential=credential,
+            timeout=timeout,
+            ssl_context=ssl_context,
+            proxies=proxies,
         )
+        self.site_url = self._site.site_url
 
     def close(self) -> None:
-        self._http.close()
+        self._site.close()
 
     def enroll(self, token: str, url: str | None = None) -> Enrollment:
         body: dict[str, Any] = {"enrollment_token": token}
         if url:
             body["url"] = url
         try:
-            data = self._json("POST", "/enroll", body)
-        except (Unauthorized, SiteRefused) as exc:
+            data = self._site.json(self._request("POST", "/enroll", body))
+        except SiteUnreachable:
+            raise
+        except QMError as exc:  # the site understood and said no
             raise EnrollmentRefused(
                 f"the site refused the enrollment token: {exc.message}",
                 "a token works once; ask the site administrator for a new enrollment token",
@@ -132,7 +154,7 @@ class SiteLink:
         return _parse_enrollment(data)
 
     def assignments(self) -> AssignmentList:
-        return _parse_assignments(self._json("GET", "/assignments"))
+        return _parse_assignments(self._site.json(self._request("GET", "/assignments")))
 
     def manifest(self, package_hash: str) -> bytes:
         """The signed manifest envelope exactly as the site sent it (checked by the caller)."""
@@ -141,60 +163,10 @@ class SiteLink:
     def report(self, report: Report) -> None:
         self._request("POST", "/report", report.to_dict())
 
-    def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = self._request(method, path, body)
-        try:
-            return response.json()
-        except ValueError:
-            raise SiteUnreachable(
-                f"{method} {API}{path} did not answer JSON", "is --site the site server's URL?"
-            ) from None
-
     def _request(
         self, method: str, path: str, body: dict[str, Any] | None = None
     ) -> httpx.Response:
-        try:
-            response = self._http.request(method, API + path, json=body)
-        except httpx.HTTPError as exc:
-            problem = certificate_problem(exc)
-            if problem:
-                raise SiteUnreachable(
-                    f"the site at {self.site_url} presented a TLS certificate this DP does "
-                    f"not trust ({problem})",
-                    "the DP trusts only the CA pinned with --ca-file; start it with "
-                    "--ca-file NEW_CA if the site's certificate moved to another CA",
-                ) from None
-            raise SiteUnreachable(
-                f"cannot reach the site at {self.site_url}: {exc.__class__.__name__}: {exc}",
-                "check the site URL and that the site server is running; the DP retries",
-            ) from None
-        if response.status_code >= 400:
-            raise _error_from(response, f"{method} {API}{path}")
-        return response
-
-
-def _error_from(response: httpx.Response, what: str) -> QMError:
-    message, hint, shaped = f"{what} answered HTTP {response.status_code}", "", False
-    try:
-        error = response.json()["error"]
-        message = f"{message}: {error['message']}"
-        hint, shaped = str(error.get("hint") or ""), True
-    except (ValueError, KeyError, TypeError):
-        pass
-    if response.status_code in (401, 403):
-        return Unauthorized(
-            message,
-            hint
-            or "the DP credential was refused; re-enroll the DP "
-            "with a new token (delete dp.json in its home)",
-        )
-    if response.status_code >= 500:
-        return SiteUnreachable(message, hint or "the site failed; the DP retries")
-    if not shaped:
-        return SiteUnreachable(
-            message, "this URL does not answer like a Quartermaster site; check the site URL"
-        )
-    return SiteRefused(message, hint)
+        return self._site.request(method, API + path, json=body)
 
 
 def _parse_enrollment(data: Any) -> Enrollment:
