@@ -157,3 +157,18 @@ def test_register_refuses_a_site_url_that_is_not_http(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "site URL 'site:8441' is not valid" in result.stderr
     assert not (tmp_path / "client.json").exists()
+
+
+def test_commands_from_other_modules_join_the_client_dp_and_site_groups() -> None:
+    from quartermaster.cli.main import app as qm
+
+    expected = {
+        "client": ["register", "run", "list", "approve", "block", "rekey"],
+        "dp": ["serve", "add", "list", "content", "validate", "retire", "reenroll"],
+        "site": ["init", "serve", "settings", "rotate-key", "retire-key", "keys"],
+    }
+    for group, commands in expected.items():
+        result = runner.invoke(qm, [group, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        listed = {line.split()[1] for line in result.output.splitlines() if line.startswith("│ ")}
+        assert set(commands) <= listed, (group, sorted(listed))

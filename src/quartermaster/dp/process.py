@@ -66,7 +66,8 @@ async def _identity(
     ca_file: Path | None,
 ) -> DPIdentity:
     if identity is None:
-        assert site is not None and token is not None
+        if not (site and token):
+            raise NotEnrolled(home)
         _check_site_url(site)
         return await asyncio.to_thread(enroll, home, site, token, public_url, ca_file)
     if token:
