@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,7 @@ class ContentServer:
     mounts: list[StoreMount]
     hits: list[Hit] = field(default_factory=list)
     port: int = 0
+    ssl_context: ssl.SSLContext | None = None  # serve https with it
 
     def __post_init__(self) -> None:
         self._loop = asyncio.new_event_loop()
@@ -51,7 +53,8 @@ class ContentServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def blob_hits(self, sha256: str) -> list[Hit]:
         return [h for h in self.hits if h.path.endswith(sha256) and h.method == "GET"]
@@ -77,7 +80,7 @@ class ContentServer:
             )
 
         app.on_response_prepare.append(record)
-        runner = await start_content_server(app, "127.0.0.1", 0)
+        runner = await start_content_server(app, "127.0.0.1", 0, ssl_context=self.ssl_context)
         self.port = bound_port(runner)
         self._stopping = asyncio.Event()
         self._started.set()

@@ -18,6 +18,10 @@ file's mapped pages (one copy fewer, no write calls), the file reserved at its f
 first; a transfer stopped by an error or a signal handler cuts the file back and resumes,
 one whose process was killed leaves a full-size `.part`, which is not trusted: it starts
 again.
+
+Proxies are those of the environment, as for the site's API (`core.proxies`): an https
+source is reached through a CONNECT tunnel, with TLS to the source itself and the caller's
+CAs, an http source with an absolute-form request to the proxy. The bytes path is the same.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from urllib.parse import urlsplit
 from quartermaster.core.durable_files import fsync_path, write_all
 from quartermaster.core.errors import HashMismatch, IntegrityError, QMError
 from quartermaster.core.hashing import CHUNK
+from quartermaster.core.proxies import Proxy, ProxySettings
 
 
 class TransferError(QMError):
@@ -61,45 +66,113 @@ RING = 3  # buffers in flight: one being received, one being hashed, one spare
 PIPELINE_MIN = 2 * CHUNK  # below this a helper thread costs more than it saves
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a connection goes: one is kept open per origin."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def netloc(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class BlobRequest:
+    """One blob to fetch: its source (and the proxy on the way), its place, what it must be."""
+
+    url: str
+    origin: Origin
+    target: str  # path and query, as the origin sees them
+    dest: Path
+    sha256: str
+    size: int
+    proxy: Proxy | None = None
+    durable: bool = True
+    on_progress: Progress | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        url: str,
+        dest: Path,
+        sha256: str,
+        size: int,
+        *,
+        proxy: Proxy | None = None,
+        durable: bool = True,
+        on_progress: Progress | None = None,
+    ) -> BlobRequest:
+        parts = urlsplit(url)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            port = 0
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port:
+            raise TransferError(f"unsupported URL {url!r}", "a DP URL is http:// or https://")
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        origin = Origin(parts.scheme, parts.hostname, port)
+        return cls(url, origin, target, dest, sha256, size, proxy, durable, on_progress)
+
+    @property
+    def partial(self) -> Path:
+        return self.dest.with_name(self.dest.name + ".part")
+
+    @property
+    def source(self) -> str:
+        """The URL, and the proxy if one is on the way: what messages name."""
+        return f"{self.url} through {self.proxy}" if self.proxy is not None else self.url
+
+    @property
+    def proxy_headers(self) -> dict[str, str]:
+        """Credentials for an http proxy (a CONNECT tunnel sends them once, when it opens)."""
+        if self.proxy is None or self.origin.scheme != "http" or not self.proxy.authorization:
+            return {}
+        return {"Proxy-Authorization": self.proxy.authorization}
+
+    @property
+    def request_target(self) -> str:
+        """Origin form to the origin or in a CONNECT tunnel; absolute form to an http proxy."""
+        if self.proxy is not None and self.origin.scheme == "http":
+            return f"http://{self.origin.netloc}{self.target}"
+        return self.target
+
+
+@dataclass
+class _Body:
+    """The source's answer being received: where its first byte goes and the hash so far."""
+
+    response: http.client.HTTPResponse
+    offset: int  # position in the blob of the response's first byte
+    digest: hashlib._Hash  # covers the blob's bytes before `offset`
+    mode: str  # how the .part file is opened: "r+b" resumes it, "w+b" starts it again
+
+
 class BlobFetcher:
     """Keeps one connection per origin and one ring of buffers; not thread-safe (one per
-    worker)."""
+    worker). Proxies come from the environment (`core.proxies`) unless `proxies` is given."""
 
     def __init__(
         self,
         timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
         headers: dict[str, str] | None = None,
+        proxies: ProxySettings | None = None,
     ) -> None:
         self.timeout = timeout
         self.ssl_context = ssl_context
         self.headers = dict(headers or {})
+        self.proxies = ProxySettings.from_environment() if proxies is None else proxies
         self._buffers = [bytearray(CHUNK) for _ in range(RING)]
         self._buffer = self._buffers[0]
-        self._connections: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
+        self._connections: dict[Origin, http.client.HTTPConnection] = {}
 
     def close(self) -> None:
         for conn in self._connections.values():
             conn.close()
         self._connections.clear()
-
-    def _connection(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
-        key = (scheme, host, port)
-        conn = self._connections.get(key)
-        if conn is None:
-            if scheme == "https":
-                conn = http.client.HTTPSConnection(
-                    host, port, timeout=self.timeout, context=self.ssl_context
-                )
-            else:
-                conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
-            self._connections[key] = conn
-        return conn
-
-    def _drop(self, scheme: str, host: str, port: int) -> None:
-        conn = self._connections.pop((scheme, host, port), None)
-        if conn is not None:
-            conn.close()
 
     def fetch(
         self,
@@ -114,41 +187,47 @@ class BlobFetcher:
 
         With `durable=False` nothing is fsynced: the caller owns the blob's durability.
         """
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise TransferError(f"unsupported URL {url!r}", "a DP URL is http:// or https://")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        origin = (parts.scheme, parts.hostname, port)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        partial = dest.with_name(dest.name + ".part")
+        request = BlobRequest.parse(
+            url,
+            dest,
+            sha256,
+            size,
+            proxy=self.proxies.proxy_for(url),
+            durable=durable,
+            on_progress=on_progress,
+        )
         dest.parent.mkdir(parents=True, exist_ok=True)
-        digest, have = self._resume_state(partial, size)
+        digest, have = self._resume_state(request.partial, size)
         try:
-            return self._transfer(
-                origin,
-                target,
-                url,
-                dest,
-                partial,
-                digest,
-                have,
-                sha256,
-                size,
-                on_progress,
-                durable,
-            )
+            return self._transfer(request, digest, have)
         except (OSError, http.client.HTTPException) as exc:
-            self._drop(*origin)
-            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise TransferError(
-                    f"{dest.parent}: no space left for {size} bytes ({exc.strerror})",
-                    "free disk space there; the transfer resumes from where it stopped",
-                ) from exc
-            raise TransferError(
-                f"{url}: {exc.__class__.__name__}: {exc}",
-                "the source is unreachable or dropped the connection; "
-                "the transfer resumes from where it stopped",
-            ) from exc
+            self._drop(request.origin)
+            raise _failure(request, exc) from exc
+
+    def _connection(self, request: BlobRequest) -> http.client.HTTPConnection:
+        conn = self._connections.get(request.origin)
+        if conn is None:
+            conn = self._connections[request.origin] = self._open(request.origin, request.proxy)
+        return conn
+
+    def _open(self, origin: Origin, proxy: Proxy | None) -> http.client.HTTPConnection:
+        """A connection to `origin`: direct, through a CONNECT tunnel (https behind a proxy:
+        TLS still runs with the origin, checked against our CAs), or to an http proxy."""
+        host, port = (origin.host, origin.port) if proxy is None else (proxy.host, proxy.port)
+        if origin.scheme == "http":
+            return http.client.HTTPConnection(host, port, timeout=self.timeout)
+        conn = http.client.HTTPSConnection(
+            host, port, timeout=self.timeout, context=self.ssl_context
+        )
+        if proxy is not None:
+            auth = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
+            conn.set_tunnel(origin.host, origin.port, headers=auth)
+        return conn
+
+    def _drop(self, origin: Origin) -> None:
+        conn = self._connections.pop(origin, None)
+        if conn is not None:
+            conn.close()
 
     def _resume_state(self, partial: Path, size: int) -> tuple[hashlib._Hash, int]:
         digest = hashlib.sha256()
@@ -165,102 +244,123 @@ class BlobFetcher:
                 digest.update(view[:n])
         return digest, have
 
-    def _transfer(
-        self,
-        origin: tuple[str, str, int],
-        target: str,
-        url: str,
-        dest: Path,
-        partial: Path,
-        digest: hashlib._Hash,
-        have: int,
-        sha256: str,
-        size: int,
-        on_progress: Progress | None,
-        durable: bool,
-    ) -> FetchResult:
-        conn = self._connection(*origin)
+    def _transfer(self, request: BlobRequest, digest: hashlib._Hash, have: int) -> FetchResult:
+        """Ask, receive into the .part file, check, then rename it into place."""
+        body = self._ask(request, digest, have)
+        with open(request.partial, body.mode, buffering=0) as handle:
+            handle.seek(body.offset)
+            received = self._receive_body(request, body, handle)
+            self._check_received(request, body, handle, body.offset + received)
+        if body.response.will_close:
+            self._drop(request.origin)
+        os.replace(request.partial, request.dest)
+        if request.durable:
+            fsync_path(request.dest.parent)
+        return FetchResult(received, body.offset)
+
+    def _ask(self, request: BlobRequest, digest: hashlib._Hash, have: int) -> _Body:
+        """Send the GET (a Range from `have` on to resume) and check the answer's head."""
         headers = dict(self.headers)
         if have:
             headers["Range"] = f"bytes={have}-"
-        conn.request("GET", target, headers=headers)
-        response = conn.getresponse()
-        resumed_from = have
-        if response.status == 206 and have:
-            if not response.getheader("Content-Range", "").startswith(f"bytes {have}-"):
-                response.close()
-                self._drop(*origin)
-                raise TransferError(
-                    f"{url}: the server answered a Range request with another range"
-                )
-            mode = "r+b"
-        elif response.status == 200:
-            digest, have, resumed_from, mode = hashlib.sha256(), 0, 0, "w+b"
-        else:
-            response.read()
-            raise TransferError(
-                f"{url}: HTTP {response.status} {response.reason}",
-                "the source does not hold this blob",
-            )
-        length = response.getheader("Content-Length")
-        if length is not None and have + int(length) > size:
-            response.close()
-            self._drop(*origin)
+        headers.update(request.proxy_headers)
+        body = self._body(request, self._send(request, headers), digest, have)
+        length = body.response.getheader("Content-Length")
+        if length is not None and body.offset + int(length) > request.size:
+            self._abandon(request, body.response)
             raise IntegrityError(
-                f"{url}: the server offers {have + int(length)} bytes, the manifest says {size}",
+                f"{request.source}: the server offers {body.offset + int(length)} bytes, "
+                f"the manifest says {request.size}",
                 "refusing to download more than the manifest size",
             )
-        with open(partial, mode, buffering=0) as handle:
-            handle.seek(have)
-            if size - have < PIPELINE_MIN:
-                received = self._receive(response, handle, digest, size - have, on_progress)
-            elif durable or not hasattr(os, "posix_fallocate"):
-                received = self._receive_pipelined(
-                    response, handle, digest, size - have, on_progress
-                )
-            else:
-                received = self._receive_mapped(response, handle, digest, have, size, on_progress)
-            have += received
-            if have < size:
-                if durable:  # what was received stays for a resume
-                    os.fsync(handle.fileno())
-                self._drop(*origin)
-                raise TransferError(
-                    f"{url}: connection closed after {have} of {size} bytes",
-                    "the transfer resumes from there next time",
-                )
-            if response.read(1):  # more bytes than the manifest size
-                response.close()
-                self._drop(*origin)
-                handle.close()
-                partial.unlink()
-                raise IntegrityError(
-                    f"{url}: the server sent more than the manifest size of {size} bytes",
-                    "refusing endless data",
-                )
-            actual = digest.hexdigest()
-            if actual != sha256:
-                handle.close()
-                partial.unlink()
-                raise HashMismatch(url, sha256, actual)
-            if durable:
-                os.fsync(handle.fileno())
-        if response.will_close:
-            self._drop(*origin)
-        os.replace(partial, dest)
-        if durable:
-            fsync_path(dest.parent)
-        return FetchResult(received, resumed_from)
+        return body
 
-    def _receive(
+    def _send(self, request: BlobRequest, headers: dict[str, str]) -> http.client.HTTPResponse:
+        """GET on the origin's kept connection. One that the other end closed while it was
+        idle (a time-out, a proxy that keeps no connection) is replaced once by a new one."""
+        conn = self._connection(request)
+        kept = conn.sock is not None
+        try:
+            conn.request("GET", request.request_target, headers=headers)
+            return conn.getresponse()
+        except ConnectionError:
+            if not kept:
+                raise
+        self._drop(request.origin)
+        conn = self._connection(request)
+        conn.request("GET", request.request_target, headers=headers)
+        return conn.getresponse()
+
+    def _body(
         self,
+        request: BlobRequest,
         response: http.client.HTTPResponse,
-        handle: IO[Any],
         digest: hashlib._Hash,
-        limit: int,
-        on_progress: Progress | None,
-    ) -> int:
-        """Receive, hash and write up to `limit` bytes on this thread; returns bytes received."""
+        have: int,
+    ) -> _Body:
+        """Resume what the .part holds if the source answered the Range; else start again."""
+        if response.status == 206 and have:
+            if not response.getheader("Content-Range", "").startswith(f"bytes {have}-"):
+                self._abandon(request, response)
+                raise TransferError(
+                    f"{request.source}: the server answered a Range request with another range"
+                )
+            return _Body(response, have, digest, "r+b")
+        if response.status == 200:
+            return _Body(response, 0, hashlib.sha256(), "w+b")
+        response.read()
+        raise TransferError(
+            f"{request.source}: HTTP {response.status} {response.reason}",
+            "the source does not hold this blob"
+            + (f"; or {request.proxy} refused the request" if request.proxy else ""),
+        )
+
+    def _receive_body(self, request: BlobRequest, body: _Body, handle: IO[Any]) -> int:
+        """Receive the rest of the blob on the path that suits its size; returns bytes got."""
+        if request.size - body.offset < PIPELINE_MIN:
+            return self._receive(request, body, handle)
+        if request.durable or not hasattr(os, "posix_fallocate"):
+            return self._receive_pipelined(request, body, handle)
+        return self._receive_mapped(request, body, handle)
+
+    def _check_received(
+        self, request: BlobRequest, body: _Body, handle: IO[Any], have: int
+    ) -> None:
+        """All of the blob, nothing more, and the right hash; fsynced if durable."""
+        if have < request.size:
+            if request.durable:  # what was received stays for a resume
+                os.fsync(handle.fileno())
+            self._drop(request.origin)
+            raise TransferError(
+                f"{request.source}: connection closed after {have} of {request.size} bytes",
+                "the transfer resumes from there next time",
+            )
+        if body.response.read(1):  # more bytes than the manifest size
+            self._abandon(request, body.response)
+            handle.close()
+            request.partial.unlink()
+            raise IntegrityError(
+                f"{request.source}: the server sent more than the manifest size of "
+                f"{request.size} bytes",
+                "refusing endless data",
+            )
+        actual = body.digest.hexdigest()
+        if actual != request.sha256:
+            handle.close()
+            request.partial.unlink()
+            raise HashMismatch(request.url, request.sha256, actual)
+        if request.durable:
+            os.fsync(handle.fileno())
+
+    def _abandon(self, request: BlobRequest, response: http.client.HTTPResponse) -> None:
+        """Stop reading an answer we refuse; its connection cannot carry another request."""
+        response.close()
+        self._drop(request.origin)
+
+    def _receive(self, request: BlobRequest, body: _Body, handle: IO[Any]) -> int:
+        """Receive, hash and write the rest on this thread; returns bytes received."""
+        response, digest, on_progress = body.response, body.digest, request.on_progress
+        limit = request.size - body.offset
         view = memoryview(self._buffer)
         received = 0
         while received < limit:
@@ -275,18 +375,13 @@ class BlobFetcher:
                 on_progress(n)
         return received
 
-    def _receive_pipelined(
-        self,
-        response: http.client.HTTPResponse,
-        handle: IO[Any],
-        digest: hashlib._Hash,
-        limit: int,
-        on_progress: Progress | None,
-    ) -> int:
+    def _receive_pipelined(self, request: BlobRequest, body: _Body, handle: IO[Any]) -> int:
         """As `_receive`, with hashing on a helper thread one buffer behind the receiver.
 
         A buffer goes back to the receiver only after it was written and hashed.
         """
+        response, on_progress = body.response, request.on_progress
+        limit = request.size - body.offset
         free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         for buffer in self._buffers:
             free.put(buffer)
@@ -295,7 +390,7 @@ class BlobFetcher:
             free.put(cast(bytearray, chunk.obj))  # the whole buffer the chunk is a part of
 
         received = 0
-        with _hashed_behind(digest, give_back) as hash_later:
+        with _hashed_behind(body.digest, give_back) as hash_later:
             while received < limit:
                 view = memoryview(free.get())
                 n = response.readinto(view[: min(len(view), limit - received)])
@@ -308,21 +403,15 @@ class BlobFetcher:
                     on_progress(n)
         return received
 
-    def _receive_mapped(
-        self,
-        response: http.client.HTTPResponse,
-        handle: IO[Any],
-        digest: hashlib._Hash,
-        have: int,
-        size: int,
-        on_progress: Progress | None,
-    ) -> int:
+    def _receive_mapped(self, request: BlobRequest, body: _Body, handle: IO[Any]) -> int:
         """As `_receive_pipelined`, into the file's mapped pages instead of a buffer.
 
         The file is reserved at its full size before it is mapped, so a full disk is an
         error here and never a SIGBUS on a page fault; if the transfer stops short it is cut
         back to what was received and hashed.
         """
+        response, on_progress = body.response, request.on_progress
+        have, size = body.offset, request.size
         fd = handle.fileno()
         os.ftruncate(fd, size)  # at once: a kill from here on leaves an untrusted full size
         try:
@@ -334,7 +423,7 @@ class BlobFetcher:
         view = memoryview(mapped)
         offset = have
         try:
-            with _hashed_behind(digest) as hash_later:
+            with _hashed_behind(body.digest) as hash_later:
                 while offset < size:
                     n = response.readinto(view[offset : min(size, offset + CHUNK)])
                     if not n:
@@ -374,6 +463,25 @@ def _hashed_behind(
     finally:
         filled.put(None)
         hasher.join()
+
+
+def _failure(request: BlobRequest, exc: OSError | http.client.HTTPException) -> TransferError:
+    """What went wrong on the way (the disk, the source, the proxy), said so a user can act."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return TransferError(
+            f"{request.dest.parent}: no space left for {request.size} bytes ({exc.strerror})",
+            "free disk space there; the transfer resumes from where it stopped",
+        )
+    hint = "the source is unreachable or dropped the connection"
+    if request.proxy is not None:
+        hint = (
+            f"the source or {request.proxy} is unreachable or dropped the connection; "
+            f"check {request.proxy.variable} and NO_PROXY"
+        )
+    return TransferError(
+        f"{request.source}: {exc.__class__.__name__}: {exc}",
+        hint + "; the transfer resumes from where it stopped",
+    )
 
 
 def discard_partial(dest: Path) -> None:
