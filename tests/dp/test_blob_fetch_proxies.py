@@ -157,13 +157,15 @@ def test_a_proxy_that_does_not_listen_is_named_in_the_error(
     tmp_path: Path, http_dp: ContentServer
 ) -> None:
     sha = put_raw_blob(tmp_path / "store", b"nobody home\n")
-    dead_proxy = f"http://127.0.0.1:{free_port()}"
-    fetcher = BlobFetcher(proxies=ProxySettings.from_environment({"HTTP_PROXY": dead_proxy}))
+    dead_proxy = f"127.0.0.1:{free_port()}"
+    environment = {"HTTP_PROXY": f"http://agent:s3cret@{dead_proxy}"}
+    fetcher = BlobFetcher(proxies=ProxySettings.from_environment(environment))
     with pytest.raises(TransferError) as caught:
         fetcher.fetch(blob_url(http_dp.url, sha), tmp_path / "got", sha, 12)
     fetcher.close()
-    assert f"through the proxy {dead_proxy} (from HTTP_PROXY)" in caught.value.message
+    assert f"through the proxy http://{dead_proxy} (from HTTP_PROXY)" in caught.value.message
     assert "ConnectionRefusedError" in caught.value.message
+    assert "s3cret" not in str(caught.value)
     assert http_dp.blob_hits(sha) == []
 
 

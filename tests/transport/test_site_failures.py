@@ -21,7 +21,6 @@ import pytest
 from quartermaster.cli.site_link import SiteLink as CommandSiteLink
 from quartermaster.client.site_link import SiteLink as ClientSiteLink
 from quartermaster.core.errors import InvalidInput, NotFound, QMError, Unauthorized
-from quartermaster.core.proxies import ProxySettings
 from quartermaster.core.site_transport import (
     NotApproved,
     NotASite,
@@ -32,10 +31,10 @@ from quartermaster.core.site_transport import (
 from quartermaster.core.tls import ServerTLS, pinned_context
 from quartermaster.dp.site_link import SiteLink as DPSiteLink
 from tests.e2e.processes import free_port
+from tests.e2e.tinyproxy import use_proxies
 from tests.integrity.certs import self_signed
 
 Answer = tuple[int, str, bytes]  # status, content type, body
-NO_PROXIES = ProxySettings.none()
 
 
 def shaped(status: int, code: str, message: str, hint: str) -> Answer:
@@ -84,12 +83,12 @@ Call = Callable[[str, ssl.SSLContext | None], object]
 
 
 def client_call(url: str, context: ssl.SSLContext | None) -> object:
-    with ClientSiteLink(url, "qmc_x", timeout=5, ssl_context=context, proxies=NO_PROXIES) as link:
+    with ClientSiteLink(url, "qmc_x", timeout=5, ssl_context=context) as link:
         return link.manifest("a" * 64)
 
 
 def dp_call(url: str, context: ssl.SSLContext | None) -> object:
-    link = DPSiteLink(url, "qmd_x", timeout=5, ssl_context=context, proxies=NO_PROXIES)
+    link = DPSiteLink(url, "qmd_x", timeout=5, ssl_context=context)
     try:
         return link.assignments()
     finally:
@@ -116,9 +115,9 @@ def failure(part: str, url: str, context: ssl.SSLContext | None = None) -> QMErr
 
 @pytest.fixture(params=sorted(PARTS))
 def part(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "SSL_CERT_FILE"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+    """Each part in turn, with no proxy and the system's CAs (the environment could say else)."""
+    use_proxies(monkeypatch)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     return str(request.param)
 
 
@@ -128,6 +127,18 @@ def test_a_site_that_does_not_answer_is_unreachable(part: str) -> None:
     assert type(error) is SiteUnreachable
     assert f"cannot reach the site server at {url}" in error.message
     assert error.hint
+
+
+def test_a_proxy_that_does_not_answer_leaves_the_site_unreachable_and_is_named(
+    part: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = f"http://127.0.0.1:{free_port()}"
+    use_proxies(monkeypatch, HTTP_PROXY=proxy)
+    with failing_site(shaped(404, "not_found", "never asked", "")) as url:
+        error = failure(part, url)
+    assert type(error) is SiteUnreachable
+    assert f"{url} through the proxy {proxy} (from HTTP_PROXY)" in error.message
+    assert "HTTP_PROXY" in error.hint and "NO_PROXY" in error.hint
 
 
 def test_a_site_error_with_the_error_shape_keeps_the_sites_words(part: str) -> None:
