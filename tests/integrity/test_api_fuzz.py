@@ -17,11 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-from hypothesis import strategies as st
-from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from tests.conftest import ENGINES, fresh_postgres_database
 from tests.e2e.processes import SiteServer, run_qm, start_site
@@ -74,6 +69,11 @@ def _credential(path: str, fuzz_site: dict[str, Any]) -> str:
 
 def _fuzz(operation: Any, fuzz_site: dict[str, Any], statuses: Counter[int]) -> None:
     """Valid and invalid requests for one operation; the first failure raises."""
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import strategies as st
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error, response_schema_conformance
+
     strategy = st.one_of(
         operation.as_strategy(GenerationMode.POSITIVE),
         operation.as_strategy(GenerationMode.NEGATIVE),
@@ -100,6 +100,8 @@ def _fuzz(operation: Any, fuzz_site: dict[str, Any], statuses: Counter[int]) -> 
 
 
 def test_no_server_error_and_no_answer_outside_the_schema(fuzz_site: dict[str, Any]) -> None:
+    import schemathesis  # here, not at the top: collecting every test need not import it
+
     site: SiteServer = fuzz_site["site"]
     schema: Any = schemathesis.openapi.from_url(f"{site.url}/openapi.json")
     # Revoking the fuzzer's own token (its ID is small) would leave the rest untested.
