@@ -109,6 +109,7 @@ def _open_files_under(folder: Path) -> list[str]:
     return [link for link in links if link.startswith(str(folder))]
 
 
+@pytest.mark.e2e
 def test_a_site_that_fails_its_health_wait_leaves_no_process_behind(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match="timed out waiting for site API"):
         start_site(tmp_path, timeout=0.01)  # no site answers within 10 ms of its start
@@ -116,6 +117,7 @@ def test_a_site_that_fails_its_health_wait_leaves_no_process_behind(tmp_path: Pa
     assert _open_files_under(tmp_path) == []
 
 
+@pytest.mark.e2e
 def test_a_running_site_holds_no_log_file_open_in_the_test(tmp_path: Path) -> None:
     site = start_site(tmp_path)
     try:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ENGINES, fresh_postgres_database
+from tests.conftest import fresh_postgres_database
 from tests.e2e.processes import SiteServer, run_qm, start_site
 from tests.e2e.scenario import create_package, make_source
 
@@ -27,7 +27,16 @@ pytestmark = pytest.mark.e2e
 MAX_EXAMPLES = int(os.environ.get("QM_FUZZ_EXAMPLES", "12"))
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+# One site per engine serves the module's tests: those of one engine stay on one xdist worker.
+FUZZ_ENGINES = [
+    pytest.param("sqlite", marks=pytest.mark.xdist_group("fuzz-sqlite")),
+    pytest.param(
+        "postgresql", marks=[pytest.mark.postgresql, pytest.mark.xdist_group("fuzz-postgresql")]
+    ),
+]
+
+
+@pytest.fixture(scope="module", params=FUZZ_ENGINES)
 def fuzz_site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
@@ -36,7 +45,7 @@ def fuzz_site(
     with contextlib.ExitStack() as stack:
         database = None
         if request.param == "postgresql":
-            database = stack.enter_context(fresh_postgres_database())
+            database = stack.enter_context(fresh_postgres_database(migrated=True))
         yield from _prepared_site(tmp_path_factory.mktemp("fuzz"), database)
 
 
