@@ -38,7 +38,7 @@ def cpu_seconds(pid: int) -> float:
 ONLY: set[str] = set()  # --only: measure these routes only (the others run once)
 
 
-def measure(pid: int, repeat: int, one: Callable[[int], None], name: str = "") -> float:
+def measure(pid: int, repeat: int, one: Callable[[int], object], name: str = "") -> float:
     """Milliseconds of site CPU per call of `one`."""
     if ONLY and not any(word in name for word in ONLY):
         repeat = 1

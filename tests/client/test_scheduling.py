@@ -6,7 +6,7 @@ that the client feeds them its memory correctly and adds retries within an attem
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -24,9 +24,9 @@ HOUR = timedelta(hours=1)
 def deployment(
     version: int = 1,
     *,
-    deadline: object = START - HOUR,
-    available: object = None,
-    expires: object = None,
+    deadline: datetime | None = START - HOUR,
+    available: datetime | None = None,
+    expires: datetime | None = None,
     rerun: str = "if-failed",
     state: str = "active",
 ) -> DeploymentPolicy:
@@ -37,12 +37,12 @@ def deployment(
         version,
         "a" * 64,
         ProgramSpec("Install", "exit 0"),
-        available,  # type: ignore[arg-type]
+        available,
         deadline,
         expires,
         rerun,
         state,
-    )  # type: ignore[arg-type]
+    )
 
 
 def ran(version: int, result: str) -> DeploymentState:

@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from tests.e2e.processes import SiteServer, start_site
+from tests.required_programs import program
 
 ADMIN_PASSWORD = "correct horse battery staple"
 VIEWER, VIEWER_PASSWORD = "vera", "viewer pass phrase 1"
@@ -49,15 +50,22 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
 
 
 @pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
+def chromium() -> str:
+    """Debian's Chromium (Playwright's own browser download is not used); without it the
+    tests fail at once, in one line naming the package."""
+    return program("chromium")
+
+
+@pytest.fixture(scope="module")
+def playwright(chromium: str) -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
 @pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
+def browser(chromium: str, playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(
-        executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        executable_path=chromium, headless=True, args=CHROMIUM_ARGS
     )
     try:
         yield browser

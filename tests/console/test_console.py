@@ -12,7 +12,8 @@ from tests.console.conftest import Console, screenshot
 from tests.e2e.processes import wait_until
 from tests.e2e.scenario import make_source, register_client, run_client
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+# One site and one Chromium serve the module: its tests stay on one xdist worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("console")]
 WAIT = 60_000  # ms: how long the page may take to show what the site did (never asserted)
 
 

@@ -18,6 +18,7 @@ from quartermaster.site.api.app import create_app
 from quartermaster.site.context import SiteContext
 from quartermaster.site.identity import audit
 from quartermaster.site.setup import init_site
+from tests.e2e.site_templates import with_migrated_sqlite
 
 PASSWORD = "correct horse battery staple"
 
@@ -45,7 +46,8 @@ class Site:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    init_site(tmp_path / "site", "QM1", "console tests", admin_password=PASSWORD)
+    root = with_migrated_sqlite(tmp_path / "site")
+    init_site(root, "QM1", "console tests", admin_password=PASSWORD)
     ctx = SiteContext.open(tmp_path / "site")
     app = create_app(ctx)
     app.include_router(create_console(ctx))

@@ -29,6 +29,7 @@ from quartermaster.site.deployments.status_ingest import ingest
 from quartermaster.site.models import Client, utcnow
 from quartermaster.site.setup import init_site
 from quartermaster.site.targeting import membership
+from tests.e2e.site_templates import with_migrated_sqlite
 
 
 # The site status messages deployments raise (IDs in site.deployments). Installed for the
@@ -36,7 +37,7 @@ from quartermaster.site.targeting import membership
 # left alone and the catalog's own entries are used.
 @pytest.fixture
 def ctx(tmp_path: Path) -> Iterator[SiteContext]:
-    init_site(tmp_path / "site", "QM1", "Test site")
+    init_site(with_migrated_sqlite(tmp_path / "site"), "QM1", "Test site")
     context = SiteContext.open(tmp_path / "site")
     try:
         yield context

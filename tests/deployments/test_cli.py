@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from tests.e2e.processes import SiteServer, run_qm
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
+# December of next year: always ahead of the clock, and in winter (Berlin UTC+1, Tokyo UTC+9).
+YEAR = datetime.now(UTC).year + 1
 
 
 def test_a_rule_error_prints_the_caret_under_the_column(site: SiteServer) -> None:
@@ -94,11 +97,11 @@ def test_collections_and_a_scheduled_phased_deployment(site: SiteServer, tmp_pat
         "--collection",
         "Lab",
         "--available",
-        "2026-12-01T08:00Z",
+        f"{YEAR}-12-01T08:00Z",
         "--deadline",
-        "2026-12-02T00:00 Europe/Berlin",
+        f"{YEAR}-12-02T00:00 Europe/Berlin",
         "--expires",
-        "2026-12-24T20:00Z",
+        f"{YEAR}-12-24T20:00Z",
         "--rerun",
         "always",
         "--phases",
@@ -108,18 +111,18 @@ def test_collections_and_a_scheduled_phased_deployment(site: SiteServer, tmp_pat
     ).stdout.strip()
     data = site.qm("deploy", "status", deployment_id, "--json").json()
     assert (data["available"], data["deadline"]) == (
-        "2026-12-01T08:00:00+00:00",
-        "2026-12-01T23:00:00+00:00",
+        f"{YEAR}-12-01T08:00:00+00:00",
+        f"{YEAR}-12-01T23:00:00+00:00",
     )
     assert data["rollout"]["success_threshold"] == 90 and data["rerun"] == "always"
 
     tokyo = run_qm("deploy", "status", deployment_id, env={**site.env, "TZ": "Asia/Tokyo"})
     assert (
-        "available 2026-12-01 17:00 JST, deadline 2026-12-02 08:00 JST, expires "
-        "2026-12-25 05:00 JST, rerun always"
+        f"available {YEAR}-12-01 17:00 JST, deadline {YEAR}-12-02 08:00 JST, expires "
+        f"{YEAR}-12-25 05:00 JST, rerun always"
     ) in tokyo.stdout
     listed = run_qm("deploy", "list", env={**site.env, "TZ": "UTC", "COLUMNS": "250"}).stdout
-    assert "2026-12-01 08:00 UTC" in listed and "2026-12-01 23:00 UTC" in listed
+    assert f"{YEAR}-12-01 08:00 UTC" in listed and f"{YEAR}-12-01 23:00 UTC" in listed
 
     paused = site.qm("deploy", "pause", deployment_id).stdout.strip()
     assert paused == f"{deployment_id}: paused (paused by an administrator)"

@@ -21,6 +21,10 @@ from quartermaster.site.models import StatusMessageRow
 from quartermaster.site.targeting import membership
 from tests.deployments.conftest import add_client, deployments_of, serial
 
+# December of next year: always ahead of the clock (the deployment has not expired when the
+# policy is built), and in winter, so Berlin is UTC+1 whatever the year.
+YEAR = datetime.now(UTC).year + 1
+
 FACTS = {
     "hostname": "lab-01",
     "os": "linux",
@@ -68,21 +72,21 @@ def test_a_scheduled_deployment_reaches_policy_with_every_field(
     created = deploy(
         api,
         package_id,
-        available="2026-12-01T08:00Z",
-        deadline="2026-12-02T00:00 Europe/Berlin",
-        expires="2026-12-24T20:00+01:00",
+        available=f"{YEAR}-12-01T08:00Z",
+        deadline=f"{YEAR}-12-02T00:00 Europe/Berlin",
+        expires=f"{YEAR}-12-24T20:00+01:00",
         rerun="always",
         override_maintenance=True,
     )
     assert (created["available"], created["deadline"], created["expires"]) == (
-        "2026-12-01T08:00:00+00:00",
-        "2026-12-01T23:00:00+00:00",
-        "2026-12-24T19:00:00+00:00",
+        f"{YEAR}-12-01T08:00:00+00:00",
+        f"{YEAR}-12-01T23:00:00+00:00",
+        f"{YEAR}-12-24T19:00:00+00:00",
     )
     entry = deployments_of(ctx, lab)[created["deployment_id"]]
-    assert entry["available"] == "2026-12-01T08:00:00Z"
-    assert entry["deadline"] == "2026-12-01T23:00:00Z"
-    assert entry["expires"] == "2026-12-24T19:00:00Z"
+    assert entry["available"] == f"{YEAR}-12-01T08:00:00Z"
+    assert entry["deadline"] == f"{YEAR}-12-01T23:00:00Z"
+    assert entry["expires"] == f"{YEAR}-12-24T19:00:00Z"
     assert entry["rerun"] == "always" and entry["state"] == "active"
     assert entry["override_maintenance"] is True
     # windows of every collection the client is in, not only the deployment's

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,26 +15,20 @@ from typing import Any
 
 import httpx
 
+from tests.e2e.ports import reserve_ports
+from tests.e2e.site_templates import migrated_site_home
+
 QM = [sys.executable, "-m", "quartermaster"]
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port for one server, reserved for this test process (tests/e2e/ports.py)."""
+    return reserve_ports(1)
 
 
 def free_port_pair() -> int:
-    """A port p such that p and p + 1 are both free (API and embedded DP)."""
-    for _ in range(50):
-        port = free_port()
-        try:
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", port + 1))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free pair of ports")
+    """A port p such that p and p + 1 are both reserved and free (API and embedded DP)."""
+    return reserve_ports(2)
 
 
 @dataclass
@@ -87,24 +81,32 @@ class Daemon:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        handle = open(self.log, "ab")  # noqa: SIM115 - the child process keeps it open
-        self.proc = subprocess.Popen(
-            [*QM, *self.args],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env},
-            start_new_session=True,
-        )
+        with open(self.log, "ab") as handle:  # the child has its own copy; ours closes here
+            self.proc = subprocess.Popen(
+                [*QM, *self.args],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
+        """Signal its process group (it and anything it started); SIGKILL after 20 s."""
+        if self.proc is None or self.proc.returncode is not None:
+            return  # never started, or already waited for
+        self._signal_group(sig)
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self._signal_group(signal.SIGKILL)
             self.proc.wait()
+
+    def _signal_group(self, sig: int) -> None:
+        """Only before the process is waited for: until then its ID cannot name another
+        group (an exited, unwaited process keeps its ID)."""
+        assert self.proc is not None and self.proc.returncode is None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
@@ -115,6 +117,11 @@ class Daemon:
                 f"{self.args[:2]} exited with {self.proc.returncode}:\n"
                 f"{self.log.read_text(errors='replace')[-3000:]}"
             )
+
+    def alive(self) -> bool:
+        """True while it runs; a process that ended raises, with the end of its log."""
+        self.check_alive()
+        return True
 
 
 @dataclass
@@ -153,34 +160,31 @@ class SiteServer:
         response.raise_for_status()
         return response.json()
 
-    def start(self) -> None:
+    def start(self, timeout: float = 60.0) -> None:
+        """Start and wait until both planes answer; on any failure nothing is left running."""
         self.daemon.start()
-        wait_until(lambda: self.daemon.check_alive() or _healthy(self.url), "site API")
-        wait_until(lambda: self.daemon.check_alive() or _healthy(self.content_url), "site content")
+        try:
+            for url, what in ((self.url, "site API"), (self.content_url, "site content")):
+                wait_until(lambda u=url: self.daemon.alive() and _healthy(u), what, timeout)
+        except BaseException:
+            self.daemon.stop(signal.SIGKILL)
+            raise
 
     def stop(self) -> None:
         self.daemon.stop()
 
 
-def start_site(base: Path, database: str | None = None, site_code: str = "QM1") -> SiteServer:
+def start_site(
+    base: Path, database: str | None = None, site_code: str = "QM1", timeout: float = 60.0
+) -> SiteServer:
+    """A site made as `qm site init` makes it (in this process, on a migrated database: see
+    site_templates.py), then `qm site serve` until it answers on both ports."""
     home = base / "site"
     port = free_port_pair()
-    init = [
-        "site",
-        "init",
-        "--home",
-        str(home),
-        "--site-code",
-        site_code,
-        "--listen",
-        f"127.0.0.1:{port}",
-    ]
-    if database:
-        init += ["--database", database]
-    run_qm(*init)
+    migrated_site_home(home, database, site_code, f"127.0.0.1:{port}")
     daemon = Daemon(["site", "serve", "--home", str(home)], base / "site-serve.log")
     server = SiteServer(home, port, daemon)
-    server.start()
+    server.start(timeout)
     return server
 
 
@@ -200,8 +204,13 @@ class DPServer:
         return self.home / "store"
 
     def start(self) -> None:
+        """Start and wait until it answers; on any failure nothing is left running."""
         self.daemon.start()
-        wait_until(lambda: self.daemon.check_alive() or _healthy(self.url), f"DP {self.name}")
+        try:
+            wait_until(lambda: self.daemon.alive() and _healthy(self.url), f"DP {self.name}")
+        except BaseException:
+            self.daemon.stop(signal.SIGKILL)
+            raise
 
     def stop(self) -> None:
         self.daemon.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ def _client_in(site: SiteServer, home: Path, collection: str, *options: str) -> 
     return client_id
 
 
-def _client_state(home: Path, deployment_id: str) -> dict[str, object]:
+def _client_state(home: Path, deployment_id: str) -> dict[str, Any]:
     status = run_qm("client", "status", "--home", str(home), "--json").json()
     return next(d for d in status["deployments"] if d["deployment_id"] == deployment_id)
 
@@ -202,8 +203,8 @@ def test_a_custom_property_the_client_reports_brings_it_into_a_rule_collection(
     ]
 
 
-def _messages(site: SiteServer, client_id: str) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = site.qm(
+def _messages(site: SiteServer, client_id: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = site.qm(
         "status", "messages", "--client", client_id, "--limit", "1000", "--json"
     ).json()["messages"]
     return rows

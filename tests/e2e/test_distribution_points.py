@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ import pytest
 from quartermaster.core.hashing import sha256_file
 from quartermaster.core.store_layout import blob_path, manifest_path
 from tests.e2e.cutting_proxy import CuttingProxy
-from tests.e2e.processes import SiteServer, start_dp, wait_until
+from tests.e2e.nginx_server import Nginx
+from tests.e2e.processes import SiteServer, free_port, start_dp, wait_until
 from tests.e2e.scenario import (
     create_package,
     deploy_to,
@@ -224,12 +226,21 @@ def test_dp_killed_mid_distribution_resumes_and_stays_sound(
         dp.stop()
 
 
-def test_stock_nginx_serves_a_dp_store_to_clients(site: SiteServer, tmp_path: Path) -> None:
-    """The DP agent keeps the store; nginx, configured as docs/operations.md says, serves it."""
-    from tests.e2e.nginx_server import Nginx
-    from tests.e2e.processes import free_port
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[Nginx]:
+    """A stock nginx, started by the test over a store; without nginx installed the test
+    fails at once, in one line naming the Debian package."""
+    server = Nginx(tmp_path / "nginx", free_port())
+    try:
+        yield server
+    finally:
+        server.stop()
 
-    nginx = Nginx(tmp_path / "nginx", free_port())
+
+def test_stock_nginx_serves_a_dp_store_to_clients(
+    nginx: Nginx, site: SiteServer, tmp_path: Path
+) -> None:
+    """The DP agent keeps the store; nginx, configured as docs/operations.md says, serves it."""
     target = tmp_path / "installed" / "payload.txt"
     package_id = create_package(site, make_source(tmp_path / "src", target, "via nginx\n"))
     dp = start_dp(site, tmp_path, "edge", boundaries=(LOOPBACK,), public_url=nginx.url)
@@ -248,5 +259,4 @@ def test_stock_nginx_serves_a_dp_store_to_clients(site: SiteServer, tmp_path: Pa
         access = (tmp_path / "nginx" / "access.log").read_text()
         assert "GET /content/sha256/" in access and '" 200 ' in access
     finally:
-        nginx.stop()
         dp.stop()

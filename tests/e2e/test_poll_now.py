@@ -69,7 +69,7 @@ def test_the_client_service_sleeps_less_than_its_interval_after_a_notification(
     service = Daemon(["client", "run", "--home", str(home)], tmp_path / "client-service.log")
     service.start()
     try:
-        line = wait_until(lambda: service.check_alive() or _next_run(log), "the next run line")
+        line = wait_until(lambda: service.alive() and _next_run(log), "the next run line")
     finally:
         service.stop()
     assert 60 <= int(line) <= 66  # 60 s and at most 10 % jitter, not the 3600 s interval

@@ -6,7 +6,6 @@ that does not let this computer out would.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.processes import free_port, wait_until
+from tests.required_programs import program
 
 CONFIG = """Port {port}
 Listen 127.0.0.1
@@ -56,13 +56,7 @@ class Tinyproxy:
 
 
 def tinyproxy_binary() -> str:
-    binary = shutil.which("tinyproxy") or shutil.which("tinyproxy", path="/usr/sbin:/usr/bin")
-    if binary is None:
-        pytest.fail(
-            "tinyproxy is not installed: install the Debian package (apt-get install -y tinyproxy)",
-            pytrace=False,
-        )
-    return binary
+    return program("tinyproxy")
 
 
 @contextmanager

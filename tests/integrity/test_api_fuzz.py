@@ -17,13 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-from hypothesis import strategies as st
-from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error, response_schema_conformance
 
-from tests.conftest import ENGINES, fresh_postgres_database
+from tests.conftest import fresh_postgres_database
 from tests.e2e.processes import SiteServer, run_qm, start_site
 from tests.e2e.scenario import create_package, make_source
 
@@ -32,7 +27,16 @@ pytestmark = pytest.mark.e2e
 MAX_EXAMPLES = int(os.environ.get("QM_FUZZ_EXAMPLES", "12"))
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+# One site per engine serves the module's tests: those of one engine stay on one xdist worker.
+FUZZ_ENGINES = [
+    pytest.param("sqlite", marks=pytest.mark.xdist_group("fuzz-sqlite")),
+    pytest.param(
+        "postgresql", marks=[pytest.mark.postgresql, pytest.mark.xdist_group("fuzz-postgresql")]
+    ),
+]
+
+
+@pytest.fixture(scope="module", params=FUZZ_ENGINES)
 def fuzz_site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
@@ -41,7 +45,7 @@ def fuzz_site(
     with contextlib.ExitStack() as stack:
         database = None
         if request.param == "postgresql":
-            database = stack.enter_context(fresh_postgres_database())
+            database = stack.enter_context(fresh_postgres_database(migrated=True))
         yield from _prepared_site(tmp_path_factory.mktemp("fuzz"), database)
 
 
@@ -74,6 +78,11 @@ def _credential(path: str, fuzz_site: dict[str, Any]) -> str:
 
 def _fuzz(operation: Any, fuzz_site: dict[str, Any], statuses: Counter[int]) -> None:
     """Valid and invalid requests for one operation; the first failure raises."""
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import strategies as st
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error, response_schema_conformance
+
     strategy = st.one_of(
         operation.as_strategy(GenerationMode.POSITIVE),
         operation.as_strategy(GenerationMode.NEGATIVE),
@@ -100,6 +109,8 @@ def _fuzz(operation: Any, fuzz_site: dict[str, Any], statuses: Counter[int]) -> 
 
 
 def test_no_server_error_and_no_answer_outside_the_schema(fuzz_site: dict[str, Any]) -> None:
+    import schemathesis  # here, not at the top: collecting every test need not import it
+
     site: SiteServer = fuzz_site["site"]
     schema: Any = schemathesis.openapi.from_url(f"{site.url}/openapi.json")
     # Revoking the fuzzer's own token (its ID is small) would leave the rest untested.

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from quartermaster.site.api.app import create_app
 from quartermaster.site.context import SiteContext
 from quartermaster.site.setup import init_site
+from tests.e2e.site_templates import with_migrated_sqlite
 
 ROLES = ("viewer", "operator", "admin")
 
@@ -103,7 +104,7 @@ class SiteApi:
 @pytest.fixture
 def site_api(tmp_path: Path) -> Iterator[SiteApi]:
     root = tmp_path / "site"
-    home = init_site(root, "QM1", "security tests")
+    home = init_site(with_migrated_sqlite(root), "QM1", "security tests")
     ctx = SiteContext.open(root)
     http = TestClient(create_app(ctx), client=("127.0.0.1", 50000))
     api = SiteApi(root, ctx, http, {"admin": home.admin_token_path.read_text().strip()})

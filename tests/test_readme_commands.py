@@ -1,0 +1,96 @@
+"""The README's two commands are what a fresh machine needs: the quick start sets up and
+starts a site from a clean clone, and the test command is scripts/test, which CI runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.processes import free_port_pair, wait_until
+from tests.required_programs import program
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_command(readme: str, heading: str) -> str:
+    """The one-line shell block that follows the bold `heading` in the README."""
+    found = re.search(rf"\*\*{re.escape(heading)}\*\*.*?```sh\n(.*?)\n```", readme, re.S)
+    assert found, f"the README has no sh block after **{heading}**"
+    command = found.group(1).strip()
+    assert "\n" not in command, f"the block after **{heading}** is not one command"
+    return command
+
+
+def check_the_test_command(checkout: Path) -> None:
+    """README says scripts/test; .ci/run runs it and nothing else runs pytest there."""
+    readme = (checkout / "README.md").read_text()
+    assert readme_command(readme, "Run the tests") == "scripts/test"
+    script = checkout / "scripts" / "test"
+    assert script.is_file() and os.access(script, os.X_OK)
+    assert script.read_text().startswith("#!/usr/bin/env bash\n")
+    lines = [line.strip() for line in (checkout / ".ci" / "run").read_text().splitlines()]
+    code = [line for line in lines if line and not line.startswith("#")]
+    assert any(line.startswith("scripts/test -m ") for line in code), code
+    assert not [line for line in code if "pytest" in line or "python" in line], code
+
+
+def test_readme_and_ci_run_the_tests_with_scripts_test() -> None:
+    check_the_test_command(ROOT)
+
+
+@pytest.mark.e2e
+def test_the_quick_start_sets_up_and_serves_a_site_in_a_fresh_clone(tmp_path: Path) -> None:
+    """`git clone`, then the quick start as written: venv, install, init, serve (on free
+    ports instead of 8440/8441, briefly), and the test command is there for the next step."""
+    clone = tmp_path / "clone"
+    subprocess.run([program("git"), "clone", "-q", str(ROOT), str(clone)], check=True)
+    check_the_test_command(clone)
+    steps = readme_command((clone / "README.md").read_text(), "Set up and start the site server")
+    venv, install, init, serve = (shlex.split(step) for step in steps.split(" && "))
+    assert venv == ["python3", "-m", "venv", ".venv"]
+    assert install == [".venv/bin/pip", "install", "-e", "."]
+    assert init == [".venv/bin/qm", "site", "init", "--home", "./site"]
+    assert serve == [".venv/bin/qm", "site", "serve", "--home", "./site"]
+
+    for step in (venv, install):
+        done = subprocess.run(step, cwd=clone, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{shlex.join(step)}:\n{done.stderr[-3000:]}"
+    port = free_port_pair()
+    subprocess.run([*init, "--listen", f"127.0.0.1:{port}"], cwd=clone, check=True)
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(serve, cwd=clone, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        for url in (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"):
+            wait_until(lambda u=url: _healthy(server, u, log), f"{url}/healthz")
+        token = (clone / "site" / "admin.token").read_text().strip()
+        packages = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/packages",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert packages.status_code == 200, packages.text  # the admin token in ./site works
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            code = server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+            raise
+    assert code == 0, log.read_text()[-3000:]
+
+
+def _healthy(server: subprocess.Popen[bytes], url: str, log: Path) -> bool:
+    assert server.poll() is None, log.read_text()[-3000:]
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -1,0 +1,128 @@
+"""What the tests need from outside says so in one line, and test processes clean up.
+
+A test whose program (nginx, Chromium, ...) is missing, or whose PostgreSQL does not answer,
+fails with one line naming what to install or start; a site that never becomes healthy
+leaves no process behind and no log file open.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import postgres_unreachable_message
+from tests.e2e.ports import reserve_ports
+from tests.e2e.processes import start_site
+from tests.required_programs import PACKAGE_LIST, debian_packages, missing_program_message
+
+ROOT = Path(__file__).resolve().parents[1]
+NGINX_TEST = "tests/e2e/test_distribution_points.py::test_stock_nginx_serves_a_dp_store_to_clients"
+BROWSER_TEST = "tests/console/test_console.py::test_signing_out_ends_the_session"
+POSTGRES_TEST = "tests/database/test_migrations.py::test_models_need_no_new_migration"
+
+
+def path_without(folder: Path, hidden: set[str]) -> str:
+    """A PATH of one folder that links every program on PATH except the hidden ones."""
+    folder.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        for entry in sorted(Path(directory).glob("*")) if Path(directory).is_dir() else []:
+            link = folder / entry.name
+            if entry.name in hidden or link.exists() or not os.access(entry, os.X_OK):
+                continue
+            link.symlink_to(entry)
+    return str(folder)
+
+
+def test_the_package_list_names_the_programs_fixtures_ask_for() -> None:
+    assert debian_packages() == {
+        "nginx": "nginx",
+        "chromium": "chromium",
+        "pg_ctlcluster": "postgresql",
+        "git": "git",
+    }, PACKAGE_LIST.read_text()
+
+
+def test_missing_programs_and_postgresql_fail_in_one_line_naming_the_fix(tmp_path: Path) -> None:
+    closed = reserve_ports(1)  # reserved here, so nothing listens on it
+    env = {
+        **os.environ,
+        "PATH": path_without(tmp_path / "bin", {"nginx", "chromium", "pg_ctlcluster"}),
+        "QM_TEST_POSTGRES": f"postgresql://postgres@127.0.0.1:{closed}/postgres",
+    }
+    tests = [f"{NGINX_TEST}[sqlite]", BROWSER_TEST, f"{POSTGRES_TEST}[postgresql]"]
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", *tests],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 1, out
+    assert "3 errors" in out.splitlines()[-1], out
+    # Each error is its heading, then one line: the fix.
+    errors = out.split(" ERRORS ")[1].split(" short test summary info ")[0]
+    lines = [line for line in errors.splitlines() if line and line[0] not in "_="]
+    assert len(lines) == 3, errors
+    for name, line in zip(("nginx", "chromium"), lines, strict=False):
+        assert line == missing_program_message(name)
+        assert f"install the Debian package {name} (apt-get install -y {name})" in line
+    assert lines[2].startswith(f"PostgreSQL at {env['QM_TEST_POSTGRES']} is not reachable (")
+    assert f"port {closed} failed: Connection refused" in lines[2]
+    assert "start that server or point QM_TEST_POSTGRES at one that runs" in lines[2]
+
+
+def test_postgresql_not_installed_names_the_debian_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("QM_TEST_POSTGRES", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    message = postgres_unreachable_message("connection refused\n\tIs the server running?")
+    assert "\n" not in message and "connection refused Is the server running?" in message
+    assert "install the Debian package postgresql (apt-get install -y postgresql)" in message
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # ended while we looked
+        if text in args:
+            found.append(f"{cmdline.parent.name}: {args}")
+    return found
+
+
+def _open_files_under(folder: Path) -> list[str]:
+    links = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            links.append(os.readlink(fd))
+        except OSError:
+            continue
+    return [link for link in links if link.startswith(str(folder))]
+
+
+@pytest.mark.e2e
+def test_a_site_that_fails_its_health_wait_leaves_no_process_behind(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match="timed out waiting for site API"):
+        start_site(tmp_path, timeout=0.01)  # no site answers within 10 ms of its start
+    assert _processes_mentioning(str(tmp_path / "site")) == []
+    assert _open_files_under(tmp_path) == []
+
+
+@pytest.mark.e2e
+def test_a_running_site_holds_no_log_file_open_in_the_test(tmp_path: Path) -> None:
+    site = start_site(tmp_path)
+    try:
+        assert _processes_mentioning(str(tmp_path / "site"))  # it runs ...
+        assert _open_files_under(tmp_path) == []  # ... and only it holds its log
+    finally:
+        site.stop()
+    assert _processes_mentioning(str(tmp_path / "site")) == []
