@@ -8,6 +8,7 @@ leaves no process behind and no log file open.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,12 +39,15 @@ def path_without(folder: Path, hidden: set[str]) -> str:
 
 
 def test_the_package_list_names_the_programs_fixtures_ask_for() -> None:
-    assert debian_packages() == {
-        "nginx": "nginx",
-        "chromium": "chromium",
-        "pg_ctlcluster": "postgresql",
-        "git": "git",
-    }, PACKAGE_LIST.read_text()
+    """Every `program("X")` in the tests is in the list, and every listed program is asked for
+    (PostgreSQL's pg_ctlcluster by scripts/test and tests/conftest.py)."""
+    tests = Path(__file__).resolve().parent
+    asked = {
+        match
+        for path in tests.rglob("*.py")
+        for match in re.findall(r'\bprogram\("([^"]+)"\)', path.read_text())
+    }
+    assert asked | {"pg_ctlcluster"} == set(debian_packages()), PACKAGE_LIST.read_text()
 
 
 def test_missing_programs_and_postgresql_fail_in_one_line_naming_the_fix(tmp_path: Path) -> None:
