@@ -117,9 +117,7 @@ def _check_characters(
             raise VersionSyntaxError(text, upstream_at + i, "invalid character in version number")
     for i, char in enumerate(revision):
         if not (_ascii_alnum(char) or char in _REVISION_EXTRA):
-            raise VersionSyntaxError(
-                text, revision_at + i, "invalid character in revision number"
-            )
+            raise VersionSyntaxError(text, revision_at + i, "invalid character in revision number")
 
 
 def _ascii_digit(char: str) -> bool:

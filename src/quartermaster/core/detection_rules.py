@@ -216,8 +216,11 @@ def _check_version(text: str, manager: str, value: str, at: int) -> None:
         return
     if manager == "file":
         if any(c.isspace() for c in value):
-            raise RuleError(text, at + next(i for i, c in enumerate(value) if c.isspace()),
-                            "a version holds no spaces")
+            raise RuleError(
+                text,
+                at + next(i for i, c in enumerate(value) if c.isspace()),
+                "a version holds no spaces",
+            )
         return
     try:
         debian_version.parse(value)
