@@ -169,7 +169,7 @@ def _file(text: str, body: str, at: int) -> FileRule:
         path = _absolute(text, path, at + 1)
     else:
         path, _, rest = body.partition(" ")
-        rest_at = at + len(path)
+        rest_at = at + len(path) + 1
         path = _absolute(text, path, at)
     clause = rest.strip()
     clause_at = rest_at + len(rest) - len(rest.lstrip())
