@@ -21,12 +21,18 @@ from quartermaster.core.errors import InvalidInput
     [
         ("file:/usr/bin/tool", FileRule("/usr/bin/tool"), "file:/usr/bin/tool"),
         ("file:/a sha256=" + "AB" * 32, FileRule("/a", sha256="ab" * 32), None),
-        ('file:"/opt/My App/v.txt" version >= 2.1', FileRule("/opt/My App/v.txt", "", ">=", "2.1"),
-         'file:"/opt/My App/v.txt" version>=2.1'),
+        (
+            'file:"/opt/My App/v.txt" version >= 2.1',
+            FileRule("/opt/My App/v.txt", "", ">=", "2.1"),
+            'file:"/opt/My App/v.txt" version>=2.1',
+        ),
         ("dpkg:qm-test-tool", PackageRule("dpkg", "qm-test-tool"), None),
         ("dpkg:libc6:amd64>=2.36-9", PackageRule("dpkg", "libc6:amd64", ">=", "2.36-9"), None),
-        ("dpkg:tool < 1:2.0~rc1", PackageRule("dpkg", "tool", "<", "1:2.0~rc1"),
-         "dpkg:tool<1:2.0~rc1"),
+        (
+            "dpkg:tool < 1:2.0~rc1",
+            PackageRule("dpkg", "tool", "<", "1:2.0~rc1"),
+            "dpkg:tool<1:2.0~rc1",
+        ),
         ("rpm:bash=5.1.8-6.el9", PackageRule("rpm", "bash", "=", "5.1.8-6.el9"), None),
         ("script:test -x /bin/sh && echo yes", ScriptRule("test -x /bin/sh && echo yes"), None),
         ("script[5s]:echo hi", ScriptRule("echo hi", 5), "script[5]:echo hi"),
