@@ -493,8 +493,16 @@ def _counts(session: Session, deployment: Deployment, plan: PhasePlan) -> dict[i
     states = _member_states(session, deployment)
     if deployment.purpose:
         compliant = COMPLIANT[deployment.purpose]
-        states = [(c, "succeeded" if s == compliant else s) for c, s in states]
+        states = [(c, _as_compliance(s, compliant)) for c, s in states]
     return count_phases(plan, deployment.deployment_id, states)
+
+
+def _as_compliance(state: str, compliant: str) -> str:
+    """An application client counts as succeeded only when compliant: a program that
+    merely exited 0 is still in progress until detection agrees."""
+    if state == compliant:
+        return "succeeded"
+    return "in_progress" if state == "succeeded" else state
 
 
 def _site_message(session: Session, message_id: int, deployment_id: str, *strings: Any) -> None:
