@@ -103,6 +103,14 @@ class AppRunner:
         synth = _as_deployment(deployment, app, app.install)
         found = self.detector.evaluate(app.detection, lambda: self._manifest(synth))
         self.log.write(f"{app.app_id} revision {app.revision}: {found.result}: {found.summary()}")
+        self.state.applications[app.app_id] = {  # `qm client status` shows each application
+            "name": app.name,
+            "revision": app.revision,
+            "detected": found.detected,
+            "result": found.result,
+            "evaluated": format_utc(self.ctx.clock()),
+            "evidence": found.evidence_list(),
+        }
         return found
 
     def _manifest(self, synth: DeploymentPolicy) -> Manifest | None:
@@ -120,16 +128,7 @@ class AppRunner:
         local: DeploymentState,
         found: DetectionResult,
     ) -> None:
-        now = format_utc(self.ctx.clock())
-        local.detected, local.evaluated = found.detected, now
-        self.state.applications[app.app_id] = {
-            "name": app.name,
-            "revision": app.revision,
-            "detected": found.detected,
-            "result": found.result,
-            "evaluated": now,
-            "evidence": found.evidence_list(),
-        }
+        local.detected, local.evaluated = found.detected, format_utc(self.ctx.clock())
 
     def _report_compliance(
         self,
@@ -291,6 +290,7 @@ class AppRunner:
             return Step(False, local.reason or "content unavailable")
         reporter.emit(10005, spec.command)
         run = run_program(spec, folder, self.runner._program_log(synth), _environment(synth, app))
+        self.detector.forget()  # whatever it did, detection must look again
         if run.start_error:
             reporter.emit(10007, run.start_error)
             return Step(False, f"could not start: {run.start_error}")

@@ -10,7 +10,8 @@ order given, stopping as soon as the answer is known:
 
 The evidence lists every rule evaluated, what it saw, and its answer; it travels in the
 status message properties. One `Detector` lives for one agent run: it asks dpkg and rpm
-once each for every installed package, so 600 package rules cost two processes.
+once each for every installed package (again after any program ran), so 600 package
+rules cost two processes.
 """
 
 from __future__ import annotations
@@ -77,11 +78,16 @@ ManifestSource = Callable[[], Manifest | None]
 
 @dataclass
 class Detector:
-    """Evaluates rules; caches the installed-package lists for the life of one run."""
+    """Evaluates rules; caches the installed-package lists until a program runs."""
 
     _dpkg: dict[str, str] | None = None
     _rpm: dict[str, str] | None = None
     _errors: dict[str, str] = field(default_factory=dict)
+
+    def forget(self) -> None:
+        """After a program ran: the installed packages may have changed."""
+        self._dpkg = self._rpm = None
+        self._errors.clear()
 
     def evaluate(self, detection: Detection, manifest: ManifestSource) -> DetectionResult:
         findings: list[Finding] = []
