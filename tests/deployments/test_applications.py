@@ -186,3 +186,11 @@ def test_phases_advance_on_compliance_not_exit_codes(
     by_app = api.get(f"/api/v1/applications/{app_id}/status").json()
     assert by_app["counts"]["installed"] == len(first)
     assert by_app["counts"]["unknown"] == len(clients) - len(first)
+
+
+def test_a_program_run_context_must_name_its_account(api: TestClient, package_id: str) -> None:
+    body = {"name": "AsUser", "command": "sh install.sh", "run_context": "user"}
+    refused = api.post(f"/api/v1/packages/{package_id}/programs", json=body)
+    assert refused.status_code == 422 and "user:NAME" in refused.json()["error"]["hint"]
+    body["run_context"] = "user:alice"
+    assert api.post(f"/api/v1/packages/{package_id}/programs", json=body).status_code == 201

@@ -134,9 +134,12 @@ class Agent:
                     self.log.write("stop requested; remaining deployments wait for the next run")
                     break
                 requested = deployment.deployment_id == install
+                before = self.state.get(deployment.deployment_id).last_run
                 summary.lines.append(self._consider(deployment, requested, runner, apps))
-                self.state.save()
+                if self.state.get(deployment.deployment_id).last_run != before:
+                    self.state.save()  # a program ran: its attempt is on disk at once
         finally:
+            self.state.save()  # evaluations and notices: once per run
             fetcher.close()
         summary.next_wakeup = self._reevaluation(policy, apps)
 

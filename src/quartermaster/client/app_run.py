@@ -62,7 +62,7 @@ class AppRunner:
         if found.result == "error":
             return self._detection_failed(app, deployment, local, reporter, found)
         if self._compliant(deployment, found):
-            self._report_compliance(app, deployment, local, reporter, found, force=True)
+            self._report_compliance(app, deployment, local, reporter, found)
             return f"compliant: {found.summary()}"
         if deployment.purpose == "install" and local.detected:
             reporter.emit(1100, _name(app), found.summary(), properties=_props(app, found))
@@ -137,16 +137,15 @@ class AppRunner:
         local: DeploymentState,
         reporter: DeploymentReporter,
         found: DetectionResult,
-        force: bool = False,
     ) -> None:
-        """1001 when the state changed, when asked to, or once per re-evaluation cycle."""
+        """1001 when the state changed, or once per re-evaluation cycle."""
         reported = parse_optional(local.reported)
         now = self.ctx.clock()
         stale = reported is None or now - reported >= timedelta(seconds=app.reevaluate)
         changed = local.detected != found.detected or local.result not in _COMPLIANT_RESULTS
         self._remember(app, deployment, local, found)
         local.record_step(deployment.source_version, Result.COMPLIANT, found.summary())
-        if force or stale or changed:
+        if stale or changed:
             state = "installed" if found.detected else "not installed"
             reporter.emit(1001, _name(app), state, properties=_props(app, found))
             local.reported = format_utc(now)
