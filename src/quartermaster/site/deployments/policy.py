@@ -20,6 +20,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
+from quartermaster.core.program import ProgramSpec
 from quartermaster.site.applications.graph import closure, current_edges, supersedes_of
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import next_counter, read_counter
@@ -181,6 +182,19 @@ def _load_entries(session: Session, memberships: tuple[int, ...]) -> _Entries:
     return tuple(entries), windows, applications
 
 
+_PROGRAM_DEFAULTS = ProgramSpec("x", "x").to_dict()
+
+
+def compact_program(spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An application's program without the fields that have their default value: policy
+    with 50 applications stays small (the client fills the defaults back in)."""
+    if spec is None:
+        return None
+    return {
+        k: v for k, v in spec.items() if k in ("name", "command") or _PROGRAM_DEFAULTS.get(k) != v
+    }
+
+
 def _phased(d: Deployment) -> _Phased | None:
     if d.phase_plan is None:
         return None
@@ -245,7 +259,10 @@ def application_entries(session: Session, roots: set[str]) -> dict[str, dict[str
             "package_name": package_name,
             "source_version": revision.source_version,
             "package_hash": package_hash,
-            **{k: revision.spec[k] for k in ("install", "uninstall", "detection", "run_as")},
+            "install": compact_program(revision.spec["install"]),
+            "uninstall": compact_program(revision.spec["uninstall"]),
+            "detection": revision.spec["detection"],
+            "run_as": revision.spec["run_as"],
             "reevaluate": revision.spec["reevaluate"],
             "depends": [other for kind, other in links if kind == "depends"],
             "supersedes": supersedes_of(session, revision.id),
