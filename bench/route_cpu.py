@@ -170,6 +170,54 @@ def run(site: str, token: str, pid: int, repeat: int) -> dict[str, float]:
     results["POST /status (5 messages)"] = measure(
         pid, repeat, name="POST /status (5 messages)", one=status
     )
+    results.update(application_policy(admin, http, pid, repeat, package_id))
+    return results
+
+
+def application_policy(
+    admin: httpx.Client, http: httpx.Client, pid: int, repeat: int, package_id: str, count: int = 50
+) -> dict[str, float]:
+    """GET /policy → 200 for a client targeted by `count` package deployments, and for one
+    targeted by `count` application deployments whose applications depend on and supersede
+    each other (edges point to older applications only, so there is no cycle)."""
+    tag = uuid.uuid4().hex[:6]
+    apps: list[str] = []
+    for i in range(count):
+        body: dict[str, Any] = {
+            "name": f"CPU app {tag} {i}",
+            "package_id": package_id,
+            "install": "Install",
+            "detect": [f"file:/opt/qm-bench/{i}", f"dpkg:qm-bench-{i}>=1.0"],
+            "depends": [apps[-1]] if apps and i % 5 else [],
+            "supersedes": [f"{apps[-2]}=upgrade"] if i >= 2 and i % 7 == 0 else [],
+        }
+        reply = admin.post("/api/v1/applications", json=body)
+        assert reply.status_code == 201, reply.text
+        apps.append(reply.json()["app_id"])
+    secrets = {}
+    for kind in ("packages", "applications"):
+        collection = f"CPU-{kind}-{tag}"
+        admin.post("/api/v1/collections", json={"name": collection}).raise_for_status()
+        client = http.post(f"{API}/register", json=facts(0)).json()
+        admin.post(
+            f"/api/v1/collections/{collection}/members", json={"client_id": client["client_id"]}
+        ).raise_for_status()
+        for i in range(count):
+            if kind == "packages":
+                path, body = "/api/v1/deployments", {"package_id": package_id, "program": "Install"}
+            else:
+                path, body = "/api/v1/application-deployments", {"app_id": apps[i]}
+            admin.post(path, json={**body, "collection": collection}).raise_for_status()
+        secrets[kind] = client["client_secret"]
+    results = {}
+    for kind, secret in secrets.items():
+        name = f"GET /policy → 200, {count} {kind}"
+
+        def policy(i: int, secret: str = secret) -> None:
+            reply = http.get(f"{API}/policy", headers={"Authorization": f"Bearer {secret}"})
+            assert reply.status_code == 200 and len(reply.json()["signed"]["deployments"]) == count
+
+        results[name] = measure(pid, repeat, name=name, one=policy)
     return results
 
 
@@ -190,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     token = Path(args.token[1:]).read_text().strip() if args.token.startswith("@") else args.token
     results = run(args.site.rstrip("/"), token, args.site_pid, args.repeat)
     for route, ms in results.items():
-        print(f"{route:<28}{ms:>8} ms site CPU per request")
+        print(f"{route:<44}{ms:>8} ms site CPU per request")
     print(json.dumps(results))
     return 0
 

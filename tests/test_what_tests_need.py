@@ -39,8 +39,8 @@ def path_without(folder: Path, hidden: set[str]) -> str:
 
 
 def test_the_package_list_names_the_programs_fixtures_ask_for() -> None:
-    """Every program the tests ask for by `program(name)` is in the list, and every listed program is asked for
-    (PostgreSQL's pg_ctlcluster by scripts/test and tests/conftest.py)."""
+    """Every program the tests ask for by `program(name)` is in the list, and every listed
+    program is asked for (PostgreSQL's pg_ctlcluster by scripts/test and tests/conftest.py)."""
     tests = Path(__file__).resolve().parent
     asked = {
         match

@@ -24,6 +24,7 @@ PARAMS = {
     "client_id": "00000000-0000-4000-8000-000000000000",
     "token_id": "999999",
     "package_hash": "0" * 64,
+    "app_id": "QM1FFFFF",
 }
 PUBLIC = {
     "/healthz",

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from quartermaster.cli.site_link import (
+    CommandError,
     JsonOption,
     SiteLink,
     SiteOption,
@@ -44,8 +45,12 @@ def _localized(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 @app.command("create")
 @handles_errors
 def create(
-    package: str = typer.Option(..., "--package", help="Package ID."),
-    program: str = typer.Option(..., "--program", help="Program name."),
+    package: str = typer.Option(None, "--package", help="Package ID (with --program)."),
+    program: str = typer.Option(None, "--program", help="Program name."),
+    app_id: str = typer.Option(None, "--app", help="Application ID (instead of a program)."),
+    purpose: str = typer.Option(
+        "install", "--purpose", help="install or uninstall (an application's deployment)."
+    ),
     collection: str = typer.Option(..., "--collection", help="Collection name."),
     available: str = typer.Option(None, "--available", help="When users may run it. " + TIME_HELP),
     deadline: str = typer.Option(
@@ -86,17 +91,29 @@ def create(
     site: str = SiteOption,
     token: str = TokenOption,
 ) -> None:
-    """Deploy a program to a collection; prints the deployment ID.
+    """Deploy a program or an application to a collection; prints the deployment ID.
 
-    Without --available and --deadline it is mandatory now.
+    Without --available and --deadline it is mandatory now. An application's deployment
+    complies with what detection says (docs/applications.md).
 
     Example: qm deploy create --package QM100001 --program Install --collection Lab
     --available now --deadline "2026-11-26T00:00 Europe/Berlin" --expires +14d
     --phases 5%,25%,100%
+
+    Example: qm deploy create --app QM140000 --collection Lab --purpose install
     """
+    if (app_id is None) == (package is None or program is None):
+        raise CommandError(
+            "deploy either a program or an application",
+            "give --package and --program, or --app (with --purpose)",
+        )
+    what: dict[str, Any] = (
+        {"app_id": app_id, "purpose": purpose}
+        if app_id
+        else {"package_id": package, "program": program}
+    )
     body: dict[str, Any] = {
-        "package_id": package,
-        "program": program,
+        **what,
         "collection": collection,
         "available": available,
         "deadline": deadline,
@@ -108,7 +125,8 @@ def create(
         "error_threshold": error_threshold,
     }
     body = {k: v for k, v in body.items() if v is not None}
-    print(SiteLink(site, token).post("/api/v1/deployments", body)["deployment_id"])
+    path = "/api/v1/application-deployments" if app_id else "/api/v1/deployments"
+    print(SiteLink(site, token).post(path, body)["deployment_id"])
 
 
 @app.command("reschedule")
@@ -224,6 +242,9 @@ def status(
         markup=False,
     )
     out.print(f"targeted {data['targeted']}: {counts}", markup=False)
+    if data.get("compliance"):
+        shown = ", ".join(f"{k} {v}" for k, v in data["compliance"].items())
+        out.print(f"application {data['app_id']} ({data['purpose']}): {shown}", markup=False)
     rollout = data.get("rollout")
     if rollout:
         out.print(
@@ -247,8 +268,9 @@ def status(
             ],
         )
     print_table(
-        [_localized(c, ("last_message_time",)) for c in data["clients"]],
-        ["hostname", "state", "phase", "last_message_id", "last_message_time", "detail"],
+        [_localized(c, ("last_message_time", "last_evaluated")) for c in data["clients"]],
+        ["hostname", "state", "phase", "last_message_id", "last_message_time", "detail"]
+        + (["last_evaluated"] if data.get("app_id") else []),
     )
 
 

@@ -6,6 +6,7 @@ import typer
 
 from quartermaster.cli import (
     account_commands,
+    app_commands,
     audit_commands,
     client_admin_commands,
     client_commands,
@@ -30,6 +31,7 @@ app.add_typer(site_commands.app, name="site")
 app.add_typer(package_commands.app, name="package")
 app.add_typer(package_commands.program_app, name="program")
 app.add_typer(collection_commands.app, name="collection")
+app.add_typer(app_commands.app, name="app")
 app.add_typer(deploy_commands.app, name="deploy")
 app.add_typer(status_commands.app, name="status")
 app.add_typer(client_commands.app, name="client")

@@ -177,7 +177,11 @@ def add(
     retry_count: int = typer.Option(3, "--retry-count"),
     retry_delay: int = typer.Option(60, "--retry-delay", help="Seconds; doubles each retry."),
     working_dir: str = typer.Option("", "--working-dir", help="Relative to the package folder."),
-    run_context: str = typer.Option("system", "--run-context", help="system or user."),
+    run_context: str = typer.Option(
+        "system",
+        "--run-context",
+        help="system (the agent's account) or user:NAME (a local account; docs/applications.md).",
+    ),
     requires_os: list[str] = typer.Option([], "--requires-os", help="e.g. linux; repeatable."),
     requires_arch: list[str] = typer.Option([], "--requires-arch", help="e.g. x86_64; repeatable."),
     min_free_disk_mb: int = typer.Option(0, "--min-free-disk-mb"),

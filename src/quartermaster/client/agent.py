@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from quartermaster.client.app_run import AppRunner
 from quartermaster.client.cache import ContentCache
 from quartermaster.client.content_access import ContentAccess
 from quartermaster.client.deployment_run import DeploymentRunner, RunContext
+from quartermaster.client.detection import Detector
 from quartermaster.client.home import ClientHome
 from quartermaster.client.local_state import DeploymentState, LocalState
 from quartermaster.client.machine_facts import MachineFacts, collect_facts, inventory_digest
@@ -78,9 +80,11 @@ class Agent:
         if policy is not None:
             summary.policy_serial = policy.serial
             self._work(policy, install, summary)
-            summary.next_wakeup = next_wakeup(
-                policy.deployments, self.state.deployments, self.clock()
-            )
+            wakeups = [
+                next_wakeup(policy.deployments, self.state.deployments, self.clock()),
+                summary.next_wakeup,
+            ]
+            summary.next_wakeup = min((w for w in wakeups if w is not None), default=None)
         summary.delivered = self.spool.deliver(self.site.send_status)
         summary.poll_after = self.site.poll_after
         return summary
@@ -123,19 +127,37 @@ class Agent:
             self.clock,
         )
         runner = DeploymentRunner(ctx)
+        apps = AppRunner(runner, policy, self.state, Detector())
         try:
             for deployment in policy.deployments:
                 if self.should_stop():
                     self.log.write("stop requested; remaining deployments wait for the next run")
                     break
                 requested = deployment.deployment_id == install
-                summary.lines.append(self._consider(deployment, requested, runner))
-                self.state.save()
+                before = self.state.get(deployment.deployment_id).last_run
+                summary.lines.append(self._consider(deployment, requested, runner, apps))
+                if self.state.get(deployment.deployment_id).last_run != before:
+                    self.state.save()  # a program ran: its attempt is on disk at once
         finally:
+            self.state.save()  # evaluations and notices: once per run
             fetcher.close()
+        summary.next_wakeup = self._reevaluation(policy, apps)
+
+    def _reevaluation(self, policy: Policy, apps: AppRunner) -> datetime | None:
+        """The earliest moment an application deployment is due for re-evaluation."""
+        times = [
+            apps.reevaluate_at(d, self.state.get(d.deployment_id))
+            for d in policy.deployments
+            if d.app_id
+        ]
+        return min((t for t in times if t is not None), default=None)
 
     def _consider(
-        self, deployment: DeploymentPolicy, requested: bool, runner: DeploymentRunner
+        self,
+        deployment: DeploymentPolicy,
+        requested: bool,
+        runner: DeploymentRunner,
+        apps: AppRunner,
     ) -> str:
         local = self.state.get(deployment.deployment_id)
         reporter = DeploymentReporter(self.spool, deployment)
@@ -158,10 +180,24 @@ class Agent:
             when = format_utc(opens) if opens else "never (no window opens again)"
             if local.first_notice(f"10060:{version}:{when}"):
                 reporter.emit(10060, when)
+        elif decision.action is Action.RUN and deployment.app_id:
+            return f"{deployment.deployment_id}: {apps.enforce(deployment, local)}"
         elif decision.action is Action.RUN:
             runner.install(deployment, local)
             return f"{deployment.deployment_id}: ran: {_result(local)}"
+        if deployment.app_id and self._evaluable(deployment, decision.action):
+            due = deployment.deadline is not None and self.clock() >= deployment.deadline
+            return f"{deployment.deployment_id}: {apps.evaluate(deployment, local, due)}"
         return f"{deployment.deployment_id}: {decision.action}: {decision.reason}"
+
+    def _evaluable(self, deployment: DeploymentPolicy, action: Action) -> bool:
+        """Re-evaluation applies to an active application deployment that is available."""
+        available = deployment.available is None or self.clock() >= deployment.available
+        return (
+            deployment.state == "active"
+            and available
+            and action in (Action.SKIP, Action.AVAILABLE, Action.WAIT)
+        )
 
 
 def _result(local: DeploymentState) -> str:

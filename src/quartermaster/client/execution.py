@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import IO
 
 from quartermaster.client.local_state import Result
+from quartermaster.client.run_as import Account, account_for, private_copy
+from quartermaster.client.work_layout import remove_tree
 from quartermaster.core.errors import InvalidInput
 from quartermaster.core.manifest import check_relpath
 from quartermaster.core.program import Outcome, ProgramSpec
@@ -58,18 +60,33 @@ def exit_report(spec: ProgramSpec, exit_code: int) -> ExitReport:
 def run_program(
     spec: ProgramSpec, work_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None
 ) -> ProgramRun:
-    """Run `spec.command` in `work_dir` (or its working_dir) and wait at most max_runtime."""
+    """Run `spec.command` in `work_dir` (or its working_dir) and wait at most max_runtime,
+    as the account its run context names (client/run_as.py)."""
     try:
+        account = account_for(spec.run_context)
+        if account is not None:
+            work_dir = private_copy(work_dir, account)
         cwd = working_directory(work_dir, spec.working_dir)
     except InvalidInput as exc:
         return ProgramRun(start_error=exc.message)
+    try:
+        return _run(spec, cwd, log_path, extra_env or {}, account)
+    finally:
+        if account is not None:
+            remove_tree(work_dir.parent)
+
+
+def _run(
+    spec: ProgramSpec, cwd: Path, log_path: Path, extra_env: dict[str, str], account: Account | None
+) -> ProgramRun:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         log.write(f"--- {stamp} {spec.command} (in {cwd})\n".encode())
         log.flush()
         try:
-            process = _start(spec.command, cwd, log, {**os.environ, **(extra_env or {})})
+            env = account.environment(extra_env) if account else {**os.environ, **extra_env}
+            process = _start(spec.command, cwd, log, env, account)
         except OSError as exc:
             return ProgramRun(start_error=f"{exc.strerror or exc} ({spec.command})")
         try:
@@ -93,7 +110,9 @@ def working_directory(work_dir: Path, relative: str) -> Path:
     return folder
 
 
-def _start(command: str, cwd: Path, log: IO[bytes], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _start(
+    command: str, cwd: Path, log: IO[bytes], env: dict[str, str], account: Account | None = None
+) -> subprocess.Popen[bytes]:
     if sys.platform == "win32":
         flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
         return subprocess.Popen(
@@ -114,6 +133,10 @@ def _start(command: str, cwd: Path, log: IO[bytes], env: dict[str, str]) -> subp
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        # switch to the account in the child, before it runs anything (client/run_as.py)
+        user=account.uid if account else None,
+        group=account.gid if account else None,
+        extra_groups=list(account.groups) if account else None,
     )
 
 

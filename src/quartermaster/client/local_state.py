@@ -30,6 +30,7 @@ class Result:
     REQUIREMENTS_NOT_MET = "requirements_not_met"
     MANIFEST_REFUSED = "manifest_refused"
     CONTENT_UNAVAILABLE = "content_unavailable"
+    COMPLIANT = "compliant"  # an application detection already agrees with; nothing ran
 
 
 SUCCESS_RESULTS = frozenset({Result.SUCCEEDED, Result.REBOOT_REQUIRED})
@@ -48,6 +49,10 @@ class DeploymentState:
     next_retry: str | None = None
     last_run: str | None = None  # when the last program run started (client clock)
     notified: list[str] = field(default_factory=list)  # once-only messages already sent
+    # Applications: what detection said last, when, and when compliance was last reported.
+    detected: bool | None = None
+    evaluated: str | None = None
+    reported: str | None = None
 
     @property
     def next_retry_time(self) -> datetime | None:
@@ -97,6 +102,8 @@ class LocalState:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.deployments: dict[str, DeploymentState] = {}
+        # Each application's last detection: revision, detected, result, evaluated, evidence.
+        self.applications: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def load(cls, path: Path) -> LocalState:
@@ -107,6 +114,7 @@ class LocalState:
             data: Any = json.loads(path.read_text(encoding="utf-8"))
             entries = data["deployments"]
             state.deployments = {k: _entry(v) for k, v in entries.items()}
+            state.applications = dict(data.get("applications") or {})
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidInput(
                 f"cannot read {path}: {exc}",
@@ -118,7 +126,10 @@ class LocalState:
         return self.deployments.setdefault(deployment_id, DeploymentState())
 
     def save(self) -> None:
-        data = {"deployments": {k: asdict(v) for k, v in sorted(self.deployments.items())}}
+        data = {
+            "deployments": {k: asdict(v) for k, v in sorted(self.deployments.items())},
+            "applications": dict(sorted(self.applications.items())),
+        }
         write_atomic(self.path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 

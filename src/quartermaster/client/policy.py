@@ -6,14 +6,15 @@ not parse is refused as a whole, like a bad signature, so the site learns of it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from quartermaster.client.timestamps import parse_optional, parse_utc
+from quartermaster.core.detection_rules import Detection
 from quartermaster.core.errors import InvalidInput
 from quartermaster.core.hashing import is_sha256_hex
-from quartermaster.core.program import ProgramSpec
+from quartermaster.core.program import ProgramSpec, check_run_as
 from quartermaster.core.schedule import Window, parse_windows
 
 RERUN_VALUES = ("never", "always", "if-failed", "if-succeeded")
@@ -34,6 +35,8 @@ class DeploymentPolicy:
     state: str = "active"
     maintenance_windows: tuple[Window, ...] = ()  # of every collection the client is in
     override_maintenance: bool = False
+    app_id: str = ""  # a deployment of an application (policy's `applications` holds it)
+    purpose: str = ""  # install | uninstall, for an application
 
     @classmethod
     def from_dict(cls, data: Any) -> DeploymentPolicy:
@@ -66,7 +69,69 @@ class DeploymentPolicy:
             state=str(data.get("state") or "active"),
             maintenance_windows=_windows(dep_id, data.get("maintenance_windows") or []),
             override_maintenance=data.get("override_maintenance") is True,
+            **_application_ref(dep_id, data.get("application")),
         )
+
+
+@dataclass(frozen=True)
+class ApplicationPolicy:
+    """The current revision of an application, as policy carries it."""
+
+    app_id: str
+    name: str
+    revision: int
+    package_id: str
+    package_name: str
+    source_version: int
+    package_hash: str
+    install: ProgramSpec
+    uninstall: ProgramSpec | None
+    detection: Detection
+    run_as: str
+    reevaluate: int
+    depends: tuple[str, ...] = ()
+    supersedes: tuple[tuple[str, str], ...] = ()  # (app_id, "upgrade" | "uninstall")
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ApplicationPolicy:
+        if not isinstance(data, dict):
+            raise InvalidInput("a policy application is not an object")
+        app_id = _text(data, "app_id")
+        package_hash = _text(data, "package_hash")
+        if not is_sha256_hex(package_hash):
+            raise InvalidInput(f"application {app_id} has an invalid package_hash")
+        uninstall = data.get("uninstall")
+        try:
+            reevaluate = int(data.get("reevaluate") or 86400)
+            return cls(
+                app_id=app_id,
+                name=str(data.get("name") or ""),
+                revision=int(data["revision"]),
+                package_id=_text(data, "package_id"),
+                package_name=str(data.get("package_name") or ""),
+                source_version=int(data["source_version"]),
+                package_hash=package_hash,
+                install=_program(app_id, data.get("install") or {}),
+                uninstall=_program(app_id, uninstall) if isinstance(uninstall, dict) else None,
+                detection=Detection.from_dict(data.get("detection")),
+                run_as=check_run_as(str(data.get("run_as") or "system")),
+                reevaluate=max(reevaluate, 60),
+                depends=tuple(str(d) for d in data.get("depends") or []),
+                supersedes=tuple(
+                    (str(s["app_id"]), str(s.get("mode") or "upgrade"))
+                    for s in data.get("supersedes") or []
+                ),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"application {app_id} is malformed in policy: {exc}") from None
+
+
+def _application_ref(deployment_id: str, data: Any) -> dict[str, str]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or data.get("purpose") not in ("install", "uninstall"):
+        raise InvalidInput(f"deployment {deployment_id} names its application badly")
+    return {"app_id": str(data.get("app_id") or ""), "purpose": str(data["purpose"])}
 
 
 @dataclass(frozen=True)
@@ -78,6 +143,7 @@ class Policy:
     expires: datetime
     poll_interval: int
     deployments: tuple[DeploymentPolicy, ...]
+    applications: dict[str, ApplicationPolicy] = field(default_factory=dict)
 
     def find(self, deployment_id: str) -> DeploymentPolicy | None:
         return next((d for d in self.deployments if d.deployment_id == deployment_id), None)
@@ -102,7 +168,30 @@ class Policy:
             expires=parse_utc(_text(data, "expires")),
             poll_interval=poll,
             deployments=tuple(DeploymentPolicy.from_dict(d) for d in deployments),
+            applications=_applications(data.get("applications"), deployments),
         )
+
+
+def _applications(data: Any, deployments: list[Any]) -> dict[str, ApplicationPolicy]:
+    """Every application policy names, each one that a deployment, dependency or
+    supersedence refers to present (or the policy is refused as a whole)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InvalidInput("policy applications are not an object")
+    found = {k: ApplicationPolicy.from_dict(v) for k, v in data.items()}
+    wanted = {
+        str((d.get("application") or {}).get("app_id"))
+        for d in deployments
+        if isinstance(d, dict) and d.get("application")
+    }
+    for app in found.values():
+        wanted.update(app.depends)
+        wanted.update(other for other, _ in app.supersedes)
+    missing = sorted(wanted - found.keys())
+    if missing:
+        raise InvalidInput(f"policy names applications it does not carry: {', '.join(missing)}")
+    return found
 
 
 def _text(data: dict[str, Any], key: str) -> str:

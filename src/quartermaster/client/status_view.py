@@ -40,6 +40,7 @@ def client_status(home: ClientHome, now: datetime | None = None) -> dict[str, An
             "expires": format_optional(policy.expires),
         },
         "deployments": deployments,
+        "applications": _applications(policy, state),
         "cache": {
             "used_bytes": sum(e.size for e in entries),
             "limit_bytes": config.cache_limit_bytes,
@@ -91,6 +92,32 @@ def _deployment(d: DeploymentPolicy, local: DeploymentState, now: datetime) -> d
     }
 
 
+def _applications(policy: Policy | None, state: LocalState) -> list[dict[str, Any]]:
+    """Each application this client evaluated (or policy names), with its detected state."""
+    known = dict(state.applications)
+    for app_id, app in (policy.applications if policy else {}).items():
+        known.setdefault(app_id, {"name": app.name, "revision": app.revision})
+    return [
+        {
+            "app_id": app_id,
+            "name": entry.get("name", ""),
+            "revision": entry.get("revision"),
+            "state": _detected_state(entry),
+            "evaluated": entry.get("evaluated"),
+            "evidence": entry.get("evidence") or [],
+        }
+        for app_id, entry in sorted(known.items())
+    ]
+
+
+def _detected_state(entry: dict[str, Any]) -> str:
+    if entry.get("result") == "error":
+        return "detection failed"
+    if "detected" not in entry:
+        return "not evaluated yet"
+    return "installed" if entry["detected"] else "not installed"
+
+
 def render_text(status: dict[str, Any]) -> list[str]:
     policy = status["policy"]
     cache = status["cache"]
@@ -103,6 +130,12 @@ def render_text(status: dict[str, Any]) -> list[str]:
         f"{cache['partial_transfers']} partial transfers",
         f"status messages waiting for delivery: {status['spooled_status_messages']}",
     ]
+    for a in status["applications"]:
+        lines.append(
+            f"application {a['app_id']} {a['name']!r} revision {a['revision']}: {a['state']}"
+            + (f" (evaluated {a['evaluated']})" if a["evaluated"] else "")
+        )
+        lines += [f"    {e['rule']}: {e['result']}, {e['saw']}" for e in a["evidence"]]
     if not status["deployments"]:
         lines.append("deployments: none")
     for d in status["deployments"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -24,7 +25,7 @@ class ProgramSpec:
     name: str
     command: str
     working_dir: str = ""  # relative to the package folder; "" is the package folder itself
-    run_context: str = "system"  # "system" or "user"
+    run_context: str = "system"  # "system" or "user:NAME" (client/run_as.py)
     max_runtime: int = 3600  # seconds
     success_codes: tuple[int, ...] = (0,)
     reboot_codes: tuple[int, ...] = (SOFT_REBOOT, HARD_REBOOT)
@@ -40,10 +41,8 @@ class ProgramSpec:
             )
         if not self.command.strip():
             raise InvalidInput("a program needs a command line", "pass --command 'CMD'")
-        if self.run_context not in ("system", "user"):
-            raise InvalidInput(
-                f"run context {self.run_context!r} is not valid", "use 'system' or 'user'"
-            )
+        if self.run_context != "user":  # a stored legacy value; the client refuses to run it
+            check_run_as(self.run_context)
         if not 1 <= self.max_runtime <= 7 * 24 * 3600:
             raise InvalidInput("maximum run time must be between 1 second and 7 days")
         if not 0 <= self.retry_count <= 100 or not 0 <= self.retry_delay <= 86400:
@@ -101,6 +100,22 @@ class ProgramSpec:
             if key in known:
                 known[key] = tuple(int(c) for c in known[key])
         return cls(**known)
+
+
+_ACCOUNT = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?", re.IGNORECASE)
+
+
+def check_run_as(text: str) -> str:
+    """``system`` (the agent's own account) or ``user:NAME`` (a named local account)."""
+    if text == "system":
+        return text
+    kind, _, name = text.partition(":")
+    if kind == "user" and _ACCOUNT.fullmatch(name):
+        return text
+    raise InvalidInput(
+        f"run as {text!r} is not valid",
+        "use 'system' or 'user:NAME' with a local account name, e.g. user:alice",
+    )
 
 
 def parse_codes(text: str) -> tuple[int, ...]:

@@ -27,6 +27,12 @@ class ClientState(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     REQUIREMENTS_NOT_MET = "requirements_not_met"
+    INSTALLED = "installed"  # an application: detection says it is there
+    NOT_INSTALLED = "not_installed"  # an application: detection says it is absent
+
+
+#: What counts as done in a deployment of an application, by its purpose (phases, reports).
+COMPLIANT = {"install": "installed", "uninstall": "not_installed"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,14 @@ class StatusMessage:
     description: str
     action: str
     state: ClientState | None = None  # the deployment state this message moves a client to
+    # An application message whose state is what detection said: INSTALLED when its
+    # properties say "detected": true, NOT_INSTALLED otherwise.
+    by_detection: bool = False
+
+    def state_for(self, properties: dict[str, object]) -> ClientState | None:
+        if not self.by_detection:
+            return self.state
+        return S.INSTALLED if properties.get("detected") is True else S.NOT_INSTALLED
 
     def render(self, insertion_strings: list[str] | tuple[str, ...]) -> str:
         def sub(match: re.Match[str]) -> str:
@@ -231,6 +245,108 @@ _MESSAGES = [
         "Raise --max-runtime or fix the program so it does not wait for input.",
         S.FAILED,
     ),
+    # --- client: applications (Configuration Manager's enforcement-state numbers) ---
+    StatusMessage(
+        1000,
+        I,
+        "AppEnforce",
+        _PD + "application %4 %5 succeeded; detection says %6.",
+        "The install (or uninstall) program ran and detection, evaluated afterwards, agrees: "
+        "the evidence (each rule and what it saw) is in the message properties.",
+        "None.",
+        S.INSTALLED,
+        by_detection=True,
+    ),
+    StatusMessage(
+        1001,
+        I,
+        "AppDiscovery",
+        _PD + "application %4 is compliant (%5); nothing downloaded or run.",
+        "Detection already says what the deployment wants: installed for an install, absent "
+        "for an uninstall. Also sent by re-evaluation, at most once per cycle.",
+        "None.",
+        S.INSTALLED,
+        by_detection=True,
+    ),
+    StatusMessage(
+        1100,
+        W,
+        "AppDiscovery",
+        _PD + "application %4 is no longer detected (drift): %5; installing it again.",
+        "A required application that was installed is gone (someone removed it). The client "
+        "reinstalls it in the same run.",
+        "None, unless it recurs: find out what removes it.",
+        S.IN_PROGRESS,
+    ),
+    StatusMessage(
+        1101,
+        W,
+        "AppDiscovery",
+        _PD + "application %4 is no longer detected: %5; the deployment is only available.",
+        "An application of an available deployment disappeared; it is not reinstalled.",
+        "None, or make the deployment required.",
+        S.NOT_INSTALLED,
+    ),
+    StatusMessage(
+        3000,
+        W,
+        "AppIntentEval",
+        _PD + "application %4: requirements not met: %5.",
+        "The client does not meet the application's requirements; nothing was downloaded or run.",
+        "Target clients that meet the requirements, or change them.",
+        S.REQUIREMENTS_NOT_MET,
+    ),
+    StatusMessage(
+        5001,
+        E,
+        "AppDiscovery",
+        _PD + "application %4: detection could not be evaluated: %5.",
+        "A detection rule could not give an answer (a script that timed out or could not "
+        "start, an unreadable file, no dpkg or rpm on the client); nothing was run.",
+        "Fix the rule or the client; the next run evaluates again.",
+        S.FAILED,
+    ),
+    StatusMessage(
+        5004,
+        E,
+        "AppEnforce",
+        _PD + "application %4: dependency %5 could not be installed: %6; this application's "
+        "install did not run.",
+        "A dependency must be installed first and failed.",
+        "Fix the dependency (see its own messages); the next run tries again.",
+        S.FAILED,
+    ),
+    StatusMessage(
+        5008,
+        E,
+        "AppEnforce",
+        _PD + "application %4: superseded application %5 could not be uninstalled: %6.",
+        "Supersedence with =uninstall removes the old application first; that failed, so the "
+        "new one was not installed.",
+        "Check the superseded application's uninstall program and detection.",
+        S.FAILED,
+    ),
+    StatusMessage(
+        5100,
+        E,
+        "AppEnforce",
+        _PD + "application %4: installed but not detected: the install program exited %5, "
+        "and detection says absent (0x87D00324): %6.",
+        "The program reported success, but the software is not there. The evidence (each rule "
+        "and what it saw) is in the message properties.",
+        "Fix the install program or the detection rules; the next run tries again.",
+        S.FAILED,
+    ),
+    StatusMessage(
+        5101,
+        E,
+        "AppEnforce",
+        _PD + "application %4: uninstalled but still detected: the uninstall program exited "
+        "%5, and detection says present (0x87D00325): %6.",
+        "The uninstall program reported success, but the software is still there.",
+        "Fix the uninstall program or the detection rules; the next run tries again.",
+        S.FAILED,
+    ),
     # --- site: content library and distribution (SMS distribution manager range) ---
     StatusMessage(
         2300,
@@ -371,7 +487,8 @@ def catalog_markdown() -> str:
         "|---|---|---|---|---|",
     ]
     for m in sorted(CATALOG.values(), key=lambda m: m.id):
-        lines.append(f"| {m.id} | {m.severity} | {m.component} | {m.text} | {m.state or ''} |")
+        state = "installed or not_installed, by detection" if m.by_detection else m.state or ""
+        lines.append(f"| {m.id} | {m.severity} | {m.component} | {m.text} | {state} |")
     lines += ["", "## Descriptions and what to do", ""]
     for m in sorted(CATALOG.values(), key=lambda m: m.id):
         lines += [f"### {m.id}", "", m.description, "", f"**What to do:** {m.action}", ""]

@@ -260,11 +260,61 @@ class MaintenanceWindow(Base):
     text: Mapped[str] = mapped_column(String(200))
 
 
+class Application(Base):
+    """Configuration Manager's application: immutable revisions, the newest one in force."""
+
+    __tablename__ = "applications"
+    app_id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    current_revision: Mapped[int] = mapped_column(Integer, default=1)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    updated: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApplicationRevision(Base):
+    """One immutable revision: a package version, programs, detection, requirements, run-as
+    (`spec`, see site/applications/records.py), and its links to other applications."""
+
+    __tablename__ = "application_revisions"
+    __table_args__ = (UniqueConstraint("app_id", "revision"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("applications.app_id"), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.package_id"), index=True)
+    source_version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApplicationLink(Base):
+    """A dependency (kind "depends") or supersedence (kind "supersedes", mode "upgrade" or
+    "uninstall") of one revision on another application."""
+
+    __tablename__ = "application_links"
+    revision_id: Mapped[int] = mapped_column(
+        ForeignKey("application_revisions.id"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    other_app_id: Mapped[str] = mapped_column(
+        ForeignKey("applications.app_id"), primary_key=True, index=True
+    )
+    mode: Mapped[str] = mapped_column(String(20), default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)  # install order of dependencies
+
+
 class Deployment(Base):
     __tablename__ = "deployments"
     deployment_id: Mapped[str] = mapped_column(String(8), primary_key=True)
-    package_id: Mapped[str] = mapped_column(ForeignKey("packages.package_id"), index=True)
-    program_name: Mapped[str] = mapped_column(String(100))
+    # A package deployment names a package and program; an application deployment names an
+    # application and its purpose (install | uninstall) instead.
+    package_id: Mapped[str | None] = mapped_column(
+        ForeignKey("packages.package_id"), index=True, default=None
+    )
+    program_name: Mapped[str] = mapped_column(String(100), default="")
+    app_id: Mapped[str | None] = mapped_column(
+        ForeignKey("applications.app_id"), index=True, default=None
+    )
+    purpose: Mapped[str | None] = mapped_column(String(20), default=None)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), index=True)
     available: Mapped[datetime] = mapped_column(default=utcnow)
     deadline: Mapped[datetime | None] = mapped_column(default=None)
@@ -299,6 +349,9 @@ class DeploymentClient(Base):
     last_message_id: Mapped[int | None] = mapped_column(Integer, default=None)
     last_message_time: Mapped[datetime | None] = mapped_column(default=None)
     detail: Mapped[str] = mapped_column(Text, default="")
+    # Applications: when detection last ran and what each rule saw (its last message's).
+    last_evaluated: Mapped[datetime | None] = mapped_column(default=None)
+    evidence: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
 
 
 class StatusMessageRow(Base):

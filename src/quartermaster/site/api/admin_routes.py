@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from quartermaster.core.errors import InvalidInput
-from quartermaster.core.program import ProgramSpec
+from quartermaster.core.program import ProgramSpec, check_run_as
 from quartermaster.site.api.common import AuditedRoute, Ctx, allow
 from quartermaster.site.content import packages
 from quartermaster.site.deployments.deployments import (
@@ -68,6 +68,7 @@ class ProgramBody(Strict):
     requirements: dict[str, Any] = Field(default_factory=dict)
 
     def spec(self) -> ProgramSpec:
+        check_run_as(self.run_context)  # a bare "user" (no account) is refused
         return ProgramSpec.from_dict(self.model_dump())
 
 

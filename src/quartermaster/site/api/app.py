@@ -13,6 +13,7 @@ from quartermaster.site.api import (
     access_routes,
     account_routes,
     admin_routes,
+    application_routes,
     client_routes,
     dp_routes,
 )
@@ -47,6 +48,7 @@ def create_app(ctx: SiteContext) -> FastAPI:
     app.add_exception_handler(Exception, internal_handler)
     app.include_router(client_routes.router)  # first: routes are matched in order, and a
     app.include_router(admin_routes.router)  # fleet's polls are most of the requests
+    app.include_router(application_routes.router)
     app.include_router(dp_routes.router)
     app.include_router(account_routes.router)
     app.include_router(access_routes.router)

@@ -282,7 +282,7 @@ def _failure_status(exc: Exception) -> int:
     return 500
 
 
-_ID_KEYS = ("package_id", "deployment_id", "client_id", "id", "name")
+_ID_KEYS = ("deployment_id", "app_id", "package_id", "client_id", "id", "name")
 
 
 def _created_object(response: Response) -> str:

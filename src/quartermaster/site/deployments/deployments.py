@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session, selectinload
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound
 from quartermaster.core.ids import DEPLOYMENT_ID_START, check_object_id, object_id
 from quartermaster.core.schedule import Rerun, check_times, parse_rerun, parse_time
-from quartermaster.core.status_catalog import ClientState
+from quartermaster.core.status_catalog import COMPLIANT, ClientState
+from quartermaster.site.applications.records import current_revision, get_application
 from quartermaster.site.content.packages import get_package
 from quartermaster.site.db import next_counter
 from quartermaster.site.deployments.phases import (
@@ -157,6 +158,82 @@ def create_deployment(
             f"package {package_id} has no program {program!r}",
             f"add it with `qm program add {package_id} --name ... --command ...`",
         )
+    return _insert(
+        session,
+        site_code,
+        {"package_id": package.package_id, "program_name": program},
+        collection,
+        available=available,
+        deadline=deadline,
+        expires=expires,
+        rerun=rerun,
+        override_maintenance=override_maintenance,
+        plan=plan,
+        now=now,
+    )
+
+
+PURPOSES = ("install", "uninstall")
+
+
+def create_app_from_request(
+    session: Session,
+    site_code: str,
+    app_id: str,
+    collection: str,
+    *,
+    purpose: str = "install",
+    available: str | None = None,
+    deadline: str | None = None,
+    expires: str | None = None,
+    rerun: str = "if-failed",
+    override_maintenance: bool = False,
+    phases: str | None = None,
+    success_threshold: int | None = None,
+    error_threshold: int | None = None,
+) -> str:
+    """Deploy an application (its current revision, and the newer ones as they come) to a
+    collection, to install it or to uninstall it; the same schedules, windows, phases and
+    rerun rules as a program. Phases advance on compliance (what detection says)."""
+    if purpose not in PURPOSES:
+        raise InvalidInput(f"purpose {purpose!r} is not install or uninstall")
+    application = get_application(session, app_id)
+    if purpose == "uninstall" and not current_revision(session, application).spec.get("uninstall"):
+        raise InvalidInput(
+            f"application {app_id} has no uninstall program",
+            f"add one with `qm app revise {app_id} ... --uninstall PROGRAM`",
+        )
+    now = utcnow()
+    start, due, end = parse_schedule(available, deadline, expires, now)
+    return _insert(
+        session,
+        site_code,
+        {"app_id": application.app_id, "purpose": purpose},
+        collection,
+        available=start,
+        deadline=due,
+        expires=end,
+        rerun=rerun,
+        override_maintenance=override_maintenance,
+        plan=phase_plan(phases, success_threshold, error_threshold),
+        now=now,
+    )
+
+
+def _insert(
+    session: Session,
+    site_code: str,
+    what: dict[str, Any],
+    collection: str,
+    *,
+    available: datetime | None,
+    deadline: datetime | None,
+    expires: datetime | None,
+    rerun: str,
+    override_maintenance: bool,
+    plan: PhasePlan | None,
+    now: datetime | None,
+) -> str:
     target = get_collection(session, collection)
     rule = parse_rerun(rerun)
     now = (now or utcnow()).replace(microsecond=0)
@@ -167,8 +244,7 @@ def create_deployment(
     deployment_id = object_id(site_code, next_counter(session, "deployment", DEPLOYMENT_ID_START))
     deployment = Deployment(
         deployment_id=deployment_id,
-        package_id=package.package_id,
-        program_name=program,
+        **what,
         collection_id=target.id,
         available=available,
         deadline=deadline,
@@ -413,7 +489,20 @@ def _member_states(session: Session, deployment: Deployment) -> list[tuple[str, 
 
 
 def _counts(session: Session, deployment: Deployment, plan: PhasePlan) -> dict[int, PhaseCounts]:
-    return count_phases(plan, deployment.deployment_id, _member_states(session, deployment))
+    """Per-phase counts; for an application, succeeded means compliant (detection agrees)."""
+    states = _member_states(session, deployment)
+    if deployment.purpose:
+        compliant = COMPLIANT[deployment.purpose]
+        states = [(c, _as_compliance(s, compliant)) for c, s in states]
+    return count_phases(plan, deployment.deployment_id, states)
+
+
+def _as_compliance(state: str, compliant: str) -> str:
+    """An application client counts as succeeded only when compliant: a program that
+    merely exited 0 is still in progress until detection agrees."""
+    if state == compliant:
+        return "succeeded"
+    return "in_progress" if state == "succeeded" else state
 
 
 def _site_message(session: Session, message_id: int, deployment_id: str, *strings: Any) -> None:
@@ -428,6 +517,8 @@ def deployment_summary(deployment: Deployment) -> dict[str, Any]:
         "deployment_id": deployment.deployment_id,
         "package_id": deployment.package_id,
         "program": deployment.program_name,
+        "app_id": deployment.app_id,
+        "purpose": deployment.purpose,
         "collection_id": deployment.collection_id,
         "collection": deployment.collection.name,
         "available": deployment.available.isoformat(),
@@ -489,6 +580,8 @@ def deployment_status(
             "last_message_time": _iso(row.last_message_time),
             "detail": row.detail,
             "phase": assign_phase(deployment_id, row.client_id, plan) if plan else None,
+            "last_evaluated": _iso(row.last_evaluated),
+            "evidence": row.evidence,
         }
         for row, hostname in session.execute(query)
     ]
@@ -498,6 +591,7 @@ def deployment_status(
         **deployment_summary(deployment),
         "targeted": sum(counts.values()),
         "counts": counts,
+        "compliance": _compliance(deployment, counts),
         "state_reason": reason,
         "rollout": rollout,
         "clients": rows,
@@ -589,6 +683,21 @@ def client_page(
         }
         for row, hostname in (found[c] for c in ids)
     ]
+
+
+def _compliance(deployment: Deployment, counts: dict[str, int]) -> dict[str, Any] | None:
+    """An application deployment's clients by what detection says, and how many comply."""
+    if not deployment.purpose:
+        return None
+    unknown = counts["unknown"] + counts["in_progress"] + counts["succeeded"]
+    return {
+        "installed": counts["installed"],
+        "not_installed": counts["not_installed"],
+        "failed": counts["failed"],
+        "requirements_not_met": counts["requirements_not_met"],
+        "unknown": unknown,
+        "compliant": counts[COMPLIANT[deployment.purpose]],
+    }
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -20,10 +20,14 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
+from quartermaster.core.program import ProgramSpec
+from quartermaster.site.applications.graph import closure, current_edges, supersedes_of
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import next_counter, read_counter
 from quartermaster.site.deployments.phases import PhasePlan, assign_phase
 from quartermaster.site.models import (
+    Application,
+    ApplicationRevision,
     Client,
     CollectionMember,
     Deployment,
@@ -66,7 +70,9 @@ def build_policy(
     memberships = tuple(
         sorted(session.connection().execute(_MEMBERSHIPS, {"client_id": client_id}).scalars())
     )
-    entries, windows = _CACHE.get(serial, memberships, lambda: _load_entries(session, memberships))
+    entries, windows, applications = _CACHE.get(
+        serial, memberships, lambda: _load_entries(session, memberships)
+    )
     deployments = [
         {**entry, "maintenance_windows": windows}
         for entry, phased in entries
@@ -83,6 +89,7 @@ def build_policy(
             "expires": _iso(issued + timedelta(days=ctx.config.policy_lifetime_days)),
             "poll_interval": ctx.config.poll_interval,
             "deployments": deployments,
+            "applications": applications,
             "signing_keys": [k.to_dict() for k in ctx.trusted_keys()],  # rotation: site/keys.py
         }
     )
@@ -100,7 +107,9 @@ class _Phased:
     released: int
 
 
-_Entries = tuple[tuple[tuple[dict[str, Any], _Phased | None], ...], list[str]]
+_Entries = tuple[
+    tuple[tuple[dict[str, Any], _Phased | None], ...], list[str], dict[str, dict[str, Any]]
+]
 
 
 # The policy entries of a set of collections, per policy serial, in this process. Every
@@ -112,7 +121,7 @@ _CACHE: SerialCache[tuple[int, ...], _Entries] = SerialCache(256)
 
 def _load_entries(session: Session, memberships: tuple[int, ...]) -> _Entries:
     if not memberships:
-        return (), []
+        return (), [], {}
     rows = session.execute(
         select(
             Deployment,
@@ -144,33 +153,121 @@ def _load_entries(session: Session, memberships: tuple[int, ...]) -> _Entries:
             )
         )
     )
-    entries = []
-    for d, source_version, package_hash, spec, name in rows:
-        phased = None
-        if d.phase_plan is not None:
-            phased = _Phased(
-                PhasePlan.from_dict(d.phase_plan), int((d.rollout or {}).get("released", 1))
-            )
-        entries.append(
-            (
-                {
-                    "deployment_id": d.deployment_id,
-                    "package_id": d.package_id,
-                    "package_name": name,
-                    "source_version": source_version,
-                    "package_hash": package_hash,
-                    "program": spec,
-                    "available": _iso(d.available),
-                    "deadline": _iso(d.deadline),
-                    "expires": _iso(d.expires),
-                    "rerun": d.rerun,
-                    "state": d.state,
-                    "override_maintenance": d.override_maintenance,
-                },
-                phased,
-            )
+    entries = [
+        (_entry(d, d.package_id, name, source_version, package_hash, spec), _phased(d))
+        for d, source_version, package_hash, spec, name in rows
+    ]
+    deployed = session.scalars(
+        select(Deployment).where(
+            Deployment.collection_id.in_(memberships),
+            Deployment.state != "cancelled",
+            Deployment.app_id.is_not(None),
         )
-    return tuple(entries), windows
+    ).all()
+    applications = application_entries(session, {d.app_id for d in deployed if d.app_id})
+    for d in deployed:
+        app = applications[str(d.app_id)]
+        program = app["uninstall"] if d.purpose == "uninstall" else app["install"]
+        entry = _entry(
+            d,
+            app["package_id"],
+            app["package_name"],
+            app["source_version"],
+            app["package_hash"],
+            program or app["install"],
+        )
+        entry["application"] = {"app_id": d.app_id, "purpose": d.purpose}
+        entries.append((entry, _phased(d)))
+    entries.sort(key=lambda pair: pair[0]["deployment_id"])
+    return tuple(entries), windows, applications
+
+
+_PROGRAM_DEFAULTS = ProgramSpec("x", "x").to_dict()
+
+
+def compact_program(spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An application's program without the fields that have their default value: policy
+    with 50 applications stays small (the client fills the defaults back in)."""
+    if spec is None:
+        return None
+    return {
+        k: v for k, v in spec.items() if k in ("name", "command") or _PROGRAM_DEFAULTS.get(k) != v
+    }
+
+
+def _phased(d: Deployment) -> _Phased | None:
+    if d.phase_plan is None:
+        return None
+    return _Phased(PhasePlan.from_dict(d.phase_plan), int((d.rollout or {}).get("released", 1)))
+
+
+def _entry(
+    d: Deployment,
+    package_id: str | None,
+    name: str,
+    source_version: int,
+    package_hash: str,
+    spec: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "deployment_id": d.deployment_id,
+        "package_id": package_id,
+        "package_name": name,
+        "source_version": source_version,
+        "package_hash": package_hash,
+        "program": spec,
+        "available": _iso(d.available),
+        "deadline": _iso(d.deadline),
+        "expires": _iso(d.expires),
+        "rerun": d.rerun,
+        "state": d.state,
+        "override_maintenance": d.override_maintenance,
+    }
+
+
+def application_entries(session: Session, roots: set[str]) -> dict[str, dict[str, Any]]:
+    """The current revision of every application the roots need (dependencies and the
+    applications they supersede, transitively), as policy carries it: one query each for
+    the edges and the revisions, whatever their number."""
+    if not roots:
+        return {}
+    edges = current_edges(session)
+    wanted = closure(edges, roots)
+    rows = session.execute(
+        select(Application, ApplicationRevision, PackageVersion.package_hash, Package.name)
+        .join(
+            ApplicationRevision,
+            (ApplicationRevision.app_id == Application.app_id)
+            & (ApplicationRevision.revision == Application.current_revision),
+        )
+        .join(
+            PackageVersion,
+            (PackageVersion.package_id == ApplicationRevision.package_id)
+            & (PackageVersion.source_version == ApplicationRevision.source_version),
+        )
+        .join(Package, Package.package_id == ApplicationRevision.package_id)
+        .where(Application.app_id.in_(wanted))
+    ).all()
+    found = {}
+    for application, revision, package_hash, package_name in rows:
+        links = edges.get(application.app_id, [])
+        found[application.app_id] = {
+            "app_id": application.app_id,
+            "name": application.name,
+            "revision": revision.revision,
+            "package_id": revision.package_id,
+            "package_name": package_name,
+            "source_version": revision.source_version,
+            "package_hash": package_hash,
+            "install": compact_program(revision.spec["install"]),
+            "uninstall": compact_program(revision.spec["uninstall"]),
+            "detection": revision.spec["detection"],
+            "run_as": revision.spec["run_as"],
+            "reevaluate": revision.spec["reevaluate"],
+            "depends": [other for kind, other in links if kind == "depends"],
+            "supersedes": supersedes_of(session, revision.id),
+        }
+    return found
 
 
 def _released(phased: _Phased, deployment_id: str, client_id: str) -> bool:

@@ -149,11 +149,12 @@ def _roll_up(session: Session, client_id: str, fresh: list[dict[str, Any]]) -> N
                 version = new_version
         if last is None:
             continue
-        state = CATALOG[last["message_id"]].state
+        state = CATALOG[last["message_id"]].state_for(last["properties"])
         assert state is not None
         connection.execute(
             _UPDATE_ROLL_UP,
             {
+                **_evaluation(last),
                 "b_deployment_id": deployment_id,
                 "b_client_id": client_id,
                 "state": state.value,
@@ -163,6 +164,14 @@ def _roll_up(session: Session, client_id: str, fresh: list[dict[str, Any]]) -> N
                 "source_version": version,
             },
         )
+
+
+def _evaluation(row: dict[str, Any]) -> dict[str, Any]:
+    """An application message's detection evidence and when it was evaluated (else none)."""
+    evidence = row["properties"].get("evidence")
+    if not isinstance(evidence, list):
+        return {}
+    return {"evidence": evidence[:20], "last_evaluated": row["time"]}
 
 
 _ROLL_UPS = cast(Table, DeploymentClient.__table__)
