@@ -15,7 +15,7 @@ PIECES = ["0", "1", "2", "9", "10", "01", "a", "b", "z", "rc", "~", "~~", "+", "
 
 
 def _debian_versions(rng: random.Random, count: int) -> list[str]:
-    found = []
+    found: list[str] = []
     while len(found) < count:
         upstream = str(rng.randint(0, 12)) + "".join(
             rng.choice([".", "+", "~", ""]) + rng.choice(PIECES[:10])
