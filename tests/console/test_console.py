@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from tests.console.conftest import Console, screenshot
 from tests.e2e.processes import wait_until
-from tests.e2e.scenario import make_source, register_client, run_client
+from tests.e2e.scenario import create_package, deploy_to, make_source, register_client, run_client
 
 # One site and one Chromium serve the module: its tests stay on one xdist worker.
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("console")]
@@ -201,10 +201,15 @@ def test_a_post_without_the_csrf_token_is_refused(admin_page: Page, console: Con
 def test_a_viewer_sees_no_actions_and_a_forged_post_is_forbidden(
     viewer_page: Page, console: Console
 ) -> None:
+    # Its own deployment: the test must not depend on which tests ran before it.
+    package_id = create_package(
+        console.site, make_source(console.base / "src-viewer", console.base / "viewer.txt")
+    )
+    client_id = register_client(console.site, console.base / "client-viewer", "viewer-01")
+    deployment_id = deploy_to(console.site, package_id, [client_id], "Viewer lab")
     page = viewer_page
     page.goto(f"{console.url}/deployments")
-    deployment_id = page.locator("tbody td.mono a").first.inner_text()
-    page.goto(f"{console.url}/deployments/{deployment_id}")
+    page.get_by_role("link", name=deployment_id).click()
     expect(page.locator("main h1")).to_contain_text(deployment_id)
     for action in ("Pause", "Resume", "Cancel deployment"):
         expect(page.get_by_role("button", name=action)).to_have_count(0)
