@@ -173,3 +173,77 @@ def test_a_package_laid_out_as_is_is_detected_by_its_manifest(
         "share/readme.txt differs from the package"
     )
     assert (target / "share/readme.txt").read_bytes() == b"read me\n"
+
+
+def test_a_required_old_deployment_does_not_put_back_what_its_successor_replaced(
+    world: ClientWorld, dp: StoreServer, tmp_path: Path
+) -> None:
+    old_marker, new_marker, runs = tmp_path / "old", tmp_path / "new", tmp_path / "runs"
+    apps = _apps(world, dp)
+    old = apps.app(
+        f"echo old >> {runs}; touch {old_marker}",
+        [f"file:{old_marker}"],
+        uninstall=f"rm {old_marker}",
+    )
+    new = apps.app(
+        f"echo new >> {runs}; touch {new_marker}",
+        [f"file:{new_marker}"],
+        supersedes=((old, "uninstall"),),
+    )
+    apps.publish(apps.deployment(old))
+    world.run()
+    assert lines(runs) == ["old"] and old_marker.exists()
+    # The upgrade is deployed beside the old deployment, which nobody retired.
+    apps.publish(apps.deployment(old), apps.deployment(new, deployment_id="QM120001"))
+    world.run()
+    world.clock.advance(60)
+    world.run()
+    assert lines(runs) == ["old", "new"], "the old deployment reinstalled what was replaced"
+    assert not old_marker.exists() and new_marker.exists()
+    # Reported when it changes: present before the upgrade ran, absent after.
+    superseded = world.site.messages(1102)
+    assert [m["properties"]["detected"] for m in superseded] == [True, False]
+    assert {m["deployment_id"] for m in superseded} == {"QM120000"}
+    assert superseded[0]["insertion_strings"][4] == new
+    assert not world.site.messages(1100)
+
+
+def test_a_retryable_exit_code_of_an_install_is_retried_by_the_program_rule(
+    world: ClientWorld, dp: StoreServer, tmp_path: Path
+) -> None:
+    marker, tries = tmp_path / "tool", tmp_path / "tries"
+    apps = _apps(world, dp)
+    # The first attempt exits with a retryable code (75, EX_TEMPFAIL), the second succeeds.
+    app = apps.app(
+        f"echo try >> {tries}; [ $(wc -l < {tries}) -ge 2 ] || exit 75; touch {marker}",
+        [f"file:{marker}"],
+    )
+    apps.apps[app]["install"]["retry_codes"] = [75]
+    apps.publish(apps.deployment(app))
+    world.run()
+    (retry,) = world.site.messages(10034)
+    assert retry["properties"]["exit_code"] == 75
+    assert world.state().result == "retrying"
+    assert not world.site.messages(5100) and not world.site.messages(10006)
+    world.run()  # not due yet: nothing runs
+    assert lines(tries) == ["try"]
+    world.clock.advance(61)
+    world.run()
+    assert lines(tries) == ["try", "try"] and marker.exists()
+    assert world.site.messages(1000)
+
+
+def test_a_requirement_the_site_found_unmet_stops_everything_before_download(
+    world: ClientWorld, dp: StoreServer, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    apps = _apps(world, dp)
+    app = apps.app(f"echo run >> {runs}", [f"file:{tmp_path / 'tool'}"])
+    entry = apps.deployment(app)
+    entry["requirements_unmet"] = "no match: os_version >= 12"
+    apps.publish(entry)
+    world.run()
+    (unmet,) = world.site.messages(3000)
+    assert unmet["insertion_strings"][4] == "no match: os_version >= 12"
+    assert not runs.exists() and dp.blob_requests() == []
+    assert world.state().result == "requirements_not_met"

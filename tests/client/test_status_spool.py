@@ -69,3 +69,21 @@ def test_an_unreadable_spool_file_is_set_aside_not_sent(tmp_path: Path) -> None:
     spool.deliver(sent.extend)
     assert [m["insertion_strings"] for m in sent] == [["good"]]
     assert (tmp_path / "spool" / "0-broken.bad").exists()
+
+
+def test_deferred_messages_become_visible_together_and_only_once_made_durable(
+    tmp_path: Path,
+) -> None:
+    spool = make_spool(tmp_path)
+    with spool.deferred():
+        for n in range(3):
+            spool.add(1001, ["QM120000", "QM100001", "Install", f"app {n}", "installed"])
+        assert spool.pending() == [], "a message not yet durable must not be deliverable"
+        spool.flush()  # what the agent does before a program starts
+        assert len(spool.pending()) == 3
+        spool.add(1001, ["QM120001", "QM100001", "Install", "app 3", "installed"])
+        assert len(spool.pending()) == 3
+    messages = [m for _, m in spool.pending()]
+    assert [m["insertion_strings"][3] for m in messages] == [f"app {n}" for n in range(4)]
+    assert not list((tmp_path / "spool").glob(".*.part"))
+    assert all(p.stat().st_mode & 0o077 == 0 for p, _ in spool.pending()[:3])

@@ -194,3 +194,34 @@ def test_a_program_run_context_must_name_its_account(api: TestClient, package_id
     assert refused.status_code == 422 and "user:NAME" in refused.json()["error"]["hint"]
     body["run_context"] = "user:alice"
     assert api.post(f"/api/v1/packages/{package_id}/programs", json=body).status_code == 201
+
+
+def test_a_requirement_rule_is_checked_at_create_and_decided_per_client_in_policy(
+    ctx: SiteContext, api: TestClient, package_id: str
+) -> None:
+    bad = api.post(
+        "/api/v1/applications",
+        json={
+            "name": "Tool",
+            "package_id": package_id,
+            "install": "Install",
+            "detect": ["dpkg:qm-test-tool"],
+            "require": "os_version >= ",
+        },
+    )
+    assert bad.status_code == 422 and "column" in bad.json()["error"]["message"]
+    app = _app(api, package_id, require='os_version >= 12 and prop.dept = "lab"')["app_id"]
+    shown = api.get(f"/api/v1/applications/{app}").json()
+    assert shown["revisions"][-1]["require"] == 'os_version >= 12 and prop.dept = "lab"'
+    fits = add_client(ctx, "pc-new", os_version="12.4", properties={"dept": "lab"})
+    old = add_client(ctx, "pc-old", os_version="11", properties={"dept": "lab"})
+    api.post("/api/v1/collections", json={"name": "Lab"})
+    api.post("/api/v1/collections/Lab/members", json={"client_ids": [fits, old]})
+    created = api.post(
+        "/api/v1/application-deployments",
+        json={"app_id": app, "collection": "Lab", "purpose": "install"},
+    )
+    deployment_id = created.json()["deployment_id"]
+    assert "requirements_unmet" not in deployments_of(ctx, fits)[deployment_id]
+    unmet = deployments_of(ctx, old)[deployment_id]["requirements_unmet"]
+    assert unmet == "no match: os_version >= 12"

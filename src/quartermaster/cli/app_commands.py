@@ -55,6 +55,7 @@ def _body(
     run_as: str,
     reevaluate: int,
     source_version: int | None,
+    require: str | None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "package_id": package,
@@ -67,6 +68,7 @@ def _body(
         "run_as": run_as,
         "reevaluate": reevaluate,
         "source_version": source_version,
+        "require": require,
     }
     return {k: v for k, v in body.items() if v is not None}
 
@@ -83,6 +85,12 @@ SupersedesOpt = typer.Option(
 )
 RunAsOpt = typer.Option("system", "--run-as", help="system, or user:NAME (a local account).")
 ReevaluateOpt = typer.Option(86400, "--reevaluate", help="Re-evaluation cycle in seconds.")
+RequireOpt = typer.Option(
+    None,
+    "--require",
+    help="A requirement in the collection rule language over what the client reports, "
+    "e.g. 'os_version >= 12 and prop.department = \"lab\"'; unmet → 3000, nothing downloaded.",
+)
 VersionOpt = typer.Option(None, "--source-version", help="Package version (default: current).")
 
 
@@ -101,6 +109,7 @@ def create(
     run_as: str = RunAsOpt,
     reevaluate: int = ReevaluateOpt,
     source_version: int = VersionOpt,
+    require: str = RequireOpt,
     site: str = SiteOption,
     token: str = TokenOption,
 ) -> None:
@@ -124,6 +133,7 @@ def create(
         run_as,
         reevaluate,
         source_version,
+        require,
     )
     print(SiteLink(site, token).post("/api/v1/applications", {"name": name, **body})["app_id"])
 
@@ -143,6 +153,7 @@ def revise(
     run_as: str = RunAsOpt,
     reevaluate: int = ReevaluateOpt,
     source_version: int = VersionOpt,
+    require: str = RequireOpt,
     site: str = SiteOption,
     token: str = TokenOption,
 ) -> None:
@@ -163,6 +174,7 @@ def revise(
         run_as,
         reevaluate,
         source_version,
+        require,
     )
     data = SiteLink(site, token).post(f"/api/v1/applications/{app_id}/revisions", body)
     print(data["current_revision"])

@@ -129,16 +129,19 @@ class Agent:
         runner = DeploymentRunner(ctx)
         apps = AppRunner(runner, policy, self.state, Detector())
         try:
-            for deployment in policy.deployments:
-                if self.should_stop():
-                    self.log.write("stop requested; remaining deployments wait for the next run")
-                    break
-                requested = deployment.deployment_id == install
-                before = self.state.get(deployment.deployment_id).last_run
-                summary.lines.append(self._consider(deployment, requested, runner, apps))
-                if self.state.get(deployment.deployment_id).last_run != before:
-                    self.state.save()  # a program ran: its attempt is on disk at once
+            with self.spool.deferred():  # one syncfs for the run's notices, not one per message
+                for deployment in policy.deployments:
+                    if self.should_stop():
+                        self.log.write("stop requested; remaining deployments wait")
+                        break
+                    requested = deployment.deployment_id == install
+                    before = self.state.get(deployment.deployment_id).last_run
+                    summary.lines.append(self._consider(deployment, requested, runner, apps))
+                    if self.state.get(deployment.deployment_id).last_run != before:
+                        self.spool.flush()  # the messages before the state that records them
+                        self.state.save()  # a program ran: its attempt is on disk at once
         finally:
+            self.spool.flush()
             self.state.save()  # evaluations and notices: once per run
             fetcher.close()
         summary.next_wakeup = self._reevaluation(policy, apps)
@@ -164,6 +167,11 @@ class Agent:
         version = deployment.source_version
         if local.first_notice(f"10002:{version}"):
             reporter.emit(10002)
+        superseded_by = apps.superseded_by(deployment) if deployment.app_id else ""
+        if superseded_by:
+            return (
+                f"{deployment.deployment_id}: {apps.superseded(deployment, local, superseded_by)}"
+            )
         decision = decide(deployment, local, self.clock(), requested)
         self.log.write(
             f"deployment {deployment.deployment_id} version {version}: "

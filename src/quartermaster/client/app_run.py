@@ -37,6 +37,7 @@ class Step:
     ok: bool
     reason: str = ""
     exit_code: int | None = None
+    retrying: bool = False  # a retryable exit code: the next attempt is scheduled
 
 
 class AppRunner:
@@ -46,6 +47,7 @@ class AppRunner:
         self.runner = runner
         self.ctx = runner.ctx
         self.apps = policy.applications
+        self.replaced_by = _replacements(policy)
         self.state = state
         self.detector = detector
         self.log = self.ctx.home.log("appenforce")
@@ -87,6 +89,24 @@ class AppRunner:
             reporter.emit(1101, _name(app), found.summary(), properties=_props(app, found))
         self._remember(app, deployment, local, found)
         return f"not compliant: {found.summary()}"
+
+    def superseded_by(self, deployment: DeploymentPolicy) -> str:
+        """The application that replaces this deployment's application through a required,
+        active install deployment to this client, or "": the old deployment must not put
+        back what the new one replaced."""
+        return (
+            self.replaced_by.get(deployment.app_id, "") if deployment.purpose == "install" else ""
+        )
+
+    def superseded(self, deployment: DeploymentPolicy, local: DeploymentState, by: str) -> str:
+        """Detected and reported (1102, once per change), never enforced."""
+        app = self.apps[deployment.app_id]
+        found = self._detect(app, deployment)
+        self._remember(app, deployment, local, found)
+        if local.first_notice(f"1102:{app.revision}:{by}:{found.detected}"):
+            reporter = DeploymentReporter(self.ctx.spool, deployment)
+            reporter.emit(1102, _name(app), by, found.summary(), properties=_props(app, found))
+        return f"superseded by {by}: not enforced ({found.summary()})"
 
     def reevaluate_at(
         self, deployment: DeploymentPolicy, local: DeploymentState
@@ -170,7 +190,9 @@ class AppRunner:
         local: DeploymentState,
         reporter: DeploymentReporter,
     ) -> bool:
-        reason = unmet_requirement(app.install.requirements, self.ctx.facts)
+        reason = deployment.requirements_unmet or unmet_requirement(
+            app.install.requirements, self.ctx.facts
+        )
         if not reason:
             return True
         if local.first_notice(f"3000:{app.revision}:{reason}"):
@@ -196,7 +218,13 @@ class AppRunner:
             spec: ProgramSpec | None = app.install
         else:
             spec = app.uninstall
-        step = self._run(app, spec, deployment, local) if spec else Step(False, "no program")
+        step = (
+            self._run(app, spec, deployment, local, retry=True)
+            if spec
+            else Step(False, "no program")
+        )
+        if step.retrying:
+            return f"retry scheduled: {step.reason}"
         if not step.ok:
             local.record_run(
                 deployment.source_version, Result.FAILED, step.exit_code, started, step.reason
@@ -273,9 +301,11 @@ class AppRunner:
         spec: ProgramSpec,
         deployment: DeploymentPolicy,
         local: DeploymentState,
+        retry: bool = False,
     ) -> Step:
         """Content (verified) and one run of `spec`; success means a success or restart
-        exit code (detection then decides)."""
+        exit code (detection then decides). With `retry`, a retryable exit code schedules
+        the next attempt by the program's retry rule, as for a package deployment."""
         synth = _as_deployment(deployment, app, spec)
         reporter = DeploymentReporter(self.ctx.spool, synth)
         manifest = self.runner._manifest(synth, local, reporter)
@@ -288,6 +318,8 @@ class AppRunner:
         if folder is None:
             return Step(False, local.reason or "content unavailable")
         reporter.emit(10005, spec.command)
+        started = self.ctx.clock()
+        self.ctx.spool.flush()  # what was reported before the program is durable first
         run = run_program(spec, folder, self.runner._program_log(synth), _environment(synth, app))
         self.detector.forget()  # whatever it did, detection must look again
         if run.start_error:
@@ -298,9 +330,29 @@ class AppRunner:
             return Step(False, f"exceeded {spec.max_runtime} seconds")
         if spec.classify(run.exit_code) in (Outcome.SUCCESS, Outcome.SUCCESS_REBOOT):
             return Step(True, exit_code=run.exit_code)
+        delay = (
+            self.runner.retry_later(synth, run.exit_code, local, reporter, started)
+            if retry
+            else None
+        )
+        if delay is not None:
+            why = f"{spec.name} exited {run.exit_code}, retry in {delay} s"
+            return Step(False, why, run.exit_code, retrying=True)
         report = exit_report(spec, run.exit_code)
         reporter.emit(report.message_id, *report.extra, properties={"exit_code": run.exit_code})
         return Step(False, f"{spec.name} exited {run.exit_code}", run.exit_code)
+
+
+def _replacements(policy: Policy) -> dict[str, str]:
+    """{superseded application: the application replacing it} over the required, active
+    install deployments of the policy."""
+    found: dict[str, str] = {}
+    for deployment in policy.deployments:
+        app = policy.applications.get(deployment.app_id) if deployment.app_id else None
+        required = deployment.deadline is not None and deployment.state == "active"
+        if app is not None and deployment.purpose == "install" and required:
+            found.update((old, app.app_id) for old, _ in app.supersedes)
+    return found
 
 
 _COMPLIANT_RESULTS = frozenset({Result.COMPLIANT, Result.SUCCEEDED})

@@ -175,6 +175,7 @@ class DeploymentRunner:
         )
         reporter.emit(10005, spec.command)
         started = self.ctx.clock()  # the rerun rules compare an attempt's start to a deadline
+        self.ctx.spool.flush()  # what was reported before the program is durable first
         run = run_program(
             spec,
             folder,
@@ -207,19 +208,36 @@ class DeploymentRunner:
         reporter: DeploymentReporter,
         started: datetime,
     ) -> bool:
-        spec, version = deployment.program, deployment.source_version
-        props = {"exit_code": code}
-        if spec.classify(code) is Outcome.RETRY and _retries_left(local, version, spec.retry_count):
-            local.record_run(version, Result.RETRYING, code, started)
-            delay = retry_delay(spec.retry_delay, local.retries + 1)
-            local.schedule_retry(self.ctx.clock() + delay)
-            seconds = int(delay.total_seconds())
-            reporter.emit(10034, code, local.retries, spec.retry_count, seconds, properties=props)
-            return seconds == 0
-        report = exit_report(spec, code)
-        reporter.emit(report.message_id, *report.extra, properties=props)
-        local.record_run(version, report.result, code, started)
+        delay = self.retry_later(deployment, code, local, reporter, started)
+        if delay is not None:
+            return delay == 0
+        report = exit_report(deployment.program, code)
+        reporter.emit(report.message_id, *report.extra, properties={"exit_code": code})
+        local.record_run(deployment.source_version, report.result, code, started)
         return False
+
+    def retry_later(
+        self,
+        deployment: DeploymentPolicy,
+        code: int,
+        local: DeploymentState,
+        reporter: DeploymentReporter,
+        started: datetime,
+    ) -> int | None:
+        """A retryable exit code with retries left: recorded, scheduled and reported (10034);
+        the delay in seconds, or None when the exit is not retried."""
+        spec, version = deployment.program, deployment.source_version
+        if spec.classify(code) is not Outcome.RETRY or not _retries_left(
+            local, version, spec.retry_count
+        ):
+            return None
+        local.record_run(version, Result.RETRYING, code, started)
+        delay = retry_delay(spec.retry_delay, local.retries + 1)
+        local.schedule_retry(self.ctx.clock() + delay)
+        seconds = int(delay.total_seconds())
+        props = {"exit_code": code}
+        reporter.emit(10034, code, local.retries, spec.retry_count, seconds, properties=props)
+        return seconds
 
     def _not_started(
         self,

@@ -37,6 +37,7 @@ class DeploymentPolicy:
     override_maintenance: bool = False
     app_id: str = ""  # a deployment of an application (policy's `applications` holds it)
     purpose: str = ""  # install | uninstall, for an application
+    requirements_unmet: str = ""  # the site's verdict on the application's `require` rule
 
     @classmethod
     def from_dict(cls, data: Any) -> DeploymentPolicy:
@@ -69,6 +70,7 @@ class DeploymentPolicy:
             state=str(data.get("state") or "active"),
             maintenance_windows=_windows(dep_id, data.get("maintenance_windows") or []),
             override_maintenance=data.get("override_maintenance") is True,
+            requirements_unmet=str(data.get("requirements_unmet") or "")[:300],
             **_application_ref(dep_id, data.get("application")),
         )
 

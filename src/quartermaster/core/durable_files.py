@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,6 +16,31 @@ def fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _libc_syncfs() -> object | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (AttributeError, OSError):
+        return None
+
+
+_SYNCFS = _libc_syncfs()
+
+
+def sync_file_system(folder: Path) -> None:
+    """Make every written byte on `folder`'s file system durable with one syncfs(2): a
+    burst of small files costs one journal commit instead of one fsync each (os.sync where
+    syncfs does not exist)."""
+    if _SYNCFS is None:
+        os.sync()
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if _SYNCFS(fd) != 0:  # type: ignore[operator]
+            raise OSError(ctypes.get_errno(), f"syncfs of {folder} failed")
     finally:
         os.close(fd)
 

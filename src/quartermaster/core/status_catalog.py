@@ -288,6 +288,18 @@ _MESSAGES = [
         S.NOT_INSTALLED,
     ),
     StatusMessage(
+        1102,
+        I,
+        "AppDiscovery",
+        _PD + "application %4 is superseded by %5, deployed to this client as required; "
+        "not enforced (detection: %6).",
+        "A required install of the application that replaces this one is targeted at the "
+        "client, so this deployment neither installs nor repairs it; detection still runs "
+        "and says what is there.",
+        "Retire this deployment once every client has the new application.",
+        by_detection=True,
+    ),
+    StatusMessage(
         3000,
         W,
         "AppIntentEval",

@@ -34,6 +34,7 @@ class RevisionBody(Strict):
     supersedes: list[str] = Field(default_factory=list, max_length=MAX_LINKS)
     run_as: str = Field(default="system", max_length=100)
     requirements: dict[str, Any] | None = None
+    require: str | None = Field(default=None, min_length=1, max_length=4000)
     reevaluate: int = Field(default=records.DEFAULT_REEVALUATE, ge=1, le=MAX_INT)
 
     def request(self) -> records.RevisionRequest:
@@ -47,6 +48,7 @@ class RevisionBody(Strict):
             supersedes=self.supersedes,
             run_as=self.run_as,
             requirements=self.requirements,
+            require=self.require,
             source_version=self.source_version,
             reevaluate=self.reevaluate,
         )

@@ -29,6 +29,7 @@ from quartermaster.site.models import (
     Program,
     utcnow,
 )
+from quartermaster.site.targeting.collection_rules import parse_rule
 
 APPLICATION_ID_START = 0x40000  # after packages (1...) and deployments (0x20000...)
 DEFAULT_REEVALUATE = 86400  # seconds: daily, as Configuration Manager's default cycle
@@ -48,6 +49,7 @@ class RevisionRequest:
     supersedes: list[str] = field(default_factory=list)  # APPID or APPID=upgrade|uninstall
     run_as: str = "system"
     requirements: dict[str, Any] | None = None  # replaces the install program's
+    require: str | None = None  # a collection-style rule over what the client reports
     source_version: int | None = None  # default: the package's current version
     reevaluate: int = DEFAULT_REEVALUATE
 
@@ -166,7 +168,7 @@ def _spec(
         if request.uninstall
         else None
     )
-    return {
+    spec: dict[str, Any] = {
         "name": name,
         "install": install,
         "uninstall": uninstall,
@@ -174,6 +176,9 @@ def _spec(
         "run_as": run_as,
         "reevaluate": request.reevaluate,
     }
+    if request.require is not None:
+        spec["require"] = str(parse_rule(request.require))  # refused with the column
+    return spec
 
 
 def _links(
@@ -224,6 +229,7 @@ def revision_view(session: Session, revision: ApplicationRevision) -> dict[str, 
         "detection": revision.spec["detection"],
         "run_as": revision.spec["run_as"],
         "requirements": revision.spec["install"].get("requirements") or {},
+        "require": revision.spec.get("require"),
         "reevaluate": revision.spec["reevaluate"],
         "depends": [link.other_app_id for link in links if link.kind == "depends"],
         "supersedes": [

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select
@@ -37,6 +38,7 @@ from quartermaster.site.models import (
     Program,
 )
 from quartermaster.site.serial_cache import SerialCache
+from quartermaster.site.targeting.collection_rules import Rule, client_facts, parse_rule
 
 SERIAL = "policy_serial"
 
@@ -78,6 +80,7 @@ def build_policy(
         for entry, phased in entries
         if phased is None or _released(phased, entry["deployment_id"], client_id)
     ]
+    _mark_unmet_requirements(session, client, deployments, applications)
     issued = now.replace(microsecond=0)
     return ctx.key.envelope(
         {
@@ -93,6 +96,34 @@ def build_policy(
             "signing_keys": [k.to_dict() for k in ctx.trusted_keys()],  # rotation: site/keys.py
         }
     )
+
+
+def _mark_unmet_requirements(
+    session: Session,
+    client: Client | str,
+    deployments: list[dict[str, Any]],
+    applications: dict[str, dict[str, Any]],
+) -> None:
+    """An application's `require` rule is decided here, against the facts the client last
+    reported (inventory at every agent run): the client needs no rule compiler, and an unmet
+    rule reaches it as a reason it reports with 3000 before downloading anything."""
+    required = [
+        (entry, _rule(applications[entry["application"]["app_id"]]["require"]))
+        for entry in deployments
+        if entry.get("application") and applications[entry["application"]["app_id"]].get("require")
+    ]
+    if not required:
+        return
+    record = session.get(Client, client) if isinstance(client, str) else client
+    facts = client_facts(record) if record is not None else {}
+    for entry, rule in required:
+        if not rule.matches(facts):
+            entry["requirements_unmet"] = rule.explain(facts)
+
+
+@lru_cache(maxsize=256)
+def _rule(text: str) -> Rule:
+    return parse_rule(text)
 
 
 _MEMBERS = cast(Table, CollectionMember.__table__)
@@ -264,6 +295,7 @@ def application_entries(session: Session, roots: set[str]) -> dict[str, dict[str
             "detection": revision.spec["detection"],
             "run_as": revision.spec["run_as"],
             "reevaluate": revision.spec["reevaluate"],
+            **({"require": revision.spec["require"]} if revision.spec.get("require") else {}),
             "depends": [other for kind, other in links if kind == "depends"],
             "supersedes": supersedes_of(session, revision.id),
         }

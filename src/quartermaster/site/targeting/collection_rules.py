@@ -126,6 +126,20 @@ _ORDERING = {"<", "<=", ">", ">="}
 # --------------------------------------------------------------------------- the public API
 
 
+def client_facts(client: Any) -> dict[str, Any]:
+    """What rules read from a client record: the facts as the client last reported them."""
+    return {
+        "client_id": client.client_id,
+        "hostname": client.hostname,
+        "os": client.os,
+        "os_version": client.os_version,
+        "architecture": client.architecture,
+        "ip_addresses": client.ip_addresses,
+        "agent_version": client.agent_version,
+        "properties": client.properties,
+    }
+
+
 @dataclass(frozen=True, eq=False)
 class _Node:
     """One compiled piece of a rule: its test, its display text and its parts."""

@@ -38,6 +38,7 @@ from quartermaster.site.models import (
 from quartermaster.site.targeting.clients import client_summary, get_client
 from quartermaster.site.targeting.collection_rules import (
     Rule,
+    client_facts,
     evaluate_collection,
     evaluation_order,
     parse_rule,
@@ -398,7 +399,7 @@ def _refresh(session: Session, affected: set[int] | None, only: list[Client] | N
     else:
         clients = [c for c in only if c.approval == "approved"]
         client_ids = [c.client_id for c in only]
-    facts = [_facts(c) for c in clients]
+    facts = [client_facts(c) for c in clients]
     needed = scope | {other for cid in scope for _, other, _ in graph.links.get(cid, [])}
     stored = _stored(session, needed, client_ids)
     rules = _rules(session, scope)
@@ -483,20 +484,6 @@ def _direct(
     for collection_id, client_id in session.execute(query):
         direct[collection_id].add(client_id)
     return direct
-
-
-def _facts(client: Client) -> dict[str, Any]:
-    """What rules read: the registration facts, as the client last reported them."""
-    return {
-        "client_id": client.client_id,
-        "hostname": client.hostname,
-        "os": client.os,
-        "os_version": client.os_version,
-        "architecture": client.architecture,
-        "ip_addresses": client.ip_addresses,
-        "agent_version": client.agent_version,
-        "properties": client.properties,
-    }
 
 
 def _apply(
