@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 
-from quartermaster.site.api.common import requirement_of
+from quartermaster.site.web.access import requirement_of
 from tests.security.conftest import SiteApi
 from tests.security.test_route_matrix import route_cases
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from quartermaster.site.api.common import CheckedRoute, Requirement, requirement_of
 from quartermaster.site.identity.authorization import RULES, Credential
+from quartermaster.site.web.access import CheckedRoute, Requirement, requirement_of
 from tests.security.conftest import ROLES, SiteApi, bearer
 
 RANK = {role: rank for rank, role in enumerate(ROLES)}

@@ -28,9 +28,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from quartermaster import __version__
 from quartermaster.console import charts, formatting, sessions
 from quartermaster.core.errors import Forbidden, InvalidInput, QMError
-from quartermaster.site.api.common import SAFE_METHODS, AuditedRoute, require
 from quartermaster.site.context import SiteContext
 from quartermaster.site.identity.authorization import Principal, is_allowed
+from quartermaster.site.web.access import SAFE_METHODS, AuditedRoute, require
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")

@@ -21,7 +21,7 @@ from quartermaster.console.web import (
     signed_in,
 )
 from quartermaster.core.errors import InvalidInput
-from quartermaster.site.api.admin_routes import (
+from quartermaster.site.api.schemas.collections import (
     CollectionBody,
     MemberBody,
     OneMemberBody,

@@ -25,7 +25,7 @@ from quartermaster.console.web import (
     signed_in,
 )
 from quartermaster.core.status_catalog import ClientState
-from quartermaster.site.api.admin_routes import DeploymentBody
+from quartermaster.site.api.schemas.deployments import DeploymentBody
 from quartermaster.site.deployments import deployments, reports
 from quartermaster.site.identity.authorization import Principal
 

@@ -18,7 +18,7 @@ from quartermaster.console.web import (
     render,
     signed_in,
 )
-from quartermaster.site.api.admin_routes import ValidateBody
+from quartermaster.site.api.schemas.dps import ValidateBody
 from quartermaster.site.deployments import reports
 from quartermaster.site.distribution import points, validation
 from quartermaster.site.identity.authorization import Principal

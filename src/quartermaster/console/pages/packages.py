@@ -21,7 +21,7 @@ from quartermaster.console.web import (
     render,
     signed_in,
 )
-from quartermaster.site.api.admin_routes import DPNames, OneDP, PackageBody
+from quartermaster.site.api.schemas.packages import DPNames, OneDP, PackageBody
 from quartermaster.site.content import packages
 from quartermaster.site.deployments.deployments import RERUN
 from quartermaster.site.distribution import points

@@ -9,25 +9,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from quartermaster import __version__
 from quartermaster.core.errors import QMError
-from quartermaster.site.api import (
-    access_routes,
-    account_routes,
-    admin_routes,
-    application_routes,
-    client_routes,
-    dp_routes,
-)
 from quartermaster.site.api.body_limit import BodyLimit
-from quartermaster.site.api.common import (
-    allow,
+from quartermaster.site.api.openapi import use_error_shape
+from quartermaster.site.api.routes import ROUTERS, client_api
+from quartermaster.site.context import SiteContext
+from quartermaster.site.web.access import allow
+from quartermaster.site.web.errors import (
     http_error_handler,
     internal_handler,
+    invalid_data_handler,
     qm_error_handler,
     validation_handler,
 )
-from quartermaster.site.api.input_errors import invalid_data_handler
-from quartermaster.site.api.openapi import use_error_shape
-from quartermaster.site.context import SiteContext
 
 
 def create_app(ctx: SiteContext) -> FastAPI:
@@ -37,7 +30,7 @@ def create_app(ctx: SiteContext) -> FastAPI:
         description="Admin, client (management point) and distribution point APIs.",
     )
     app.state.ctx = ctx
-    app.add_middleware(client_routes.ClientFastPath)  # polls and waves (inside BodyLimit)
+    app.add_middleware(client_api.ClientFastPath)  # polls and waves (inside BodyLimit)
     app.add_middleware(BodyLimit)  # 413 before a route reads an oversized body
     use_error_shape(app)  # the OpenAPI document shows the one error shape
     app.add_exception_handler(QMError, qm_error_handler)
@@ -46,12 +39,8 @@ def create_app(ctx: SiteContext) -> FastAPI:
     app.add_exception_handler(DataError, invalid_data_handler)  # NUL, out-of-range numbers
     app.add_exception_handler(OverflowError, invalid_data_handler)
     app.add_exception_handler(Exception, internal_handler)
-    app.include_router(client_routes.router)  # first: routes are matched in order, and a
-    app.include_router(admin_routes.router)  # fleet's polls are most of the requests
-    app.include_router(application_routes.router)
-    app.include_router(dp_routes.router)
-    app.include_router(account_routes.router)
-    app.include_router(access_routes.router)
+    for router in ROUTERS:  # in order: routes are matched in order
+        app.include_router(router)
 
     @app.get("/healthz", include_in_schema=False, dependencies=[allow("site.health")])
     def health() -> dict[str, str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -67,3 +68,13 @@ def _rewrite(schema: dict[str, Any]) -> None:
                     "description": description,
                     "content": {"application/json": {"schema": reference}},
                 }
+
+
+def request_body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its body itself (parse_body)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }

@@ -1,5 +1,5 @@
-"""What every route shares: the site context, authentication, authorization, the audit trail
-and the one error shape.
+"""What every route of both web faces (the REST API and the console) shares: the site
+context, authentication, authorization and the audit trail.
 
 Every route declares the one action it performs, `require("package.create")` (or
 `allow(...)` in its decorator); `site/authorization.py` decides who may. A router built with
@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -36,7 +34,6 @@ from quartermaster.site.identity.authorization import (
 from quartermaster.site.targeting import client_access
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-BodyModel = TypeVar("BodyModel", bound=BaseModel)
 
 
 async def get_ctx(request: Request) -> SiteContext:
@@ -169,26 +166,6 @@ def client_secret(request: Request) -> str:
     return bearer(request, _MISSING_HINTS[Credential.CLIENT])
 
 
-def parse_body(model: type[BodyModel], raw: bytes) -> BodyModel:
-    """A JSON body read by the route itself, validated as FastAPI would (the same 422)."""
-    try:
-        return model.model_validate_json(raw or b"null")
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
-        ) from None
-
-
-def request_body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI request body of a route that reads its body itself (parse_body)."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
-
-
 # Fail-closed default for a route that has not been given its own action yet: admins only.
 # The security matrix test (tests/security) fails on every route that still uses it.
 Admin = Annotated[Principal, Depends(require("legacy.admin_only"))]
@@ -310,42 +287,3 @@ def _route_details(request: Request) -> dict[str, Any]:
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
     return {"route": f"{request.method} {path}"}
-
-
-def error_response(status: int, code: str, message: str, hint: str = "") -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message, "hint": hint}}, status_code=status
-    )
-
-
-async def qm_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, QMError)
-    return error_response(exc.http_status, exc.code, exc.message, exc.hint)
-
-
-async def validation_handler(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
-    )
-    return error_response(
-        422,
-        "invalid_input",
-        f"invalid request: {problems}",
-        "see docs/protocol.md for the request shape",
-    )
-
-
-async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail))
-
-
-async def internal_handler(_request: Request, exc: Exception) -> JSONResponse:
-    return error_response(
-        500,
-        "internal",
-        "the site server failed to handle this request",
-        "see the site server's log; the request changed nothing",
-    )

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import update
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
@@ -19,28 +18,31 @@ from quartermaster.core.canonical import canonical_json
 from quartermaster.core.client_protocol import CLIENT_API, POLL_AFTER_HEADER
 from quartermaster.core.errors import InvalidInput, QMError
 from quartermaster.core.hashing import is_sha256_hex
-from quartermaster.site.api.common import (
-    CheckedRoute,
-    Ctx,
-    allow,
-    client_action,
-    client_secret,
-    parse_body,
-    qm_error_handler,
-    request_body_schema,
-    require,
-    validation_handler,
-)
-from quartermaster.site.api.input_errors import invalid_data_handler
+from quartermaster.site.api.openapi import request_body_schema
+from quartermaster.site.api.schemas.client_api import RegisterBody, StatusBody
 from quartermaster.site.content import manifests
 from quartermaster.site.context import SiteContext
 from quartermaster.site.deployments import policy
-from quartermaster.site.deployments.status_ingest import MAX_BATCH, MISMATCH, ingest
+from quartermaster.site.deployments.status_ingest import MISMATCH, ingest
 from quartermaster.site.distribution.locations import content_locations
 from quartermaster.site.identity import audit
 from quartermaster.site.identity.authorization import Principal
 from quartermaster.site.models import Client, utcnow
 from quartermaster.site.targeting import client_access, clients, membership
+from quartermaster.site.web.access import (
+    CheckedRoute,
+    Ctx,
+    allow,
+    client_action,
+    client_secret,
+    require,
+)
+from quartermaster.site.web.errors import (
+    invalid_data_handler,
+    parse_body,
+    qm_error_handler,
+    validation_handler,
+)
 
 
 class ClientRoute(CheckedRoute):
@@ -65,17 +67,6 @@ def with_poll_hint(request: Request, response: Response) -> Response:
 router = APIRouter(prefix=CLIENT_API, route_class=ClientRoute)
 
 
-class RegisterBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    hostname: str = Field(min_length=1, max_length=255)
-    os: str = Field(default="", max_length=50)
-    os_version: str = Field(default="", max_length=100)
-    architecture: str = Field(default="", max_length=50)
-    ip_addresses: list[str] = Field(default_factory=list, max_length=64)
-    agent_version: str = Field(default="", max_length=50)
-    properties: dict[str, Any] = Field(default_factory=dict, max_length=200)
-
-
 def _client_id(action: str) -> Callable[..., str]:
     """The authenticated client's ID, once `action` is allowed for it (its approval state)."""
     requirement = require(action)
@@ -88,6 +79,8 @@ def _client_id(action: str) -> Callable[..., str]:
 
 
 InventoryClient = Annotated[str, Depends(_client_id("client_api.inventory"))]
+
+
 RekeyCaller = Annotated[Principal, Depends(require("client_api.rekey"))]
 
 
@@ -112,13 +105,6 @@ def inventory(body: RegisterBody, client_id: InventoryClient, ctx: Ctx) -> dict[
         assert client is not None
         changed = membership.report_inventory(session, client, body.model_dump())
     return {"membership_changed": changed}
-
-
-# The routes every client calls in every poll and wave authenticate inside their own
-# transaction (client_access.authenticate: one statement for an approved client) and hop
-# to a worker thread once per request, for the database work. ClientFastPath (below)
-# answers them without FastAPI's routing and dependency solving; the routes declared here
-# call the same functions and remain for the OpenAPI document and the route table.
 
 
 async def policy_answer(request: Request, ctx: SiteContext, _: str = "") -> Response:
@@ -199,10 +185,6 @@ def _locations(ctx: SiteContext, request: Request, secret: str, package_hash: st
     return _json({"package_hash": package_hash, "locations": found})
 
 
-class StatusBody(BaseModel):
-    messages: list[dict[str, Any]] = Field(max_length=MAX_BATCH)
-
-
 async def status_answer(request: Request, ctx: SiteContext, _: str = "") -> Response:
     secret = client_secret(request)
     raw = await request.body()
@@ -232,13 +214,19 @@ def _status(
 
 
 Answer = Callable[[Request, SiteContext, str], Coroutine[Any, Any, Response]]
+
+
 PREFIX = CLIENT_API + "/"
+
+
 _FAST: dict[tuple[str, str], Answer] = {
     ("GET", "policy"): policy_answer,
     ("GET", "manifests"): manifest_answer,
     ("GET", "locations"): locations_answer,
     ("POST", "status"): status_answer,
 }
+
+
 _WITH_ARGUMENT = frozenset({"manifests", "locations"})
 
 

@@ -1,32 +1,36 @@
-"""The administrator's levers on client and DP credentials, under `/api/v1`:
-approve, block and re-key clients; retire and re-enroll distribution points."""
+"""Clients, under `/api/v1/clients`: the list, and the administrator's levers on a client's
+credential (approve, block, re-key) and its polling (notify)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Path, Query
 
 from quartermaster.core.errors import InvalidInput
-from quartermaster.site.api.common import AuditedRoute, Ctx, allow
-from quartermaster.site.distribution import points
+from quartermaster.site.api.schemas.clients import NotifyBody
+from quartermaster.site.api.schemas.common import MAX_INT
 from quartermaster.site.identity.authorization import APPROVED, BLOCKED
 from quartermaster.site.targeting import client_access, membership
-from quartermaster.site.targeting.clients import client_summary
+from quartermaster.site.targeting.clients import client_summary, list_clients
+from quartermaster.site.web.access import AuditedRoute, Ctx, allow
 
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
+
+@router.get("/clients", dependencies=[allow("client.read")])
+def clients(
+    ctx: Ctx,
+    search: str = Query("", max_length=200),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0, le=MAX_INT),
+    approval: str | None = Query(None, pattern="^(approved|pending|blocked)$"),
+) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        return {"clients": list_clients(session, search, limit, offset, approval)}
+
+
 ClientIdPath = Annotated[str, Path(min_length=1, max_length=64)]
-DPNamePath = Annotated[str, Path(min_length=1, max_length=100)]
-
-
-class NotifyBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    client_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
-        default_factory=list, max_length=50_000
-    )
-    collection: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 @router.post("/clients/notify", dependencies=[allow("client.notify")])
@@ -61,20 +65,3 @@ def rekey_client(client_id: ClientIdPath, ctx: Ctx) -> dict[str, Any]:
     """From now on the client's secret only buys a new one (docs/protocol.md, rekey)."""
     with ctx.db.session() as session:
         return client_summary(client_access.require_rekey(session, client_id))
-
-
-@router.post("/dps/{name}/retire", dependencies=[allow("dp.retire")])
-def retire_dp(name: DPNamePath, ctx: Ctx) -> dict[str, Any]:
-    with ctx.db.session() as session:
-        dp = points.retire_dp(session, name)
-        answer = {"name": dp.name, "state": dp.state}
-    ctx.distribution_changed()
-    return answer
-
-
-@router.post("/dps/{name}/reenroll", dependencies=[allow("dp.reenroll")])
-def reenroll_dp(name: DPNamePath, ctx: Ctx) -> dict[str, Any]:
-    """A new one-time enrollment token; the DP's current credential stops working now."""
-    with ctx.db.session() as session:
-        token = points.reenroll_dp(session, name)
-    return {"name": name, "enrollment_token": token}

@@ -6,21 +6,15 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
 
 from quartermaster.site import models
-from quartermaster.site.api.common import CheckedRoute, Ctx, allow, require
+from quartermaster.site.api.schemas.dp_api import EnrollBody, ReportBody
 from quartermaster.site.content import manifests
 from quartermaster.site.distribution import assignment, dp_reports, enrollment
 from quartermaster.site.identity.authorization import Principal
+from quartermaster.site.web.access import CheckedRoute, Ctx, allow, require
 
 router = APIRouter(prefix="/api/dp/v1", route_class=CheckedRoute)
-
-
-class EnrollBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    enrollment_token: str = Field(min_length=1, max_length=200)
-    url: str | None = Field(default=None, max_length=2000)
 
 
 def _dp_id(action: str) -> Callable[..., int]:
@@ -36,6 +30,8 @@ def _dp_id(action: str) -> Callable[..., int]:
 
 
 SyncingDP = Annotated[int, Depends(_dp_id("dp_api.sync"))]
+
+
 ReportingDP = Annotated[int, Depends(_dp_id("dp_api.report"))]
 
 
@@ -66,26 +62,6 @@ def assignments(dp_id: SyncingDP, ctx: Ctx) -> dict[str, Any]:
 def manifest(package_hash: str, _: SyncingDP, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         return manifests.manifest_envelope(session, package_hash)
-
-
-MAX_BYTES = 2**62  # within a SQL BIGINT
-
-
-class ContentReport(BaseModel):
-    package_hash: str = Field(min_length=64, max_length=64)
-    state: str = Field(pattern="^(distributing|installed|failed)$")
-    bytes_done: int = Field(default=0, ge=0, le=MAX_BYTES)
-    bytes_total: int = Field(default=0, ge=0, le=MAX_BYTES)
-    bytes_transferred: int = Field(default=0, ge=0, le=MAX_BYTES)
-    reason: str = Field(default="", max_length=2000)
-    validated: bool = False
-    bad_blobs: int = Field(default=0, ge=0, le=MAX_BYTES)
-
-
-class ReportBody(BaseModel):
-    free_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES)
-    used_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES)
-    contents: list[ContentReport] = Field(default_factory=list, max_length=10000)
 
 
 @router.post("/report")

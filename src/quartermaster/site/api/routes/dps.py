@@ -1,0 +1,59 @@
+"""Distribution points, under `/api/v1/dps`: add, list, content, validate, retire and re-enroll."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from quartermaster.site.api.schemas.dps import DPBody, ValidateBody
+from quartermaster.site.distribution import points, validation
+from quartermaster.site.web.access import AuditedRoute, Ctx, allow
+
+router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
+
+
+@router.post("/dps", status_code=201, dependencies=[allow("dp.create")])
+def add_dp(body: DPBody, ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        token = points.add_dp(session, body.name, body.url, body.boundaries, body.fallback)
+    return {"name": body.name, "enrollment_token": token}
+
+
+@router.get("/dps", dependencies=[allow("dp.read")])
+def dps(ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        return {"dps": points.list_dps(session)}
+
+
+@router.get("/dps/{name}/content", dependencies=[allow("dp.read")])
+def dp_content(name: str, ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        dp = points.get_dp(session, name)
+        return {"dp": name, "content": points.dp_content(session, dp)}
+
+
+@router.post("/dps/{name}/validate", dependencies=[allow("dp.validate")])
+def validate_dp(name: str, body: ValidateBody, ctx: Ctx) -> dict[str, Any]:
+    count = validation.validate_dp(ctx, name, body.package_id)
+    return {"dp": name, "versions_to_validate": count}
+
+
+DPNamePath = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+@router.post("/dps/{name}/retire", dependencies=[allow("dp.retire")])
+def retire_dp(name: DPNamePath, ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        dp = points.retire_dp(session, name)
+        answer = {"name": dp.name, "state": dp.state}
+    ctx.distribution_changed()
+    return answer
+
+
+@router.post("/dps/{name}/reenroll", dependencies=[allow("dp.reenroll")])
+def reenroll_dp(name: DPNamePath, ctx: Ctx) -> dict[str, Any]:
+    """A new one-time enrollment token; the DP's current credential stops working now."""
+    with ctx.db.session() as session:
+        token = points.reenroll_dp(session, name)
+    return {"name": name, "enrollment_token": token}

@@ -1,0 +1,63 @@
+"""Packages, under `/api/v1/packages`: create, list, show, update from source, and which DPs
+hold them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from quartermaster.site.api.schemas.common import MAX_INT
+from quartermaster.site.api.schemas.packages import DPNames, OneDP, PackageBody
+from quartermaster.site.content import packages
+from quartermaster.site.web.access import AuditedRoute, Ctx, allow
+
+router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
+
+
+@router.post("/packages", status_code=201, dependencies=[allow("package.create")])
+def create_package(body: PackageBody, ctx: Ctx) -> dict[str, Any]:
+    return packages.create_package(
+        ctx,
+        body.name,
+        body.source,
+        [p.spec() for p in body.programs],
+        body.manufacturer,
+        body.version_label,
+    )
+
+
+@router.get("/packages", dependencies=[allow("package.read")])
+def list_packages(
+    ctx: Ctx,
+    search: str = Query("", max_length=200),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0, le=MAX_INT),
+) -> dict[str, Any]:
+    return {"packages": packages.list_packages(ctx, search, limit, offset)}
+
+
+@router.get("/packages/{package_id}", dependencies=[allow("package.read")])
+def show_package(package_id: str, ctx: Ctx) -> dict[str, Any]:
+    return packages.show_package(ctx, package_id)
+
+
+@router.post("/packages/{package_id}/update", dependencies=[allow("package.update")])
+def update_package(package_id: str, ctx: Ctx) -> dict[str, Any]:
+    return packages.update_package(ctx, package_id)
+
+
+@router.post("/packages/{package_id}/distribute", dependencies=[allow("package.distribute")])
+def distribute(package_id: str, body: DPNames, ctx: Ctx) -> dict[str, Any]:
+    return packages.distribute_package(ctx, package_id, body.dps)
+
+
+@router.post("/packages/{package_id}/remove-dp", dependencies=[allow("package.remove_dp")])
+def remove_dp(package_id: str, body: DPNames, ctx: Ctx) -> dict[str, Any]:
+    return packages.remove_package_from_dps(ctx, package_id, body.dps)
+
+
+@router.post("/packages/{package_id}/redistribute", dependencies=[allow("package.distribute")])
+def redistribute(package_id: str, body: OneDP, ctx: Ctx) -> dict[str, Any]:
+    """The DP re-hashes its copy and fetches again whatever is missing or damaged."""
+    return packages.redistribute(ctx, package_id, body.dp)

@@ -1,0 +1,46 @@
+"""The site itself, under `/api/v1`: its identity and signing keys, and its settings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from quartermaster.core.errors import InvalidInput
+from quartermaster.site import settings
+from quartermaster.site.api.schemas.settings import SettingsBody
+from quartermaster.site.identity.authorization import (
+    Principal,
+)
+from quartermaster.site.web.access import AuditedRoute, Ctx, allow, require
+
+router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
+
+
+@router.get("/site", dependencies=[allow("site.read")])
+def site_info(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "site_code": ctx.site_code,
+        "name": ctx.config.name,
+        "content_url": ctx.content_url,
+        "signing_keys": [k.to_dict() for k in ctx.trusted_keys()],
+    }
+
+
+@router.get("/settings", dependencies=[allow("settings.read")])
+def get_settings(ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        return settings.get_settings(session)
+
+
+@router.post("/settings")
+def update_settings(
+    body: SettingsBody,
+    ctx: Ctx,
+    principal: Annotated[Principal, Depends(require("settings.update"))],
+) -> dict[str, Any]:
+    changes = body.model_dump(exclude_none=True)
+    if not changes:
+        raise InvalidInput("no setting to change", 'e.g. {"require_approval": true}')
+    with ctx.db.session() as session:
+        return settings.update_settings(session, changes, principal.actor)

@@ -1,0 +1,48 @@
+"""Status messages, under `/api/v1/status-messages`: the filtered, paged view."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from quartermaster.site.api.schemas.common import MAX_INT, aware
+from quartermaster.site.status.messages import query_messages
+from quartermaster.site.web.access import AuditedRoute, Ctx, allow
+
+router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
+
+
+@router.get("/status-messages", dependencies=[allow("status.read")])
+def status_messages(
+    ctx: Ctx,
+    deployment: str | None = Query(None, max_length=20),
+    client: str | None = Query(None, max_length=64),
+    package: str | None = Query(None, max_length=20),
+    message_id: int | None = Query(None, ge=0, le=MAX_INT),
+    severity: str | None = Query(None, max_length=20),
+    dp: str | None = Query(None, max_length=100),
+    component: str | None = Query(None, max_length=50),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    before_id: int | None = Query(None, ge=0, le=MAX_INT),
+) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        return {
+            "messages": query_messages(
+                session,
+                deployment_id=deployment,
+                client_id=client,
+                package_id=package,
+                message_id=message_id,
+                severity=severity,
+                dp_name=dp,
+                component=component,
+                since=aware(since, "since"),
+                until=aware(until, "until"),
+                limit=limit,
+                before_id=before_id,
+            )
+        }

@@ -1,0 +1,24 @@
+"""The client API's bodies (docs/protocol.md): registration and inventory facts, status batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from quartermaster.site.deployments.status_ingest import MAX_BATCH
+
+
+class RegisterBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hostname: str = Field(min_length=1, max_length=255)
+    os: str = Field(default="", max_length=50)
+    os_version: str = Field(default="", max_length=100)
+    architecture: str = Field(default="", max_length=50)
+    ip_addresses: list[str] = Field(default_factory=list, max_length=64)
+    agent_version: str = Field(default="", max_length=50)
+    properties: dict[str, Any] = Field(default_factory=dict, max_length=200)
+
+
+class StatusBody(BaseModel):
+    messages: list[dict[str, Any]] = Field(max_length=MAX_BATCH)

@@ -1,0 +1,28 @@
+"""What the request models of every resource share: closed bodies, bounded numbers and
+times with a zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from quartermaster.core.errors import InvalidInput
+
+MAX_INT = 2**31 - 1  # query numbers beyond this cannot name a row (and overflow SQL)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+TimeText = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+def aware(value: datetime | None, what: str) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise InvalidInput(
+            f"{what} has no time zone", "give times with a zone, e.g. 2026-12-01T22:00Z"
+        )
+    return value

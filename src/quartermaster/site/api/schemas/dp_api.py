@@ -1,0 +1,31 @@
+"""The DP API's bodies (docs/protocol.md): enrollment and content reports."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EnrollBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enrollment_token: str = Field(min_length=1, max_length=200)
+    url: str | None = Field(default=None, max_length=2000)
+
+
+MAX_BYTES = 2**62  # within a SQL BIGINT
+
+
+class ContentReport(BaseModel):
+    package_hash: str = Field(min_length=64, max_length=64)
+    state: str = Field(pattern="^(distributing|installed|failed)$")
+    bytes_done: int = Field(default=0, ge=0, le=MAX_BYTES)
+    bytes_total: int = Field(default=0, ge=0, le=MAX_BYTES)
+    bytes_transferred: int = Field(default=0, ge=0, le=MAX_BYTES)
+    reason: str = Field(default="", max_length=2000)
+    validated: bool = False
+    bad_blobs: int = Field(default=0, ge=0, le=MAX_BYTES)
+
+
+class ReportBody(BaseModel):
+    free_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES)
+    used_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES)
+    contents: list[ContentReport] = Field(default_factory=list, max_length=10000)

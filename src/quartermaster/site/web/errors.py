@@ -1,0 +1,81 @@
+"""The one error shape of both web faces, `{"error": {"code", "message", "hint"}}`, and the
+exception handlers that produce it.
+
+Input the database cannot hold is the caller's error (422), never a server failure:
+PostgreSQL refuses text with NUL characters and numbers beyond BIGINT; SQLite refuses
+numbers beyond 64 bits. Routes bound what they can, and whatever still reaches the database
+and is refused there is answered like any other invalid input, in the one error shape.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from quartermaster.core.errors import QMError
+
+BodyModel = TypeVar("BodyModel", bound=BaseModel)
+
+
+def error_response(status: int, code: str, message: str, hint: str = "") -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "hint": hint}}, status_code=status
+    )
+
+
+async def qm_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, QMError)
+    return error_response(exc.http_status, exc.code, exc.message, exc.hint)
+
+
+async def validation_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
+    )
+    return error_response(
+        422,
+        "invalid_input",
+        f"invalid request: {problems}",
+        "see docs/protocol.md for the request shape",
+    )
+
+
+async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail))
+
+
+async def internal_handler(_request: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        500,
+        "internal",
+        "the site server failed to handle this request",
+        "see the site server's log; the request changed nothing",
+    )
+
+
+async def invalid_data_handler(_request: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        422,
+        "invalid_input",
+        "a value in the request cannot be stored: text with a NUL character "
+        "or a number out of range",
+        "send printable text and numbers within the documented bounds",
+    )
+
+
+def parse_body(model: type[BodyModel], raw: bytes) -> BodyModel:
+    """A JSON body read by the route itself, validated as FastAPI would (the same 422)."""
+    try:
+        return model.model_validate_json(raw or b"null")
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        ) from None
