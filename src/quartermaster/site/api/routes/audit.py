@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from quartermaster.site.api.schemas.audit import AuditLog
 from quartermaster.site.api.schemas.common import aware
 from quartermaster.site.identity import audit
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow
@@ -14,7 +15,7 @@ from quartermaster.site.web.access import AuditedRoute, Ctx, allow
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
 
-@router.get("/audit", dependencies=[allow("audit.read")])
+@router.get("/audit", response_model=AuditLog, dependencies=[allow("audit.read")])
 def audit_log(
     ctx: Ctx,
     account: str | None = Query(None, max_length=100),

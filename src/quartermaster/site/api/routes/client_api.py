@@ -19,7 +19,13 @@ from quartermaster.core.client_protocol import CLIENT_API, POLL_AFTER_HEADER
 from quartermaster.core.errors import InvalidInput, QMError
 from quartermaster.core.hashing import is_sha256_hex
 from quartermaster.site.api.openapi import request_body_schema
-from quartermaster.site.api.schemas.client_api import RegisterBody, StatusBody
+from quartermaster.site.api.schemas.client_api import (
+    InventoryAnswer,
+    RegisterBody,
+    Registered,
+    Rekeyed,
+    StatusBody,
+)
 from quartermaster.site.content import manifests
 from quartermaster.site.context import SiteContext
 from quartermaster.site.deployments import policy
@@ -90,14 +96,19 @@ def _hash(value: str) -> str:
     return value
 
 
-@router.post("/register", status_code=201, dependencies=[allow("client_api.register")])
+@router.post(
+    "/register",
+    response_model=Registered,
+    status_code=201,
+    dependencies=[allow("client_api.register")],
+)
 async def register(body: RegisterBody, ctx: Ctx) -> dict[str, Any]:
     """One transaction: the client, its 3001 message and its collections by rule (so its
     first policy poll already lists what they deploy)."""
     return await run_in_threadpool(clients.register, ctx, body.model_dump())
 
 
-@router.post("/inventory")
+@router.post("/inventory", response_model=InventoryAnswer)
 def inventory(body: RegisterBody, client_id: InventoryClient, ctx: Ctx) -> dict[str, bool]:
     """The client's facts now (as at registration); its rule memberships follow them."""
     with ctx.db.session() as session:
@@ -264,7 +275,7 @@ async def _fast(
     await response(scope, receive, send)
 
 
-@router.post("/rekey")
+@router.post("/rekey", response_model=Rekeyed)
 def rekey(caller: RekeyCaller, request: Request, ctx: Ctx) -> dict[str, str]:
     """A new secret; it replaces the current one the first time the client uses it."""
     with ctx.db.session() as session:

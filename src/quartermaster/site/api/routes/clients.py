@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from quartermaster.core.errors import InvalidInput
-from quartermaster.site.api.schemas.clients import NotifyBody
+from quartermaster.site.api.schemas.clients import ClientList, ClientSummary, Notified, NotifyBody
 from quartermaster.site.api.schemas.common import MAX_INT
 from quartermaster.site.identity.authorization import APPROVED, BLOCKED
 from quartermaster.site.targeting import client_access, membership
@@ -18,7 +18,7 @@ from quartermaster.site.web.access import AuditedRoute, Ctx, allow
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
 
-@router.get("/clients", dependencies=[allow("client.read")])
+@router.get("/clients", response_model=ClientList, dependencies=[allow("client.read")])
 def clients(
     ctx: Ctx,
     search: str = Query("", max_length=200),
@@ -33,7 +33,7 @@ def clients(
 ClientIdPath = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-@router.post("/clients/notify", dependencies=[allow("client.notify")])
+@router.post("/clients/notify", response_model=Notified, dependencies=[allow("client.notify")])
 def notify_clients(body: NotifyBody, ctx: Ctx) -> dict[str, int]:
     """Ask clients to poll for policy at their next contact (client_access.py, notification)."""
     if not body.client_ids and body.collection is None:
@@ -42,7 +42,11 @@ def notify_clients(body: NotifyBody, ctx: Ctx) -> dict[str, int]:
         return {"notified": client_access.request_poll(session, body.client_ids, body.collection)}
 
 
-@router.post("/clients/{client_id}/approve", dependencies=[allow("client.approve")])
+@router.post(
+    "/clients/{client_id}/approve",
+    response_model=ClientSummary,
+    dependencies=[allow("client.approve")],
+)
 def approve_client(client_id: ClientIdPath, ctx: Ctx) -> dict[str, Any]:
     """Approve a pending client, or unblock a blocked one; it joins its collections now."""
     with ctx.db.session() as session:
@@ -51,7 +55,9 @@ def approve_client(client_id: ClientIdPath, ctx: Ctx) -> dict[str, Any]:
         return client_summary(client)
 
 
-@router.post("/clients/{client_id}/block", dependencies=[allow("client.block")])
+@router.post(
+    "/clients/{client_id}/block", response_model=ClientSummary, dependencies=[allow("client.block")]
+)
 def block_client(client_id: ClientIdPath, ctx: Ctx) -> dict[str, Any]:
     """Block a client; it leaves every collection now (only approved clients are members)."""
     with ctx.db.session() as session:
@@ -60,7 +66,9 @@ def block_client(client_id: ClientIdPath, ctx: Ctx) -> dict[str, Any]:
         return client_summary(client)
 
 
-@router.post("/clients/{client_id}/rekey", dependencies=[allow("client.rekey")])
+@router.post(
+    "/clients/{client_id}/rekey", response_model=ClientSummary, dependencies=[allow("client.rekey")]
+)
 def rekey_client(client_id: ClientIdPath, ctx: Ctx) -> dict[str, Any]:
     """From now on the client's secret only buys a new one (docs/protocol.md, rekey)."""
     with ctx.db.session() as session:

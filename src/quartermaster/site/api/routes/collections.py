@@ -9,7 +9,10 @@ from fastapi import APIRouter, Query
 from quartermaster.core.errors import InvalidInput
 from quartermaster.site.api.schemas.collections import (
     CollectionBody,
+    CollectionDetail,
+    CollectionList,
     MemberBody,
+    MembersAdded,
     OneMemberBody,
     OtherCollectionBody,
     RuleBody,
@@ -35,7 +38,12 @@ from quartermaster.site.web.access import AuditedRoute, Ctx, allow
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
 
-@router.post("/collections", status_code=201, dependencies=[allow("collection.create")])
+@router.post(
+    "/collections",
+    response_model=CollectionDetail,
+    status_code=201,
+    dependencies=[allow("collection.create")],
+)
 def new_collection(body: CollectionBody, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         create_collection(
@@ -50,13 +58,15 @@ def new_collection(body: CollectionBody, ctx: Ctx) -> dict[str, Any]:
         return show_collection(session, body.name)
 
 
-@router.get("/collections", dependencies=[allow("collection.read")])
+@router.get("/collections", response_model=CollectionList, dependencies=[allow("collection.read")])
 def collections(ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         return {"collections": list_collections(session)}
 
 
-@router.get("/collections/{name}", dependencies=[allow("collection.read")])
+@router.get(
+    "/collections/{name}", response_model=CollectionDetail, dependencies=[allow("collection.read")]
+)
 def collection(
     name: str,
     ctx: Ctx,
@@ -67,7 +77,11 @@ def collection(
         return show_collection(session, name, limit, offset)
 
 
-@router.post("/collections/{name}/members", dependencies=[allow("collection.update")])
+@router.post(
+    "/collections/{name}/members",
+    response_model=MembersAdded | CollectionDetail,
+    dependencies=[allow("collection.update")],
+)
 def collection_member(name: str, body: MemberBody, ctx: Ctx) -> dict[str, Any]:
     if (body.client_id is None) == (body.client_ids is None):
         raise InvalidInput("give either client_id or client_ids")
@@ -80,14 +94,22 @@ def collection_member(name: str, body: MemberBody, ctx: Ctx) -> dict[str, Any]:
         return show_collection(session, name)
 
 
-@router.post("/collections/{name}/members/remove", dependencies=[allow("collection.update")])
+@router.post(
+    "/collections/{name}/members/remove",
+    response_model=CollectionDetail,
+    dependencies=[allow("collection.update")],
+)
 def collection_member_remove(name: str, body: OneMemberBody, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         remove_member(session, name, body.client_id)
         return show_collection(session, name)
 
 
-@router.post("/collections/{name}/rules", dependencies=[allow("collection.update")])
+@router.post(
+    "/collections/{name}/rules",
+    response_model=CollectionDetail,
+    dependencies=[allow("collection.update")],
+)
 def collection_rule_add(name: str, body: RuleBody, ctx: Ctx) -> dict[str, Any]:
     """Add a query rule; a rule with a mistake is a 422 naming its line and column."""
     with ctx.db.session() as session:
@@ -95,7 +117,11 @@ def collection_rule_add(name: str, body: RuleBody, ctx: Ctx) -> dict[str, Any]:
         return show_collection(session, name)
 
 
-@router.post("/collections/{name}/rules/remove", dependencies=[allow("collection.update")])
+@router.post(
+    "/collections/{name}/rules/remove",
+    response_model=CollectionDetail,
+    dependencies=[allow("collection.update")],
+)
 def collection_rule_remove(name: str, body: RuleBody, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         remove_rule(session, name, body.rule)
@@ -111,34 +137,58 @@ def _change_link(ctx: Ctx, name: str, other: str, kind: str, remove: bool) -> di
         return show_collection(session, name)
 
 
-@router.post("/collections/{name}/includes", dependencies=[allow("collection.update")])
+@router.post(
+    "/collections/{name}/includes",
+    response_model=CollectionDetail,
+    dependencies=[allow("collection.update")],
+)
 def collection_include(name: str, body: OtherCollectionBody, ctx: Ctx) -> dict[str, Any]:
     return _change_link(ctx, name, body.collection, "include", remove=False)
 
 
-@router.post("/collections/{name}/includes/remove", dependencies=[allow("collection.update")])
+@router.post(
+    "/collections/{name}/includes/remove",
+    response_model=CollectionDetail,
+    dependencies=[allow("collection.update")],
+)
 def collection_include_remove(name: str, body: OtherCollectionBody, ctx: Ctx) -> dict[str, Any]:
     return _change_link(ctx, name, body.collection, "include", remove=True)
 
 
-@router.post("/collections/{name}/excludes", dependencies=[allow("collection.update")])
+@router.post(
+    "/collections/{name}/excludes",
+    response_model=CollectionDetail,
+    dependencies=[allow("collection.update")],
+)
 def collection_exclude(name: str, body: OtherCollectionBody, ctx: Ctx) -> dict[str, Any]:
     return _change_link(ctx, name, body.collection, "exclude", remove=False)
 
 
-@router.post("/collections/{name}/excludes/remove", dependencies=[allow("collection.update")])
+@router.post(
+    "/collections/{name}/excludes/remove",
+    response_model=CollectionDetail,
+    dependencies=[allow("collection.update")],
+)
 def collection_exclude_remove(name: str, body: OtherCollectionBody, ctx: Ctx) -> dict[str, Any]:
     return _change_link(ctx, name, body.collection, "exclude", remove=True)
 
 
-@router.post("/collections/{name}/windows", dependencies=[allow("collection.update")])
+@router.post(
+    "/collections/{name}/windows",
+    response_model=CollectionDetail,
+    dependencies=[allow("collection.update")],
+)
 def collection_window_add(name: str, body: WindowBody, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         add_window(session, name, body.window)
         return show_collection(session, name)
 
 
-@router.post("/collections/{name}/windows/remove", dependencies=[allow("collection.update")])
+@router.post(
+    "/collections/{name}/windows/remove",
+    response_model=CollectionDetail,
+    dependencies=[allow("collection.update")],
+)
 def collection_window_remove(name: str, body: WindowBody, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         remove_window(session, name, body.window)

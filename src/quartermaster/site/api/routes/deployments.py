@@ -10,7 +10,12 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from quartermaster.site.api.schemas.common import MAX_INT
-from quartermaster.site.api.schemas.deployments import DeploymentBody, ScheduleBody
+from quartermaster.site.api.schemas.deployments import (
+    DeploymentBody,
+    DeploymentList,
+    DeploymentStatus,
+    ScheduleBody,
+)
 from quartermaster.site.deployments.deployments import (
     cancel_deployment,
     create_from_request,
@@ -25,7 +30,12 @@ from quartermaster.site.web.access import AuditedRoute, Ctx, allow
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
 
-@router.post("/deployments", status_code=201, dependencies=[allow("deployment.create")])
+@router.post(
+    "/deployments",
+    response_model=DeploymentStatus,
+    status_code=201,
+    dependencies=[allow("deployment.create")],
+)
 def new_deployment(body: DeploymentBody, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         deployment_id = create_from_request(
@@ -47,7 +57,7 @@ def new_deployment(body: DeploymentBody, ctx: Ctx) -> dict[str, Any]:
         return deployment_status(session, deployment_id, limit=0)
 
 
-@router.get("/deployments", dependencies=[allow("deployment.read")])
+@router.get("/deployments", response_model=DeploymentList, dependencies=[allow("deployment.read")])
 def deployments(
     ctx: Ctx, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_INT)
 ) -> dict[str, Any]:
@@ -55,7 +65,11 @@ def deployments(
         return {"deployments": list_deployments(session, limit, offset)}
 
 
-@router.get("/deployments/{deployment_id}/status", dependencies=[allow("deployment.read")])
+@router.get(
+    "/deployments/{deployment_id}/status",
+    response_model=DeploymentStatus,
+    dependencies=[allow("deployment.read")],
+)
 def deployment(
     deployment_id: str,
     ctx: Ctx,
@@ -76,7 +90,11 @@ def _control(
         return deployment_status(session, deployment_id, limit=0)
 
 
-@router.post("/deployments/{deployment_id}/schedule", dependencies=[allow("deployment.update")])
+@router.post(
+    "/deployments/{deployment_id}/schedule",
+    response_model=DeploymentStatus,
+    dependencies=[allow("deployment.update")],
+)
 def deployment_schedule(deployment_id: str, body: ScheduleBody, ctx: Ctx) -> dict[str, Any]:
     return _control(
         ctx,
@@ -91,16 +109,28 @@ def deployment_schedule(deployment_id: str, body: ScheduleBody, ctx: Ctx) -> dic
     )
 
 
-@router.post("/deployments/{deployment_id}/pause", dependencies=[allow("deployment.update")])
+@router.post(
+    "/deployments/{deployment_id}/pause",
+    response_model=DeploymentStatus,
+    dependencies=[allow("deployment.update")],
+)
 def deployment_pause(deployment_id: str, ctx: Ctx) -> dict[str, Any]:
     return _control(ctx, deployment_id, pause_deployment)
 
 
-@router.post("/deployments/{deployment_id}/resume", dependencies=[allow("deployment.update")])
+@router.post(
+    "/deployments/{deployment_id}/resume",
+    response_model=DeploymentStatus,
+    dependencies=[allow("deployment.update")],
+)
 def deployment_resume(deployment_id: str, ctx: Ctx) -> dict[str, Any]:
     return _control(ctx, deployment_id, resume_deployment)
 
 
-@router.post("/deployments/{deployment_id}/cancel", dependencies=[allow("deployment.update")])
+@router.post(
+    "/deployments/{deployment_id}/cancel",
+    response_model=DeploymentStatus,
+    dependencies=[allow("deployment.update")],
+)
 def deployment_cancel(deployment_id: str, ctx: Ctx) -> dict[str, Any]:
     return _control(ctx, deployment_id, cancel_deployment)

@@ -8,7 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from quartermaster.site import models
-from quartermaster.site.api.schemas.dp_api import EnrollBody, ReportBody
+from quartermaster.site.api.schemas.dp_api import (
+    Assignments,
+    EnrollBody,
+    Enrolled,
+    ReportAccepted,
+    ReportBody,
+)
 from quartermaster.site.content import manifests
 from quartermaster.site.distribution import assignment, dp_reports, enrollment
 from quartermaster.site.identity.authorization import Principal
@@ -35,7 +41,7 @@ SyncingDP = Annotated[int, Depends(_dp_id("dp_api.sync"))]
 ReportingDP = Annotated[int, Depends(_dp_id("dp_api.report"))]
 
 
-@router.post("/enroll", dependencies=[allow("dp_api.enroll")])
+@router.post("/enroll", response_model=Enrolled, dependencies=[allow("dp_api.enroll")])
 def enroll(body: EnrollBody, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         dp, credential = enrollment.enroll(session, body.enrollment_token, body.url)
@@ -48,7 +54,7 @@ def enroll(body: EnrollBody, ctx: Ctx) -> dict[str, Any]:
     }
 
 
-@router.get("/assignments")
+@router.get("/assignments", response_model=Assignments)
 def assignments(dp_id: SyncingDP, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         dp = session.get(models.DistributionPoint, dp_id)
@@ -64,7 +70,7 @@ def manifest(package_hash: str, _: SyncingDP, ctx: Ctx) -> dict[str, Any]:
         return manifests.manifest_envelope(session, package_hash)
 
 
-@router.post("/report")
+@router.post("/report", response_model=ReportAccepted)
 def report(body: ReportBody, dp_id: ReportingDP, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         dp = session.get(models.DistributionPoint, dp_id)

@@ -6,34 +6,46 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from quartermaster.site.api.schemas.dps import DPBody, ValidateBody
+from quartermaster.site.api.schemas.dps import (
+    DPBody,
+    DPContent,
+    DPEnrollment,
+    DPList,
+    DPState,
+    DPValidation,
+    ValidateBody,
+)
 from quartermaster.site.distribution import points, validation
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow
 
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
 
-@router.post("/dps", status_code=201, dependencies=[allow("dp.create")])
+@router.post(
+    "/dps", response_model=DPEnrollment, status_code=201, dependencies=[allow("dp.create")]
+)
 def add_dp(body: DPBody, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         token = points.add_dp(session, body.name, body.url, body.boundaries, body.fallback)
     return {"name": body.name, "enrollment_token": token}
 
 
-@router.get("/dps", dependencies=[allow("dp.read")])
+@router.get("/dps", response_model=DPList, dependencies=[allow("dp.read")])
 def dps(ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         return {"dps": points.list_dps(session)}
 
 
-@router.get("/dps/{name}/content", dependencies=[allow("dp.read")])
+@router.get("/dps/{name}/content", response_model=DPContent, dependencies=[allow("dp.read")])
 def dp_content(name: str, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         dp = points.get_dp(session, name)
         return {"dp": name, "content": points.dp_content(session, dp)}
 
 
-@router.post("/dps/{name}/validate", dependencies=[allow("dp.validate")])
+@router.post(
+    "/dps/{name}/validate", response_model=DPValidation, dependencies=[allow("dp.validate")]
+)
 def validate_dp(name: str, body: ValidateBody, ctx: Ctx) -> dict[str, Any]:
     count = validation.validate_dp(ctx, name, body.package_id)
     return {"dp": name, "versions_to_validate": count}
@@ -42,7 +54,7 @@ def validate_dp(name: str, body: ValidateBody, ctx: Ctx) -> dict[str, Any]:
 DPNamePath = Annotated[str, Path(min_length=1, max_length=100)]
 
 
-@router.post("/dps/{name}/retire", dependencies=[allow("dp.retire")])
+@router.post("/dps/{name}/retire", response_model=DPState, dependencies=[allow("dp.retire")])
 def retire_dp(name: DPNamePath, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         dp = points.retire_dp(session, name)
@@ -51,7 +63,9 @@ def retire_dp(name: DPNamePath, ctx: Ctx) -> dict[str, Any]:
     return answer
 
 
-@router.post("/dps/{name}/reenroll", dependencies=[allow("dp.reenroll")])
+@router.post(
+    "/dps/{name}/reenroll", response_model=DPEnrollment, dependencies=[allow("dp.reenroll")]
+)
 def reenroll_dp(name: DPNamePath, ctx: Ctx) -> dict[str, Any]:
     """A new one-time enrollment token; the DP's current credential stops working now."""
     with ctx.db.session() as session:

@@ -8,14 +8,27 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from quartermaster.site.api.schemas.common import MAX_INT
-from quartermaster.site.api.schemas.packages import DPNames, OneDP, PackageBody
+from quartermaster.site.api.schemas.packages import (
+    DPNames,
+    OneDP,
+    PackageBody,
+    PackageCreated,
+    PackageDetail,
+    PackageList,
+    PackageUpdated,
+)
 from quartermaster.site.content import packages
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow
 
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
 
-@router.post("/packages", status_code=201, dependencies=[allow("package.create")])
+@router.post(
+    "/packages",
+    response_model=PackageCreated,
+    status_code=201,
+    dependencies=[allow("package.create")],
+)
 def create_package(body: PackageBody, ctx: Ctx) -> dict[str, Any]:
     return packages.create_package(
         ctx,
@@ -27,7 +40,7 @@ def create_package(body: PackageBody, ctx: Ctx) -> dict[str, Any]:
     )
 
 
-@router.get("/packages", dependencies=[allow("package.read")])
+@router.get("/packages", response_model=PackageList, dependencies=[allow("package.read")])
 def list_packages(
     ctx: Ctx,
     search: str = Query("", max_length=200),
@@ -37,27 +50,45 @@ def list_packages(
     return {"packages": packages.list_packages(ctx, search, limit, offset)}
 
 
-@router.get("/packages/{package_id}", dependencies=[allow("package.read")])
+@router.get(
+    "/packages/{package_id}", response_model=PackageDetail, dependencies=[allow("package.read")]
+)
 def show_package(package_id: str, ctx: Ctx) -> dict[str, Any]:
     return packages.show_package(ctx, package_id)
 
 
-@router.post("/packages/{package_id}/update", dependencies=[allow("package.update")])
+@router.post(
+    "/packages/{package_id}/update",
+    response_model=PackageUpdated,
+    dependencies=[allow("package.update")],
+)
 def update_package(package_id: str, ctx: Ctx) -> dict[str, Any]:
     return packages.update_package(ctx, package_id)
 
 
-@router.post("/packages/{package_id}/distribute", dependencies=[allow("package.distribute")])
+@router.post(
+    "/packages/{package_id}/distribute",
+    response_model=PackageDetail,
+    dependencies=[allow("package.distribute")],
+)
 def distribute(package_id: str, body: DPNames, ctx: Ctx) -> dict[str, Any]:
     return packages.distribute_package(ctx, package_id, body.dps)
 
 
-@router.post("/packages/{package_id}/remove-dp", dependencies=[allow("package.remove_dp")])
+@router.post(
+    "/packages/{package_id}/remove-dp",
+    response_model=PackageDetail,
+    dependencies=[allow("package.remove_dp")],
+)
 def remove_dp(package_id: str, body: DPNames, ctx: Ctx) -> dict[str, Any]:
     return packages.remove_package_from_dps(ctx, package_id, body.dps)
 
 
-@router.post("/packages/{package_id}/redistribute", dependencies=[allow("package.distribute")])
+@router.post(
+    "/packages/{package_id}/redistribute",
+    response_model=PackageDetail,
+    dependencies=[allow("package.distribute")],
+)
 def redistribute(package_id: str, body: OneDP, ctx: Ctx) -> dict[str, Any]:
     """The DP re-hashes its copy and fetches again whatever is missing or damaged."""
     return packages.redistribute(ctx, package_id, body.dp)

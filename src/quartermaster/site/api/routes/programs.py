@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from quartermaster.site.api.schemas.programs import ProgramBody
+from quartermaster.site.api.schemas.programs import ProgramAdded, ProgramBody
 from quartermaster.site.content import packages
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow
 
@@ -14,7 +14,10 @@ router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
 
 @router.post(
-    "/packages/{package_id}/programs", status_code=201, dependencies=[allow("program.create")]
+    "/packages/{package_id}/programs",
+    response_model=ProgramAdded,
+    status_code=201,
+    dependencies=[allow("program.create")],
 )
 def add_program(package_id: str, body: ProgramBody, ctx: Ctx) -> dict[str, Any]:
     return packages.add_program(ctx, package_id, body.spec())

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends
 
 from quartermaster.core.errors import InvalidInput
 from quartermaster.site import settings
-from quartermaster.site.api.schemas.settings import SettingsBody
+from quartermaster.site.api.schemas.settings import SettingsBody, SiteSettings
+from quartermaster.site.api.schemas.site import SiteInfo
 from quartermaster.site.identity.authorization import (
     Principal,
 )
@@ -17,7 +18,7 @@ from quartermaster.site.web.access import AuditedRoute, Ctx, allow, require
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
 
-@router.get("/site", dependencies=[allow("site.read")])
+@router.get("/site", response_model=SiteInfo, dependencies=[allow("site.read")])
 def site_info(ctx: Ctx) -> dict[str, Any]:
     return {
         "site_code": ctx.site_code,
@@ -27,13 +28,13 @@ def site_info(ctx: Ctx) -> dict[str, Any]:
     }
 
 
-@router.get("/settings", dependencies=[allow("settings.read")])
+@router.get("/settings", response_model=SiteSettings, dependencies=[allow("settings.read")])
 def get_settings(ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         return settings.get_settings(session)
 
 
-@router.post("/settings")
+@router.post("/settings", response_model=SiteSettings)
 def update_settings(
     body: SettingsBody,
     ctx: Ctx,

@@ -8,13 +8,14 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from quartermaster.site.api.schemas.common import MAX_INT, aware
+from quartermaster.site.api.schemas.status import MessageList
 from quartermaster.site.status.messages import query_messages
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow
 
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
 
-@router.get("/status-messages", dependencies=[allow("status.read")])
+@router.get("/status-messages", response_model=MessageList, dependencies=[allow("status.read")])
 def status_messages(
     ctx: Ctx,
     deployment: str | None = Query(None, max_length=20),

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from quartermaster.site.api.schemas.common import aware
-from quartermaster.site.api.schemas.tokens import TokenBody
+from quartermaster.site.api.schemas.tokens import NewToken, TokenBody, TokenList, TokenSummary
 from quartermaster.site.identity import accounts
 from quartermaster.site.identity.authorization import (
     Principal,
@@ -19,7 +19,7 @@ from quartermaster.site.web.access import AuditedRoute, Ctx, require
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
 
-@router.get("/tokens")
+@router.get("/tokens", response_model=TokenList)
 def list_tokens(
     principal: Annotated[Principal, Depends(require("token.read"))],
     ctx: Ctx,
@@ -35,7 +35,7 @@ def list_tokens(
         return {"tokens": accounts.list_tokens(session, account_id)}
 
 
-@router.post("/tokens", status_code=201)
+@router.post("/tokens", response_model=NewToken, status_code=201)
 def create_token(
     body: TokenBody, ctx: Ctx, principal: Annotated[Principal, Depends(require("token.create"))]
 ) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def create_token(
         return {**accounts.token_summary(token, account), "token": secret}
 
 
-@router.post("/tokens/{token_id}/revoke")
+@router.post("/tokens/{token_id}/revoke", response_model=TokenSummary)
 def revoke_token(
     token_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     ctx: Ctx,

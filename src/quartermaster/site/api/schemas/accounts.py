@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from quartermaster.site.api.schemas.common import Strict
+from quartermaster.site.api.schemas.common import Answer, Strict
 from quartermaster.site.identity import accounts
 
 AccountName = Annotated[str, Field(min_length=1, max_length=64)]
@@ -30,3 +30,23 @@ class RoleBody(Strict):
 
 class PasswordBody(Strict):
     password: Password
+
+
+class Me(Answer):
+    account: str
+    role: str
+    token_id: int | None
+    actions: list[str]
+
+
+class AccountSummary(Answer):
+    name: str
+    role: str
+    disabled: bool
+    has_password: bool
+    created: str
+    password_changed: str | None
+
+
+class AccountList(Answer):
+    accounts: list[AccountSummary]

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from quartermaster.core.detection_rules import MAX_RULES
-from quartermaster.site.api.schemas.common import MAX_INT, Strict
+from quartermaster.site.api.schemas.common import MAX_INT, Answer, Strict
 from quartermaster.site.applications import records
 
 MAX_LINKS = 50
@@ -64,3 +64,33 @@ class AppDeploymentBody(Strict):
     phases: str | None = Field(default=None, min_length=1, max_length=100)
     success_threshold: int | None = Field(default=None, ge=0, le=100)
     error_threshold: int | None = Field(default=None, ge=0, le=100)
+
+
+class ApplicationDetail(Answer):
+    app_id: str
+    name: str
+    current_revision: int
+    created: str
+    revisions: list[dict[str, Any]]
+
+
+class ApplicationSummary(Answer):
+    app_id: str
+    name: str
+    current_revision: int
+    package_id: str
+    source_version: int
+    detection: dict[str, Any]
+    run_as: str
+
+
+class ApplicationList(Answer):
+    applications: list[ApplicationSummary]
+
+
+class ApplicationStatus(Answer):
+    app_id: str
+    name: str
+    current_revision: int
+    counts: dict[str, int]
+    clients: list[dict[str, Any]]

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from quartermaster.site.api.schemas.common import Answer
 from quartermaster.site.deployments.status_ingest import MAX_BATCH
 
 
@@ -22,3 +23,23 @@ class RegisterBody(BaseModel):
 
 class StatusBody(BaseModel):
     messages: list[dict[str, Any]] = Field(max_length=MAX_BATCH)
+
+
+class Registered(Answer):
+    """The client secret is in this answer and nowhere else."""
+
+    client_id: str
+    client_secret: str
+    site_code: str
+    approval: str
+    signing_keys: list[dict[str, Any]]
+    poll_interval: int
+
+
+class InventoryAnswer(Answer):
+    membership_changed: bool
+
+
+class Rekeyed(Answer):
+    client_id: str
+    client_secret: str

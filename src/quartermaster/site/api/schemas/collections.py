@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
-from quartermaster.site.api.schemas.common import Strict
+from quartermaster.site.api.schemas.common import Answer, Strict
 from quartermaster.site.targeting.collection_rules import MAX_RULE_LENGTH
 from quartermaster.site.targeting.membership import (
     MAX_BULK_MEMBERS,
@@ -54,3 +54,32 @@ class OtherCollectionBody(Strict):
 
 class WindowBody(Strict):
     window: WindowText
+
+
+class CollectionDetail(Answer):
+    name: str
+    comment: str
+    created: str
+    member_count: int
+    members: list[dict[str, Any]]
+    rules: list[str]
+    includes: list[str]
+    excludes: list[str]
+    windows: list[str]
+
+
+class MembersAdded(Answer):
+    name: str
+    added: int
+    member_count: int
+
+
+class CollectionSummary(Answer):
+    name: str
+    comment: str
+    member_count: int
+    rule_count: int
+
+
+class CollectionList(Answer):
+    collections: list[CollectionSummary]

@@ -26,3 +26,10 @@ def aware(value: datetime | None, what: str) -> datetime | None:
             f"{what} has no time zone", "give times with a zone, e.g. 2026-12-01T22:00Z"
         )
     return value
+
+
+class Answer(BaseModel):
+    """A JSON answer: the fields named are always there; others pass through unchanged, so
+    the document describes the answer without trimming it."""
+
+    model_config = ConfigDict(extra="allow")

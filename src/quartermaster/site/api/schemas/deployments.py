@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from quartermaster.site.api.schemas.collections import CollectionName
-from quartermaster.site.api.schemas.common import Strict, TimeText
+from quartermaster.site.api.schemas.common import Answer, Strict, TimeText
 
 
 class DeploymentBody(Strict):
@@ -30,3 +32,34 @@ class ScheduleBody(Strict):
     available: TimeText | None = None
     deadline: TimeText | None = None
     expires: TimeText | None = None
+
+
+class DeploymentSummary(Answer):
+    deployment_id: str
+    package_id: str | None
+    program: str
+    app_id: str | None
+    purpose: str | None
+    collection_id: int
+    collection: str
+    available: str
+    deadline: str | None
+    expires: str | None
+    rerun: str
+    state: str
+    override_maintenance: bool
+    phases: dict[str, Any] | None
+    created: str
+
+
+class DeploymentStatus(DeploymentSummary):
+    targeted: int
+    counts: dict[str, int]
+    compliance: dict[str, Any] | None
+    state_reason: Any
+    rollout: Any
+    clients: list[dict[str, Any]]
+
+
+class DeploymentList(Answer):
+    deployments: list[DeploymentSummary]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from quartermaster.site.api.schemas.common import Answer
 
 
 class EnrollBody(BaseModel):
@@ -29,3 +33,24 @@ class ReportBody(BaseModel):
     free_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES)
     used_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES)
     contents: list[ContentReport] = Field(default_factory=list, max_length=10000)
+
+
+class Enrolled(Answer):
+    """The DP credential is in this answer and nowhere else."""
+
+    dp: str
+    credential: str
+    site_code: str
+    signing_keys: list[dict[str, Any]]
+
+
+class Assignments(Answer):
+    dp: str
+    validate_interval: int
+    sources: list[str]
+    assignments: list[dict[str, Any]]
+    signing_keys: dict[str, Any]
+
+
+class ReportAccepted(Answer):
+    ok: bool

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from quartermaster.site.api.schemas.common import Strict
+from quartermaster.site.api.schemas.common import Answer, Strict
 
 
 class DPBody(Strict):
@@ -16,3 +16,54 @@ class DPBody(Strict):
 
 class ValidateBody(Strict):
     package_id: str | None = Field(default=None, max_length=20)
+
+
+class DPContentView(Answer):
+    package_id: str
+    source_version: int
+    package_hash: str
+    state: str
+    bytes_done: int
+    bytes_total: int
+    reason: str
+    last_validated: str | None
+
+
+class DPSummary(Answer):
+    name: str
+    url: str
+    boundaries: list[str]
+    fallback: bool
+    embedded: bool
+    state: str
+    enrolled: bool
+    last_contact: str | None
+    free_bytes: int | None
+    used_bytes: int | None
+    content: list[DPContentView]
+
+
+class DPList(Answer):
+    dps: list[DPSummary]
+
+
+class DPContent(Answer):
+    dp: str
+    content: list[DPContentView]
+
+
+class DPEnrollment(Answer):
+    """The one-time enrollment token: shown in this answer only."""
+
+    name: str
+    enrollment_token: str
+
+
+class DPValidation(Answer):
+    dp: str
+    versions_to_validate: int
+
+
+class DPState(Answer):
+    name: str
+    state: str

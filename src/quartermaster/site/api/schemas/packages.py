@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
-from quartermaster.site.api.schemas.common import Strict
+from quartermaster.site.api.schemas.common import Answer, Strict
 from quartermaster.site.api.schemas.programs import ProgramBody
 
 
@@ -22,3 +24,51 @@ class DPNames(Strict):
 
 class OneDP(Strict):
     dp: str = Field(min_length=1, max_length=100)
+
+
+class PackageCreated(Answer):
+    package_id: str
+    source_version: int
+
+
+class PackageUpdated(PackageCreated):
+    changed: bool  # false: the source had not changed, no new version
+
+
+class PackageSummary(Answer):
+    package_id: str
+    name: str
+    manufacturer: str
+    version_label: str
+    source_path: str
+    source_version: int
+    created: str
+    updated: str
+
+
+class PackageVersionView(Answer):
+    source_version: int
+    package_hash: str
+    file_count: int
+    total_size: int
+    created: str
+
+
+class PackageOnDP(Answer):
+    dp: str
+    source_version: int
+    state: str
+    bytes_done: int
+    bytes_total: int
+    reason: str
+    updated: str
+
+
+class PackageDetail(PackageSummary):
+    versions: list[PackageVersionView]
+    programs: list[dict[str, Any]]
+    distribution: list[PackageOnDP]
+
+
+class PackageList(Answer):
+    packages: list[PackageSummary]

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from quartermaster.core.program import ProgramSpec, check_run_as
-from quartermaster.site.api.schemas.common import Strict
+from quartermaster.site.api.schemas.common import Answer, Strict
 
 
 class ProgramBody(Strict):
@@ -26,3 +26,8 @@ class ProgramBody(Strict):
     def spec(self) -> ProgramSpec:
         check_run_as(self.run_context)  # a bare "user" (no account) is refused
         return ProgramSpec.from_dict(self.model_dump())
+
+
+class ProgramAdded(Answer):
+    package_id: str
+    program: dict[str, Any]

@@ -1,0 +1,14 @@
+"""The site itself: its code, name, content URL and the signing keys it trusts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quartermaster.site.api.schemas.common import Answer
+
+
+class SiteInfo(Answer):
+    site_code: str
+    name: str
+    content_url: str
+    signing_keys: list[dict[str, Any]]
