@@ -200,7 +200,7 @@ def store_blob(store: Path, source: Path, sha256: str) -> str:
 @contextlib.contextmanager
 def without_fsync() -> Iterator[None]:
     """Turn the data path's fsyncs into no-ops in this process (to show what they cost)."""
-    from quartermaster.site.content import content_library
+    from quartermaster.site import content_library
 
     saved = (os.fsync, content_library.fsync_path)
     os.fsync = lambda fd: None  # type: ignore[assignment]
@@ -442,7 +442,7 @@ class Bench:
         return source
 
     def snapshot(self) -> None:
-        from quartermaster.site.content.content_library import ContentLibrary
+        from quartermaster.site.content_library import ContentLibrary
 
         source = self._source_folder()
         files = sorted(str(p) for p in source.rglob("*.bin"))

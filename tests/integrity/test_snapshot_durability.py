@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from quartermaster.site.content import content_library
-from quartermaster.site.content.content_library import WHOLE, ContentLibrary
+from quartermaster.site import content_library
+from quartermaster.site.content_library import WHOLE, ContentLibrary
 
 BIG = os.urandom(WHOLE + 4321)  # larger than a worker's buffer: hashed while copied
 

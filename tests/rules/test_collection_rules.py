@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from quartermaster.core.errors import InvalidInput
-from quartermaster.site.targeting.collection_rules import (
+from quartermaster.site.collection_rules import (
     MAX_REASON_LENGTH,
     evaluate_collection,
     evaluation_order,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from quartermaster.core.signing import PublicKey
 from quartermaster.core.tls import ServerTLS
-from quartermaster.site.content.content_library import ContentLibrary
+from quartermaster.site.content_library import ContentLibrary
 from quartermaster.site.db import Database
 from quartermaster.site.home import SiteConfig, SiteHome, content_url
 from quartermaster.site.identity.keys import SiteKeys

@@ -28,9 +28,9 @@ from quartermaster.site.api.schemas.collections import (
     OtherCollectionBody,
     RuleBody,
 )
+from quartermaster.site.collection_rules import MAX_RULE_LENGTH, parse_rule
 from quartermaster.site.identity.authorization import Principal
 from quartermaster.site.targeting import membership
-from quartermaster.site.targeting.collection_rules import MAX_RULE_LENGTH, parse_rule
 
 router = page_router()
 Form = Annotated[FormData, Depends(form_data)]

@@ -18,9 +18,9 @@ from quartermaster.core.errors import Conflict, InvalidInput, NotFound
 from quartermaster.core.ids import check_object_id, object_id
 from quartermaster.core.program import ProgramSpec, check_run_as
 from quartermaster.site.applications.graph import check_no_cycle
+from quartermaster.site.collection_rules import parse_rule
 from quartermaster.site.content.packages import get_package
 from quartermaster.site.db import next_counter
-from quartermaster.site.deployments.policy import bump_policy_serial
 from quartermaster.site.models import (
     Application,
     ApplicationLink,
@@ -29,7 +29,7 @@ from quartermaster.site.models import (
     Program,
     utcnow,
 )
-from quartermaster.site.targeting.collection_rules import parse_rule
+from quartermaster.site.policy_serial import bump_policy_serial
 
 APPLICATION_ID_START = 0x40000  # after packages (1...) and deployments (0x20000...)
 DEFAULT_REEVALUATE = 86400  # seconds: daily, as Configuration Manager's default cycle

@@ -1,2 +1,3 @@
-"""Content: the content library (the only reader of live source folders), packages, their
-immutable versions and programs, and the signed manifests served by package hash."""
+"""Content: packages, their immutable versions and programs, and the signed manifests served
+by package hash. The library store they are kept in is site/content_library.py (below every
+room: the site context opens it)."""

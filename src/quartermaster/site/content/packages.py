@@ -15,7 +15,6 @@ from quartermaster.core.manifest import Manifest
 from quartermaster.core.program import ProgramSpec
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import next_counter
-from quartermaster.site.deployments.policy import bump_policy_serial
 from quartermaster.site.distribution import assignment, points, validation
 from quartermaster.site.models import (
     DistributionPoint,
@@ -25,6 +24,7 @@ from quartermaster.site.models import (
     Program,
     utcnow,
 )
+from quartermaster.site.policy_serial import bump_policy_serial
 from quartermaster.site.status.site_messages import raise_status
 
 

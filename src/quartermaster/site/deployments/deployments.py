@@ -40,7 +40,7 @@ from quartermaster.site.deployments.phases import (
     resume,
     rollout_state,
 )
-from quartermaster.site.deployments.policy import bump_policy_serial
+from quartermaster.site.lookups import get_collection
 from quartermaster.site.models import (
     Client,
     CollectionMember,
@@ -49,8 +49,8 @@ from quartermaster.site.models import (
     Program,
     utcnow,
 )
+from quartermaster.site.policy_serial import bump_policy_serial
 from quartermaster.site.status.site_messages import raise_status
-from quartermaster.site.targeting.membership import get_collection
 
 RERUN = tuple(r.value for r in Rerun)
 

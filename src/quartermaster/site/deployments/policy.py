@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 
 from quartermaster.core.program import ProgramSpec
 from quartermaster.site.applications.graph import closure, current_edges, supersedes_of
+from quartermaster.site.collection_rules import Rule, client_facts, parse_rule
 from quartermaster.site.context import SiteContext
-from quartermaster.site.db import next_counter, read_counter
+from quartermaster.site.db import read_counter
 from quartermaster.site.deployments.phases import PhasePlan, assign_phase
 from quartermaster.site.models import (
     Application,
@@ -37,15 +38,8 @@ from quartermaster.site.models import (
     PackageVersion,
     Program,
 )
+from quartermaster.site.policy_serial import SERIAL
 from quartermaster.site.serial_cache import SerialCache
-from quartermaster.site.targeting.collection_rules import Rule, client_facts, parse_rule
-
-SERIAL = "policy_serial"
-
-
-def bump_policy_serial(session: Session) -> int:
-    """Call in every transaction that can change some client's policy: the ETag follows it."""
-    return next_counter(session, SERIAL)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -35,6 +35,8 @@ from quartermaster.core.signing import (
     key_list_payload,
     sign_envelope,
 )
+from quartermaster.site.models import PackageVersion
+from quartermaster.site.policy_serial import bump_policy_serial
 
 PRIMARY = "signing.key"
 OVERLAP = "overlap"
@@ -244,9 +246,6 @@ def resign_manifests(db: Any, library: Any, keys: SiteKeys) -> int:
     retired key's signature is gone. Clients and DPs re-fetch what no longer verifies.
     Also bumps the policy serial, so every client receives the new key list at its next poll.
     """
-    from quartermaster.site.deployments.policy import bump_policy_serial
-    from quartermaster.site.models import PackageVersion
-
     count = 0
     with db.session() as session:
         for version in session.scalars(select(PackageVersion)):

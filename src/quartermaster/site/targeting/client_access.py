@@ -36,9 +36,9 @@ from quartermaster.site.identity.authorization import (
     Principal,
     authorize,
 )
+from quartermaster.site.lookups import get_collection
 from quartermaster.site.models import Client, CollectionMember, Counter, UTCDateTime
 from quartermaster.site.targeting.clients import get_client
-from quartermaster.site.targeting.membership import get_collection
 
 SECRET_PREFIX = "qmc_"
 NOTIFY_POLL_SECONDS = 60

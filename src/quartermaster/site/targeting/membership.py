@@ -23,7 +23,15 @@ from sqlalchemy.orm import Session
 
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound
 from quartermaster.core.schedule import parse_window
-from quartermaster.site.deployments.policy import bump_policy_serial
+from quartermaster.site.collection_rules import (
+    Rule,
+    client_facts,
+    evaluate_collection,
+    evaluation_order,
+    parse_rule,
+)
+from quartermaster.site.deployments.deployments import reevaluate_rollouts
+from quartermaster.site.lookups import get_collection
 from quartermaster.site.models import (
     Client,
     Collection,
@@ -35,14 +43,8 @@ from quartermaster.site.models import (
     DeploymentClient,
     MaintenanceWindow,
 )
+from quartermaster.site.policy_serial import bump_policy_serial
 from quartermaster.site.targeting.clients import client_summary, get_client
-from quartermaster.site.targeting.collection_rules import (
-    Rule,
-    client_facts,
-    evaluate_collection,
-    evaluation_order,
-    parse_rule,
-)
 
 #: Limits per collection: a collection is something an administrator reads in one screen.
 MAX_RULES = 100
@@ -53,13 +55,6 @@ _LOCK_KEY = 0x716D_0004  # PostgreSQL advisory lock: one membership evaluation a
 
 
 # --------------------------------------------------------------------------- collections
-
-
-def get_collection(session: Session, name: str) -> Collection:
-    collection = session.scalar(select(Collection).where(Collection.name == name))
-    if collection is None:
-        raise NotFound(f"collection {name!r} does not exist", "list them with `qm collection list`")
-    return collection
 
 
 def create_collection(
@@ -533,10 +528,6 @@ def _after(session: Session, changes: _Changes) -> bool:
     for collection_id, client_ids in changes.added.items():
         target_deployments(session, collection_id, client_ids)
     bump_policy_serial(session)
-    from quartermaster.site.deployments.deployments import (
-        reevaluate_rollouts,  # deployments builds on us
-    )
-
     phased = session.scalars(
         select(Deployment.deployment_id).where(
             Deployment.collection_id.in_(changed), Deployment.phase_plan.is_not(None)

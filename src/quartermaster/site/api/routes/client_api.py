@@ -34,7 +34,7 @@ from quartermaster.site.distribution.locations import content_locations
 from quartermaster.site.identity import audit
 from quartermaster.site.identity.authorization import Principal
 from quartermaster.site.models import Client, utcnow
-from quartermaster.site.targeting import client_access, clients, membership
+from quartermaster.site.targeting import client_access, membership, registration
 from quartermaster.site.web.access import (
     CheckedRoute,
     Ctx,
@@ -105,7 +105,7 @@ def _hash(value: str) -> str:
 async def register(body: RegisterBody, ctx: Ctx) -> dict[str, Any]:
     """One transaction: the client, its 3001 message and its collections by rule (so its
     first policy poll already lists what they deploy)."""
-    return await run_in_threadpool(clients.register, ctx, body.model_dump())
+    return await run_in_threadpool(registration.register, ctx, body.model_dump())
 
 
 @router.post("/inventory", response_model=InventoryAnswer)

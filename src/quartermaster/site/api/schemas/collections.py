@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from quartermaster.site.api.schemas.common import Answer, Strict
-from quartermaster.site.targeting.collection_rules import MAX_RULE_LENGTH
+from quartermaster.site.collection_rules import MAX_RULE_LENGTH
 from quartermaster.site.targeting.membership import (
     MAX_BULK_MEMBERS,
     MAX_LINKS,
