@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from quartermaster import __version__
 from quartermaster.core.errors import QMError
 from quartermaster.site.api.body_limit import BodyLimit
+from quartermaster.site.api.client_fast_path import ClientFastPath
 from quartermaster.site.api.openapi import use_error_shape
 from quartermaster.site.api.routes import ROUTERS, client_api
 from quartermaster.site.context import SiteContext
@@ -30,7 +31,8 @@ def create_app(ctx: SiteContext) -> FastAPI:
         description="Admin, client (management point) and distribution point APIs.",
     )
     app.state.ctx = ctx
-    app.add_middleware(client_api.ClientFastPath)  # polls and waves (inside BodyLimit)
+    # polls and waves, from the one call table (inside BodyLimit)
+    app.add_middleware(ClientFastPath, table=client_api.CLIENT_TABLE)
     app.add_middleware(BodyLimit)  # 413 before a route reads an oversized body
     use_error_shape(app)  # the OpenAPI document shows the one error shape
     app.add_exception_handler(QMError, qm_error_handler)

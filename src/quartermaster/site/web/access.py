@@ -132,17 +132,14 @@ class PublicRequirement(Requirement):
 
 
 class ClientAction(Requirement):
-    """Declares the action of a client API route that authenticates inside its own
-    transaction (client_access.authenticate) instead of in a dependency of its own: one
-    database transaction per request. The route must pass this action to authenticate()."""
+    """The action of a client API route that the call table (site/api/client_fast_path.py)
+    authenticates and authorizes inside the route's own transaction (one database
+    transaction per request): a declaration read by `requirement_of`, never a dependency."""
 
     def __init__(self, action: str) -> None:
         super().__init__(action)
         if self.rule.credential is not Credential.CLIENT:
             raise ValueError(f"{action} is not a client action")
-
-    async def __call__(self, request: Request) -> None:  # type: ignore[override]
-        return None
 
 
 def require(action: str, identify: Identify = identify_bearer) -> Requirement:
@@ -156,11 +153,6 @@ def allow(action: str) -> Any:
     return Depends(require(action))
 
 
-def client_action(action: str) -> Any:
-    """For a client API route's decorator; see ClientAction."""
-    return Depends(ClientAction(action))
-
-
 def client_secret(request: Request) -> str:
     """The client secret of a request (401 when it has none)."""
     return bearer(request, _MISSING_HINTS[Credential.CLIENT])
@@ -171,8 +163,19 @@ def client_secret(request: Request) -> str:
 Admin = Annotated[Principal, Depends(require("legacy.admin_only"))]
 
 
+DECLARED_REQUIREMENT = "declared_requirement"
+
+
+def declare_requirement(endpoint: Callable[..., Any], requirement: Requirement) -> None:
+    """Declare the action of an endpoint that checks it itself (the client call table)."""
+    setattr(endpoint, DECLARED_REQUIREMENT, requirement)
+
+
 def requirement_of(route: APIRoute) -> Requirement | None:
-    """The action a route declares (searched through its nested dependencies)."""
+    """The action a route declares: on its endpoint, or among its nested dependencies."""
+    declared = getattr(route.endpoint, DECLARED_REQUIREMENT, None)
+    if isinstance(declared, Requirement):
+        return declared
     pending = list(route.dependant.dependencies)
     while pending:
         dependant = pending.pop(0)

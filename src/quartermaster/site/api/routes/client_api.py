@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import update
-from sqlalchemy.exc import DataError
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from quartermaster.core.canonical import canonical_json
-from quartermaster.core.client_protocol import CLIENT_API, POLL_AFTER_HEADER
-from quartermaster.core.errors import InvalidInput, QMError
+from quartermaster.core.client_protocol import CLIENT_API
+from quartermaster.core.errors import InvalidInput
 from quartermaster.core.hashing import is_sha256_hex
-from quartermaster.site.api.openapi import request_body_schema
+from quartermaster.site.api.client_fast_path import (
+    Authenticate,
+    FastRoute,
+    add_routes,
+    with_poll_hint,
+)
 from quartermaster.site.api.schemas.client_api import (
     InventoryAnswer,
     RegisterBody,
@@ -39,15 +40,10 @@ from quartermaster.site.web.access import (
     CheckedRoute,
     Ctx,
     allow,
-    client_action,
-    client_secret,
     require,
 )
 from quartermaster.site.web.errors import (
-    invalid_data_handler,
     parse_body,
-    qm_error_handler,
-    validation_handler,
 )
 
 
@@ -61,13 +57,6 @@ class ClientRoute(CheckedRoute):
             return with_poll_hint(request, await handler(request))
 
         return answer
-
-
-def with_poll_hint(request: Request, response: Response) -> Response:
-    """The `QM-Poll-After` header for a client flagged by `qm client notify`."""
-    if getattr(getattr(request.state, "principal", None), "poll_requested", False):
-        response.headers[POLL_AFTER_HEADER] = str(client_access.NOTIFY_POLL_SECONDS)
-    return response
 
 
 router = APIRouter(prefix=CLIENT_API, route_class=ClientRoute)
@@ -118,33 +107,22 @@ def inventory(body: RegisterBody, client_id: InventoryClient, ctx: Ctx) -> dict[
     return {"membership_changed": changed}
 
 
-async def policy_answer(request: Request, ctx: SiteContext, _: str = "") -> Response:
-    secret, wanted = client_secret(request), request.headers.get("if-none-match")
-    return await run_in_threadpool(_policy, ctx, request, secret, wanted)
+# The routes of every poll and wave: one table (site/api/client_fast_path.py) from which both
+# ClientFastPath and the FastAPI routes are built. Each answer authenticates with the
+# `authenticate` its row hands it, inside its own transaction, on a worker thread.
 
 
-@router.get("/policy", dependencies=[client_action("client_api.policy")])
-async def get_policy(request: Request, ctx: Ctx) -> Response:
-    return await policy_answer(request, ctx)
+async def policy_answer(
+    request: Request, ctx: SiteContext, _: str, authenticate: Authenticate
+) -> Response:
+    wanted = request.headers.get("if-none-match")
+    return await run_in_threadpool(_policy, ctx, authenticate, wanted)
 
 
-def _authenticate(
-    session: Session,
-    request: Request,
-    secret: str,
-    action: str,
-    policy_request: datetime | None = None,
-) -> client_access.ClientCall:
-    """`client_access.authenticate`, keeping the principal for the poll hint and errors."""
-    call = client_access.authenticate(session, secret, action, policy_request=policy_request)
-    request.state.principal = call.principal
-    return call
-
-
-def _policy(ctx: SiteContext, request: Request, secret: str, wanted: str | None) -> Response:
+def _policy(ctx: SiteContext, authenticate: Authenticate, wanted: str | None) -> Response:
     now = utcnow()
     with ctx.db.session() as session:
-        call = _authenticate(session, request, secret, "client_api.policy", now)
+        call = authenticate(session, policy_request=now)
         if call.principal.poll_requested:  # asked to poll now: it did
             session.execute(
                 update(Client)
@@ -162,117 +140,72 @@ def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(canonical_json(body), media_type="application/json", headers=headers)
 
 
-async def manifest_answer(request: Request, ctx: SiteContext, package_hash: str) -> Response:
-    return await run_in_threadpool(_manifest, ctx, request, client_secret(request), package_hash)
+async def manifest_answer(
+    request: Request, ctx: SiteContext, package_hash: str, authenticate: Authenticate
+) -> Response:
+    return await run_in_threadpool(_manifest, ctx, authenticate, package_hash)
 
 
-@router.get("/manifests/{package_hash}", dependencies=[client_action("client_api.content")])
-async def get_manifest(package_hash: str, request: Request, ctx: Ctx) -> Response:
-    return await manifest_answer(request, ctx, package_hash)
-
-
-def _manifest(ctx: SiteContext, request: Request, secret: str, package_hash: str) -> Response:
+def _manifest(ctx: SiteContext, authenticate: Authenticate, package_hash: str) -> Response:
     with ctx.db.session() as session:
-        call = _authenticate(session, request, secret, "client_api.content")
+        call = authenticate(session)
         body = manifests.manifest_bytes(session, _hash(package_hash), call.serial)
     return Response(body, media_type="application/json")
 
 
-async def locations_answer(request: Request, ctx: SiteContext, package_hash: str) -> Response:
-    return await run_in_threadpool(_locations, ctx, request, client_secret(request), package_hash)
+async def locations_answer(
+    request: Request, ctx: SiteContext, package_hash: str, authenticate: Authenticate
+) -> Response:
+    return await run_in_threadpool(_locations, ctx, request, authenticate, package_hash)
 
 
-@router.get("/locations/{package_hash}", dependencies=[client_action("client_api.content")])
-async def locations(package_hash: str, request: Request, ctx: Ctx) -> Response:
-    return await locations_answer(request, ctx, package_hash)
-
-
-def _locations(ctx: SiteContext, request: Request, secret: str, package_hash: str) -> Response:
+def _locations(
+    ctx: SiteContext, request: Request, authenticate: Authenticate, package_hash: str
+) -> Response:
     with ctx.db.session() as session:
-        call = _authenticate(session, request, secret, "client_api.content")
+        call = authenticate(session)
         ips = [request.client.host] if request.client else []
         ips += [ip for ip in call.ip_addresses if isinstance(ip, str)]
         found = content_locations(session, _hash(package_hash), ips)
     return _json({"package_hash": package_hash, "locations": found})
 
 
-async def status_answer(request: Request, ctx: SiteContext, _: str = "") -> Response:
-    secret = client_secret(request)
+async def status_answer(
+    request: Request, ctx: SiteContext, _: str, authenticate: Authenticate
+) -> Response:
     raw = await request.body()
-    result, mismatch = await run_in_threadpool(_status, ctx, request, secret, raw)
+    result, mismatch = await run_in_threadpool(_status, ctx, authenticate, raw)
     if mismatch:  # a reported mismatch (10075) asks the embedded DP to revalidate
         ctx.distribution_changed()
     return JSONResponse(result)
 
 
-@router.post(
-    "/status",
-    dependencies=[client_action("client_api.status")],
-    openapi_extra=request_body_schema(StatusBody),
-)
-async def post_status(request: Request, ctx: Ctx) -> Response:
-    return await status_answer(request, ctx)
-
-
 def _status(
-    ctx: SiteContext, request: Request, secret: str, raw: bytes
+    ctx: SiteContext, authenticate: Authenticate, raw: bytes
 ) -> tuple[dict[str, int], bool]:
     with ctx.db.session() as session:
-        call = _authenticate(session, request, secret, "client_api.status")
+        call = authenticate(session)
         body = parse_body(StatusBody, raw)  # after authentication, as for other routes
         result = ingest(session, call.client_id, body.messages)
     return result, any(m.get("message_id") == MISMATCH for m in body.messages)
 
 
-Answer = Callable[[Request, SiteContext, str], Coroutine[Any, Any, Response]]
-
-
-PREFIX = CLIENT_API + "/"
-
-
-_FAST: dict[tuple[str, str], Answer] = {
-    ("GET", "policy"): policy_answer,
-    ("GET", "manifests"): manifest_answer,
-    ("GET", "locations"): locations_answer,
-    ("POST", "status"): status_answer,
-}
-
-
-_WITH_ARGUMENT = frozenset({"manifests", "locations"})
-
-
-class ClientFastPath:
-    """ASGI middleware for the four requests of every poll and wave (policy, manifests,
-    locations, status): routing and dependency solving cost as much CPU as their database
-    work. Inside BodyLimit; same functions, checks, errors and poll hint as the routes."""
-
-    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
-            name, slash, argument = scope["path"][len(PREFIX) :].partition("/")
-            answer = _FAST.get((scope["method"], name))
-            exact = bool(argument) and "/" not in argument if name in _WITH_ARGUMENT else not slash
-            if answer is not None and exact:
-                await _fast(answer, argument, scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-async def _fast(
-    answer: Answer, argument: str, scope: dict[str, Any], receive: Any, send: Any
-) -> None:
-    request = Request(scope, receive)
-    try:
-        response = with_poll_hint(request, await answer(request, scope["app"].state.ctx, argument))
-    except QMError as exc:
-        response = await qm_error_handler(request, exc)
-    except RequestValidationError as exc:
-        response = await validation_handler(request, exc)
-    except (DataError, OverflowError) as exc:
-        response = await invalid_data_handler(request, exc)
-    await response(scope, receive, send)
+CLIENT_TABLE = (
+    FastRoute("get_policy", "GET", "policy", "client_api.policy", policy_answer),
+    FastRoute(
+        "get_manifest",
+        "GET",
+        "manifests",
+        "client_api.content",
+        manifest_answer,
+        takes_hash=True,
+    ),
+    FastRoute(
+        "locations", "GET", "locations", "client_api.content", locations_answer, takes_hash=True
+    ),
+    FastRoute("post_status", "POST", "status", "client_api.status", status_answer, body=StatusBody),
+)
+add_routes(router, CLIENT_TABLE)
 
 
 @router.post("/rekey", response_model=Rekeyed)
