@@ -30,6 +30,12 @@ def init(
         envvar="QM_ADMIN_PASSWORD",
         help="Console password of the first account, admin (or QM_ADMIN_PASSWORD).",
     ),
+    source_root: list[Path] = typer.Option(
+        None,
+        "--source-root",
+        help="A folder package sources may come from (repeat it); default: the system's "
+        "temporary folder. Change later with `qm site source-roots`.",
+    ),
 ) -> None:
     """Create a site: database, content library, signing key, the `admin` account and its
     token in DIR/admin.token.
@@ -38,7 +44,7 @@ def init(
     """
     from quartermaster.site.setup import init_site
 
-    site = init_site(home, site_code, name, database, listen, admin_password)
+    site = init_site(home, site_code, name, database, listen, admin_password, source_root)
     out.print(f"site {site_code} created in {site.root}; admin token in {site.admin_token_path}")
     if admin_password is None:
         out.print(
@@ -96,3 +102,31 @@ def upgrade(home: Path = HomeOption) -> None:
 
     db.upgrade(SiteHome(home).load_config().database_url)
     out.print("site database is up to date")
+
+
+@app.command("source-roots")
+@handles_errors
+def source_roots(
+    home: Path = HomeOption,
+    add: list[Path] = typer.Option(None, "--add", help="Allow sources under this folder."),
+    remove: list[Path] = typer.Option(None, "--remove", help="Stop allowing this folder."),
+) -> None:
+    """List, add or remove the folders package sources may come from (on the site host:
+    there is no API for this, so no account can widen them). Without any set, the system's
+    temporary folder is allowed. A site home, DP home or client home is always refused.
+
+    Example: qm site source-roots --home ./site --add /srv/packages --remove /tmp
+    """
+    import os
+
+    from quartermaster.site.content import source_roots as roots
+    from quartermaster.site.home import SiteHome
+
+    site = SiteHome(home)
+    site.load_config()  # a site home, or a clear error
+    current = roots.read_roots(site)
+    if add or remove:
+        gone = {Path(os.path.realpath(folder)) for folder in remove or []}
+        current = roots.write_roots(site, [r for r in current if r not in gone] + list(add or []))
+    for root in current:
+        out.print(str(root))

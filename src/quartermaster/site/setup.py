@@ -10,6 +10,7 @@ from quartermaster.core.durable_files import write_atomic
 from quartermaster.core.errors import Conflict, InvalidInput
 from quartermaster.core.ids import check_site_code
 from quartermaster.site import db
+from quartermaster.site.content import source_roots as roots
 from quartermaster.site.distribution.points import EMBEDDED_DP, add_dp
 from quartermaster.site.home import SiteConfig, SiteHome, content_url, split_listen
 from quartermaster.site.identity.accounts import check_password, create_account, create_token
@@ -26,8 +27,10 @@ def init_site(
     database_url: str | None = None,
     listen: str = "127.0.0.1:8440",
     admin_password: str | None = None,
+    source_roots: list[Path] | None = None,
 ) -> SiteHome:
-    """`admin_password`, when given, lets the first `admin` account sign in to the console."""
+    """`admin_password`, when given, lets the first `admin` account sign in to the console.
+    `source_roots`, when given, are the only folders package sources may come from."""
     home = SiteHome(root)
     check_site_code(site_code)
     split_listen(listen)
@@ -42,6 +45,8 @@ def init_site(
     created_root = not home.root.exists()
     try:
         _create(home, site_code, name, database_url, listen, admin_password)
+        if source_roots:
+            roots.write_roots(home, source_roots)
     except BaseException:
         if created_root:
             shutil.rmtree(home.root, ignore_errors=True)
