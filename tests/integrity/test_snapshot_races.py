@@ -114,6 +114,10 @@ def test_the_copy_refuses_anything_but_the_file_the_walk_saw(tmp_path: Path) -> 
     secret.write_text("admin token\n")
     (source / "sub").mkdir()
 
+    def link(path: Path) -> None:
+        path.unlink()
+        path.symlink_to(secret)
+
     def hard_link(path: Path) -> None:
         path.unlink()
         os.link(secret, path)
@@ -123,7 +127,7 @@ def test_the_copy_refuses_anything_but_the_file_the_walk_saw(tmp_path: Path) -> 
         os.mkfifo(path)
 
     swaps: dict[str, Callable[[Path], object]] = {
-        "a.sh": lambda p: (p.unlink(), p.symlink_to(secret)),
+        "a.sh": link,
         "b.sh": fifo,
         "c.sh": lambda p: (p.rename(tmp_path / "kept"), p.write_text("another inode\n")),
         "sub/d.sh": hard_link,
