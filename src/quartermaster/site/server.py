@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -25,7 +26,13 @@ from quartermaster.site.api.app import create_app
 from quartermaster.site.context import SiteContext
 from quartermaster.site.distribution import enrollment
 from quartermaster.site.distribution.embedded_dp import EmbeddedDP
-from quartermaster.site.home import content_listen, split_listen
+from quartermaster.site.home import (
+    PRIVATE_UMASK,
+    SiteHome,
+    check_private,
+    content_listen,
+    split_listen,
+)
 from quartermaster.site.models import DistributionPoint
 
 
@@ -52,6 +59,9 @@ def serve(
 
     `faces` are more routers on the API port, each built from the context (the web console:
     the caller passes it in, so the site does not depend on its faces)."""
+    os.umask(PRIVATE_UMASK)  # every file this process makes is its user's alone
+    home = SiteHome(root)
+    check_private(home, home.load_config())
     ctx = SiteContext.open(root)
     if listen:
         ctx.config.listen = listen

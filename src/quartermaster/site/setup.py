@@ -12,7 +12,14 @@ from quartermaster.core.ids import check_site_code
 from quartermaster.site import db
 from quartermaster.site.content import source_roots as roots
 from quartermaster.site.distribution.points import EMBEDDED_DP, add_dp
-from quartermaster.site.home import SiteConfig, SiteHome, content_url, split_listen
+from quartermaster.site.home import (
+    SiteConfig,
+    SiteHome,
+    content_url,
+    lock_down,
+    split_listen,
+    sqlite_path,
+)
 from quartermaster.site.identity.accounts import check_password, create_account, create_token
 from quartermaster.site.identity.keys import create_first_key
 from quartermaster.site.models import Site
@@ -47,6 +54,7 @@ def init_site(
         _create(home, site_code, name, database_url, listen, admin_password)
         if source_roots:
             roots.write_roots(home, source_roots)
+            lock_down(home)
     except BaseException:
         if created_root:
             shutil.rmtree(home.root, ignore_errors=True)
@@ -73,6 +81,9 @@ def _create(
         database_url=database_url or db.sqlite_url(home.database_path),
     )
     db.upgrade(config.database_url)
+    database_file = sqlite_path(config)
+    if database_file is not None and database_file.exists():
+        os.chmod(database_file, 0o600)  # also when it lies outside the home
     create_first_key(home.keys)
     database = db.Database(config.database_url)
     try:
@@ -92,4 +103,5 @@ def _create(
         database.dispose()
     write_atomic(home.dp_home / EMBEDDED_ENROLLMENT, dp_token.encode() + b"\n", mode=0o600)
     write_atomic(home.admin_token_path, token.encode() + b"\n", mode=0o600)
-    home.save_config(config)  # last: a home with config.json is a complete site
+    home.save_config(config)
+    lock_down(home)  # last: a complete site home, its user's alone
