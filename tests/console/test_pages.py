@@ -74,8 +74,7 @@ def test_the_session_cookie_is_strict_http_only_and_cannot_be_forged(site: Site)
     cookie = site.http.cookies[sessions.COOKIE]
     header = site.http.get("/console/sign-in").headers.get("set-cookie", "")
     assert header == ""  # an existing session is kept, not re-issued
-    payload, signature = cookie.split(".")
-    site.http.cookies.set(sessions.COOKIE, f"{payload}.{signature[:-2]}AA", path="/console")
+    site.http.cookies.set(sessions.COOKIE, f"{cookie[:-2]}AA", path="/console")
     assert site.http.get("/console/").status_code == 303
 
 
