@@ -11,7 +11,6 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -20,47 +19,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.processes import Daemon, SiteServer, free_port_pair
-from tests.e2e.site_templates import migrated_site_home
+from tests.e2e.processes import SiteServer
+from tests.security.console_login import COOKIE, PASSWORD, csrf, sign_in, site_with_password
 
 pytestmark = pytest.mark.e2e
-
-PASSWORD = "correct horse battery staple"
-COOKIE = "qm_console"
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[SiteServer]:
-    home, port = tmp_path / "site", free_port_pair()
-    migrated_site_home(home, listen=f"127.0.0.1:{port}", admin_password=PASSWORD)
-    server = SiteServer(home, port, Daemon(["site", "serve", "--home", str(home)], tmp_path / "l"))
+    server = site_with_password(tmp_path)
     server.start()
     try:
         yield server
     finally:
         server.stop()
-
-
-def _browser(site: SiteServer) -> httpx.Client:
-    return httpx.Client(base_url=site.url, follow_redirects=False, timeout=30)
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf[-_]token" (?:value|content)="([^"]+)"', page)
-    assert found, page[:500]
-    return found.group(1)
-
-
-def sign_in(site: SiteServer, name: str = "admin", password: str = PASSWORD) -> httpx.Client:
-    browser = _browser(site)
-    form = browser.get("/console/sign-in")
-    answer = browser.post(
-        "/console/sign-in",
-        data={"csrf_token": _csrf(form.text), "username": name, "password": password},
-    )
-    assert answer.status_code == 303, answer.text
-    assert browser.get("/console/").status_code == 200
-    return browser
 
 
 def _signed_in(site: SiteServer, cookie: str) -> bool:
@@ -75,7 +47,7 @@ def test_a_cookie_saved_before_sign_out_is_worthless_after_it(site: SiteServer) 
     assert _signed_in(site, saved)
     page = browser.get("/console/")
     assert (
-        browser.post("/console/sign-out", data={"csrf_token": _csrf(page.text)}).status_code == 303
+        browser.post("/console/sign-out", data={"csrf_token": csrf(page.text)}).status_code == 303
     )
     assert not _signed_in(site, saved)
 

@@ -68,6 +68,12 @@ def serve(
     tls_key: Path = typer.Option(
         None, "--tls-key", dir_okay=False, help="PEM private key of --tls-cert."
     ),
+    trusted_proxy: list[str] = typer.Option(
+        None,
+        "--trusted-proxy",
+        help="A reverse proxy (address or network) whose X-Forwarded-For names the client; "
+        "repeat it. Default: config.json's trusted_proxies, else none.",
+    ),
 ) -> None:
     """Run the site API, the client and DP APIs, the web console (/console) and the
     embedded DP in one process.
@@ -75,6 +81,8 @@ def serve(
     Example: qm site serve --home ./site --listen 127.0.0.1:8440
 
     Example (TLS): qm site serve --home ./site --tls-cert site.pem --tls-key site.key
+
+    Example (behind nginx on this host): qm site serve --home ./site --trusted-proxy 127.0.0.1
     """
     from quartermaster.console import create_console
     from quartermaster.core.tls import ServerTLS
@@ -87,6 +95,7 @@ def serve(
         embedded_dp=not no_dp,
         tls=ServerTLS.from_options(tls_cert, tls_key),
         faces=[create_console],
+        trusted_proxies=trusted_proxy or (),
     )
 
 

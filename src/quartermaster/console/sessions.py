@@ -18,21 +18,18 @@ import hashlib
 import hmac
 import re
 import secrets
-import threading
-import time
-from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi import Request, Response
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from quartermaster.core.errors import QMError, Unauthorized
 from quartermaster.core.hashing import token_hash
 from quartermaster.site.context import SiteContext
 from quartermaster.site.identity.accounts import principal_for
 from quartermaster.site.identity.authorization import NOBODY, Credential, Principal
-from quartermaster.site.models import Account, ConsoleSessionRecord, utcnow
+from quartermaster.site.models import Account, ConsoleSessionRecord, SignInFailure, utcnow
 
 COOKIE = "qm_console"
 FLASH_COOKIE = "qm_console_flash"
@@ -179,37 +176,51 @@ def session_principal(request: Request, ctx: SiteContext, credential: Credential
 
 
 class SignInThrottle:
-    """At most `per_name` failed sign-ins per account name and `per_address` per address in
-    `window` seconds, per site process; further attempts wait for the window to pass."""
+    """At most `per_name` failed sign-ins to one account name from one address, and
+    `per_address` from one address, in `window` seconds; further attempts from there wait.
+
+    Failures are rows in the database: every site process counts the same ones and a
+    restart forgets none. They are counted per address, so nobody can lock a name out
+    for everyone else by failing on purpose. Behind a reverse proxy the address is the
+    client's only when the proxy is trusted (docs/security.md, "Sign-in throttling").
+    """
 
     def __init__(self, per_name: int = 5, per_address: int = 20, window: float = 900) -> None:
-        self.limits = {"name": per_name, "address": per_address}
-        self.window = window
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+        self.per_name, self.per_address, self.window = per_name, per_address, window
 
-    def check(self, name: str, address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in (("name", name), ("address", address)):
-                failures = self._failures[key]
-                while failures and now - failures[0] > self.window:
-                    failures.popleft()
-                if len(failures) >= self.limits[key[0]]:
-                    wait = int(self.window - (now - failures[0])) // 60 + 1
+    def check(self, ctx: SiteContext, name: str, address: str) -> None:
+        since = utcnow() - timedelta(seconds=self.window)
+        recent = SignInFailure.address == address[:64], SignInFailure.at > since
+        with ctx.db.session() as db:
+            for where, limit in (
+                ((*recent, SignInFailure.name == name[:64]), self.per_name),
+                (recent, self.per_address),
+            ):
+                times = db.scalars(
+                    select(SignInFailure.at).where(*where).order_by(SignInFailure.at.desc())
+                ).all()
+                if len(times) >= limit:
+                    oldest = times[limit - 1]
+                    wait = int(self.window - (utcnow() - oldest).total_seconds()) // 60 + 1
                     raise TooManyAttempts(
                         "too many failed sign-ins", f"wait {wait} minute(s), then try again"
                     )
 
-    def failed(self, name: str, address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._failures[("name", name)].append(now)
-            self._failures[("address", address)].append(now)
+    def failed(self, ctx: SiteContext, name: str, address: str) -> None:
+        now = utcnow()
+        with ctx.db.session() as db:
+            db.execute(
+                delete(SignInFailure).where(SignInFailure.at < now - timedelta(seconds=self.window))
+            )
+            db.add(SignInFailure(name=name[:64], address=address[:64], at=now))
 
-    def succeeded(self, name: str) -> None:
-        with self._lock:
-            self._failures.pop(("name", name), None)
+    def succeeded(self, ctx: SiteContext, name: str, address: str) -> None:
+        with ctx.db.session() as db:
+            db.execute(
+                delete(SignInFailure).where(
+                    SignInFailure.name == name[:64], SignInFailure.address == address[:64]
+                )
+            )
 
 
 THROTTLE = SignInThrottle()

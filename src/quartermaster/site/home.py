@@ -43,6 +43,9 @@ class SiteConfig:
     policy_lifetime_days: int = 7
     tls: bool = False  # set in memory by `qm site serve --tls-cert`: default URLs are https
     poll_interval: int = 3600
+    # Reverse proxies whose X-Forwarded-For names the client (addresses or networks); none
+    # by default, so a forged header changes nothing (docs/security.md, "Sign-in throttling").
+    trusted_proxies: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

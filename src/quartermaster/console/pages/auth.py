@@ -49,7 +49,7 @@ def sign_in(request: Request, form: Annotated[FormData, Depends(form_data)]) -> 
     name, password = field(form, "username"), str(form.get("password") or "")
     address = request.client.host if request.client else ""
     target = safe_next(field(form, "next"))
-    sessions.THROTTLE.check(name, address)
+    sessions.THROTTLE.check(ctx, name, address)
     try:
         with ctx.db.session() as db:
             account = accounts.authenticate_password(db, name, password)
@@ -57,11 +57,11 @@ def sign_in(request: Request, form: Annotated[FormData, Depends(form_data)]) -> 
             account_id = account.id
             audit.record(db, principal, "console.sign_in", "", audit.OK, address)
     except Unauthorized as exc:
-        sessions.THROTTLE.failed(name, address)
+        sessions.THROTTLE.failed(ctx, name, address)
         return render(
             request, "sign_in.html", None, next=target, error=exc.message, username=name, status=401
         )
-    sessions.THROTTLE.succeeded(name)
+    sessions.THROTTLE.succeeded(ctx, name, address)
     signed = sessions.start(ctx, account_id)
     response = RedirectResponse(target, status_code=303)
     sessions.set_cookie(request, response, signed)
