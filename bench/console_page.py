@@ -192,7 +192,7 @@ def measure(ctx: SiteContext, deployment_id: str, repeat: int) -> dict[str, list
     with ctx.db.session() as session:
         admin = session.scalar(select(Account).where(Account.name == "admin"))
         assert admin is not None
-        cookie = sessions.encode(ctx, sessions.ConsoleSession.anonymous().signed_in(admin))
+        admin_id = admin.id
         client_id = session.scalar(select(Client.client_id).order_by(Client.hostname).limit(1))
         newest = session.scalar(select(func.max(StatusMessageRow.time)))
         middle = session.scalar(
@@ -201,6 +201,7 @@ def measure(ctx: SiteContext, deployment_id: str, repeat: int) -> dict[str, list
             .offset(50_000)
             .limit(1)
         )
+    cookie = sessions.start(ctx, admin_id).token
     http.cookies.set(sessions.COOKIE, cookie, path="/console")
     older = f"{(newest - timedelta(days=3)).isoformat()}|999999999" if newest else ""
     pages = {

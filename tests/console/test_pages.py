@@ -74,8 +74,7 @@ def test_the_session_cookie_is_strict_http_only_and_cannot_be_forged(site: Site)
     cookie = site.http.cookies[sessions.COOKIE]
     header = site.http.get("/console/sign-in").headers.get("set-cookie", "")
     assert header == ""  # an existing session is kept, not re-issued
-    payload, signature = cookie.split(".")
-    site.http.cookies.set(sessions.COOKIE, f"{payload}.{signature[:-2]}AA", path="/console")
+    site.http.cookies.set(sessions.COOKIE, f"{cookie[:-2]}AA", path="/console")
     assert site.http.get("/console/").status_code == 303
 
 
@@ -101,13 +100,9 @@ def test_changing_the_password_ends_console_sessions(site: Site) -> None:
 
 
 def test_repeated_failed_sign_ins_are_throttled(site: Site) -> None:
-    sessions.THROTTLE._failures.clear()
-    try:
-        for _ in range(5):
-            assert site.sign_in("nobody", "wrong password!") == 401
-        assert site.sign_in("nobody", "wrong password!") == 429
-    finally:
-        sessions.THROTTLE._failures.clear()
+    for _ in range(5):
+        assert site.sign_in("nobody", "wrong password!") == 401
+    assert site.sign_in("nobody", "wrong password!") == 429
 
 
 def test_a_console_action_is_audited_like_the_rest_route(site: Site, tmp_path: Path) -> None:

@@ -40,8 +40,8 @@ def temp_writes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         monkeypatch.setattr(
             os,
             "open",
-            lambda path, flags, *rest: (
-                _einval() if flags & os.O_DIRECT else real_open(path, flags, *rest)
+            lambda path, flags, *rest, **named: (
+                _einval() if flags & os.O_DIRECT else real_open(path, flags, *rest, **named)
             ),
         )
     elif request.param == "large-blocks":

@@ -30,6 +30,12 @@ def init(
         envvar="QM_ADMIN_PASSWORD",
         help="Console password of the first account, admin (or QM_ADMIN_PASSWORD).",
     ),
+    source_root: list[Path] = typer.Option(
+        None,
+        "--source-root",
+        help="A folder package sources may come from (repeat it); default: the system's "
+        "temporary folder. Change later with `qm site source-roots`.",
+    ),
 ) -> None:
     """Create a site: database, content library, signing key, the `admin` account and its
     token in DIR/admin.token.
@@ -38,7 +44,7 @@ def init(
     """
     from quartermaster.site.setup import init_site
 
-    site = init_site(home, site_code, name, database, listen, admin_password)
+    site = init_site(home, site_code, name, database, listen, admin_password, source_root)
     out.print(f"site {site_code} created in {site.root}; admin token in {site.admin_token_path}")
     if admin_password is None:
         out.print(
@@ -62,6 +68,12 @@ def serve(
     tls_key: Path = typer.Option(
         None, "--tls-key", dir_okay=False, help="PEM private key of --tls-cert."
     ),
+    trusted_proxy: list[str] = typer.Option(
+        None,
+        "--trusted-proxy",
+        help="A reverse proxy (address or network) whose X-Forwarded-For names the client; "
+        "repeat it. Default: config.json's trusted_proxies, else none.",
+    ),
 ) -> None:
     """Run the site API, the client and DP APIs, the web console (/console) and the
     embedded DP in one process.
@@ -69,6 +81,8 @@ def serve(
     Example: qm site serve --home ./site --listen 127.0.0.1:8440
 
     Example (TLS): qm site serve --home ./site --tls-cert site.pem --tls-key site.key
+
+    Example (behind nginx on this host): qm site serve --home ./site --trusted-proxy 127.0.0.1
     """
     from quartermaster.console import create_console
     from quartermaster.core.tls import ServerTLS
@@ -81,6 +95,7 @@ def serve(
         embedded_dp=not no_dp,
         tls=ServerTLS.from_options(tls_cert, tls_key),
         faces=[create_console],
+        trusted_proxies=trusted_proxy or (),
     )
 
 
@@ -96,3 +111,31 @@ def upgrade(home: Path = HomeOption) -> None:
 
     db.upgrade(SiteHome(home).load_config().database_url)
     out.print("site database is up to date")
+
+
+@app.command("source-roots")
+@handles_errors
+def source_roots(
+    home: Path = HomeOption,
+    add: list[Path] = typer.Option(None, "--add", help="Allow sources under this folder."),
+    remove: list[Path] = typer.Option(None, "--remove", help="Stop allowing this folder."),
+) -> None:
+    """List, add or remove the folders package sources may come from (on the site host:
+    there is no API for this, so no account can widen them). Without any set, the system's
+    temporary folder is allowed. A site home, DP home or client home is always refused.
+
+    Example: qm site source-roots --home ./site --add /srv/packages --remove /tmp
+    """
+    import os
+
+    from quartermaster.site.content import source_roots as roots
+    from quartermaster.site.home import SiteHome
+
+    site = SiteHome(home)
+    site.load_config()  # a site home, or a clear error
+    current = roots.read_roots(site)
+    if add or remove:
+        gone = {Path(os.path.realpath(folder)) for folder in remove or []}
+        current = roots.write_roots(site, [r for r in current if r not in gone] + list(add or []))
+    for root in current:
+        out.print(str(root))

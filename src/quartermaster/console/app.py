@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from quartermaster.console import sessions
 from quartermaster.console.pages import (
     auth,
     clients,
@@ -19,11 +18,7 @@ from quartermaster.site.context import SiteContext
 
 
 def create_console(ctx: SiteContext) -> APIRouter:
-    """The web console's routes; `qm site serve` adds them to the site's API app.
-
-    Creates the cookie-signing key now, so the first sign-in does not race another process.
-    """
-    sessions.session_key(ctx)
+    """The web console's routes; `qm site serve` adds them to the site's API app."""
     router = APIRouter(include_in_schema=False)  # each page module is under /console
     for pages in (auth, overview, packages, dps, collections, deployments, status, clients):
         router.include_router(pages.router)

@@ -1,10 +1,14 @@
-"""Console sign-in sessions: a signed cookie, its CSRF token, and sign-in throttling.
+"""Console sign-in sessions: a random cookie, a record of it in the database, its CSRF
+token, and sign-in throttling.
 
-The cookie holds no secret and no role: only a random session ID, the account's database
-ID, when the session started and when the account's password last changed. Every request
-loads the account again, so disabling it, changing its role or its password takes effect
-at once. The signing key lives in the site database (not in one process's memory or home),
-so every site process behind a load balancer accepts the cookies of the others.
+The cookie is 32 random bytes and nothing else. The database keeps only its SHA-256 with
+the account and the expiry (site/models.py ConsoleSessionRecord), so a copy of the
+database (a backup, a readable site.db) mints no session, and every site process behind
+a load balancer sees a sign-out, a password or role change or a disabled account at once:
+they delete the records. Every request loads the account again as well.
+
+A cookie that names no record (before sign-in) is still the base of the sign-in form's
+CSRF token: the token is an HMAC keyed by the cookie, which only the browser holds.
 """
 
 from __future__ import annotations
@@ -12,31 +16,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
+import re
 import secrets
-import threading
-import time
-from collections import defaultdict, deque
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import Request, Response
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select
 
 from quartermaster.core.errors import QMError, Unauthorized
+from quartermaster.core.hashing import token_hash
 from quartermaster.site.context import SiteContext
 from quartermaster.site.identity.accounts import principal_for
 from quartermaster.site.identity.authorization import NOBODY, Credential, Principal
-from quartermaster.site.models import Account, SiteSetting
+from quartermaster.site.models import Account, ConsoleSessionRecord, SignInFailure, utcnow
 
 COOKIE = "qm_console"
 FLASH_COOKIE = "qm_console_flash"
 COOKIE_PATH = "/console"
 LIFETIME = 12 * 3600  # seconds: sign in again after a working day
-KEY_SETTING = "console.session_key"  # a site_settings row; not one of the public settings
-
-_keys: dict[str, bytes] = {}
-_keys_lock = threading.Lock()
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
 
 class TooManyAttempts(QMError):
@@ -44,50 +43,43 @@ class TooManyAttempts(QMError):
     http_status = 429
 
 
-def session_key(ctx: SiteContext) -> bytes:
-    """The site's cookie-signing key, created by the first site process that needs it."""
-    with _keys_lock:
-        key = _keys.get(ctx.db.url)
-        if key is None:
-            key = _keys[ctx.db.url] = _load_or_create_key(ctx)
-        return key
-
-
-def _load_or_create_key(ctx: SiteContext) -> bytes:
-    with ctx.db.session() as session:
-        row = session.get(SiteSetting, KEY_SETTING)
-        if row is not None:
-            return bytes.fromhex(str(row.value))
-    try:
-        with ctx.db.session() as session:
-            session.add(
-                SiteSetting(name=KEY_SETTING, value=secrets.token_hex(32), updated_by="web console")
-            )
-    except IntegrityError:
-        pass  # another site process created it a moment ago: use theirs
-    with ctx.db.session() as session:
-        row = session.get(SiteSetting, KEY_SETTING)
-        assert row is not None
-        return bytes.fromhex(str(row.value))
-
-
 @dataclass(frozen=True)
 class ConsoleSession:
-    """What the cookie says; `account_id` is None before sign-in (the sign-in form's CSRF)."""
+    """The browser's cookie, and the account it signs in (None: not signed in)."""
 
-    sid: str
+    token: str
     account_id: int | None = None
-    started: int = 0
-    password_changed: float | None = None
 
     @classmethod
     def anonymous(cls) -> ConsoleSession:
-        return cls(secrets.token_urlsafe(18), started=int(time.time()))
+        return cls(secrets.token_urlsafe(32))
 
-    def signed_in(self, account: Account) -> ConsoleSession:
-        """A new session ID on sign-in, so a session ID planted before it is worthless."""
-        changed = account.password_changed.timestamp() if account.password_changed else None
-        return replace(ConsoleSession.anonymous(), account_id=account.id, password_changed=changed)
+
+def start(ctx: SiteContext, account_id: int) -> ConsoleSession:
+    """A new cookie on sign-in (a cookie planted before it is worthless) and its record."""
+    session = ConsoleSession(secrets.token_urlsafe(32), account_id)
+    now = utcnow()
+    with ctx.db.session() as db:
+        db.execute(delete(ConsoleSessionRecord).where(ConsoleSessionRecord.expires < now))
+        db.add(
+            ConsoleSessionRecord(
+                token_hash=token_hash(session.token),
+                account_id=account_id,
+                started=now,
+                expires=now + timedelta(seconds=LIFETIME),
+            )
+        )
+    return session
+
+
+def end(ctx: SiteContext, session: ConsoleSession) -> None:
+    """Sign-out: the record goes, so a saved copy of the cookie is worth nothing."""
+    with ctx.db.session() as db:
+        db.execute(
+            delete(ConsoleSessionRecord).where(
+                ConsoleSessionRecord.token_hash == token_hash(session.token)
+            )
+        )
 
 
 def b64(data: bytes) -> str:
@@ -102,45 +94,38 @@ def sign(key: bytes, purpose: str, data: str) -> str:
     return b64(hmac.new(key, f"{purpose}\n{data}".encode(), hashlib.sha256).digest())
 
 
-def encode(ctx: SiteContext, session: ConsoleSession) -> str:
-    payload = b64(
-        json.dumps(
-            {
-                "s": session.sid,
-                "a": session.account_id,
-                "t": session.started,
-                "p": session.password_changed,
-            },
-            separators=(",", ":"),
-        ).encode()
-    )
-    return f"{payload}.{sign(session_key(ctx), 'session', payload)}"
+def _cookie(request: Request) -> str | None:
+    value = request.cookies.get(COOKIE)
+    return value if value and _TOKEN.fullmatch(value) else None
 
 
-def decode(ctx: SiteContext, value: str | None) -> ConsoleSession | None:
-    """The session of a cookie with a valid signature that has not expired, or None."""
-    if not value or value.count(".") != 1 or len(value) > 1000:
-        return None
-    payload, signature = value.split(".")
-    if not hmac.compare_digest(signature, sign(session_key(ctx), "session", payload)):
-        return None
-    try:
-        data: dict[str, Any] = json.loads(unb64(payload))
-        session = ConsoleSession(str(data["s"]), data["a"], int(data["t"]), data["p"])
-    except (ValueError, KeyError, TypeError):
-        return None
-    if not 0 <= time.time() - session.started < LIFETIME:
-        return None
-    return session
+def _record(ctx: SiteContext, token: str) -> ConsoleSessionRecord | None:
+    with ctx.db.session() as db:
+        record = db.get(ConsoleSessionRecord, token_hash(token))
+        if record is None or record.expires <= utcnow():
+            return None
+        db.expunge(record)
+        return record
 
 
 def current(request: Request) -> ConsoleSession | None:
-    return decode(request.app.state.ctx, request.cookies.get(COOKIE))
+    """The browser's session (signed in or not), or None when it sent no usable cookie."""
+    token = _cookie(request)
+    if token is None:
+        return None
+    record = _record(request.app.state.ctx, token)
+    return ConsoleSession(token, record.account_id if record else None)
+
+
+def flash_signature(request: Request, value: str) -> str:
+    """A one-time message is signed with the browser's own cookie; "" without one."""
+    token = _cookie(request)
+    return sign(token.encode(), "flash", value) if token else ""
 
 
 def csrf_token(ctx: SiteContext, session: ConsoleSession) -> str:
     """The per-session token every console form carries in a hidden field."""
-    return sign(session_key(ctx), "csrf", session.sid)
+    return sign(session.token.encode(), "csrf", "console")
 
 
 def csrf_valid(ctx: SiteContext, session: ConsoleSession | None, token: str) -> bool:
@@ -150,10 +135,9 @@ def csrf_valid(ctx: SiteContext, session: ConsoleSession | None, token: str) -> 
 
 
 def set_cookie(request: Request, response: Response, session: ConsoleSession) -> None:
-    ctx: SiteContext = request.app.state.ctx
     response.set_cookie(
         COOKIE,
-        encode(ctx, session),
+        session.token,
         max_age=LIFETIME,
         path=COOKIE_PATH,
         httponly=True,
@@ -176,56 +160,67 @@ def session_principal(request: Request, ctx: SiteContext, credential: Credential
     """The `identify` the console gives `require()`: the signed-in account, or 401."""
     if credential is Credential.NONE:
         return NOBODY
-    session = decode(ctx, request.cookies.get(COOKIE))
-    if session is None or session.account_id is None:
-        raise Unauthorized("sign in to use the console", "open /console/sign-in")
-    with ctx.db.session() as db:
-        account = db.get(Account, session.account_id)
-        changed = (
-            account.password_changed.timestamp()
-            if account is not None and account.password_changed
-            else None
+    token = _cookie(request)
+    record = _record(ctx, token) if token else None
+    if record is None:
+        raise Unauthorized(
+            "sign in to use the console",
+            "open /console/sign-in (a session ends on sign-out, a password or role change, "
+            "or when the account is disabled)",
         )
-        if account is None or account.disabled or changed != session.password_changed:
-            raise Unauthorized(
-                "your console session has ended",
-                "sign in again (the account was disabled or its password changed)",
-            )
+    with ctx.db.session() as db:
+        account = db.get(Account, record.account_id)
+        if account is None or account.disabled:
+            raise Unauthorized("your console session has ended", "sign in again")
         return principal_for(account)
 
 
 class SignInThrottle:
-    """At most `per_name` failed sign-ins per account name and `per_address` per address in
-    `window` seconds, per site process; further attempts wait for the window to pass."""
+    """At most `per_name` failed sign-ins to one account name from one address, and
+    `per_address` from one address, in `window` seconds; further attempts from there wait.
+
+    Failures are rows in the database: every site process counts the same ones and a
+    restart forgets none. They are counted per address, so nobody can lock a name out
+    for everyone else by failing on purpose. Behind a reverse proxy the address is the
+    client's only when the proxy is trusted (docs/security.md, "Sign-in throttling").
+    """
 
     def __init__(self, per_name: int = 5, per_address: int = 20, window: float = 900) -> None:
-        self.limits = {"name": per_name, "address": per_address}
-        self.window = window
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+        self.per_name, self.per_address, self.window = per_name, per_address, window
 
-    def check(self, name: str, address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in (("name", name), ("address", address)):
-                failures = self._failures[key]
-                while failures and now - failures[0] > self.window:
-                    failures.popleft()
-                if len(failures) >= self.limits[key[0]]:
-                    wait = int(self.window - (now - failures[0])) // 60 + 1
+    def check(self, ctx: SiteContext, name: str, address: str) -> None:
+        since = utcnow() - timedelta(seconds=self.window)
+        recent = SignInFailure.address == address[:64], SignInFailure.at > since
+        with ctx.db.session() as db:
+            for where, limit in (
+                ((*recent, SignInFailure.name == name[:64]), self.per_name),
+                (recent, self.per_address),
+            ):
+                times = db.scalars(
+                    select(SignInFailure.at).where(*where).order_by(SignInFailure.at.desc())
+                ).all()
+                if len(times) >= limit:
+                    oldest = times[limit - 1]
+                    wait = int(self.window - (utcnow() - oldest).total_seconds()) // 60 + 1
                     raise TooManyAttempts(
                         "too many failed sign-ins", f"wait {wait} minute(s), then try again"
                     )
 
-    def failed(self, name: str, address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._failures[("name", name)].append(now)
-            self._failures[("address", address)].append(now)
+    def failed(self, ctx: SiteContext, name: str, address: str) -> None:
+        now = utcnow()
+        with ctx.db.session() as db:
+            db.execute(
+                delete(SignInFailure).where(SignInFailure.at < now - timedelta(seconds=self.window))
+            )
+            db.add(SignInFailure(name=name[:64], address=address[:64], at=now))
 
-    def succeeded(self, name: str) -> None:
-        with self._lock:
-            self._failures.pop(("name", name), None)
+    def succeeded(self, ctx: SiteContext, name: str, address: str) -> None:
+        with ctx.db.session() as db:
+            db.execute(
+                delete(SignInFailure).where(
+                    SignInFailure.name == name[:64], SignInFailure.address == address[:64]
+                )
+            )
 
 
 THROTTLE = SignInThrottle()

@@ -197,7 +197,7 @@ def redirect(request: Request, url: str, message: str = "", kind: str = "ok") ->
     response = RedirectResponse(url, status_code=303)
     if message:
         value = sessions.b64(json.dumps({"k": kind, "m": message[:500]}).encode())
-        signed = f"{value}.{sessions.sign(sessions.session_key(get_ctx(request)), 'flash', value)}"
+        signed = f"{value}.{sessions.flash_signature(request, value)}"
         response.set_cookie(
             sessions.FLASH_COOKIE,
             signed,
@@ -215,8 +215,8 @@ def _read_flash(request: Request) -> dict[str, str] | None:
     value, _, signature = raw.partition(".")
     if not value:
         return None
-    expected = sessions.sign(sessions.session_key(get_ctx(request)), "flash", value)
-    if not hmac.compare_digest(signature, expected):
+    expected = sessions.flash_signature(request, value)
+    if not expected or not hmac.compare_digest(signature, expected):
         return None
     try:
         data = json.loads(sessions.unb64(value))

@@ -45,6 +45,21 @@ def sync_file_system(folder: Path) -> None:
         os.close(fd)
 
 
+def process_umask() -> int:
+    """This process's umask, read without changing it (os.umask would, for every thread).
+
+    A process that set umask 077 (the site server) gets 0600 files from `write_atomic`.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 @contextlib.contextmanager
 def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     """Yield a temp file beside `path`; on success fsync it and rename it into place."""
@@ -56,7 +71,7 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
+        os.chmod(tmp, mode & ~process_umask())
         os.replace(tmp, path)
         fsync_path(path.parent)
     except BaseException:

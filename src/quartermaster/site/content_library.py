@@ -33,7 +33,7 @@ import queue
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +45,7 @@ from quartermaster.core.errors import SourceError
 from quartermaster.core.hashing import CHUNK
 from quartermaster.core.manifest import FileEntry, relpath_problem
 from quartermaster.core.store_layout import blob_path, manifest_path
+from quartermaster.site.content.source_roots import home_kind
 
 WHOLE = 2 * CHUNK  # a file up to this size is read whole, then written only if new
 MAX_WORKERS = 8
@@ -86,33 +87,44 @@ class ContentLibrary:
         """Keep each signed manifest beside its blobs, so the library is a complete store."""
         write_atomic(manifest_path(self.root, package_hash), canonical_json(envelope))
 
-    def snapshot(self, source: Path) -> Snapshot:
+    def snapshot(self, source: Path, guard: Callable[[Path], None] | None = None) -> Snapshot:
         """Hash and store every file of `source`; refuse anything that is not a plain file.
 
-        Returns once every blob the files need is durable in the library.
+        `guard` sees the real path of the folder that was opened (links resolved) and may
+        refuse it (the site's source roots). Every file is then opened relative to that
+        folder's handle without following links, so no later swap of a folder or file for
+        a link can make the snapshot read anything outside it. Returns once every blob the
+        files need is durable in the library.
         """
         source = check_source_folder(source)
-        found = walk_source(source)  # the whole tree is checked before a byte is stored
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        run = _SnapshotRun(self)
+        root_fd = _open_folder(str(source), None, source)
         try:
-            with ThreadPoolExecutor(_workers(), thread_name_prefix="snapshot") as pool:
-                try:
-                    files = list(pool.map(run.store_file, found))
-                    run.publish(pool, {entry.sha256 for entry in files})
-                except BaseException:
-                    pool.shutdown(cancel_futures=True)  # no more files once one failed
-                    raise
+            if guard is not None:
+                guard(_real_path(root_fd, source))
+            found = walk_source(root_fd, source)  # the whole tree is checked first
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            run = _SnapshotRun(self, root_fd)
+            try:
+                with ThreadPoolExecutor(_workers(), thread_name_prefix="snapshot") as pool:
+                    try:
+                        files = list(pool.map(run.store_file, found))
+                        run.publish(pool, {entry.sha256 for entry in files})
+                    except BaseException:
+                        pool.shutdown(cancel_futures=True)  # no more files once one failed
+                        raise
+            finally:
+                run.discard_temps()
         finally:
-            run.discard_temps()
+            os.close(root_fd)
         return Snapshot(files, run.new_bytes)
 
 
 class _SnapshotRun:
     """The state of one snapshot shared by its worker threads."""
 
-    def __init__(self, library: ContentLibrary) -> None:
+    def __init__(self, library: ContentLibrary, root_fd: int) -> None:
         self.library = library
+        self.root_fd = root_fd
         self.buffers: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.staged: dict[str, _Staged] = {}  # sha256 -> new content, one temp per content
@@ -124,19 +136,23 @@ class _SnapshotRun:
         except queue.Empty:
             return mmap.mmap(-1, WHOLE)  # page-aligned, as O_DIRECT needs
 
-    def store_file(self, item: tuple[str, Path]) -> FileEntry:
-        relpath, path = item
+    def store_file(self, item: Found) -> FileEntry:
+        relpath = item.relpath
         buffer = self._buffer()
         try:
-            with open(path, "rb", buffering=0) as src:
-                before = os.fstat(src.fileno())
+            fd = _open_source_file(self.root_fd, relpath)
+            with open(fd, "rb", buffering=0) as src:
+                before = os.fstat(fd)
+                if (
+                    not stat.S_ISREG(before.st_mode)
+                    or (before.st_dev, before.st_ino) != (item.dev, item.ino)
+                    or before.st_nlink != 1
+                ):
+                    raise _changed(relpath)
                 sha, size = self._hash_and_stage(src, memoryview(buffer))
-                after = os.fstat(src.fileno())
+                after = os.fstat(fd)
             if (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns, size):
-                raise SourceError(
-                    f"{path} changed while it was being read",
-                    "wait until the source folder is quiet, then retry",
-                )
+                raise _changed(relpath)
         finally:
             self.buffers.put(buffer)
         return FileEntry(relpath, size, stat.S_IMODE(before.st_mode) & 0o777, sha)
@@ -307,56 +323,138 @@ def check_source_folder(source: Path) -> Path:
     return source
 
 
-def walk_source(root: Path) -> list[tuple[str, Path]]:
-    """Every regular file under root as (relative POSIX path, path), sorted, or a SourceError.
+@dataclass(frozen=True)
+class Found:
+    """A regular file the walk saw: the snapshot stores it only if it is still that file."""
+
+    relpath: str
+    dev: int
+    ino: int
+
+
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _open_folder(name: str, dir_fd: int | None, shown: object) -> int:
+    """A handle on a folder that is not a link (a FIFO never blocks: it is no folder)."""
+    try:
+        return os.open(name, _FOLDER_FLAGS, dir_fd=dir_fd)
+    except PermissionError:
+        raise SourceError(
+            f"cannot read folder {str(shown)!r}", "give the site server read access"
+        ) from None
+    except OSError:
+        raise _changed(str(shown)) from None
+
+
+def _open_source_file(root_fd: int, relpath: str) -> int:
+    """Open root/relpath through folder handles, following no link on the way; a FIFO or
+    device opens without blocking and is then refused by its fstat."""
+    *folders, name = relpath.split("/")
+    opened: list[int] = []
+    try:
+        dir_fd = root_fd
+        for folder in folders:
+            dir_fd = os.open(folder, _FOLDER_FLAGS, dir_fd=dir_fd)
+            opened.append(dir_fd)
+        return os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    except PermissionError:
+        raise SourceError(
+            f"cannot read source file {relpath!r}", "give the site server read access"
+        ) from None
+    except OSError:
+        raise _changed(relpath) from None
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+
+def _real_path(fd: int, shown: Path) -> Path:
+    """Where the opened folder really is (Linux names it in /proc), links resolved."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return Path(os.path.realpath(shown))
+
+
+def _changed(relpath: str) -> SourceError:
+    return SourceError(
+        f"source file {relpath!r} changed while it was being read",
+        "wait until the source folder is quiet, then retry",
+    )
+
+
+def walk_source(root_fd: int, root: Path) -> list[Found]:
+    """Every regular file under the open folder as a `Found`, sorted, or a SourceError.
 
     The whole tree is checked before a single byte is stored, so a refused source leaves
-    nothing in the content library.
+    nothing in the content library. A folder that is a Quartermaster home (site, DP or
+    client) is refused: its files are secrets.
     """
-    found: list[tuple[str, Path]] = []
-    folded: dict[str, str] = {}  # casefolded path -> path, files and folders alike
-    pending = [(root, "")]
-    while pending:
-        folder, prefix = pending.pop()
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except PermissionError:
-            raise SourceError(
-                f"cannot read folder {folder}", "give the site server read access"
-            ) from None
-        for entry in entries:
-            rel = f"{prefix}{entry.name}"
-            problem = relpath_problem(rel)
-            if problem:
-                raise SourceError(
-                    f"source file {rel!r} {problem}",
-                    "rename it so that it is valid on every client",
-                )
-            if entry.is_symlink():
-                raise SourceError(
-                    f"source entry {rel!r} is a symbolic link",
-                    "replace the link with the file it points to",
-                )
-            other = folded.setdefault(rel.casefold(), rel)
-            if other != rel:
-                raise SourceError(
-                    f"source entries {other!r} and {rel!r} differ only by letter case",
-                    "rename one: Windows and macOS clients cannot hold both",
-                )
-            if entry.is_dir(follow_symlinks=False):
-                pending.append((Path(entry.path), rel + "/"))
-            elif entry.is_file(follow_symlinks=False):
-                if entry.stat(follow_symlinks=False).st_nlink > 1:
-                    raise SourceError(
-                        f"source file {rel!r} is a hard link (it has other names, "
-                        "possibly outside the source folder)",
-                        "replace it with a copy: `cp --remove-destination` or copy it in again",
-                    )
-                found.append((rel, Path(entry.path)))
-            else:
-                raise SourceError(
-                    f"source entry {rel!r} is not a regular file (device, pipe or socket)",
-                    "remove it from the source folder",
-                )
-    found.sort()
+    found: list[Found] = []
+    _walk_folder(root_fd, root, "", found, {})
+    found.sort(key=lambda f: f.relpath)
     return found
+
+
+def _walk_folder(
+    fd: int, folder: Path, prefix: str, found: list[Found], folded: dict[str, str]
+) -> None:
+    try:
+        names = sorted(os.listdir(fd))
+    except PermissionError:
+        raise SourceError(
+            f"cannot read folder {str(folder)!r}", "give the site server read access"
+        ) from None
+    kind = home_kind(folder, set(names))
+    if kind:
+        raise SourceError(
+            f"source folder {str(folder)!r} is {kind}: its files are secrets",
+            "give a folder that holds only the package's files",
+        )
+    for name in names:
+        rel = f"{prefix}{name}"
+        problem = relpath_problem(rel)
+        if problem:
+            raise SourceError(
+                f"source file {rel!r} {problem}",
+                "rename it so that it is valid on every client",
+            )
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise _changed(rel) from None
+        if stat.S_ISLNK(st.st_mode):
+            raise SourceError(
+                f"source entry {rel!r} is a symbolic link",
+                "replace the link with the file it points to",
+            )
+        other = folded.setdefault(rel.casefold(), rel)
+        if other != rel:
+            raise SourceError(
+                f"source entries {other!r} and {rel!r} differ only by letter case",
+                "rename one: Windows and macOS clients cannot hold both",
+            )
+        if stat.S_ISDIR(st.st_mode):
+            sub = _open_folder(name, fd, rel)
+            try:
+                seen = os.fstat(sub)
+                if (seen.st_dev, seen.st_ino) != (st.st_dev, st.st_ino):
+                    raise _changed(rel)
+                _walk_folder(sub, folder / name, rel + "/", found, folded)
+            finally:
+                os.close(sub)
+        elif stat.S_ISREG(st.st_mode):
+            if st.st_nlink > 1:
+                raise SourceError(
+                    f"source file {rel!r} is a hard link (it has other names, "
+                    "possibly outside the source folder)",
+                    "replace it with a copy: `cp --remove-destination` or copy it in again",
+                )
+            found.append(Found(rel, st.st_dev, st.st_ino))
+        else:
+            raise SourceError(
+                f"source entry {rel!r} is not a regular file (device, pipe or socket)",
+                "remove it from the source folder",
+            )

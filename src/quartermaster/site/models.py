@@ -98,6 +98,32 @@ class ApiToken(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class ConsoleSessionRecord(Base):
+    """A signed-in console session. Only the SHA-256 of its cookie is kept, so a copy of
+    the database signs nobody in; sign-out, a password or role change and disabling the
+    account delete the rows, and every site process sees that at once."""
+
+    __tablename__ = "console_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    started: Mapped[datetime] = mapped_column(default=utcnow)
+    expires: Mapped[datetime] = mapped_column()
+
+
+class SignInFailure(Base):
+    """A failed console sign-in: counted by every site process alike, kept over restarts."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (
+        Index("ix_sign_in_failures_address_at", "address", "at"),
+        Index("ix_sign_in_failures_name_at", "name", "at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class SiteSetting(Base):
     """A site-wide setting, in the database so that every site process sees the same value."""
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -18,14 +20,20 @@ from aiohttp import web
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from quartermaster.core.errors import QMError
+from quartermaster.core.errors import InvalidInput, QMError
 from quartermaster.core.tls import ServerTLS
 from quartermaster.dp.content_server import StoreMount, create_content_app, start_content_server
 from quartermaster.site.api.app import create_app
 from quartermaster.site.context import SiteContext
 from quartermaster.site.distribution import enrollment
 from quartermaster.site.distribution.embedded_dp import EmbeddedDP
-from quartermaster.site.home import content_listen, split_listen
+from quartermaster.site.home import (
+    PRIVATE_UMASK,
+    SiteHome,
+    check_private,
+    content_listen,
+    split_listen,
+)
 from quartermaster.site.models import DistributionPoint
 
 
@@ -47,11 +55,16 @@ def serve(
     embedded_dp: bool = True,
     tls: ServerTLS | None = None,
     faces: Sequence[Face] = (),
+    trusted_proxies: Sequence[str] = (),
 ) -> None:
     """`tls` serves both planes over https with one certificate (docs/security.md, "TLS").
+    `trusted_proxies` (else config.json's) may name the client in X-Forwarded-For.
 
     `faces` are more routers on the API port, each built from the context (the web console:
     the caller passes it in, so the site does not depend on its faces)."""
+    os.umask(PRIVATE_UMASK)  # every file this process makes is its user's alone
+    home = SiteHome(root)
+    check_private(home, home.load_config())
     ctx = SiteContext.open(root)
     if listen:
         ctx.config.listen = listen
@@ -59,10 +72,24 @@ def serve(
         ctx.config.content_listen = content
     ctx.tls = tls
     ctx.config.tls = tls is not None
+    if trusted_proxies:
+        ctx.config.trusted_proxies = list(trusted_proxies)
+    _check_networks(ctx.config.trusted_proxies)
     try:
         asyncio.run(_serve(ctx, embedded_dp, faces))
     finally:
         ctx.close()
+
+
+def _check_networks(proxies: Sequence[str]) -> None:
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise InvalidInput(
+                f"trusted proxy {proxy!r} is not an IP address or network",
+                "e.g. --trusted-proxy 127.0.0.1 or --trusted-proxy 10.0.0.0/24",
+            ) from None
 
 
 def _library_auth(ctx: SiteContext):  # type: ignore[no-untyped-def]
@@ -125,6 +152,9 @@ async def _serve(ctx: SiteContext, embedded_dp: bool, faces: Sequence[Face] = ()
         access_log=False,
         lifespan="off",
         timeout_keep_alive=75,  # clients and DPs reuse connections
+        # X-Forwarded-For names the client only when a trusted proxy sent it
+        proxy_headers=bool(ctx.config.trusted_proxies),
+        forwarded_allow_ips=list(ctx.config.trusted_proxies) or None,
         # an idle TLS peer never answers close_notify: do not wait for ever
         timeout_graceful_shutdown=15,
         ssl_certfile=str(tls.cert) if tls else None,

@@ -10,8 +10,16 @@ from quartermaster.core.durable_files import write_atomic
 from quartermaster.core.errors import Conflict, InvalidInput
 from quartermaster.core.ids import check_site_code
 from quartermaster.site import db
+from quartermaster.site.content import source_roots as roots
 from quartermaster.site.distribution.points import EMBEDDED_DP, add_dp
-from quartermaster.site.home import SiteConfig, SiteHome, content_url, split_listen
+from quartermaster.site.home import (
+    SiteConfig,
+    SiteHome,
+    content_url,
+    lock_down,
+    split_listen,
+    sqlite_path,
+)
 from quartermaster.site.identity.accounts import check_password, create_account, create_token
 from quartermaster.site.identity.keys import create_first_key
 from quartermaster.site.models import Site
@@ -26,8 +34,10 @@ def init_site(
     database_url: str | None = None,
     listen: str = "127.0.0.1:8440",
     admin_password: str | None = None,
+    source_roots: list[Path] | None = None,
 ) -> SiteHome:
-    """`admin_password`, when given, lets the first `admin` account sign in to the console."""
+    """`admin_password`, when given, lets the first `admin` account sign in to the console.
+    `source_roots`, when given, are the only folders package sources may come from."""
     home = SiteHome(root)
     check_site_code(site_code)
     split_listen(listen)
@@ -42,6 +52,9 @@ def init_site(
     created_root = not home.root.exists()
     try:
         _create(home, site_code, name, database_url, listen, admin_password)
+        if source_roots:
+            roots.write_roots(home, source_roots)
+            lock_down(home)
     except BaseException:
         if created_root:
             shutil.rmtree(home.root, ignore_errors=True)
@@ -68,6 +81,9 @@ def _create(
         database_url=database_url or db.sqlite_url(home.database_path),
     )
     db.upgrade(config.database_url)
+    database_file = sqlite_path(config)
+    if database_file is not None and database_file.exists():
+        os.chmod(database_file, 0o600)  # also when it lies outside the home
     create_first_key(home.keys)
     database = db.Database(config.database_url)
     try:
@@ -87,4 +103,5 @@ def _create(
         database.dispose()
     write_atomic(home.dp_home / EMBEDDED_ENROLLMENT, dp_token.encode() + b"\n", mode=0o600)
     write_atomic(home.admin_token_path, token.encode() + b"\n", mode=0o600)
-    home.save_config(config)  # last: a home with config.json is a complete site
+    home.save_config(config)
+    lock_down(home)  # last: a complete site home, its user's alone

@@ -49,20 +49,20 @@ def sign_in(request: Request, form: Annotated[FormData, Depends(form_data)]) -> 
     name, password = field(form, "username"), str(form.get("password") or "")
     address = request.client.host if request.client else ""
     target = safe_next(field(form, "next"))
-    sessions.THROTTLE.check(name, address)
+    sessions.THROTTLE.check(ctx, name, address)
     try:
         with ctx.db.session() as db:
             account = accounts.authenticate_password(db, name, password)
             principal = accounts.principal_for(account)
-            session = sessions.current(request) or sessions.ConsoleSession.anonymous()
-            signed = session.signed_in(account)
+            account_id = account.id
             audit.record(db, principal, "console.sign_in", "", audit.OK, address)
     except Unauthorized as exc:
-        sessions.THROTTLE.failed(name, address)
+        sessions.THROTTLE.failed(ctx, name, address)
         return render(
             request, "sign_in.html", None, next=target, error=exc.message, username=name, status=401
         )
-    sessions.THROTTLE.succeeded(name)
+    sessions.THROTTLE.succeeded(ctx, name, address)
+    signed = sessions.start(ctx, account_id)
     response = RedirectResponse(target, status_code=303)
     sessions.set_cookie(request, response, signed)
     return response
@@ -75,6 +75,9 @@ def sign_out(request: Request) -> Response:
         principal: Principal | None = sessions.session_principal(request, ctx, Credential.ACCOUNT)
     except Unauthorized:
         principal = None
+    session = sessions.current(request)
+    if session is not None:
+        sessions.end(ctx, session)
     if principal is not None:
         with ctx.db.session() as db:
             audit.record(

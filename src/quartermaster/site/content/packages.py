@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from quartermaster.core.errors import Conflict, InvalidInput, NotFound
 from quartermaster.core.ids import check_object_id, object_id
 from quartermaster.core.manifest import Manifest
 from quartermaster.core.program import ProgramSpec
+from quartermaster.site.content import source_roots
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import next_counter
 from quartermaster.site.distribution import assignment, points, validation
@@ -38,6 +40,11 @@ def get_package(session: Session, package_id: str) -> Package:
     return package
 
 
+def _source_guard(ctx: SiteContext) -> Callable[[Path], None]:
+    """Sources only from the roots set on the site host, never from a Quartermaster home."""
+    return lambda real: source_roots.check_source(ctx.home, real)
+
+
 def _check_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > 200:
@@ -59,7 +66,8 @@ def create_package(
     if len(set(names)) != len(names):
         raise Conflict("two programs have the same name", "give each program its own name")
     source_path = Path(source)
-    snapshot = ctx.library.snapshot(source_path)  # validates the folder before any ID is used
+    # validates the folder (roots, homes, every entry) before any ID is used
+    snapshot = ctx.library.snapshot(source_path, _source_guard(ctx))
     with ctx.db.session() as session:
         package_id = object_id(ctx.site_code, next_counter(session, "package"))
         session.add(
@@ -93,7 +101,7 @@ def update_package(ctx: SiteContext, package_id: str) -> dict[str, Any]:
         package = get_package(session, package_id)
         source, current = Path(package.source_path), package.current_version
         latest = _manifest_of(session, package_id, current)
-    snapshot = ctx.library.snapshot(source)
+    snapshot = ctx.library.snapshot(source, _source_guard(ctx))  # the roots may have narrowed
     candidate = Manifest(ctx.site_code, package_id, current + 1, tuple(snapshot.files))
     if latest is not None and candidate.same_content(latest):
         return {"package_id": package_id, "source_version": current, "changed": False}

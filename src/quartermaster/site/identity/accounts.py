@@ -17,13 +17,13 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from quartermaster.core.hashing import token_hash
 from quartermaster.site.identity.authorization import ACCOUNT_ROLES, Credential, Principal
-from quartermaster.site.models import Account, ApiToken, utcnow
+from quartermaster.site.models import Account, ApiToken, ConsoleSessionRecord, utcnow
 
 TOKEN_PREFIX = "qma_"
 MIN_PASSWORD, MAX_PASSWORD = 12, 1024
@@ -107,6 +107,7 @@ def set_password(session: Session, name: str, password: str) -> Account:
     account = get_account(session, name)
     account.password_hash = _hasher.hash(check_password(password))
     account.password_changed = utcnow()
+    end_console_sessions(session, account)
     return account
 
 
@@ -114,6 +115,8 @@ def set_role(session: Session, name: str, role: str) -> Account:
     account = get_account(session, name)
     if check_role(role) != "admin":
         _keep_an_admin(session, account)
+    if account.role != role:
+        end_console_sessions(session, account)
     account.role = role
     return account
 
@@ -122,8 +125,18 @@ def set_disabled(session: Session, name: str, disabled: bool) -> Account:
     account = get_account(session, name)
     if disabled:
         _keep_an_admin(session, account)
+    if disabled:
+        end_console_sessions(session, account)
     account.disabled = disabled
     return account
+
+
+def end_console_sessions(session: Session, account: Account) -> None:
+    """Sign the account out of the console everywhere, at once (every site process reads
+    the same rows)."""
+    session.execute(
+        delete(ConsoleSessionRecord).where(ConsoleSessionRecord.account_id == account.id)
+    )
 
 
 def _keep_an_admin(session: Session, account: Account) -> None:
