@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import SiteServer, run_qm
+from tests.e2e.processes import QM, SiteServer, run_qm
 from tests.e2e.scenario import make_source
 
 pytestmark = pytest.mark.e2e
@@ -112,3 +113,28 @@ def test_site_unreachable_is_explained(tmp_path: Path) -> None:
         "package", "list", env={"QM_SITE": "http://127.0.0.1:9", "QM_TOKEN": "x"}, check=False
     )
     assert result.code != 0 and "cannot reach the site server" in result.stderr
+
+
+def test_token_file_is_read_from_the_current_folder(site: SiteServer, tmp_path: Path) -> None:
+    """QM_TOKEN=@FILE reads FILE relative to the current folder; from another folder the
+    error names the absolute path it tried and how to give one; --help documents @FILE."""
+    env = {**os.environ, "QM_SITE": site.url, "QM_TOKEN": "@site/admin.token"}
+    qm = [*QM, "package", "list", "--json"]
+    here = subprocess.run(qm, cwd=site.home.parent, env=env, capture_output=True, text=True)
+    assert here.returncode == 0, here.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    there = subprocess.run(qm, cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert there.returncode == 1
+    said = " ".join(there.stderr.split())
+    assert (
+        f"error: cannot read token file site/admin.token (looked at {elsewhere}/site/admin.token)"
+        ": No such file or directory" in said
+    ), said
+    assert "hint: @FILE is read from the current folder; use an absolute path, e.g. " in said
+    assert "QM_TOKEN=@$PWD/site/admin.token" in said
+    absolute = {**env, "QM_TOKEN": f"@{site.home}/admin.token"}
+    ok = subprocess.run(qm, cwd=elsewhere, env=absolute, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    shown = run_qm("package", "list", "--help").stdout
+    assert "@FILE" in shown and "relative to the current folder" in " ".join(shown.split())

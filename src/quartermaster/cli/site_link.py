@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import typer
@@ -35,7 +36,8 @@ TokenOption = typer.Option(
     None,
     "--token",
     envvar="QM_TOKEN",
-    help="Admin API token, e.g. the content of SITE_HOME/admin.token (or QM_TOKEN).",
+    help="Admin API token, or @FILE to read it from FILE (relative to the current folder), "
+    "e.g. @/srv/qm/site/admin.token (or QM_TOKEN).",
 )
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
 ADVICE = Advice(
@@ -96,13 +98,27 @@ class SiteLink:
 
 
 def _read_token(token: str) -> str:
-    """Accept the token itself or @FILE (e.g. @site/admin.token)."""
-    if token.startswith("@"):
-        try:
-            return open(token[1:], encoding="utf-8").read().strip()
-        except OSError as exc:
-            raise CommandError(f"cannot read token file {token[1:]}: {exc.strerror}") from None
-    return token.strip()
+    """Accept the token itself or @FILE: FILE relative to the current folder, as a shell would
+    read it, and when it cannot be read the error names the absolute path it tried."""
+    if not token.startswith("@"):
+        return token.strip()
+    name = token[1:]
+    path = Path(name).expanduser()
+    looked = path if path.is_absolute() else Path.cwd() / path
+    try:
+        text = looked.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        where = "" if str(looked) == name else f" (looked at {looked})"
+        hint = (
+            "@FILE is read from the current folder; use an absolute path, e.g. "
+            "QM_TOKEN=@$PWD/site/admin.token in the folder where you ran `qm site init`"
+            if not path.is_absolute()
+            else "the admin token is SITE_HOME/admin.token, written by `qm site init`"
+        )
+        raise CommandError(f"cannot read token file {name}{where}: {exc.strerror}", hint) from None
+    if not text:
+        raise CommandError(f"token file {looked} is empty", "it should hold one API token")
+    return text
 
 
 def print_json(data: Any) -> None:
