@@ -30,10 +30,10 @@ _MOUNT_KEY = web.AppKey("quartermaster_mounts", list)
 class PortInUse(QMError):
     code = "port_in_use"
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, option: str = "--listen") -> None:
         super().__init__(
             f"cannot listen on {host}:{port}: the address is already in use",
-            "stop the other process or choose another port with --listen",
+            f"stop the other process or choose another port with {option}",
         )
 
 
@@ -139,11 +139,16 @@ def _hint(status: int) -> str:
 
 
 async def start_content_server(
-    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+    app: web.Application,
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None = None,
+    option: str = "--listen",
 ) -> web.AppRunner:
     """Serve `app` on host:port inside the running event loop; `await runner.cleanup()` stops.
 
-    Raises PortInUse when the address is taken. Port 0 picks a free port (see `bound_port`).
+    Raises PortInUse when the address is taken; its hint names `option`, the command-line
+    option that sets this address. Port 0 picks a free port (see `bound_port`).
     """
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
@@ -153,10 +158,10 @@ async def start_content_server(
     except OSError as exc:
         await runner.cleanup()
         if exc.errno == errno.EADDRINUSE:
-            raise PortInUse(host, port) from None
+            raise PortInUse(host, port, option) from None
         raise QMError(
             f"cannot listen on {host}:{port}: {exc.strerror}",
-            "check the address given with --listen",
+            f"check the address given with {option}",
         ) from None
     return runner
 

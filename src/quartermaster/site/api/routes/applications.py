@@ -11,7 +11,7 @@ from quartermaster.site.api.schemas.applications import (
     ApplicationBody,
     RevisionBody,
 )
-from quartermaster.site.api.schemas.common import MAX_INT
+from quartermaster.site.api.schemas.common import MAX_INT, ObjectId
 from quartermaster.site.applications import compliance, records
 from quartermaster.site.deployments.deployments import create_app_from_request, deployment_status
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow
@@ -32,7 +32,7 @@ def create_application(body: ApplicationBody, ctx: Ctx) -> dict[str, Any]:
     status_code=201,
     dependencies=[allow("application.update")],
 )
-def revise_application(app_id: str, body: RevisionBody, ctx: Ctx) -> dict[str, Any]:
+def revise_application(app_id: ObjectId, body: RevisionBody, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         records.revise_application(session, app_id, body.request())
     with ctx.db.session() as session:
@@ -48,13 +48,13 @@ def list_applications(
 
 
 @router.get("/applications/{app_id}", dependencies=[allow("application.read")])
-def show_application(app_id: str, ctx: Ctx) -> dict[str, Any]:
+def show_application(app_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         return records.show_application(session, app_id)
 
 
 @router.get("/applications/{app_id}/status", dependencies=[allow("application.read")])
-def application_status(app_id: str, ctx: Ctx) -> dict[str, Any]:
+def application_status(app_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         return compliance.application_status(session, app_id)
 

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
-from quartermaster.site.api.schemas.common import MAX_INT
+from quartermaster.site.api.schemas.common import MAX_INT, ObjectId
 from quartermaster.site.api.schemas.deployments import DeploymentBody, ScheduleBody
 from quartermaster.site.deployments.deployments import (
     cancel_deployment,
@@ -57,7 +57,7 @@ def deployments(
 
 @router.get("/deployments/{deployment_id}/status", dependencies=[allow("deployment.read")])
 def deployment(
-    deployment_id: str,
+    deployment_id: ObjectId,
     ctx: Ctx,
     limit: int = Query(1000, ge=0, le=10000),
     offset: int = Query(0, ge=0, le=MAX_INT),
@@ -68,7 +68,7 @@ def deployment(
 
 
 def _control(
-    ctx: Ctx, deployment_id: str, action: Callable[[Session, str], None]
+    ctx: Ctx, deployment_id: ObjectId, action: Callable[[Session, str], None]
 ) -> dict[str, Any]:
     with ctx.db.session() as session:
         action(session, deployment_id)
@@ -77,7 +77,7 @@ def _control(
 
 
 @router.post("/deployments/{deployment_id}/schedule", dependencies=[allow("deployment.update")])
-def deployment_schedule(deployment_id: str, body: ScheduleBody, ctx: Ctx) -> dict[str, Any]:
+def deployment_schedule(deployment_id: ObjectId, body: ScheduleBody, ctx: Ctx) -> dict[str, Any]:
     return _control(
         ctx,
         deployment_id,
@@ -92,15 +92,15 @@ def deployment_schedule(deployment_id: str, body: ScheduleBody, ctx: Ctx) -> dic
 
 
 @router.post("/deployments/{deployment_id}/pause", dependencies=[allow("deployment.update")])
-def deployment_pause(deployment_id: str, ctx: Ctx) -> dict[str, Any]:
+def deployment_pause(deployment_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
     return _control(ctx, deployment_id, pause_deployment)
 
 
 @router.post("/deployments/{deployment_id}/resume", dependencies=[allow("deployment.update")])
-def deployment_resume(deployment_id: str, ctx: Ctx) -> dict[str, Any]:
+def deployment_resume(deployment_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
     return _control(ctx, deployment_id, resume_deployment)
 
 
 @router.post("/deployments/{deployment_id}/cancel", dependencies=[allow("deployment.update")])
-def deployment_cancel(deployment_id: str, ctx: Ctx) -> dict[str, Any]:
+def deployment_cancel(deployment_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
     return _control(ctx, deployment_id, cancel_deployment)

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from quartermaster.site.api.schemas.common import MAX_INT
+from quartermaster.site.api.schemas.common import MAX_INT, ObjectId
 from quartermaster.site.api.schemas.packages import DPNames, OneDP, PackageBody
 from quartermaster.site.content import packages
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow
@@ -38,26 +38,26 @@ def list_packages(
 
 
 @router.get("/packages/{package_id}", dependencies=[allow("package.read")])
-def show_package(package_id: str, ctx: Ctx) -> dict[str, Any]:
+def show_package(package_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
     return packages.show_package(ctx, package_id)
 
 
 @router.post("/packages/{package_id}/update", dependencies=[allow("package.update")])
-def update_package(package_id: str, ctx: Ctx) -> dict[str, Any]:
+def update_package(package_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
     return packages.update_package(ctx, package_id)
 
 
 @router.post("/packages/{package_id}/distribute", dependencies=[allow("package.distribute")])
-def distribute(package_id: str, body: DPNames, ctx: Ctx) -> dict[str, Any]:
+def distribute(package_id: ObjectId, body: DPNames, ctx: Ctx) -> dict[str, Any]:
     return packages.distribute_package(ctx, package_id, body.dps)
 
 
 @router.post("/packages/{package_id}/remove-dp", dependencies=[allow("package.remove_dp")])
-def remove_dp(package_id: str, body: DPNames, ctx: Ctx) -> dict[str, Any]:
+def remove_dp(package_id: ObjectId, body: DPNames, ctx: Ctx) -> dict[str, Any]:
     return packages.remove_package_from_dps(ctx, package_id, body.dps)
 
 
 @router.post("/packages/{package_id}/redistribute", dependencies=[allow("package.distribute")])
-def redistribute(package_id: str, body: OneDP, ctx: Ctx) -> dict[str, Any]:
+def redistribute(package_id: ObjectId, body: OneDP, ctx: Ctx) -> dict[str, Any]:
     """The DP re-hashes its copy and fetches again whatever is missing or damaged."""
     return packages.redistribute(ctx, package_id, body.dp)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pydantic import Field
 
 from quartermaster.site.api.schemas.collections import CollectionName
-from quartermaster.site.api.schemas.common import Strict, TimeText
+from quartermaster.site.api.schemas.common import ObjectId, Strict, TimeText
 
 
 class DeploymentBody(Strict):
     """Times are what an administrator types (``now``, ``+2h``, ISO 8601 with a zone)."""
 
-    package_id: str = Field(min_length=1, max_length=20)
+    package_id: ObjectId = Field(min_length=1, max_length=20)
     program: str = Field(min_length=1, max_length=100)
     collection: CollectionName
     available: TimeText | None = None
