@@ -10,15 +10,23 @@ import sys
 import pytest
 
 HASH = "1948479d6191e1" + "ab" * 25
-MESSAGE = {
+MESSAGE: dict[str, object] = {
     "time": "2026-12-03T06:20:50.000Z",
     "message_id": 10008,
     "severity": "informational",
     "component": "ExecutionManager",
     "text": "Deployment QM120000, package QM100001, program Install: program succeeded.",
 }
-VERSION = {"source_version": 1, "package_hash": HASH, "created": "2026-12-03T06:20:50.000Z"}
-STATE = {"hostname": "vm", "state": "succeeded", "detail": "a few words of detail " * 4}
+VERSION: dict[str, object] = {
+    "source_version": 1,
+    "package_hash": HASH,
+    "created": "2026-12-03T06:20:50.000Z",
+}
+STATE: dict[str, object] = {
+    "hostname": "vm",
+    "state": "succeeded",
+    "detail": "a few words of detail " * 4,
+}
 
 
 def printed(rows: list[dict[str, object]], columns: list[str], env: dict[str, str]) -> str:
