@@ -131,15 +131,33 @@ def test_the_readme_tour_runs_twice_in_a_row(tmp_path: Path) -> None:
             )
             assert run.returncode == 0, f"{run.stderr[-4000:]}\n{run.stdout[-4000:]}"
             outputs.append(run.stdout)
+        kept = site_messages(site.url, site.token, "QM120000")
     finally:
         site.stop()
     first, second = outputs
+    # The status example lists exactly the messages the first deployment has.
+    said = next(line for line in script.splitlines() if line.startswith("qm status messages"))
+    listed = {int(n) for n in re.findall(r"\b1\d{4}\b", said.split("#", 1)[1])}
+    assert listed == kept, (said, kept)
+    shown = next(line for line in script.splitlines() if line.startswith("qm deploy status $DEP "))
+    example = shown.split("# ", 1)[1].rstrip(" …")  # the counts line as the README shows it
     for out in outputs:
         assert "installed by Quartermaster\n" in out
         counts = next(line for line in out.splitlines() if line.startswith("targeted 1: "))
-        assert "succeeded 1," in counts, out
+        assert counts.startswith(example), (example, counts)
         for message in ("10002", "10005", "10008", '"compliant": 1'):
             assert message in out
         assert "windows: none" in out  # the tour ends with its window removed
     assert first.startswith("QM100001 Hello  source: "), first
     assert second.startswith("QM100002 Hello  source: "), second  # its own package
+
+
+def site_messages(url: str, token: str, deployment_id: str) -> set[int]:
+    answer = httpx.get(
+        f"{url}/api/v1/status-messages",
+        params={"deployment": deployment_id, "limit": 1000},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return {m["message_id"] for m in answer.json()["messages"]}
