@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.processes import free_port_pair, wait_until
+from tests.e2e.processes import free_port_pair, start_site, wait_until
 from tests.required_programs import program
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,3 +94,70 @@ def _healthy(server: subprocess.Popen[bytes], url: str, log: Path) -> bool:
         return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def readme_tour(readme: str, site_url: str) -> str:
+    """Every sh block of the README's tour, in order, as one script for this test's site."""
+    tour = readme.split("\n## A tour\n")[1].split("\n## ")[0]
+    blocks = re.findall(r"```sh\n(.*?)\n```", tour, re.S)
+    assert len(blocks) >= 3, tour
+    script = "\n".join(blocks)
+    assert "QM_SITE=http://127.0.0.1:8440 " in script
+    return script.replace("QM_SITE=http://127.0.0.1:8440 ", f"QM_SITE={site_url} ")
+
+
+@pytest.mark.e2e
+def test_the_readme_tour_runs_twice_in_a_row(tmp_path: Path) -> None:
+    """The tour's commands as written, from the folder of the quick start (./site, ./.venv),
+    twice against one site: the second run makes its own package, client, collection and
+    deployments instead of failing on the first run's."""
+    site = start_site(tmp_path)
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
+    (tmp_path / "tmp").mkdir()
+    script = readme_tour((ROOT / "README.md").read_text(), site.url)
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    env.pop("QM_SITE", None)
+    env.pop("QM_TOKEN", None)
+    outputs = []
+    try:
+        for _ in range(2):
+            run = subprocess.run(
+                ["bash", "-euo", "pipefail", "-xc", script],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert run.returncode == 0, f"{run.stderr[-4000:]}\n{run.stdout[-4000:]}"
+            outputs.append(run.stdout)
+        kept = site_messages(site.url, site.token, "QM120000")
+    finally:
+        site.stop()
+    first, second = outputs
+    # The status example lists exactly the messages the first deployment has.
+    said = next(line for line in script.splitlines() if line.startswith("qm status messages"))
+    listed = {int(n) for n in re.findall(r"\b1\d{4}\b", said.split("#", 1)[1])}
+    assert listed == kept, (said, kept)
+    shown = next(line for line in script.splitlines() if line.startswith("qm deploy status $DEP "))
+    example = shown.split("# ", 1)[1].rstrip(" …")  # the counts line as the README shows it
+    for out in outputs:
+        assert "installed by Quartermaster\n" in out
+        counts = next(line for line in out.splitlines() if line.startswith("targeted 1: "))
+        assert counts.startswith(example), (example, counts)
+        for message in ("10002", "10005", "10008", '"compliant": 1'):
+            assert message in out
+        assert "windows: none" in out  # the tour ends with its window removed
+    assert first.startswith("QM100001 Hello  source: "), first
+    assert second.startswith("QM100002 Hello  source: "), second  # its own package
+
+
+def site_messages(url: str, token: str, deployment_id: str) -> set[int]:
+    answer = httpx.get(
+        f"{url}/api/v1/status-messages",
+        params={"deployment": deployment_id, "limit": 1000},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return {m["message_id"] for m in answer.json()["messages"]}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,12 @@ import pytest
 from tests.conftest import postgres_unreachable_message
 from tests.e2e.ports import reserve_ports
 from tests.e2e.processes import start_site
-from tests.required_programs import PACKAGE_LIST, debian_packages, missing_program_message
+from tests.required_programs import (
+    PACKAGE_LIST,
+    debian_packages,
+    missing_program_message,
+    program,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_TEST = "tests/e2e/test_distribution_points.py::test_stock_nginx_serves_a_dp_store_to_clients"
@@ -50,27 +54,54 @@ def test_the_package_list_names_the_programs_fixtures_ask_for() -> None:
     assert asked | {"pg_ctlcluster"} == set(debian_packages()), PACKAGE_LIST.read_text()
 
 
-def test_missing_programs_and_postgresql_fail_in_one_line_naming_the_fix(tmp_path: Path) -> None:
+def stand_in(folder: Path, name: str, script: str) -> None:
+    """A program on the test's PATH in place of the real one (apt-get without a network)."""
+    path = folder / name
+    path.unlink(missing_ok=True)
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(0o755)
+
+
+def test_a_fresh_clone_without_the_programs_says_what_to_install(tmp_path: Path) -> None:
+    """The README's test command in a clean clone, with nginx, Chromium and PostgreSQL absent
+    from PATH and apt-get failing as it does offline: scripts/test says what it tried to
+    install and runs the tests anyway; each test that needs a missing program fails in one
+    line naming its package, and PostgreSQL in one line saying how to start it."""
+    clone = tmp_path / "clone"
+    subprocess.run([program("git"), "clone", "-q", str(ROOT), str(clone)], check=True)
+    (clone / ".venv").symlink_to(ROOT / ".venv")  # the venv of this checkout, not a new one
+    hidden = {"nginx", "chromium", "pg_ctlcluster", "tinyproxy", "apt-get", "sudo"}
+    bin_folder = tmp_path / "bin"
+    apt_log = tmp_path / "apt-get.log"
     closed = reserve_ports(1)  # reserved here, so nothing listens on it
     env = {
         **os.environ,
-        "PATH": path_without(tmp_path / "bin", {"nginx", "chromium", "pg_ctlcluster"}),
+        "PATH": path_without(bin_folder, hidden),
+        "PYTHONPATH": str(clone / "src"),
         "QM_TEST_POSTGRES": f"postgresql://postgres@127.0.0.1:{closed}/postgres",
     }
+    stand_in(bin_folder, "apt-get", f'echo "$*" >>{apt_log}; echo "E: no network" >&2; exit 100')
+    stand_in(bin_folder, "sudo", 'exec "$@"')
     tests = [f"{NGINX_TEST}[sqlite]", BROWSER_TEST, f"{POSTGRES_TEST}[postgresql]"]
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", *tests],
-        cwd=ROOT,
+        ["scripts/test", "-q", "-n", "0", "-p", "no:cacheprovider", *tests],
+        cwd=clone,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     out = run.stdout + run.stderr
     assert run.returncode == 1, out
-    assert "3 errors" in out.splitlines()[-1], out
+    assert apt_log.read_text().splitlines() == ["update -qq"], out  # offline: update fails
+    wanted = [p for p in debian_packages().values() if p in {"nginx", "chromium", "postgresql"}]
+    said = [line for line in run.stderr.splitlines() if line.startswith("scripts/test: ")]
+    assert said[0].startswith("scripts/test: installing Debian packages: "), said
+    assert set(wanted) <= set(said[0].split(": ")[2].split()), said
+    assert "the tests that need them fail, each naming its package" in said[1], said
+    assert "3 errors" in run.stdout.splitlines()[-1], out
     # Each error is its heading, then one line: the fix.
-    errors = out.split(" ERRORS ")[1].split(" short test summary info ")[0]
+    errors = run.stdout.split(" ERRORS ")[1].split(" short test summary info ")[0]
     lines = [line for line in errors.splitlines() if line and line[0] not in "_="]
     assert len(lines) == 3, errors
     for name, line in zip(("nginx", "chromium"), lines, strict=False):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 
 from quartermaster.cli.client_commands import app
 from quartermaster.client.home import ClientHome
+from quartermaster.client.timestamps import format_utc
 from quartermaster.core.signing import SigningKey
 
 from .conftest import ClientWorld
@@ -172,3 +174,34 @@ def test_commands_from_other_modules_join_the_client_dp_and_site_groups() -> Non
         assert result.exit_code == 0, result.output
         listed = {line.split()[1] for line in result.output.splitlines() if line.startswith("│ ")}
         assert set(commands) <= listed, (group, sorted(listed))
+
+
+def test_status_shows_the_scheduled_moment_itself(world: ClientWorld, dp: StoreServer) -> None:
+    """The "at" of `next: available` is the deadline, not the minute before it when the agent
+    wakes."""
+    deadline = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    world.deploy(dp, deadline=deadline)
+    world.run()  # fetches the policy; the deployment is only offered
+    report = json.loads(
+        runner.invoke(app, ["status", "--home", str(world.home.root), "--json"]).stdout
+    )
+    [deployment] = report["deployments"]
+    assert deployment["next"]["action"] == "available"
+    assert deployment["next"]["at"] == deployment["deadline"] == format_utc(deadline)
+    text = runner.invoke(app, ["status", "--home", str(world.home.root)]).stdout
+    assert f"until the deadline) at {format_utc(deadline)}" in text
+
+
+def test_register_to_an_unreachable_site_promises_nothing(tmp_path: Path) -> None:
+    """No client.json exists yet and nothing retries a registration: the hint says so."""
+    with socket.socket() as sock:  # bound, never listening: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        result = runner.invoke(app, ["register", "--home", str(tmp_path / "home"), "--site", url])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot reach the site"), result.stderr
+    hint = result.stderr.split("hint: ", 1)[1]
+    assert "client.json" not in hint and "again at its next run" not in hint, hint
+    assert "check the URL given with --site" in hint
+    assert "nothing was registered: run the command again when the site answers" in hint
+    assert not (tmp_path / "home" / "client.json").exists()

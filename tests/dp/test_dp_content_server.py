@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from aiohttp import web
@@ -170,3 +171,24 @@ def test_writes_are_refused(tmp_path: Path, serve: Serve) -> None:
     for method in ("PUT", "DELETE", "POST"):
         assert request(port, "/" + blob_relpath(sha), method)[0] == 405
     assert (tmp_path / blob_relpath(sha)).read_bytes() == DATA
+
+
+def test_errors_have_the_protocols_one_shape(tmp_path: Path, serve: Serve) -> None:
+    """A missing blob or manifest, and a write, answer JSON {"error": {code, message, hint}}
+    (docs/protocol.md), never an empty body."""
+    sha = _store_with_blob(tmp_path)
+    port = serve(tmp_path).port
+    missing = "/" + blob_relpath("ab" * 32)
+    answers = [
+        (request(port, missing), 404, "not_found"),
+        (request(port, f"/manifests/{'cd' * 32}.json"), 404, "not_found"),
+        (request(port, "/" + blob_relpath(sha), "POST"), 405, "method_not_allowed"),
+    ]
+    for (status, headers, body), wanted_status, code in answers:
+        assert status == wanted_status
+        assert headers["Content-Type"].startswith("application/json"), headers
+        error = json.loads(body)["error"]
+        assert set(error) == {"code", "message", "hint"}
+        assert error["code"] == code and error["message"] and error["hint"], error
+    assert "GET and HEAD" in json.loads(answers[2][0][2])["error"]["hint"]
+    assert "GET" in answers[2][0][1]["Allow"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import SiteServer, run_qm
-from tests.e2e.scenario import make_source
+from tests.e2e.processes import QM, SiteServer, run_qm
+from tests.e2e.scenario import create_package, make_source
 
 pytestmark = pytest.mark.e2e
 
@@ -112,3 +113,102 @@ def test_site_unreachable_is_explained(tmp_path: Path) -> None:
         "package", "list", env={"QM_SITE": "http://127.0.0.1:9", "QM_TOKEN": "x"}, check=False
     )
     assert result.code != 0 and "cannot reach the site server" in result.stderr
+
+
+def test_token_file_is_read_from_the_current_folder(site: SiteServer, tmp_path: Path) -> None:
+    """QM_TOKEN=@FILE reads FILE relative to the current folder; from another folder the
+    error names the absolute path it tried and how to give one; --help documents @FILE."""
+    env = {**os.environ, "QM_SITE": site.url, "QM_TOKEN": "@site/admin.token"}
+    qm = [*QM, "package", "list", "--json"]
+    here = subprocess.run(qm, cwd=site.home.parent, env=env, capture_output=True, text=True)
+    assert here.returncode == 0, here.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    there = subprocess.run(qm, cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert there.returncode == 1
+    said = " ".join(there.stderr.split())
+    assert (
+        f"error: cannot read token file site/admin.token (looked at {elsewhere}/site/admin.token)"
+        ": No such file or directory" in said
+    ), said
+    assert "hint: @FILE is read from the current folder; use an absolute path, e.g. " in said
+    assert "QM_TOKEN=@$PWD/site/admin.token" in said
+    absolute = {**env, "QM_TOKEN": f"@{site.home}/admin.token"}
+    ok = subprocess.run(qm, cwd=elsewhere, env=absolute, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    shown = run_qm("package", "list", "--help").stdout
+    assert "@FILE" in shown and "relative to the current folder" in " ".join(shown.split())
+
+
+def test_a_second_site_serve_names_the_busy_content_port(site: SiteServer) -> None:
+    """The embedded DP's port is taken first: the hint names --content-listen, not --listen."""
+    result = run_qm("site", "serve", "--home", str(site.home), check=False, timeout=120)
+    assert result.code == 1, result.stdout + result.stderr
+    said = " ".join(result.stderr.split())
+    busy = f"127.0.0.1:{site.port + 1}: the address is already in use"
+    assert f"error: cannot listen on {busy}" in said, said
+    hint = said.split("hint: ", 1)[1]
+    assert hint == "stop the other process or choose another port with --content-listen", hint
+
+
+def test_ids_in_lower_case_name_the_same_objects(site: SiteServer, tmp_path: Path) -> None:
+    """qm100001 is QM100001 everywhere: commands, API paths, queries and bodies."""
+    package_id = create_package(site, make_source(tmp_path / "src", tmp_path / "out.txt"))
+    site.qm("collection", "create", "Lab")
+    deployment_id = site.qm(
+        "deploy",
+        "create",
+        "--package",
+        package_id.lower(),
+        "--program",
+        "Install",
+        "--collection",
+        "Lab",
+    ).stdout.strip()
+    assert deployment_id == "QM120000"
+    assert site.qm("package", "show", package_id.lower()).stdout.startswith(f"{package_id} Demo")
+    shown = site.qm("deploy", "status", deployment_id.lower(), "--json").json()
+    assert (shown["deployment_id"], shown["package_id"]) == (deployment_id, package_id)
+    assert site.api("GET", "/api/v1/deployments/qm120000/status")["deployment_id"] == "QM120000"
+    site.qm("status", "messages", "--deployment", "qm120000", "--package", package_id.lower())
+    app_id = site.qm(
+        "app",
+        "create",
+        "--name",
+        "Demo",
+        "--package",
+        package_id.lower(),
+        "--install",
+        "Install",
+        "--detect",
+        f"file:{tmp_path / 'out.txt'}",
+    ).stdout.strip()
+    assert app_id == "QM140000"
+    assert site.qm("app", "show", "qm140000").stdout.startswith("QM140000 Demo")
+    app_deployment = site.qm("deploy", "create", "--app", "qm140000", "--collection", "Lab")
+    assert app_deployment.stdout.strip() == "QM120001"
+
+
+@pytest.mark.parametrize(
+    ("args", "example"),
+    [
+        (
+            ["deploy", "status", "QM12"],
+            "a deployment ID is the site code followed by 5 hex digits, e.g. QM120000",
+        ),
+        (
+            ["app", "show", "QM14"],
+            "an application ID is the site code followed by 5 hex digits, e.g. QM140000",
+        ),
+        (
+            ["package", "show", "QM10"],
+            "a package ID is the site code followed by 5 hex digits, e.g. QM100001",
+        ),
+    ],
+)
+def test_a_bad_id_hint_shows_an_id_of_its_kind(
+    site: SiteServer, args: list[str], example: str
+) -> None:
+    result = site.qm(*args, check=False)
+    assert result.code == 1
+    assert f"hint: {example}" in " ".join(result.stderr.split()), result.stderr

@@ -12,6 +12,7 @@ import typer
 
 from quartermaster.client.home import ClientHome
 from quartermaster.core.errors import QMError
+from quartermaster.core.ids import normalize_object_id
 
 app = typer.Typer(help="Run the client agent on a managed computer.", no_args_is_help=True)
 
@@ -135,7 +136,8 @@ def run(
 
     client_home = ClientHome(home)
     if once or install:
-        for line in _guarded(lambda: _run_once(client_home, install or None)):
+        wanted = normalize_object_id(install) if install else None  # qm120001 too
+        for line in _guarded(lambda: _run_once(client_home, wanted)):
             typer.echo(line)
         return
     _guarded(client_home.load_config)

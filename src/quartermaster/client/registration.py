@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from quartermaster.client.home import ClientConfig, ClientHome
 from quartermaster.client.machine_facts import collect_facts, inventory_digest
-from quartermaster.client.site_link import SiteLink
+from quartermaster.client.site_link import REGISTRATION_ADVICE, SiteLink
 from quartermaster.core.durable_files import write_atomic
 from quartermaster.core.errors import IntegrityError, InvalidInput, QMError, SignatureError
 from quartermaster.core.ids import check_client_id
@@ -38,7 +38,9 @@ def register(
     facts = collect_facts(home.root, site_url, hostname)
     context = pinned_context(ca_file) if ca_file is not None else None
     report = facts.registration(properties)
-    with SiteLink(site_url, timeout=timeout, ssl_context=context) as site:
+    with SiteLink(
+        site_url, timeout=timeout, ssl_context=context, advice=REGISTRATION_ADVICE
+    ) as site:
         answer = site.register(report)
     config, secret = config_from_answer(answer, site_url, facts.hostname)
     config.properties = dict(properties or {})

@@ -47,6 +47,14 @@ ADVICE = Advice(
     "`qm client register --force --ca-file NEW_CA`",
     credential="re-register with `qm client register --home DIR --site URL --force`",
 )
+# Registration has no client.json yet, and nothing retries it: the user runs it again.
+REGISTRATION_ADVICE = Advice(
+    who="this client",
+    unreachable="check the URL given with --site and that `qm site serve` is running there; "
+    "nothing was registered: run the command again when the site answers",
+    untrusted="an https site needs its CA: pass the CA's PEM file with --ca-file",
+    credential=ADVICE.credential,
+)
 
 
 @dataclass(frozen=True)
@@ -95,11 +103,12 @@ class SiteLink:
         timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
         proxies: ProxySettings | None = None,
+        advice: Advice = ADVICE,
     ) -> None:
         """`ssl_context` pins the CA given at registration; None trusts the system's CAs."""
         self._site = SiteTransport(
             site_url,
-            ADVICE,
+            advice,
             credential=secret,
             timeout=timeout,
             ssl_context=ssl_context,

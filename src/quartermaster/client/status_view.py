@@ -87,7 +87,8 @@ def _deployment(d: DeploymentPolicy, local: DeploymentState, now: datetime) -> d
         "next": {
             "action": decision.action.value,
             "reason": decision.reason,
-            "at": format_optional(decision.wake_at),
+            # the scheduled moment itself; the agent wakes a little earlier (Decision.early)
+            "at": format_optional(decision.until),
         },
     }
 

@@ -29,11 +29,26 @@ def object_id(site_code: str, number: int) -> str:
     return f"{site_code}{number:05X}"
 
 
+#: What each kind of ID looks like on a site with code QM1, for hints.
+ID_EXAMPLES = {"package ID": "QM100001", "deployment ID": "QM120000", "application ID": "QM140000"}
+
+
+def normalize_object_id(value: str) -> str:
+    """An ID as printed (QM100001) or typed in lower case (qm100001): the same object.
+    Anything that is not an ID comes back as it was, for the error to quote."""
+    upper = value.strip().upper()
+    return upper if _OBJECT_ID.match(upper) else value
+
+
 def check_object_id(value: str, what: str = "package ID") -> str:
-    if not _OBJECT_ID.match(value or ""):
+    """The ID in capitals; InvalidInput with an example of the right kind when it is none."""
+    value = normalize_object_id(value or "")
+    if not _OBJECT_ID.match(value):
+        example = ID_EXAMPLES.get(what, "QM100001")
         raise InvalidInput(
             f"{what} {value!r} is not valid",
-            "an ID is the site code followed by 5 hex digits, e.g. QM100001",
+            f"{'an' if what[0] in 'aeiou' else 'a'} {what} is the site code followed by 5 "
+            f"hex digits, e.g. {example}",
         )
     return value
 

@@ -30,10 +30,10 @@ _MOUNT_KEY = web.AppKey("quartermaster_mounts", list)
 class PortInUse(QMError):
     code = "port_in_use"
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, option: str = "--listen") -> None:
         super().__init__(
             f"cannot listen on {host}:{port}: the address is already in use",
-            "stop the other process or choose another port with --listen",
+            f"stop the other process or choose another port with {option}",
         )
 
 
@@ -74,16 +74,24 @@ def _add_mount(app: web.Application, mount: StoreMount) -> None:
         if digest[:2] != shard:
             raise web.HTTPNotFound()
         await _authorize(mount, request)
-        return _StoreFileResponse(mount.root / "content" / "sha256" / shard / digest)
+        return _stored(mount.root / "content" / "sha256" / shard / digest)
 
     async def manifest(request: web.Request) -> web.StreamResponse:
         await _authorize(mount, request)
         name = request.match_info["package_hash"] + ".json"
-        return _StoreFileResponse(mount.root / "manifests" / name)
+        return _stored(mount.root / "manifests" / name)
 
     p = mount.prefix
     app.router.add_get(p + "/content/sha256/{shard:[0-9a-f]{2}}/{digest:[0-9a-f]{64}}", blob)
     app.router.add_get(p + "/manifests/{package_hash:[0-9a-f]{64}}.json", manifest)
+
+
+def _stored(path: Path) -> web.StreamResponse:
+    """The file's response; a missing one raises, so its 404 has the error shape (a
+    FileResponse would answer an empty 404 as application/octet-stream)."""
+    if not path.is_file():
+        raise web.HTTPNotFound()
+    return _StoreFileResponse(path)
 
 
 async def _authorize(mount: StoreMount, request: web.Request) -> None:
@@ -102,7 +110,12 @@ async def _cache_headers(request: web.Request, response: web.StreamResponse) -> 
         response.headers["Cache-Control"] = IMMUTABLE
 
 
-_ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "invalid_input"}
+_ERROR_CODES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+}
 
 
 @web.middleware
@@ -135,15 +148,22 @@ def _hint(status: int) -> str:
             "this server only serves /content/sha256/<2 hex>/<64 hex> and "
             "/manifests/<64 hex>.json of the blobs and versions it holds"
         )
+    if status == 405:
+        return "a distribution point is read-only: it answers GET and HEAD"
     return ""
 
 
 async def start_content_server(
-    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+    app: web.Application,
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None = None,
+    option: str = "--listen",
 ) -> web.AppRunner:
     """Serve `app` on host:port inside the running event loop; `await runner.cleanup()` stops.
 
-    Raises PortInUse when the address is taken. Port 0 picks a free port (see `bound_port`).
+    Raises PortInUse when the address is taken; its hint names `option`, the command-line
+    option that sets this address. Port 0 picks a free port (see `bound_port`).
     """
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
@@ -153,10 +173,10 @@ async def start_content_server(
     except OSError as exc:
         await runner.cleanup()
         if exc.errno == errno.EADDRINUSE:
-            raise PortInUse(host, port) from None
+            raise PortInUse(host, port, option) from None
         raise QMError(
             f"cannot listen on {host}:{port}: {exc.strerror}",
-            "check the address given with --listen",
+            f"check the address given with {option}",
         ) from None
     return runner
 

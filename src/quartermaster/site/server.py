@@ -140,6 +140,7 @@ async def _serve(ctx: SiteContext, embedded_dp: bool, faces: Sequence[Face] = ()
         content_host,
         content_port,
         ssl_context=tls.server_context() if tls else None,
+        option="--content-listen",
     )
     app = create_app(ctx)
     for face in faces:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from quartermaster.core.detection_rules import Detection, ManifestRule, detection
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound
-from quartermaster.core.ids import check_object_id, object_id
+from quartermaster.core.ids import check_object_id, normalize_object_id, object_id
 from quartermaster.core.program import ProgramSpec, check_run_as
 from quartermaster.site.applications.graph import check_no_cycle
 from quartermaster.site.collection_rules import parse_rule
@@ -74,7 +74,7 @@ def revise_application(session: Session, app_id: str, request: RevisionRequest) 
 
 
 def get_application(session: Session, app_id: str, lock: bool = False) -> Application:
-    check_object_id(app_id, "application ID")
+    app_id = check_object_id(app_id, "application ID")
     query = select(Application).where(Application.app_id == app_id)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
@@ -204,6 +204,7 @@ def _links(
 
 
 def _other(session: Session, app_id: str, other: str) -> str:
+    other = normalize_object_id(other)
     if other == app_id:
         raise Conflict(
             f"application {app_id} cannot depend on or supersede itself ({app_id} → {app_id})"

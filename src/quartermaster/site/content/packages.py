@@ -31,7 +31,7 @@ from quartermaster.site.status.site_messages import raise_status
 
 
 def get_package(session: Session, package_id: str) -> Package:
-    check_object_id(package_id)
+    package_id = check_object_id(package_id)
     package = session.get(Package, package_id)
     if package is None:
         raise NotFound(

@@ -269,7 +269,7 @@ def _insert(
 
 def get_deployment(session: Session, deployment_id: str, lock: bool = False) -> Deployment:
     """The deployment; ``lock`` holds its row (PostgreSQL) so rollout decisions serialize."""
-    check_object_id(deployment_id, "deployment ID")
+    deployment_id = check_object_id(deployment_id, "deployment ID")
     query = select(Deployment).where(Deployment.deployment_id == deployment_id)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
@@ -552,6 +552,7 @@ def deployment_status(
 ) -> dict[str, Any]:
     """Counts over every client ever targeted, each client's row, and the rollout."""
     deployment = get_deployment(session, deployment_id)
+    deployment_id = deployment.deployment_id  # as stored, whatever the case asked for
     counts = {s.value: 0 for s in ClientState}
     for value, count in session.execute(
         select(DeploymentClient.state, func.count())

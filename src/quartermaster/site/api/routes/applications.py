@@ -14,7 +14,7 @@ from quartermaster.site.api.schemas.applications import (
     ApplicationStatus,
     RevisionBody,
 )
-from quartermaster.site.api.schemas.common import MAX_INT
+from quartermaster.site.api.schemas.common import MAX_INT, ObjectId
 from quartermaster.site.api.schemas.deployments import DeploymentStatus
 from quartermaster.site.applications import compliance, records
 from quartermaster.site.deployments.deployments import create_app_from_request, deployment_status
@@ -42,7 +42,7 @@ def create_application(body: ApplicationBody, ctx: Ctx) -> dict[str, Any]:
     status_code=201,
     dependencies=[allow("application.update")],
 )
-def revise_application(app_id: str, body: RevisionBody, ctx: Ctx) -> dict[str, Any]:
+def revise_application(app_id: ObjectId, body: RevisionBody, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         records.revise_application(session, app_id, body.request())
     with ctx.db.session() as session:
@@ -64,7 +64,7 @@ def list_applications(
     response_model=ApplicationDetail,
     dependencies=[allow("application.read")],
 )
-def show_application(app_id: str, ctx: Ctx) -> dict[str, Any]:
+def show_application(app_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         return records.show_application(session, app_id)
 
@@ -74,7 +74,7 @@ def show_application(app_id: str, ctx: Ctx) -> dict[str, Any]:
     response_model=ApplicationStatus,
     dependencies=[allow("application.read")],
 )
-def application_status(app_id: str, ctx: Ctx) -> dict[str, Any]:
+def application_status(app_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         return compliance.application_status(session, app_id)
 

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
-from quartermaster.site.api.schemas.common import MAX_INT
+from quartermaster.site.api.schemas.common import MAX_INT, ObjectId
 from quartermaster.site.api.schemas.deployments import (
     DeploymentBody,
     DeploymentList,
@@ -71,7 +71,7 @@ def deployments(
     dependencies=[allow("deployment.read")],
 )
 def deployment(
-    deployment_id: str,
+    deployment_id: ObjectId,
     ctx: Ctx,
     limit: int = Query(1000, ge=0, le=10000),
     offset: int = Query(0, ge=0, le=MAX_INT),
@@ -82,7 +82,7 @@ def deployment(
 
 
 def _control(
-    ctx: Ctx, deployment_id: str, action: Callable[[Session, str], None]
+    ctx: Ctx, deployment_id: ObjectId, action: Callable[[Session, str], None]
 ) -> dict[str, Any]:
     with ctx.db.session() as session:
         action(session, deployment_id)
@@ -95,7 +95,7 @@ def _control(
     response_model=DeploymentStatus,
     dependencies=[allow("deployment.update")],
 )
-def deployment_schedule(deployment_id: str, body: ScheduleBody, ctx: Ctx) -> dict[str, Any]:
+def deployment_schedule(deployment_id: ObjectId, body: ScheduleBody, ctx: Ctx) -> dict[str, Any]:
     return _control(
         ctx,
         deployment_id,
@@ -114,7 +114,7 @@ def deployment_schedule(deployment_id: str, body: ScheduleBody, ctx: Ctx) -> dic
     response_model=DeploymentStatus,
     dependencies=[allow("deployment.update")],
 )
-def deployment_pause(deployment_id: str, ctx: Ctx) -> dict[str, Any]:
+def deployment_pause(deployment_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
     return _control(ctx, deployment_id, pause_deployment)
 
 
@@ -123,7 +123,7 @@ def deployment_pause(deployment_id: str, ctx: Ctx) -> dict[str, Any]:
     response_model=DeploymentStatus,
     dependencies=[allow("deployment.update")],
 )
-def deployment_resume(deployment_id: str, ctx: Ctx) -> dict[str, Any]:
+def deployment_resume(deployment_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
     return _control(ctx, deployment_id, resume_deployment)
 
 
@@ -132,5 +132,5 @@ def deployment_resume(deployment_id: str, ctx: Ctx) -> dict[str, Any]:
     response_model=DeploymentStatus,
     dependencies=[allow("deployment.update")],
 )
-def deployment_cancel(deployment_id: str, ctx: Ctx) -> dict[str, Any]:
+def deployment_cancel(deployment_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
     return _control(ctx, deployment_id, cancel_deployment)

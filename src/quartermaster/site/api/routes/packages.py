@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from quartermaster.site.api.schemas.common import MAX_INT
+from quartermaster.site.api.schemas.common import MAX_INT, ObjectId
 from quartermaster.site.api.schemas.packages import (
     DPNames,
     OneDP,
@@ -53,7 +53,7 @@ def list_packages(
 @router.get(
     "/packages/{package_id}", response_model=PackageDetail, dependencies=[allow("package.read")]
 )
-def show_package(package_id: str, ctx: Ctx) -> dict[str, Any]:
+def show_package(package_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
     return packages.show_package(ctx, package_id)
 
 
@@ -62,7 +62,7 @@ def show_package(package_id: str, ctx: Ctx) -> dict[str, Any]:
     response_model=PackageUpdated,
     dependencies=[allow("package.update")],
 )
-def update_package(package_id: str, ctx: Ctx) -> dict[str, Any]:
+def update_package(package_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
     return packages.update_package(ctx, package_id)
 
 
@@ -71,7 +71,7 @@ def update_package(package_id: str, ctx: Ctx) -> dict[str, Any]:
     response_model=PackageDetail,
     dependencies=[allow("package.distribute")],
 )
-def distribute(package_id: str, body: DPNames, ctx: Ctx) -> dict[str, Any]:
+def distribute(package_id: ObjectId, body: DPNames, ctx: Ctx) -> dict[str, Any]:
     return packages.distribute_package(ctx, package_id, body.dps)
 
 
@@ -80,7 +80,7 @@ def distribute(package_id: str, body: DPNames, ctx: Ctx) -> dict[str, Any]:
     response_model=PackageDetail,
     dependencies=[allow("package.remove_dp")],
 )
-def remove_dp(package_id: str, body: DPNames, ctx: Ctx) -> dict[str, Any]:
+def remove_dp(package_id: ObjectId, body: DPNames, ctx: Ctx) -> dict[str, Any]:
     return packages.remove_package_from_dps(ctx, package_id, body.dps)
 
 
@@ -89,6 +89,6 @@ def remove_dp(package_id: str, body: DPNames, ctx: Ctx) -> dict[str, Any]:
     response_model=PackageDetail,
     dependencies=[allow("package.distribute")],
 )
-def redistribute(package_id: str, body: OneDP, ctx: Ctx) -> dict[str, Any]:
+def redistribute(package_id: ObjectId, body: OneDP, ctx: Ctx) -> dict[str, Any]:
     """The DP re-hashes its copy and fetches again whatever is missing or damaged."""
     return packages.redistribute(ctx, package_id, body.dp)

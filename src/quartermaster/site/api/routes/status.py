@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from quartermaster.site.api.schemas.common import MAX_INT, aware
+from quartermaster.site.api.schemas.common import MAX_INT, ObjectId, aware
 from quartermaster.site.api.schemas.status import MessageList
 from quartermaster.site.status.messages import query_messages
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow
@@ -18,9 +18,9 @@ router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 @router.get("/status-messages", response_model=MessageList, dependencies=[allow("status.read")])
 def status_messages(
     ctx: Ctx,
-    deployment: str | None = Query(None, max_length=20),
+    deployment: Annotated[ObjectId | None, Query(max_length=20)] = None,
     client: str | None = Query(None, max_length=64),
-    package: str | None = Query(None, max_length=20),
+    package: Annotated[ObjectId | None, Query(max_length=20)] = None,
     message_id: int | None = Query(None, ge=0, le=MAX_INT),
     severity: str | None = Query(None, max_length=20),
     dp: str | None = Query(None, max_length=100),

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from quartermaster.core.detection_rules import MAX_RULES
-from quartermaster.site.api.schemas.common import MAX_INT, Answer, Strict
+from quartermaster.site.api.schemas.common import MAX_INT, Answer, ObjectId, Strict
 from quartermaster.site.applications import records
 
 MAX_LINKS = 50
@@ -16,7 +16,7 @@ MAX_LINKS = 50
 class RevisionBody(Strict):
     """A revision: the package version, programs (by name), detection and links."""
 
-    package_id: str = Field(min_length=1, max_length=20)
+    package_id: ObjectId = Field(min_length=1, max_length=20)
     source_version: int | None = Field(default=None, ge=1, le=MAX_INT)
     install: str = Field(min_length=1, max_length=100)
     uninstall: str | None = Field(default=None, min_length=1, max_length=100)
@@ -53,7 +53,7 @@ class ApplicationBody(RevisionBody):
 class AppDeploymentBody(Strict):
     """Times as for a program's deployment (``now``, ``+2h``, ISO 8601 with a zone)."""
 
-    app_id: str = Field(min_length=1, max_length=20)
+    app_id: ObjectId = Field(min_length=1, max_length=20)
     collection: str = Field(min_length=1, max_length=200)
     purpose: str = Field(default="install", max_length=20)
     available: str | None = Field(default=None, min_length=1, max_length=100)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from quartermaster.core.errors import InvalidInput
+from quartermaster.core.ids import normalize_object_id
 
 MAX_INT = 2**31 - 1  # query numbers beyond this cannot name a row (and overflow SQL)
 
@@ -18,6 +19,8 @@ class Strict(BaseModel):
 
 
 TimeText = Annotated[str, Field(min_length=1, max_length=100)]
+#: A package, deployment or application ID in a path, query or body: qm100001 is QM100001.
+ObjectId = Annotated[str, AfterValidator(normalize_object_id)]
 
 
 def aware(value: datetime | None, what: str) -> datetime | None:

@@ -7,13 +7,13 @@ from typing import Any
 from pydantic import Field
 
 from quartermaster.site.api.schemas.collections import CollectionName
-from quartermaster.site.api.schemas.common import Answer, Strict, TimeText
+from quartermaster.site.api.schemas.common import Answer, ObjectId, Strict, TimeText
 
 
 class DeploymentBody(Strict):
     """Times are what an administrator types (``now``, ``+2h``, ISO 8601 with a zone)."""
 
-    package_id: str = Field(min_length=1, max_length=20)
+    package_id: ObjectId = Field(min_length=1, max_length=20)
     program: str = Field(min_length=1, max_length=100)
     collection: CollectionName
     available: TimeText | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from quartermaster.site.api.schemas.common import Answer, Strict
+from quartermaster.site.api.schemas.common import Answer, ObjectId, Strict
 
 
 class DPBody(Strict):
@@ -15,7 +15,7 @@ class DPBody(Strict):
 
 
 class ValidateBody(Strict):
-    package_id: str | None = Field(default=None, max_length=20)
+    package_id: ObjectId | None = Field(default=None, max_length=20)
 
 
 class DPContentView(Answer):
