@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from quartermaster.core.errors import SourceError
-from quartermaster.site.content import content_library
-from quartermaster.site.content.content_library import ContentLibrary
+from quartermaster.site import content_library
+from quartermaster.site.content_library import ContentLibrary
 from tests.e2e.processes import SiteServer, start_site
 
 ATTEMPTS = 24

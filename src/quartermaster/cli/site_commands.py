@@ -128,7 +128,7 @@ def source_roots(
     """
     import os
 
-    from quartermaster.site.content import source_roots as roots
+    from quartermaster.site import source_roots as roots
     from quartermaster.site.home import SiteHome
 
     site = SiteHome(home)

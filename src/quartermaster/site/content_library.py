@@ -45,7 +45,7 @@ from quartermaster.core.errors import SourceError
 from quartermaster.core.hashing import CHUNK
 from quartermaster.core.manifest import FileEntry, relpath_problem
 from quartermaster.core.store_layout import blob_path, manifest_path
-from quartermaster.site.content.source_roots import home_kind
+from quartermaster.site.source_roots import home_kind
 
 WHOLE = 2 * CHUNK  # a file up to this size is read whole, then written only if new
 MAX_WORKERS = 8

@@ -10,7 +10,7 @@ from quartermaster.core.durable_files import write_atomic
 from quartermaster.core.errors import Conflict, InvalidInput
 from quartermaster.core.ids import check_site_code
 from quartermaster.site import db
-from quartermaster.site.content import source_roots as roots
+from quartermaster.site import source_roots as roots
 from quartermaster.site.distribution.points import EMBEDDED_DP, add_dp
 from quartermaster.site.home import (
     SiteConfig,

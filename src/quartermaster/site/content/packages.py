@@ -14,7 +14,7 @@ from quartermaster.core.errors import Conflict, InvalidInput, NotFound
 from quartermaster.core.ids import check_object_id, object_id
 from quartermaster.core.manifest import Manifest
 from quartermaster.core.program import ProgramSpec
-from quartermaster.site.content import source_roots
+from quartermaster.site import source_roots
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import next_counter
 from quartermaster.site.distribution import assignment, points, validation
