@@ -336,7 +336,8 @@ def _syntax_error(text: str, error: UnexpectedInput) -> InvalidInput:
         return _error_at(
             text, line, column, f"unexpected character {char!r}", _character_hint(char)
         )
-    assert isinstance(error, UnexpectedToken)
+    if not isinstance(error, UnexpectedToken):
+        return _error_at(text, line, column, "the rule is incomplete here", "")
     token = error.token
     expected = [e for e in _TERMINAL_NAMES if e in error.expected]
     wanted = _either([_TERMINAL_NAMES[e] for e in expected])
@@ -501,7 +502,8 @@ class _Compiler:
         return _error_at(self.text, token.line or 1, token.column or 1, problem, hint)
 
     def node(self, tree: Tree[Token] | Token) -> _Node:
-        assert isinstance(tree, Tree)
+        if not isinstance(tree, Tree):
+            raise self.fail(tree, f"unexpected {tree.value!r}", "")
         kind = str(tree.data)
         if kind in ("or_expr", "and_expr"):
             return self.junction(tree)

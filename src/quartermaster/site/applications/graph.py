@@ -71,7 +71,8 @@ def _describe(start: str, path: list[Edge]) -> str:
     for kind, other in path:
         text += f" {words[kind]} {other}"
         node = other
-    assert node == start
+    if node != start:
+        raise ValueError(f"{text} is not a cycle back to {start}")
     return text
 
 

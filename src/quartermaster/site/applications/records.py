@@ -91,7 +91,11 @@ def current_revision(session: Session, application: Application) -> ApplicationR
             ApplicationRevision.revision == application.current_revision,
         )
     )
-    assert revision is not None, "an application always has its current revision"
+    if revision is None:  # revisions are never deleted: a damaged database
+        raise NotFound(
+            f"application {application.app_id} lacks its revision {application.current_revision}",
+            "restore the site database from a backup",
+        )
     return revision
 
 

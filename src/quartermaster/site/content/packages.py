@@ -146,8 +146,7 @@ def _publish(
         total_size=manifest.total_size,
     )
     session.add(row)
-    package = session.get(Package, package_id)
-    assert package is not None
+    package = get_package(session, package_id)
     package.current_version = version
     package.updated = utcnow()
     session.flush()

@@ -313,8 +313,7 @@ def reschedule_deployment(
             return None
         return parse_time(value, now, what)
 
-    start = moment(available, deployment.available, "available time", False)
-    assert start is not None
+    start = moment(available, deployment.available, "available time", False) or deployment.available
     due = moment(deadline, deployment.deadline, "deadline", True)
     end = moment(expires, deployment.expires, "expiry", True)
     check_times(start, due, end)
@@ -414,7 +413,8 @@ def reevaluate_rollouts(session: Session, deployment_ids: Iterable[str | None]) 
 
 def _evaluate(session: Session, deployment: Deployment) -> RolloutState:
     plan = _plan(deployment)
-    assert plan is not None
+    if plan is None:
+        raise ValueError(f"deployment {deployment.deployment_id} has no phases to evaluate")
     control = _control(deployment)
     counts = _counts(session, deployment, plan)
     state = rollout_state(plan, counts, control)

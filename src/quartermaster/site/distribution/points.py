@@ -40,6 +40,14 @@ def get_dp(session: Session, name: str) -> DistributionPoint:
     return dp
 
 
+def dp_by_id(session: Session, dp_id: int) -> DistributionPoint:
+    """The DP an authenticated request came from (its row may be gone since)."""
+    dp = session.get(DistributionPoint, dp_id)
+    if dp is None:
+        raise NotFound(f"DP {dp_id} is no longer registered", "enroll the DP again")
+    return dp
+
+
 def add_dp(
     session: Session,
     name: str,

@@ -9,7 +9,8 @@ from quartermaster.site.models import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
-assert url, "the site passes its database URL"
+if not url:
+    raise RuntimeError("run migrations through the site: it passes its database URL")
 connectable = create_engine(url)
 with connectable.connect() as connection:
     context.configure(

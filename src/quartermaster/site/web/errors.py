@@ -29,12 +29,14 @@ def error_response(status: int, code: str, message: str, hint: str = "") -> JSON
 
 
 async def qm_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, QMError)
+    if not isinstance(exc, QMError):
+        raise exc
     return error_response(exc.http_status, exc.code, exc.message, exc.hint)
 
 
 async def validation_handler(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):
+        raise exc
     problems = "; ".join(
         f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
     )
@@ -47,7 +49,8 @@ async def validation_handler(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):
+        raise exc
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail))
 

@@ -35,7 +35,7 @@ from quartermaster.site.distribution.locations import content_locations
 from quartermaster.site.identity import audit
 from quartermaster.site.identity.authorization import Principal
 from quartermaster.site.models import Client, utcnow
-from quartermaster.site.targeting import client_access, membership, registration
+from quartermaster.site.targeting import client_access, clients, membership, registration
 from quartermaster.site.web.access import (
     CheckedRoute,
     Ctx,
@@ -101,8 +101,7 @@ async def register(body: RegisterBody, ctx: Ctx) -> dict[str, Any]:
 def inventory(body: RegisterBody, client_id: InventoryClient, ctx: Ctx) -> dict[str, bool]:
     """The client's facts now (as at registration); its rule memberships follow them."""
     with ctx.db.session() as session:
-        client = session.get(Client, client_id)
-        assert client is not None
+        client = clients.get_client(session, client_id)
         changed = membership.report_inventory(session, client, body.model_dump())
     return {"membership_changed": changed}
 

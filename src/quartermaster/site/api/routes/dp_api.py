@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from quartermaster.site import models
+from quartermaster.core.errors import Unauthorized
 from quartermaster.site.api.schemas.dp_api import (
     Assignments,
     EnrollBody,
@@ -16,7 +16,7 @@ from quartermaster.site.api.schemas.dp_api import (
     ReportBody,
 )
 from quartermaster.site.content import manifests
-from quartermaster.site.distribution import assignment, dp_reports, enrollment
+from quartermaster.site.distribution import assignment, dp_reports, enrollment, points
 from quartermaster.site.identity.authorization import Principal
 from quartermaster.site.web.access import CheckedRoute, Ctx, allow, require
 
@@ -29,7 +29,8 @@ def _dp_id(action: str) -> Callable[..., int]:
 
     # A default, not Annotated: a string annotation cannot name this closure variable.
     def dp_id(principal: Principal = Depends(requirement)) -> int:  # noqa: B008
-        assert principal.dp_id is not None
+        if principal.dp_id is None:
+            raise Unauthorized("this request needs a DP credential")
         return principal.dp_id
 
     return dp_id
@@ -57,8 +58,7 @@ def enroll(body: EnrollBody, ctx: Ctx) -> dict[str, Any]:
 @router.get("/assignments", response_model=Assignments)
 def assignments(dp_id: SyncingDP, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
-        dp = session.get(models.DistributionPoint, dp_id)
-        assert dp is not None
+        dp = points.dp_by_id(session, dp_id)
         answer = assignment.assignments(ctx, session, dp)
     answer["signing_keys"] = ctx.key.key_list_envelope(ctx.site_code)  # DPs follow rotations
     return answer
@@ -73,7 +73,6 @@ def manifest(package_hash: str, _: SyncingDP, ctx: Ctx) -> dict[str, Any]:
 @router.post("/report", response_model=ReportAccepted)
 def report(body: ReportBody, dp_id: ReportingDP, ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
-        dp = session.get(models.DistributionPoint, dp_id)
-        assert dp is not None
+        dp = points.dp_by_id(session, dp_id)
         dp_reports.record_report(session, dp, body.model_dump())
     return {"ok": True}
