@@ -19,7 +19,7 @@ class SiteContext:
     home: SiteHome
     config: SiteConfig
     db: Database
-    key: SiteKeys  # signs with every active key (see site/keys.py)
+    key: SiteKeys  # signs with every active key (see site/identity/keys.py)
     library: ContentLibrary
     tls: ServerTLS | None = None  # set by `qm site serve --tls-cert/--tls-key`
     _listeners: list[Callable[[], None]] = field(default_factory=list)

@@ -3,7 +3,7 @@
 config.json         site code, name, database URL, listen addresses
 site.db             the embedded SQLite database (default)
 library/            the content library (the store layout of core.store_layout)
-keys/               the Ed25519 keys that sign manifests and policy (0700; see site/keys.py)
+keys/               the Ed25519 keys that sign manifests and policy (0700; site/identity/keys.py)
   signing.key       the primary key (0600); overlap/ holds keys in a rotation's overlap
 admin.token         the first administrator's API token (0600)
 source-roots        the folders package sources may come from (site/content/source_roots.py)

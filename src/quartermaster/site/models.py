@@ -135,7 +135,8 @@ class SiteSetting(Base):
 
 
 class AuditEntry(Base):
-    """Who changed what: one row per change attempted through the admin API (site/audit.py)."""
+    """Who changed what: one row per change attempted through the admin API
+    (site/identity/audit.py)."""
 
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_account_time", "account", "time"),)
@@ -209,7 +210,7 @@ class Client(Base):
     agent_version: Mapped[str] = mapped_column(String(50), default="")
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     approval: Mapped[str] = mapped_column(String(20), default="approved", index=True)
-    # Re-keying (site/client_access.py): the old secret then only buys a new one, which
+    # Re-keying (site/targeting/client_access.py): the old secret then only buys a new one, which
     # replaces it the first time the client uses it.
     rekey_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     next_secret_hash: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)

@@ -87,7 +87,9 @@ def build_policy(
             "poll_interval": ctx.config.poll_interval,
             "deployments": deployments,
             "applications": applications,
-            "signing_keys": [k.to_dict() for k in ctx.trusted_keys()],  # rotation: site/keys.py
+            "signing_keys": [
+                k.to_dict() for k in ctx.trusted_keys()
+            ],  # rotation: site/identity/keys.py
         }
     )
 

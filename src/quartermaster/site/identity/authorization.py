@@ -157,7 +157,9 @@ def rule_for(action: str) -> Rule:
     try:
         return RULES[action]
     except KeyError:
-        raise ValueError(f"unknown action {action!r}; add it to site/authorization.py") from None
+        raise ValueError(
+            f"unknown action {action!r}; add it to site/identity/authorization.py"
+        ) from None
 
 
 def authorize(principal: Principal, action: str) -> None:

@@ -2,9 +2,9 @@
 context, authentication, authorization and the audit trail.
 
 Every route declares the one action it performs, `require("package.create")` (or
-`allow(...)` in its decorator); `site/authorization.py` decides who may. A router built with
-`CheckedRoute` refuses, at import, a route that declares no action, and `AuditedRoute` (the
-admin API) writes an audit row around every change.
+`allow(...)` in its decorator); `site/identity/authorization.py` decides who may. A router
+built with `CheckedRoute` refuses, at import, a route that declares no action, and
+`AuditedRoute` (the admin API) writes an audit row around every change.
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ class CheckedRoute(APIRoute):
         if requirement_of(self) is None:
             raise TypeError(
                 f"route {sorted(self.methods or ())} {self.path} declares no action: "
-                "add require(ACTION) or allow(ACTION) (site/authorization.py)"
+                "add require(ACTION) or allow(ACTION) (site/identity/authorization.py)"
             )
 
 
