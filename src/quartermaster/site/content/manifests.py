@@ -32,9 +32,12 @@ def manifest_envelope(session: Session, package_hash: str) -> dict[str, Any]:
 _MANIFESTS: SerialCache[str, bytes] = SerialCache(1024)
 
 
-def manifest_bytes(session: Session, package_hash: str, serial: int) -> bytes:
+def manifest_bytes(session: Session, package_hash: str, serial: int, database: str) -> bytes:
     """The signed manifest envelope as canonical JSON; `serial` is the policy serial read
-    earlier in this transaction."""
+    earlier in this transaction from `database` (its URL)."""
     return _MANIFESTS.get(
-        serial, package_hash, lambda: canonical_json(manifest_envelope(session, package_hash))
+        database,
+        serial,
+        package_hash,
+        lambda: canonical_json(manifest_envelope(session, package_hash)),
     )

@@ -67,7 +67,7 @@ def build_policy(
         sorted(session.connection().execute(_MEMBERSHIPS, {"client_id": client_id}).scalars())
     )
     entries, windows, applications = _CACHE.get(
-        serial, memberships, lambda: _load_entries(session, memberships)
+        ctx.db.url, serial, memberships, lambda: _load_entries(session, memberships)
     )
     deployments = [
         {**entry, "maintenance_windows": windows}
@@ -87,9 +87,8 @@ def build_policy(
             "poll_interval": ctx.config.poll_interval,
             "deployments": deployments,
             "applications": applications,
-            "signing_keys": [
-                k.to_dict() for k in ctx.trusted_keys()
-            ],  # rotation: site/identity/keys.py
+            # after a rotation, the keys of site/identity/keys.py
+            "signing_keys": [k.to_dict() for k in ctx.trusted_keys()],
         }
     )
 

@@ -148,7 +148,7 @@ async def manifest_answer(
 def _manifest(ctx: SiteContext, authenticate: Authenticate, package_hash: str) -> Response:
     with ctx.db.session() as session:
         call = authenticate(session)
-        body = manifests.manifest_bytes(session, _hash(package_hash), call.serial)
+        body = manifests.manifest_bytes(session, _hash(package_hash), call.serial, ctx.db.url)
     return Response(body, media_type="application/json")
 
 
