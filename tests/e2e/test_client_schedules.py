@@ -98,6 +98,17 @@ def test_a_mandatory_run_waits_for_the_maintenance_window(site: SiteServer, tmp_
     waiting = _client_state(client, deployment_id)["next"]
     assert waiting["action"] == "wait_window"
     assert waiting["at"][:10] == _iso(now + timedelta(days=2))[:10]
+    # Both sides say why it is in progress, and when the window opens.
+    opens = _iso(now + timedelta(days=2))
+    said = f"waiting for a maintenance window (opens {opens}"
+    assert f"    next: {said}" in run_qm("client", "status", "--home", str(client)).stdout
+    status = deployment_status(site, deployment_id)
+    assert status["counts"]["in_progress"] == 1
+    assert status["waiting_for_window"] == {"clients": 1, "opens": opens}
+    [row] = status["clients"]
+    assert row["waiting"] == f"{said})"
+    shown = " ".join(site.qm("deploy", "status", deployment_id).stdout.split())
+    assert f"1 in progress {said})" in shown, shown
 
     open_now = f"{_iso(now - timedelta(hours=1))}/{_iso(now + timedelta(hours=6))}"
     site.qm("collection", "window", "add", "Servers", open_now)

@@ -242,6 +242,14 @@ def status(
         markup=False,
     )
     out.print(f"targeted {data['targeted']}: {counts}", markup=False)
+    held = data.get("waiting_for_window")
+    if held:
+        opens = f"opens {held['opens']}" if held["opens"] else "none opens again"
+        out.print(
+            f"{held['clients']} in progress waiting for a maintenance window ({opens}); "
+            "see the collection's windows with `qm collection show`",
+            markup=False,
+        )
     if data.get("compliance"):
         shown = ", ".join(f"{k} {v}" for k, v in data["compliance"].items())
         out.print(f"application {data['app_id']} ({data['purpose']}): {shown}", markup=False)
@@ -268,7 +276,12 @@ def status(
             ],
         )
     print_table(
-        [_localized(c, ("last_message_time", "last_evaluated")) for c in data["clients"]],
+        [
+            {**_localized(c, ("last_message_time", "last_evaluated")), "state": c.get("waiting")}
+            if c.get("waiting")
+            else _localized(c, ("last_message_time", "last_evaluated"))
+            for c in data["clients"]
+        ],
         ["hostname", "state", "phase", "last_message_id", "last_message_time", "detail"]
         + (["last_evaluated"] if data.get("app_id") else []),
     )

@@ -44,6 +44,13 @@ def create(
     program: list[str] = typer.Option([], "--program", help="NAME=COMMANDLINE, repeatable."),
     manufacturer: str = typer.Option("", "--manufacturer"),
     version_label: str = typer.Option("", "--version-label"),
+    platform: str = typer.Option(
+        "any",
+        "--platform",
+        help="The clients it is for: any (default: Windows file-name rules, no links), "
+        "windows, linux or macos (links inside the folder kept as links; linux: names "
+        "differing only by case, and ':' in names, allowed).",
+    ),
     site: str = SiteOption,
     token: str = TokenOption,
 ) -> None:
@@ -51,6 +58,8 @@ def create(
 
     Example:
     qm package create --name Notepad --source /srv/src/notepad --program 'Install=sh install.sh'
+
+    Example: qm package create --name Docs --source /usr/share/doc --platform linux
     """
     body = {
         "name": name,
@@ -58,6 +67,7 @@ def create(
         "programs": [_program_arg(p) for p in program],
         "manufacturer": manufacturer,
         "version_label": version_label,
+        "platform": platform,
     }
     result = SiteLink(site, token).post("/api/v1/packages", body)
     print(result["package_id"])
@@ -97,7 +107,10 @@ def show(
     if as_json:
         print_json(data)
         return
-    out.print(f"[bold]{data['package_id']}[/] {data['name']}  source: {data['source_path']}")
+    out.print(
+        f"[bold]{data['package_id']}[/] {data['name']}  source: {data['source_path']}  "
+        f"platform: {data.get('platform', 'any')}"
+    )
     print_table(
         data["versions"],
         ["source_version", "package_hash", "file_count", "total_size", "created"],

@@ -150,6 +150,9 @@ def render_text(status: dict[str, Any]) -> list[str]:
             + ("" if d["state"] == "active" else f", {d['state']}")
         )
         step = d["next"]
+        if step["action"] == "wait_window":  # the reason says what and until when
+            lines.append(f"    next: {step['reason']}")
+            continue
         lines.append(
             f"    next: {step['action']} ({step['reason']})"
             + (f" at {step['at']}" if step["at"] else "")

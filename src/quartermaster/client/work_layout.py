@@ -20,7 +20,8 @@ from quartermaster.core.manifest import Manifest
 
 
 def lay_out(manifest: Manifest, cache: ContentCache, work_root: Path, deployment_id: str) -> Path:
-    """Return work_root/deployment_id holding exactly the manifest's files with their modes."""
+    """Return work_root/deployment_id holding exactly the manifest's files with their modes,
+    and its links (linux and macos packages) as symbolic links."""
     final = work_root / deployment_id
     building = work_root / f".{deployment_id}.building"
     remove_tree(building)
@@ -31,6 +32,10 @@ def lay_out(manifest: Manifest, cache: ContentCache, work_root: Path, deployment
         target.parent.mkdir(parents=True, exist_ok=True)
         _copy_verified(cache.blob_path(entry.sha256), target, entry.sha256, buffer)
         os.chmod(target, entry.mode)
+    for link in manifest.links:  # verified with the manifest: relative, inside the package
+        at = building.joinpath(*link.path.split("/"))
+        at.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(link.target, at)
     remove_tree(final)
     building.rename(final)
     return final

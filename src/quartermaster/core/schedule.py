@@ -533,19 +533,29 @@ def _mandatory(schedule: DeploymentSchedule, windows: Sequence[Window], now: dat
         return Decision(Action.RUN, Why.DEADLINE, "the deadline has passed")
     opens = next_open(windows, now)
     if opens is None:
-        return Decision(
-            Action.WAIT,
-            Why.MAINTENANCE_WINDOW,
-            "waiting for a maintenance window; none opens again",
-        )
+        return Decision(Action.WAIT, Why.MAINTENANCE_WINDOW, window_wait_text(None))
     late = schedule.expires is not None and opens >= schedule.expires
-    note = " (after the deployment expires)" if late else ""
+    note = ", after the deployment expires" if late else ""
     return Decision(
-        Action.WAIT,
-        Why.MAINTENANCE_WINDOW,
-        f"waiting for the maintenance window opening at {_iso(opens)}{note}",
-        opens,
+        Action.WAIT, Why.MAINTENANCE_WINDOW, window_wait_text(_iso(opens) + note), opens
     )
+
+
+def window_wait_text(opens: str | None) -> str:
+    """How the client and the site both say a mandatory run is held for a window."""
+    if opens is None:
+        return "waiting for a maintenance window (none opens again)"
+    return f"waiting for a maintenance window (opens {opens})"
+
+
+def window_time_text(text: str) -> str | None:
+    """A window's opening time as a status message carries it (2026-12-05T22:00:00.000Z),
+    written as window_wait_text's callers write it (2026-12-05T22:00Z); None if no time."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return _iso(moment) if moment.tzinfo is not None else None
 
 
 def _due(schedule: DeploymentSchedule, last: LastRun | None, source_version: int) -> bool:

@@ -35,7 +35,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,16 @@ from quartermaster.core.canonical import canonical_json
 from quartermaster.core.durable_files import fsync_path, write_atomic
 from quartermaster.core.errors import SourceError
 from quartermaster.core.hashing import CHUNK
-from quartermaster.core.manifest import FileEntry, relpath_problem
+from quartermaster.core.manifest import (
+    DEFAULT_PLATFORM,
+    LINK_PLATFORMS,
+    FileEntry,
+    LinkEntry,
+    check_platform,
+    collision_key,
+    link_problem,
+    relpath_problems,
+)
 from quartermaster.core.store_layout import blob_path, manifest_path
 from quartermaster.site.source_roots import home_kind
 
@@ -53,10 +62,14 @@ BLOCK = 4096  # O_DIRECT writes whole blocks from block-aligned memory (a page i
 O_DIRECT = getattr(os, "O_DIRECT", 0)  # 0 where the platform has none: buffered writes
 
 
+MAX_LISTED = 100  # offenders named in one refusal; the rest are counted
+
+
 @dataclass
 class Snapshot:
     files: list[FileEntry]
     new_bytes: int  # bytes of content the library did not hold before
+    links: list[LinkEntry] = field(default_factory=list)  # kept as links (linux, macos)
 
 
 @dataclass
@@ -87,8 +100,14 @@ class ContentLibrary:
         """Keep each signed manifest beside its blobs, so the library is a complete store."""
         write_atomic(manifest_path(self.root, package_hash), canonical_json(envelope))
 
-    def snapshot(self, source: Path, guard: Callable[[Path], None] | None = None) -> Snapshot:
-        """Hash and store every file of `source`; refuse anything that is not a plain file.
+    def snapshot(
+        self,
+        source: Path,
+        guard: Callable[[Path], None] | None = None,
+        platform: str = DEFAULT_PLATFORM,
+    ) -> Snapshot:
+        """Hash and store every file of `source`; refuse anything a client of `platform`
+        could not hold, and anything but plain files and (linux, macos) links inside it.
 
         `guard` sees the real path of the folder that was opened (links resolved) and may
         refuse it (the site's source roots). Every file is then opened relative to that
@@ -97,11 +116,13 @@ class ContentLibrary:
         files need is durable in the library.
         """
         source = check_source_folder(source)
+        check_platform(platform)
         root_fd = _open_folder(str(source), None, source)
         try:
             if guard is not None:
                 guard(_real_path(root_fd, source))
-            found = walk_source(root_fd, source)  # the whole tree is checked first
+            # the whole tree is checked first
+            found, links = walk_source_and_links(root_fd, source, platform)
             self.tmp.mkdir(parents=True, exist_ok=True)
             run = _SnapshotRun(self, root_fd)
             try:
@@ -116,7 +137,7 @@ class ContentLibrary:
                 run.discard_temps()
         finally:
             os.close(root_fd)
-        return Snapshot(files, run.new_bytes)
+        return Snapshot(files, run.new_bytes, links)
 
 
 class _SnapshotRun:
@@ -385,76 +406,134 @@ def _changed(relpath: str) -> SourceError:
     )
 
 
-def walk_source(root_fd: int, root: Path) -> list[Found]:
-    """Every regular file under the open folder as a `Found`, sorted, or a SourceError.
+def walk_source(root_fd: int, root: Path, platform: str = DEFAULT_PLATFORM) -> list[Found]:
+    """Every regular file under the open folder as a `Found`, sorted, or a SourceError."""
+    return walk_source_and_links(root_fd, root, platform)[0]
+
+
+def walk_source_and_links(
+    root_fd: int, root: Path, platform: str = DEFAULT_PLATFORM
+) -> tuple[list[Found], list[LinkEntry]]:
+    """Every regular file under the open folder as a `Found`, and the links kept as links,
+    sorted; or a SourceError that lists every offender (up to MAX_LISTED) with the rule it
+    breaks on `platform`'s clients.
 
     The whole tree is checked before a single byte is stored, so a refused source leaves
     nothing in the content library. A folder that is a Quartermaster home (site, DP or
-    client) is refused: its files are secrets.
+    client) is refused: its files are secrets. A link's target is read, never followed.
     """
-    found: list[Found] = []
-    _walk_folder(root_fd, root, "", found, {})
-    found.sort(key=lambda f: f.relpath)
-    return found
-
-
-def _walk_folder(
-    fd: int, folder: Path, prefix: str, found: list[Found], folded: dict[str, str]
-) -> None:
-    try:
-        names = sorted(os.listdir(fd))
-    except PermissionError:
-        raise SourceError(
-            f"cannot read folder {str(folder)!r}", "give the site server read access"
-        ) from None
-    kind = home_kind(folder, set(names))
-    if kind:
-        raise SourceError(
-            f"source folder {str(folder)!r} is {kind}: its files are secrets",
-            "give a folder that holds only the package's files",
-        )
-    for name in names:
-        rel = f"{prefix}{name}"
-        problem = relpath_problem(rel)
+    walk = _Walk(platform)
+    walk.folder(root_fd, root, "")
+    names = frozenset([f.relpath for f in walk.found] + [link.path for link in walk.links])
+    for link in walk.links:
+        problem = link_problem(link.path, link.target, platform, names)
         if problem:
+            walk.offenders.append((link.path, problem))
+    if walk.offenders:
+        raise SourceError(_offenders_text(root, platform, walk.offenders), _hint(platform))
+    walk.found.sort(key=lambda f: f.relpath)
+    walk.links.sort(key=lambda link: link.path)
+    return walk.found, walk.links
+
+
+class _Walk:
+    """What one walk found, and every entry it refuses, with the rule each breaks."""
+
+    def __init__(self, platform: str) -> None:
+        self.platform = platform
+        self.found: list[Found] = []
+        self.links: list[LinkEntry] = []
+        self.offenders: list[tuple[str, str]] = []
+        self.folded: dict[str, str] = {}  # collision key -> path: files, links, folders
+
+    def folder(self, fd: int, folder: Path, prefix: str) -> None:
+        try:
+            names = sorted(os.listdir(fd))
+        except PermissionError:
             raise SourceError(
-                f"source file {rel!r} {problem}",
-                "rename it so that it is valid on every client",
+                f"cannot read folder {str(folder)!r}", "give the site server read access"
+            ) from None
+        kind = home_kind(folder, set(names))
+        if kind:
+            raise SourceError(
+                f"source folder {str(folder)!r} is {kind}: its files are secrets",
+                "give a folder that holds only the package's files",
             )
+        for name in names:
+            self.entry(fd, folder, prefix, name)
+
+    def entry(self, fd: int, folder: Path, prefix: str, name: str) -> None:
+        rel = f"{prefix}{name}"
+        problems = relpath_problems(rel, self.platform)
+        self.offenders += [(rel, problem) for problem in problems]
         try:
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
         except FileNotFoundError:
             raise _changed(rel) from None
-        if stat.S_ISLNK(st.st_mode):
-            raise SourceError(
-                f"source entry {rel!r} is a symbolic link",
-                "replace the link with the file it points to",
-            )
-        other = folded.setdefault(rel.casefold(), rel)
+        other = self.folded.setdefault(collision_key(rel, self.platform), rel)
         if other != rel:
-            raise SourceError(
-                f"source entries {other!r} and {rel!r} differ only by letter case",
-                "rename one: Windows and macOS clients cannot hold both",
+            self.offenders.append(
+                (rel, f"and {other!r} differ only by letter case (Windows and macOS)")
             )
-        if stat.S_ISDIR(st.st_mode):
+        if stat.S_ISLNK(st.st_mode):
+            if self.platform in LINK_PLATFORMS:
+                try:
+                    self.links.append(LinkEntry(rel, os.readlink(name, dir_fd=fd)))
+                except OSError:
+                    raise _changed(rel) from None
+            else:
+                self.offenders.append(
+                    (
+                        rel,
+                        f"is a symbolic link: a package for platform {self.platform!r} "
+                        "cannot hold links (Windows clients)",
+                    )
+                )
+        elif stat.S_ISDIR(st.st_mode):
+            if problems:
+                return  # its name is refused already; its entries would repeat it
             sub = _open_folder(name, fd, rel)
             try:
                 seen = os.fstat(sub)
                 if (seen.st_dev, seen.st_ino) != (st.st_dev, st.st_ino):
                     raise _changed(rel)
-                _walk_folder(sub, folder / name, rel + "/", found, folded)
+                self.folder(sub, folder / name, rel + "/")
             finally:
                 os.close(sub)
         elif stat.S_ISREG(st.st_mode):
             if st.st_nlink > 1:
-                raise SourceError(
-                    f"source file {rel!r} is a hard link (it has other names, "
-                    "possibly outside the source folder)",
-                    "replace it with a copy: `cp --remove-destination` or copy it in again",
+                self.offenders.append(
+                    (
+                        rel,
+                        "is a hard link (it has other names, possibly outside the source "
+                        "folder): replace it with a copy",
+                    )
                 )
-            found.append(Found(rel, st.st_dev, st.st_ino))
+            self.found.append(Found(rel, st.st_dev, st.st_ino))
         else:
-            raise SourceError(
-                f"source entry {rel!r} is not a regular file (device, pipe or socket)",
-                "remove it from the source folder",
-            )
+            self.offenders.append((rel, "is not a regular file (device, pipe or socket)"))
+
+
+def _offenders_text(root: Path, platform: str, offenders: list[tuple[str, str]]) -> str:
+    offenders.sort()
+    lines = [f"  {rel!r} {problem}" for rel, problem in offenders[:MAX_LISTED]]
+    if len(offenders) > MAX_LISTED:
+        lines.append(f"  ... and {len(offenders) - MAX_LISTED} more")
+    count = len({rel for rel, _ in offenders})
+    return (
+        f"source folder {root} has {count} entries a package for platform {platform!r} "
+        "cannot hold:\n" + "\n".join(lines)
+    )
+
+
+def _hint(platform: str) -> str:
+    if platform in LINK_PLATFORMS:
+        return (
+            "rename or remove them; a link must be relative and point to a file or folder "
+            "inside the source folder"
+        )
+    return (
+        "rename or remove them so that every client can hold them, or, if the package is "
+        "only for Linux or macOS clients, say so with --platform linux (or macos): Windows "
+        "name rules then do not apply and links inside the folder are kept"
+    )

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound
 from quartermaster.core.ids import check_object_id, object_id
-from quartermaster.core.manifest import Manifest
+from quartermaster.core.manifest import DEFAULT_PLATFORM, Manifest
 from quartermaster.core.program import ProgramSpec
 from quartermaster.site import source_roots
 from quartermaster.site.context import SiteContext
@@ -59,15 +59,19 @@ def create_package(
     programs: list[ProgramSpec],
     manufacturer: str = "",
     version_label: str = "",
+    platform: str = DEFAULT_PLATFORM,
 ) -> dict[str, Any]:
-    """Allocate an ID, snapshot the source as version 1 and publish it to every DP."""
+    """Allocate an ID, snapshot the source as version 1 and publish it to every DP.
+
+    `platform` (docs/protocol.md) decides the file-name rules and whether links are kept;
+    every later version keeps it (it is in the manifest)."""
     name = _check_name(name)
     names = [p.name for p in programs]
     if len(set(names)) != len(names):
         raise Conflict("two programs have the same name", "give each program its own name")
     source_path = Path(source)
     # validates the folder (roots, homes, every entry) before any ID is used
-    snapshot = ctx.library.snapshot(source_path, _source_guard(ctx))
+    snapshot = ctx.library.snapshot(source_path, _source_guard(ctx), platform)
     with ctx.db.session() as session:
         package_id = object_id(ctx.site_code, next_counter(session, "package"))
         session.add(
@@ -88,7 +92,14 @@ def create_package(
             session,
             package_id,
             1,
-            Manifest(ctx.site_code, package_id, 1, tuple(snapshot.files)),
+            Manifest(
+                ctx.site_code,
+                package_id,
+                1,
+                tuple(snapshot.files),
+                platform,
+                tuple(snapshot.links),
+            ),
             snapshot.new_bytes,
         )
     ctx.distribution_changed()
@@ -101,8 +112,17 @@ def update_package(ctx: SiteContext, package_id: str) -> dict[str, Any]:
         package = get_package(session, package_id)
         source, current = Path(package.source_path), package.current_version
         latest = _manifest_of(session, package_id, current)
-    snapshot = ctx.library.snapshot(source, _source_guard(ctx))  # the roots may have narrowed
-    candidate = Manifest(ctx.site_code, package_id, current + 1, tuple(snapshot.files))
+    platform = latest.platform if latest is not None else DEFAULT_PLATFORM
+    # the roots may have narrowed
+    snapshot = ctx.library.snapshot(source, _source_guard(ctx), platform)
+    candidate = Manifest(
+        ctx.site_code,
+        package_id,
+        current + 1,
+        tuple(snapshot.files),
+        platform,
+        tuple(snapshot.links),
+    )
     if latest is not None and candidate.same_content(latest):
         return {"package_id": package_id, "source_version": current, "changed": False}
     with ctx.db.session() as session:
@@ -258,8 +278,11 @@ def show_package(ctx: SiteContext, package_id: str) -> dict[str, Any]:
             .where(DPContent.version_id.in_(list(by_version)))
             .order_by(DistributionPoint.name)
         ).all()
+        current = max(package.versions, key=lambda v: v.source_version, default=None)
+        signed = json.loads(current.manifest)["signed"] if current is not None else {}
         return {
             **_summary(package),
+            "platform": signed.get("platform", DEFAULT_PLATFORM),
             "versions": versions,
             "programs": [p.spec for p in package.programs],
             "distribution": [

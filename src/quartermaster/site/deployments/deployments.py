@@ -13,6 +13,7 @@ against a phase.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,14 @@ from sqlalchemy.orm import Session, selectinload
 
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound
 from quartermaster.core.ids import DEPLOYMENT_ID_START, check_object_id, object_id
-from quartermaster.core.schedule import Rerun, check_times, parse_rerun, parse_time
+from quartermaster.core.schedule import (
+    Rerun,
+    check_times,
+    parse_rerun,
+    parse_time,
+    window_time_text,
+    window_wait_text,
+)
 from quartermaster.core.status_catalog import COMPLIANT, ClientState
 from quartermaster.site.applications.records import current_revision, get_application
 from quartermaster.site.content.packages import get_package
@@ -586,6 +594,9 @@ def deployment_status(
         }
         for row, hostname in session.execute(query)
     ]
+    for row in rows:
+        if row["state"] == ClientState.IN_PROGRESS and row["last_message_id"] == WINDOW_WAIT:
+            row["waiting"] = _window_wait(str(row["detail"] or ""))
     rollout = _rollout_view(session, deployment, plan) if plan else None
     reason = rollout["reason"] if rollout else _STATE_REASONS[deployment.state]
     return {
@@ -595,8 +606,38 @@ def deployment_status(
         "compliance": _compliance(deployment, counts),
         "state_reason": reason,
         "rollout": rollout,
+        "waiting_for_window": _waiting_for_window(session, deployment_id),
         "clients": rows,
     }
+
+
+WINDOW_WAIT = 10060  # "waiting for a maintenance window; next opens at %4."
+_OPENS = re.compile(r"next opens at (\S+)\.$")
+
+
+def _window_opens(detail: str | None) -> str | None:
+    found = _OPENS.search(detail or "")
+    return window_time_text(found.group(1)) if found else None
+
+
+def _window_wait(detail: str | None) -> str:
+    return window_wait_text(_window_opens(detail))
+
+
+def _waiting_for_window(session: Session, deployment_id: str) -> dict[str, Any] | None:
+    """How many clients hold a mandatory run for a maintenance window, and the soonest one
+    opens: shown with the counts, where in_progress alone would not say why."""
+    details = session.scalars(
+        select(DeploymentClient.detail).where(
+            DeploymentClient.deployment_id == deployment_id,
+            DeploymentClient.state == ClientState.IN_PROGRESS,
+            DeploymentClient.last_message_id == WINDOW_WAIT,
+        )
+    ).all()
+    if not details:
+        return None
+    opens = sorted(filter(None, map(_window_opens, details)))
+    return {"clients": len(details), "opens": opens[0] if opens else None}
 
 
 #: Up to this many matching clients a page sorts them by hostname; above it, the page walks

@@ -37,6 +37,7 @@ def create_package(body: PackageBody, ctx: Ctx) -> dict[str, Any]:
         [p.spec() for p in body.programs],
         body.manufacturer,
         body.version_label,
+        body.platform,
     )
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from quartermaster.core.manifest import DEFAULT_PLATFORM
 from quartermaster.site.api.schemas.common import Answer, Strict
 from quartermaster.site.api.schemas.programs import ProgramBody
 
@@ -16,6 +17,7 @@ class PackageBody(Strict):
     manufacturer: str = Field(default="", max_length=200)
     version_label: str = Field(default="", max_length=100)
     programs: list[ProgramBody] = Field(default_factory=list, max_length=100)
+    platform: str = Field(default=DEFAULT_PLATFORM, max_length=20)  # any|windows|linux|macos
 
 
 class DPNames(Strict):
@@ -65,6 +67,7 @@ class PackageOnDP(Answer):
 
 
 class PackageDetail(PackageSummary):
+    platform: str = DEFAULT_PLATFORM  # of the current version's manifest
     versions: list[PackageVersionView]
     programs: list[dict[str, Any]]
     distribution: list[PackageOnDP]
