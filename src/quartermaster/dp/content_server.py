@@ -153,19 +153,35 @@ def _hint(status: int) -> str:
     return ""
 
 
+IDLE_TIMEOUT = 20.0  # seconds a connection may go without a whole request
+MAX_HEADERS = 64  # header lines per request; each line is at most 8190 bytes (aiohttp's)
+
+
 async def start_content_server(
     app: web.Application,
     host: str,
     port: int,
     ssl_context: ssl.SSLContext | None = None,
     option: str = "--listen",
+    idle_timeout: float = IDLE_TIMEOUT,
 ) -> web.AppRunner:
     """Serve `app` on host:port inside the running event loop; `await runner.cleanup()` stops.
+
+    A connection that has not sent a whole request within `idle_timeout` of opening or of
+    its last answer is closed (slowloris; aiohttp's default waits an hour), and a request
+    may carry at most MAX_HEADERS header lines of 8190 bytes (400 beyond).
 
     Raises PortInUse when the address is taken; its hint names `option`, the command-line
     option that sets this address. Port 0 picks a free port (see `bound_port`).
     """
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        keepalive_timeout=idle_timeout,
+        max_headers=MAX_HEADERS,
+        max_line_size=8190,
+        max_field_size=8190,
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)  # TLS if given
     try:

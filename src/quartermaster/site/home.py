@@ -46,6 +46,11 @@ class SiteConfig:
     # Reverse proxies whose X-Forwarded-For names the client (addresses or networks); none
     # by default, so a forged header changes nothing (docs/security.md, "Sign-in throttling").
     trusted_proxies: list[str] = field(default_factory=list)
+    # Seconds (site/http_limits.py): for a request's headers (also the content plane's idle
+    # limit), without a byte of a request body, between two requests on one connection.
+    header_timeout: float = 20.0
+    idle_timeout: float = 60.0
+    keep_alive_timeout: float = 75.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -34,6 +34,7 @@ from quartermaster.site.home import (
     content_listen,
     split_listen,
 )
+from quartermaster.site.http_limits import MAX_HEADER_BYTES, BoundedHttpProtocol
 from quartermaster.site.models import DistributionPoint
 
 
@@ -141,6 +142,7 @@ async def _serve(ctx: SiteContext, embedded_dp: bool, faces: Sequence[Face] = ()
         content_port,
         ssl_context=tls.server_context() if tls else None,
         option="--content-listen",
+        idle_timeout=ctx.config.header_timeout,
     )
     app = create_app(ctx)
     for face in faces:
@@ -152,7 +154,10 @@ async def _serve(ctx: SiteContext, embedded_dp: bool, faces: Sequence[Face] = ()
         log_level="warning",
         access_log=False,
         lifespan="off",
-        timeout_keep_alive=75,  # clients and DPs reuse connections
+        timeout_keep_alive=int(ctx.config.keep_alive_timeout),  # clients, DPs reuse them
+        http=BoundedHttpProtocol.with_limits(
+            MAX_HEADER_BYTES, ctx.config.header_timeout, ctx.config.idle_timeout
+        ),
         # X-Forwarded-For names the client only when a trusted proxy sent it
         proxy_headers=bool(ctx.config.trusted_proxies),
         forwarded_allow_ips=list(ctx.config.trusted_proxies) or None,
