@@ -129,7 +129,7 @@ class ContentAccess:
                 )
                 failure = f"last tried {location.dp}: hash mismatch on {path}"
             except (TransferError, IntegrityError) as exc:
-                self.log.write(f"blob {sha} ({path}) from {location.dp}: {exc.message}")
+                self.log.warning(f"blob {sha} ({path}) from {location.dp}: {exc.message}")
                 reporter.emit(10050, location.dp, exc.message, dp=location.dp)
                 failure = f"last tried {location.dp}: {exc.message}"
             skipped.add(location.dp)
@@ -168,7 +168,7 @@ class ContentAccess:
         return total
 
     def _give_up(self, reporter: DeploymentReporter, version: int, reason: str) -> NoReturn:
-        self.log.write(f"content of version {version} unavailable: {reason}")
+        self.log.error(f"content of version {version} unavailable: {reason}")
         reporter.emit(10051, version, reason)
         raise ContentUnavailable(
             f"content of version {version} could not be obtained: {reason}",

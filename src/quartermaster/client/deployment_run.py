@@ -102,7 +102,7 @@ class DeploymentRunner:
             envelope = self.ctx.site.manifest(deployment.package_hash)
             manifest = accept_manifest(envelope, self.ctx.keys, deployment, self.ctx.site_code)
         except ManifestRefused as exc:
-            self.cas_log.write(f"manifest {deployment.package_hash} refused: {exc}")
+            self.cas_log.warning(f"manifest {deployment.package_hash} refused: {exc}")
             reporter.emit(10055, version, exc.message)
             local.record_step(version, Result.MANIFEST_REFUSED, exc.message)
             return None
@@ -140,7 +140,7 @@ class DeploymentRunner:
                     manifest, self.ctx.cache, self.ctx.home.work, deployment.deployment_id
                 )
             except HashMismatch as exc:
-                self.cas_log.write(f"cached blob {exc.expected} is damaged; removed: {exc}")
+                self.cas_log.warning(f"cached blob {exc.expected} is damaged; removed: {exc}")
                 self.ctx.cache.remove(exc.expected)
             except OSError as exc:  # e.g. a full disk: not an attempt, tried again next run
                 reason = f"the files could not be laid out: {exc}"

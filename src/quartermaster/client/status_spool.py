@@ -104,7 +104,7 @@ class StatusSpool:
             try:
                 found.append((path, json.loads(path.read_text(encoding="utf-8"))))
             except (OSError, ValueError) as exc:
-                self.log.write(f"spooled message {path.name} is unreadable ({exc}); set aside")
+                self.log.warning(f"spooled message {path.name} is unreadable ({exc}); set aside")
                 path.rename(path.with_suffix(".bad"))
         return found
 
