@@ -151,7 +151,7 @@ def test_the_service_stops_cleanly_on_sigterm(world: ClientWorld) -> None:
     assert out == b""
     text = log.read_text()
     assert "agent run failed: cannot reach the site" in text
-    assert text.rstrip().endswith("service stopped")
+    assert text.splitlines()[-1].startswith("<![LOG[service stopped]LOG]!>")
 
 
 def test_register_refuses_a_site_url_that_is_not_http(tmp_path: Path) -> None:

@@ -35,6 +35,18 @@ def settings(
         metavar="true|false",
         help="New clients wait for `qm client approve` before they get policy.",
     ),
+    output_message_bytes: int = typer.Option(
+        None,
+        "--program-output-message-bytes",
+        metavar="BYTES",
+        help="Most bytes of a failed program's output kept per status message (1024-1048576).",
+    ),
+    output_total_bytes: int = typer.Option(
+        None,
+        "--program-output-total-bytes",
+        metavar="BYTES",
+        help="Most bytes of program output kept in all; the oldest goes first.",
+    ),
     as_json: bool = JsonOption,
     site: str = SiteOption,
     token: str = TokenOption,
@@ -44,7 +56,11 @@ def settings(
     Example: qm site settings --require-approval true
     """
     link = SiteLink(site, token)
-    change = {"require_approval": _flag(require_approval, "--require-approval")}
+    change = {
+        "require_approval": _flag(require_approval, "--require-approval"),
+        "program_output_message_bytes": output_message_bytes,
+        "program_output_total_bytes": output_total_bytes,
+    }
     change = {k: v for k, v in change.items() if v is not None}
     data = link.post("/api/v1/settings", change) if change else link.get("/api/v1/settings")
     if as_json:

@@ -326,7 +326,7 @@ class AppRunner:
             reporter.emit(10007, run.start_error)
             return Step(False, f"could not start: {run.start_error}")
         if run.timed_out or run.exit_code is None:
-            reporter.emit(10070, spec.max_runtime)
+            reporter.emit(10070, spec.max_runtime, output=run.output)
             return Step(False, f"exceeded {spec.max_runtime} seconds")
         if spec.classify(run.exit_code) in (Outcome.SUCCESS, Outcome.SUCCESS_REBOOT):
             return Step(True, exit_code=run.exit_code)
@@ -339,7 +339,12 @@ class AppRunner:
             why = f"{spec.name} exited {run.exit_code}, retry in {delay} s"
             return Step(False, why, run.exit_code, retrying=True)
         report = exit_report(spec, run.exit_code)
-        reporter.emit(report.message_id, *report.extra, properties={"exit_code": run.exit_code})
+        reporter.emit(
+            report.message_id,
+            *report.extra,
+            properties={"exit_code": run.exit_code},
+            output=run.output if report.result == Result.FAILED else "",
+        )
         return Step(False, f"{spec.name} exited {run.exit_code}", run.exit_code)
 
 

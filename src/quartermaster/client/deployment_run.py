@@ -191,10 +191,10 @@ class DeploymentRunner:
         if run.start_error:
             self._not_started(deployment, local, reporter, run.start_error, started)
         elif run.timed_out or run.exit_code is None:
-            reporter.emit(10070, spec.max_runtime)
+            reporter.emit(10070, spec.max_runtime, output=run.output)
             local.record_run(deployment.source_version, Result.TIMED_OUT, None, started)
         else:
-            retry_now = self._record_exit(deployment, run.exit_code, local, reporter, started)
+            retry_now = self._record_exit(deployment, run, local, reporter, started)
         self.log.write(
             f"deployment {deployment.deployment_id}: {_describe(run)}; result {local.result}"
         )
@@ -203,16 +203,22 @@ class DeploymentRunner:
     def _record_exit(
         self,
         deployment: DeploymentPolicy,
-        code: int,
+        run: ProgramRun,
         local: DeploymentState,
         reporter: DeploymentReporter,
         started: datetime,
     ) -> bool:
+        """A failure (retries exhausted included) carries the program's last output."""
+        code = run.exit_code
+        assert code is not None
         delay = self.retry_later(deployment, code, local, reporter, started)
         if delay is not None:
             return delay == 0
         report = exit_report(deployment.program, code)
-        reporter.emit(report.message_id, *report.extra, properties={"exit_code": code})
+        output = run.output if report.result == Result.FAILED else ""
+        reporter.emit(
+            report.message_id, *report.extra, properties={"exit_code": code}, output=output
+        )
         local.record_run(deployment.source_version, report.result, code, started)
         return False
 

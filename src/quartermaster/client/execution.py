@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from quartermaster.client.local_state import Result
+from quartermaster.client.program_output import masked_command, read_tail
 from quartermaster.client.run_as import Account, account_for, private_copy
 from quartermaster.client.work_layout import remove_tree
 from quartermaster.core.errors import InvalidInput
@@ -33,6 +34,7 @@ class ProgramRun:
     exit_code: int | None = None
     timed_out: bool = False
     start_error: str = ""  # set when the program could not be started
+    output: str = ""  # the last 64 KiB of its stdout and stderr, secrets masked
 
 
 @dataclass(frozen=True)
@@ -82,19 +84,23 @@ def _run(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        log.write(f"--- {stamp} {spec.command} (in {cwd})\n".encode())
+        log.write(f"--- {stamp} {masked_command(spec.command)} (in {cwd})\n".encode())
         log.flush()
+        start = log.tell()
         try:
             env = account.environment(extra_env) if account else {**os.environ, **extra_env}
             process = _start(spec.command, cwd, log, env, account)
         except OSError as exc:
-            return ProgramRun(start_error=f"{exc.strerror or exc} ({spec.command})")
+            return ProgramRun(start_error=f"{exc.strerror or exc} ({masked_command(spec.command)})")
         try:
-            return ProgramRun(exit_code=process.wait(timeout=spec.max_runtime))
+            code = process.wait(timeout=spec.max_runtime)
         except subprocess.TimeoutExpired:
             stop_process_tree(process)
+            log.flush()
+            tail = read_tail(log_path, start, spec.command)
             log.write(f"--- stopped after {spec.max_runtime} seconds\n".encode())
-            return ProgramRun(timed_out=True)
+            return ProgramRun(timed_out=True, output=tail)
+    return ProgramRun(exit_code=code, output=read_tail(log_path, start, spec.command))
 
 
 def working_directory(work_dir: Path, relative: str) -> Path:

@@ -187,8 +187,11 @@ _MESSAGES = [
         E,
         "ExecutionManager",
         _PD + "program failed with exit code %4.",
-        "The program ended with an exit code that means failure.",
-        "Read execmgr.log on the client and the program's own log.",
+        "The program ended with an exit code that means failure (also when its retryable "
+        "code came back after the last retry). The message carries the last 64 KiB of the "
+        "program's output, secrets from its command line masked.",
+        "Read the output with the message (qm status messages --json, or qm deploy status "
+        "ID --client NAME), then execmgr.log on the client.",
         S.FAILED,
     ),
     StatusMessage(
@@ -241,8 +244,10 @@ _MESSAGES = [
         E,
         "ExecutionManager",
         _PD + "program exceeded its maximum run time of %4 seconds and was stopped.",
-        "The program ran longer than its maximum run time and was killed.",
-        "Raise --max-runtime or fix the program so it does not wait for input.",
+        "The program ran longer than its maximum run time and was killed. The message "
+        "carries the last 64 KiB of what it printed.",
+        "Read its output with the message; raise --max-runtime or fix the program so it "
+        "does not wait for input.",
         S.FAILED,
     ),
     # --- client: applications (Configuration Manager's enforcement-state numbers) ---

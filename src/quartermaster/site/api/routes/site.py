@@ -13,6 +13,7 @@ from quartermaster.site.api.schemas.site import SiteInfo
 from quartermaster.site.identity.authorization import (
     Principal,
 )
+from quartermaster.site.status.program_output import enforce_total
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow, require
 
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
@@ -44,4 +45,7 @@ def update_settings(
     if not changes:
         raise InvalidInput("no setting to change", 'e.g. {"require_approval": true}')
     with ctx.db.session() as session:
-        return settings.update_settings(session, changes, principal.actor)
+        updated = settings.update_settings(session, changes, principal.actor)
+        if "program_output_total_bytes" in changes:  # a lower cap applies at once
+            enforce_total(session, updated["program_output_total_bytes"])
+        return updated
