@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from quartermaster.client import cleanup
 from quartermaster.client.app_run import AppRunner
 from quartermaster.client.cache import ContentCache
 from quartermaster.client.content_access import ContentAccess
@@ -60,6 +61,7 @@ class Agent:
         self.spool = StatusSpool(home.spool, clock, home.log("statusagent"))
         self.state = LocalState.load(home.state_path)
         self.cache = ContentCache(home.cache, self.config.cache_limit_bytes)
+        self.exec_log = home.log("execmgr")
 
     def run_once(self, install: str | None = None) -> RunSummary:
         """Poll policy, do all due work (and `install` now if allowed), deliver status."""
@@ -137,13 +139,23 @@ class Agent:
                     requested = deployment.deployment_id == install
                     before = self.state.get(deployment.deployment_id).last_run
                     summary.lines.append(self._consider(deployment, requested, runner, apps))
-                    if self.state.get(deployment.deployment_id).last_run != before:
+                    local = self.state.get(deployment.deployment_id)
+                    if local.last_run != before:
                         self.spool.flush()  # the messages before the state that records them
                         self.state.save()  # a program ran: its attempt is on disk at once
+                    cleanup.after_run(
+                        self.home.work, deployment.deployment_id, local.result, self.exec_log
+                    )
         finally:
             self.spool.flush()
             self.state.save()  # evaluations and notices: once per run
             fetcher.close()
+            cleanup.sweep(
+                self.home.work,
+                self.home.program_logs,
+                self.exec_log,
+                keep_failed_days=self.config.failed_work_keep_days,
+            )
         summary.next_wakeup = self._reevaluation(policy, apps)
 
     def _reevaluation(self, policy: Policy, apps: AppRunner) -> datetime | None:

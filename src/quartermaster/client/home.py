@@ -10,7 +10,8 @@ policy.json          the last verified policy envelope, reused when the site ans
 manifests/<hash>.json  verified manifest envelopes, by package hash
 cache/               downloaded blobs in the store layout (content/sha256/xx/<hash>),
                      shared by every package; `<hash>.part` is a transfer to resume
-work/<deployment>/   the files of one deployment, laid out fresh for each run
+work/<deployment>/   the files of one deployment, laid out fresh for each run; deleted
+                     after a success, kept failed_work_keep_days after a failure
 spool/               one JSON file per status message not yet acknowledged by the site
 state.json           per deployment: versions run, result, attempts, next retry
 logs/                policyagent.log (policy, decisions), cas.log (content access: DP,
@@ -55,6 +56,7 @@ class ClientConfig:
     properties: dict[str, str] = field(default_factory=dict)  # custom, for collection rules
     inventory_digest: str = ""  # of the facts last reported (machine_facts.inventory_digest)
     log_max_bytes: int = DEFAULT_MAX_BYTES  # a component log is rotated to .lo_ at this size
+    failed_work_keep_days: int = 7  # a failed run's work folder is kept this long (cleanup.py)
 
     def trusted_keys(self) -> dict[str, PublicKey]:
         """Keys are re-derived from the public key, so a wrong keyid in the file cannot match."""

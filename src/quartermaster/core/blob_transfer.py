@@ -165,9 +165,20 @@ class BlobFetcher:
         self.ssl_context = ssl_context
         self.headers = dict(headers or {})
         self.proxies = ProxySettings.from_environment() if proxies is None else proxies
-        self._buffers = [bytearray(CHUNK) for _ in range(RING)]
-        self._buffer = self._buffers[0]
+        self._ring: list[bytearray] = []  # allocated at the first transfer: an idle agent
         self._connections: dict[Origin, http.client.HTTPConnection] = {}
+
+    @property
+    def _buffers(self) -> list[bytearray]:
+        """RING buffers of CHUNK bytes, made when first needed (12 MiB an idle poll does not
+        need)."""
+        if not self._ring:
+            self._ring = [bytearray(CHUNK) for _ in range(RING)]
+        return self._ring
+
+    @property
+    def _buffer(self) -> bytearray:
+        return self._buffers[0]
 
     def close(self) -> None:
         for conn in self._connections.values():
