@@ -205,3 +205,15 @@ def test_register_to_an_unreachable_site_promises_nothing(tmp_path: Path) -> Non
     assert "check the URL given with --site" in hint
     assert "nothing was registered: run the command again when the site answers" in hint
     assert not (tmp_path / "home" / "client.json").exists()
+
+
+def test_the_service_entry_point_refuses_a_home_that_is_not_registered(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "quartermaster.client", "run", "--home", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "is not a registered client home" in done.stderr
+    assert "qm client register" in done.stderr
+    assert not (tmp_path / "none").exists()

@@ -249,3 +249,52 @@ def settings(
         client_home.save_config(config)
     typer.echo(f"cache_limit_bytes={config.cache_limit_bytes}")
     typer.echo(f"log_max_bytes={config.log_max_bytes}")
+
+
+UnitDirOption = Annotated[
+    Path,
+    typer.Option("--unit-dir", help="Where systemd units go.", file_okay=False, show_default=True),
+]
+
+
+@app.command("install-service")
+def install_service(
+    home: HomeOption,
+    site: Annotated[str, typer.Option("--site", help="The site server's URL.")],
+    user: Annotated[
+        str,
+        typer.Option(
+            "--user", help="Run the agent as this account instead of root (stricter sandbox)."
+        ),
+    ] = "",
+    ca_file: Annotated[
+        Path | None,
+        typer.Option("--ca-file", help="PEM file of an https site's CA, pinned.", dir_okay=False),
+    ] = None,
+    unit_dir: UnitDirOption = Path("/etc/systemd/system"),
+) -> None:
+    """Register this computer if needed and write the agent's systemd unit (qm-client.service).
+
+    Then: systemctl daemon-reload && systemctl enable --now qm-client
+
+    Example: qm client install-service --home /var/lib/qm-client --site https://site:8440
+    """
+    from quartermaster.client.service_unit import install_service as install
+
+    path, client_id = _guarded(lambda: install(ClientHome(home), site, user, ca_file, unit_dir))
+    typer.echo(f"client {client_id}: wrote {path}")
+    typer.echo(f"start it with: systemctl daemon-reload && systemctl enable --now {path.stem}")
+
+
+@app.command("uninstall-service")
+def uninstall_service(unit_dir: UnitDirOption = Path("/etc/systemd/system")) -> None:
+    """Remove the unit `qm client install-service` wrote; the client home stays.
+
+    Stop it first: systemctl disable --now qm-client
+
+    Example: qm client uninstall-service
+    """
+    from quartermaster.client.service_unit import uninstall_unit
+
+    path = _guarded(lambda: uninstall_unit(unit_dir))
+    typer.echo(f"removed {path}; run systemctl daemon-reload")

@@ -319,9 +319,20 @@ class AppRunner:
             return Step(False, local.reason or "content unavailable")
         reporter.emit(10005, spec.command)
         started = self.ctx.clock()
-        self.ctx.spool.flush()  # what was reported before the program is durable first
-        run = run_program(spec, folder, self.runner._program_log(synth), _environment(synth, app))
+        local.running = format_utc(started)  # still set at the next start: we were killed
+        self.ctx.checkpoint()  # what was reported, and the mark, durable before the program
+        run = run_program(
+            spec,
+            folder,
+            self.runner._program_log(synth),
+            _environment(synth, app),
+            self.ctx.should_stop,
+        )
+        local.running = None
         self.detector.forget()  # whatever it did, detection must look again
+        if run.interrupted:
+            self.runner.interrupted(synth, local, reporter, started, run.output)
+            return Step(False, "interrupted because the agent stopped")
         if run.start_error:
             reporter.emit(10007, run.start_error)
             return Step(False, f"could not start: {run.start_error}")

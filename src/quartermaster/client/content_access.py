@@ -21,7 +21,12 @@ from typing import NoReturn
 from quartermaster.client.cache import PARTIAL, ContentCache
 from quartermaster.client.site_link import Location
 from quartermaster.client.status_spool import DeploymentReporter
-from quartermaster.core.blob_transfer import BlobFetcher, FetchResult, TransferError
+from quartermaster.core.blob_transfer import (
+    BlobFetcher,
+    FetchResult,
+    TransferError,
+    TransferStopped,
+)
 from quartermaster.core.component_log import ComponentLog
 from quartermaster.core.errors import HashMismatch, IntegrityError, QMError
 from quartermaster.core.manifest import Manifest
@@ -42,10 +47,17 @@ class DownloadReport:
 
 
 class ContentAccess:
-    def __init__(self, cache: ContentCache, fetcher: BlobFetcher, log: ComponentLog) -> None:
+    def __init__(
+        self,
+        cache: ContentCache,
+        fetcher: BlobFetcher,
+        log: ComponentLog,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.cache = cache
         self.fetcher = fetcher
         self.log = log
+        self.should_stop = should_stop  # a stop request ends a transfer between two chunks
 
     def missing(self, manifest: Manifest) -> dict[str, int]:
         return {sha: size for sha, size in manifest.blobs().items() if not self.cache.has(sha)}
@@ -92,6 +104,7 @@ class ContentAccess:
         paths = {entry.sha256: entry.path for entry in reversed(manifest.files)}
         skipped: set[str] = set()
         for sha, size in missing.items():
+            self._stop_if_asked(0)
             outcome = self._fetch_blob(sha, size, paths[sha], locations, skipped, reporter)
             if isinstance(outcome, str):
                 self._give_up(reporter, version, outcome)
@@ -140,7 +153,7 @@ class ContentAccess:
         dest = self.cache.blob_path(sha)
         resuming = dest.with_name(dest.name + PARTIAL).exists()
         try:
-            result = self.fetcher.fetch(url, dest, sha, size, durable=False)
+            result = self.fetcher.fetch(url, dest, sha, size, self._stop_if_asked, durable=False)
         except HashMismatch as exc:
             self.log.write(
                 f"blob {sha} ({path}) from {location.dp}: hash mismatch, got "
@@ -157,6 +170,13 @@ class ContentAccess:
             "SHA-256 verified"
         )
         return result
+
+    def _stop_if_asked(self, _received: int) -> None:
+        if self.should_stop():
+            raise TransferStopped(
+                "the download was stopped because the agent is stopping",
+                "it resumes from where it stopped at the agent's next run",
+            )
 
     def _partial_bytes(self, missing: dict[str, int]) -> int:
         total = 0

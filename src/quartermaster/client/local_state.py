@@ -31,6 +31,7 @@ class Result:
     MANIFEST_REFUSED = "manifest_refused"
     CONTENT_UNAVAILABLE = "content_unavailable"
     COMPLIANT = "compliant"  # an application detection already agrees with; nothing ran
+    INTERRUPTED = "interrupted"  # the agent stopped while the program ran; not retried
 
 
 SUCCESS_RESULTS = frozenset({Result.SUCCEEDED, Result.REBOOT_REQUIRED})
@@ -48,6 +49,7 @@ class DeploymentState:
     retries: int = 0  # retryable exits in the current sequence
     next_retry: str | None = None
     last_run: str | None = None  # when the last program run started (client clock)
+    running: str | None = None  # set while a program runs: still set at start = interrupted
     notified: list[str] = field(default_factory=list)  # once-only messages already sent
     # Applications: what detection said last, when, and when compliance was last reported.
     detected: bool | None = None

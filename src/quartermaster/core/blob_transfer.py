@@ -150,6 +150,13 @@ class _Body:
     mode: str  # how the .part file is opened: "r+b" resumes it, "w+b" starts it again
 
 
+class TransferStopped(QMError):
+    """Raised by an `on_progress` callback to stop a transfer between two chunks: what was
+    received stays in the `.part` file, and the next fetch resumes from it."""
+
+    code = "transfer_stopped"
+
+
 class BlobFetcher:
     """Keeps one connection per origin and one ring of buffers; not thread-safe (one per
     worker). Proxies come from the environment (`core.proxies`) unless `proxies` is given."""
@@ -214,6 +221,9 @@ class BlobFetcher:
         except (OSError, http.client.HTTPException) as exc:
             self._drop(request.origin)
             raise _failure(request, exc) from exc
+        except TransferStopped:  # the answer was not read to its end: the connection goes
+            self._drop(request.origin)
+            raise
 
     def _connection(self, request: BlobRequest) -> http.client.HTTPConnection:
         conn = self._connections.get(request.origin)

@@ -250,6 +250,30 @@ _MESSAGES = [
         "does not wait for input.",
         S.FAILED,
     ),
+    StatusMessage(
+        10072,
+        W,
+        "ExecutionManager",
+        _PD + "program interrupted because the agent stopped (%4); it runs again when the "
+        "agent starts.",
+        "The agent was stopped (SIGTERM, shutdown) or killed while the program ran. The "
+        "program was stopped with it; the deployment's rerun rule allows another run after a "
+        "failed one, so it is retried at the next start. Carries the program's output so far.",
+        "None, unless it happens at every shutdown: then look at what stops the agent.",
+        S.IN_PROGRESS,
+    ),
+    StatusMessage(
+        10073,
+        E,
+        "ExecutionManager",
+        _PD + "program interrupted because the agent stopped (%4); the rerun rule (%5) does "
+        "not run it again.",
+        "The agent was stopped or killed while the program ran, and the deployment's rerun "
+        "rule does not allow a run after a failed one.",
+        "Check the computer; to run the program again, change the rerun rule or make a new "
+        "deployment.",
+        S.FAILED,
+    ),
     # --- client: applications (Configuration Manager's enforcement-state numbers) ---
     StatusMessage(
         1000,
