@@ -14,8 +14,8 @@
    3600 s), waits for its first cycle to end ("next run in" in policyagent.log), then reads
    VmRSS and the CPU time it used while idle for `--idle` seconds from /proc.
 
-`--qm` chooses the `qm` that runs the service, e.g. the one of a client-only install
-(packages/client). docs/performance.md ("Client agent") has the figures and the goals.
+`--qm` chooses the `qm` that runs the service; `--client-venv V` uses a client-only install
+(packages/client) instead: V/bin/qm-client and V/bin/python. docs/performance.md ("Client agent") has the figures and the goals.
 """
 
 from __future__ import annotations
@@ -115,16 +115,25 @@ def main() -> None:
     parser.add_argument("--polls", type=int, default=300)
     parser.add_argument("--idle", type=float, default=10.0, help="seconds to watch it idle")
     parser.add_argument("--qm", default="", help="the qm that runs the service")
+    parser.add_argument(
+        "--client-venv", default="", help="a venv holding only quartermaster-client: its agent"
+    )
     args = parser.parse_args()
-    command = [args.qm] if args.qm else [sys.executable, "-m", "quartermaster"]
+    if args.client_venv:  # qm-client: the client commands without the `client` group
+        venv = Path(args.client_venv)
+        client_cmd = [str(venv / "bin" / "qm-client")]
+        python = str(venv / "bin" / "python")
+    else:
+        command = [args.qm] if args.qm else [sys.executable, "-m", "quartermaster"]
+        client_cmd, python = [*command, "client"], python_of(command)
     with tempfile.TemporaryDirectory(prefix="qm-footprint-") as folder:
         home = Path(folder) / "client"
-        qm(command, "client", "register", "--home", str(home), "--site", args.site)
-        qm(command, "client", "run", "--home", str(home), "--once")
+        qm(client_cmd, "register", "--home", str(home), "--site", args.site)
+        qm(client_cmd, "run", "--home", str(home), "--once")
         figures = cpu_per_poll(home, args.polls)
         for name, service in (
-            ("qm_client_run", [*command, "client", "run"]),
-            ("service_module", [python_of(command), "-m", "quartermaster.client", "run"]),
+            ("cli_run", [*client_cmd, "run"]),
+            ("service_module", [python, "-m", "quartermaster.client", "run"]),
         ):
             idle = idle_service(service, home, args.idle)
             figures.update({f"{name}_{key}": value for key, value in idle.items()})
