@@ -15,7 +15,8 @@
    VmRSS and the CPU time it used while idle for `--idle` seconds from /proc.
 
 `--qm` chooses the `qm` that runs the service; `--client-venv V` uses a client-only install
-(packages/client) instead: V/bin/qm-client and V/bin/python. docs/performance.md ("Client agent") has the figures and the goals.
+(packages/client) instead: V/bin/qm-client and V/bin/python. docs/performance.md ("Client
+agent") has the figures and the goals.
 """
 
 from __future__ import annotations
