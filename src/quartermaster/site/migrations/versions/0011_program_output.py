@@ -1,7 +1,7 @@
 """program_outputs: the last output of a failed program, sent with its status message
 
 Revision ID: 0011
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-03 06:30:00.000000
 """
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import quartermaster.site.models
 
 revision = '0011'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
