@@ -128,8 +128,10 @@ def policy_payload(
     *,
     serial: int = 1,
     expires: datetime = START + timedelta(days=7),
+    **extra: Any,
 ) -> dict[str, Any]:
     return {
+        **extra,
         "type": "policy",
         "client_id": client_id,
         "site_code": SITE_CODE,

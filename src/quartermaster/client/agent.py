@@ -14,7 +14,7 @@ from datetime import datetime
 from quartermaster.client import cleanup
 from quartermaster.client.app_run import AppRunner
 from quartermaster.client.cache import ContentCache
-from quartermaster.client.content_access import ContentAccess
+from quartermaster.client.content_access import ContentAccess, DownloadPaused
 from quartermaster.client.deployment_run import DeploymentRunner, RunContext
 from quartermaster.client.detection import Detector
 from quartermaster.client.home import ClientHome
@@ -130,8 +130,10 @@ class Agent:
             self.should_stop,
             self._checkpoint,
         )
+        ctx.content.limit, ctx.content.clock = policy.bandwidth, self.clock
         runner = DeploymentRunner(ctx)
         apps = AppRunner(runner, policy, self.state, Detector())
+        resume_at = None
         try:
             with self.spool.deferred():  # one syncfs for the run's notices, not one per message
                 self._interrupted_before(policy, runner)
@@ -146,6 +148,8 @@ class Agent:
                     except TransferStopped as exc:
                         self.log.write(f"deployment {deployment.deployment_id}: {exc.message}")
                         summary.lines.append(f"{deployment.deployment_id}: {exc.message}")
+                        if isinstance(exc, DownloadPaused):  # wake when the schedule allows
+                            resume_at = policy.bandwidth.next_change(self.clock())
                         break
                     summary.lines.append(line)
                     local = self.state.get(deployment.deployment_id)
@@ -165,7 +169,8 @@ class Agent:
                 self.exec_log,
                 keep_failed_days=self.config.failed_work_keep_days,
             )
-        summary.next_wakeup = self._reevaluation(policy, apps)
+        wakeups = [self._reevaluation(policy, apps), resume_at]
+        summary.next_wakeup = min((w for w in wakeups if w is not None), default=None)
 
     def _checkpoint(self) -> None:
         """Spooled messages, then the state that refers to them, durable now."""

@@ -14,13 +14,16 @@ damaged one is removed and fetched again before the program starts (deployment_r
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import NoReturn
 
 from quartermaster.client.cache import PARTIAL, ContentCache
 from quartermaster.client.site_link import Location
 from quartermaster.client.status_spool import DeploymentReporter
+from quartermaster.core.bandwidth import BandwidthLimit
 from quartermaster.core.blob_transfer import (
     BlobFetcher,
     FetchResult,
@@ -37,6 +40,12 @@ class ContentUnavailable(QMError):
     """No DP gave good bytes for a blob; 10051 has been reported."""
 
     code = "content_unavailable"
+
+
+class DownloadPaused(TransferStopped):
+    """The bandwidth schedule says 0 now: the transfer stops, its .part is kept."""
+
+    code = "download_paused"
 
 
 @dataclass
@@ -58,6 +67,10 @@ class ContentAccess:
         self.fetcher = fetcher
         self.log = log
         self.should_stop = should_stop  # a stop request ends a transfer between two chunks
+        self.limit = BandwidthLimit()  # the policy's; set by the agent before each run
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self._paced_bytes = 0
+        self._paced_since = 0.0
 
     def missing(self, manifest: Manifest) -> dict[str, int]:
         return {sha: size for sha, size in manifest.blobs().items() if not self.cache.has(sha)}
@@ -72,7 +85,20 @@ class ContentAccess:
         if missing:
             to_fetch = sum(missing.values()) - self._partial_bytes(missing)
             self.cache.make_room(to_fetch, pinned=manifest.blobs())
-            self._download(manifest, missing, to_fetch, locate(), reporter, report)
+            try:
+                self._download(manifest, missing, to_fetch, locate(), reporter, report)
+            except DownloadPaused:
+                total = sum(missing.values())
+                kept = (
+                    self._partial_bytes(self.missing(manifest))
+                    + total
+                    - sum(self.missing(manifest).values())
+                )
+                resume = self.limit.next_change(self.clock())
+                when = resume.strftime("%Y-%m-%dT%H:%MZ") if resume else "a schedule change"
+                self.log.write(f"package {manifest.package_id}: download paused until {when}")
+                reporter.emit(10037, version, kept, total, when)
+                raise
         for sha in manifest.blobs():
             self.cache.touch(sha)
         sources = ", ".join(report.dps) or "the local cache"
@@ -104,7 +130,7 @@ class ContentAccess:
         paths = {entry.sha256: entry.path for entry in reversed(manifest.files)}
         skipped: set[str] = set()
         for sha, size in missing.items():
-            self._stop_if_asked(0)
+            self._pace(0)
             outcome = self._fetch_blob(sha, size, paths[sha], locations, skipped, reporter)
             if isinstance(outcome, str):
                 self._give_up(reporter, version, outcome)
@@ -152,8 +178,9 @@ class ContentAccess:
         url = blob_url(location.url, sha)
         dest = self.cache.blob_path(sha)
         resuming = dest.with_name(dest.name + PARTIAL).exists()
+        self._paced_bytes, self._paced_since = 0, time.monotonic()
         try:
-            result = self.fetcher.fetch(url, dest, sha, size, self._stop_if_asked, durable=False)
+            result = self.fetcher.fetch(url, dest, sha, size, self._pace, durable=False)
         except HashMismatch as exc:
             self.log.write(
                 f"blob {sha} ({path}) from {location.dp}: hash mismatch, got "
@@ -170,6 +197,24 @@ class ContentAccess:
             "SHA-256 verified"
         )
         return result
+
+    def _pace(self, received: int) -> None:
+        """Between two chunks: stop if asked, pause if the schedule says 0, else sleep long
+        enough to keep to the rate now in force (re-read at every chunk)."""
+        self._stop_if_asked(received)
+        rate = self.limit.rate_at(self.clock())
+        if rate == 0:
+            raise DownloadPaused(
+                "the bandwidth schedule allows no download now",
+                "the download resumes from the bytes kept when the schedule allows it",
+            )
+        self._paced_bytes += received
+        if rate is None:
+            self._paced_bytes, self._paced_since = 0, time.monotonic()
+            return
+        ahead = self._paced_bytes / rate - (time.monotonic() - self._paced_since)
+        if ahead > 0:
+            time.sleep(ahead)
 
     def _stop_if_asked(self, _received: int) -> None:
         if self.should_stop():

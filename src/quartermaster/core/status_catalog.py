@@ -132,6 +132,17 @@ _MESSAGES = [
         S.IN_PROGRESS,
     ),
     StatusMessage(
+        10037,
+        I,
+        "ContentAccess",
+        _PD + "download of version %4 paused by the bandwidth schedule (%5 of %6 bytes kept); "
+        "it resumes at %7.",
+        "The client's bandwidth limit (set at the site, carried in policy) allows no download "
+        "now. The bytes received are kept and the transfer resumes from them (Range).",
+        "None; to let it download now, change the bandwidth rule at the site.",
+        S.IN_PROGRESS,
+    ),
+    StatusMessage(
         10050,
         W,
         "ContentAccess",

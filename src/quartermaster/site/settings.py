@@ -20,6 +20,9 @@ DEFAULTS: dict[str, tuple[type, Any]] = {
     # A failed program's output kept with its status message (site/status/program_output.py)
     "program_output_message_bytes": (int, 64 * 1024),
     "program_output_total_bytes": (int, 256 * 1024 * 1024),
+    # Download limits carried in policy: [{client | boundary | neither, rate, schedule}],
+    # the first that matches a client applies (site/bandwidth.py, core/bandwidth.py).
+    "bandwidth_rules": (list, []),
 }
 
 
