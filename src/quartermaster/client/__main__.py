@@ -22,7 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the agent service until SIGTERM")
     run.add_argument("--home", required=True, type=Path, help="the client's home folder")
+    commands.add_parser("check", help="load every agent module and print the version")
+    upgrade = commands.add_parser("upgrade", help="install a new agent build (client/upgrade.py)")
+    upgrade.add_argument("wheel", type=Path, help="a quartermaster-client wheel")
     args = parser.parse_args(argv)
+    if args.command == "check":
+        return _check()
+    if args.command == "upgrade":
+        return _upgrade(args.wheel)
+    from quartermaster.client import upgrade as upgrades
     from quartermaster.client.service import agent_cycle, install_stop_handlers, serve
 
     home = ClientHome(args.home)
@@ -35,7 +43,43 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     stop = threading.Event()
     install_stop_handlers(stop)
-    serve(lambda: agent_cycle(home, stop), stop, home.log("service"))
+
+    def cycle() -> float:
+        delay = agent_cycle(home, stop)
+        if upgrades.restart_requested(home.root):  # an upgrade program installed a new build
+            stop.set()
+        return delay
+
+    serve(cycle, stop, home.log("service"))
+    if upgrades.restart_requested(home.root):
+        home.log("service").write("restarting to run the upgraded agent")
+        upgrades.restart(home.root)
+    return 0
+
+
+def _check() -> int:
+    """Import every module the agent runs; print the version (a new build's self-test)."""
+    import quartermaster
+    from quartermaster.client import agent, service, upgrade  # noqa: F401
+
+    print(f"quartermaster-client {quartermaster.__version__}")
+    return 0
+
+
+def _upgrade(wheel: Path) -> int:
+    import os
+
+    from quartermaster.client.upgrade import upgrade
+
+    home = os.environ.get("QM_CLIENT_HOME")
+    try:
+        before, after = upgrade(wheel.absolute(), Path(home) if home else None)
+    except QMError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(exc.hint, file=sys.stderr)
+        return 1
+    print(f"agent upgraded from {before} to {after}; it restarts after this run")
     return 0
 
 

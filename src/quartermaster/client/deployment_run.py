@@ -25,6 +25,7 @@ from quartermaster.client.site_link import Location, SiteApi, SiteUnreachable
 from quartermaster.client.status_spool import DeploymentReporter, StatusSpool
 from quartermaster.client.timestamps import Clock, format_utc
 from quartermaster.client.trust import ManifestRefused, accept_manifest
+from quartermaster.client.upgrade import agent_environment
 from quartermaster.client.work_layout import lay_out
 from quartermaster.core.canonical import canonical_json
 from quartermaster.core.durable_files import write_atomic
@@ -189,6 +190,7 @@ class DeploymentRunner:
                 "QM_PACKAGE_ID": deployment.package_id,
                 "QM_SOURCE_VERSION": str(deployment.source_version),
                 "QM_PROGRAM": spec.name,
+                **agent_environment(self.ctx.home.root),
             },
             self.ctx.should_stop,
         )
