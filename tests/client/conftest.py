@@ -128,8 +128,10 @@ def policy_payload(
     *,
     serial: int = 1,
     expires: datetime = START + timedelta(days=7),
+    **extra: Any,
 ) -> dict[str, Any]:
     return {
+        **extra,
         "type": "policy",
         "client_id": client_id,
         "site_code": SITE_CODE,
@@ -252,6 +254,15 @@ class ClientWorld:
 
     def work(self, deployment_id: str = "QM120000") -> Path:
         return self.home.work / deployment_id
+
+    def seen(self) -> Path:
+        """Where `keep_what_the_program_saw` copies the work folder (deleted after a success)."""
+        return self.home.root.parent / "seen-by-program"
+
+    def keep_what_the_program_saw(self, then: str = "true") -> str:
+        """A command: run `then` in the work folder, then copy the folder to `seen()`."""
+        seen = self.seen()
+        return f"{then} && rm -rf '{seen}' && cp -a . '{seen}'"
 
     def log(self, component: str) -> str:
         path = self.home.logs / f"{component}.log"

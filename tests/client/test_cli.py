@@ -151,7 +151,7 @@ def test_the_service_stops_cleanly_on_sigterm(world: ClientWorld) -> None:
     assert out == b""
     text = log.read_text()
     assert "agent run failed: cannot reach the site" in text
-    assert text.rstrip().endswith("service stopped")
+    assert text.splitlines()[-1].startswith("<![LOG[service stopped]LOG]!>")
 
 
 def test_register_refuses_a_site_url_that_is_not_http(tmp_path: Path) -> None:
@@ -205,3 +205,15 @@ def test_register_to_an_unreachable_site_promises_nothing(tmp_path: Path) -> Non
     assert "check the URL given with --site" in hint
     assert "nothing was registered: run the command again when the site answers" in hint
     assert not (tmp_path / "home" / "client.json").exists()
+
+
+def test_the_service_entry_point_refuses_a_home_that_is_not_registered(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "quartermaster.client", "run", "--home", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "is not a registered client home" in done.stderr
+    assert "qm client register" in done.stderr
+    assert not (tmp_path / "none").exists()

@@ -35,7 +35,8 @@ def test_bad_bytes_on_one_dp_are_reported_and_the_next_dp_is_used(
         StoreServer(write_store(tmp_path / "good", package.blobs)) as dp_good,
     ):
         world.serve_from(package, ("dp-bad", dp_bad.url), ("dp-good", dp_good.url))
-        world.publish(deployment_entry(package, command="cmp -s data.bin data.bin"))
+        command = world.keep_what_the_program_saw("cmp -s data.bin data.bin")
+        world.publish(deployment_entry(package, command=command))
         world.run()
     sha = package.sha_of("data.bin")
     [mismatch] = world.site.messages(10075)
@@ -53,7 +54,7 @@ def test_bad_bytes_on_one_dp_are_reported_and_the_next_dp_is_used(
     assert mismatch["properties"]["package_hash"] == package.package_hash
     assert mismatch["properties"]["dp"] == "dp-bad"
     assert world.site.ids()[-1] == 10008
-    assert (world.work() / "data.bin").read_bytes() == DATA
+    assert (world.seen() / "data.bin").read_bytes() == DATA
     assert "dp-good" in world.site.messages(10036)[0]["insertion_strings"][6]
 
 
@@ -106,7 +107,7 @@ def test_without_good_bytes_anywhere_the_program_does_not_run(
 def test_a_cut_transfer_resumes_with_range_at_the_next_run(
     world: ClientWorld, dp: StoreServer
 ) -> None:
-    package = world.deploy(dp, {"data.bin": DATA})
+    package = world.deploy(dp, {"data.bin": DATA}, command=world.keep_what_the_program_saw())
     dp.drop_after = 40_000
     world.run()
     assert world.site.messages(10050) and world.site.messages(10051)
@@ -119,7 +120,7 @@ def test_a_cut_transfer_resumes_with_range_at_the_next_run(
     assert world.site.messages(10035)[-1]["insertion_strings"][4] == str(len(DATA) - 40_000)
     assert "resumed from 40000" in world.log("cas")
     assert world.site.ids()[-1] == 10008
-    assert (world.work() / "data.bin").read_bytes() == DATA
+    assert (world.seen() / "data.bin").read_bytes() == DATA
     assert not partial.exists()
 
 
@@ -130,12 +131,16 @@ def test_cached_blobs_are_not_fetched_again(world: ClientWorld, dp: StoreServer)
     other = world.package({"copy-of-data.bin": DATA, "setup.sh": SETUP}, package_id="QM100002")
     write_store(dp.root, other.blobs)
     world.serve_from(other, ("dp1", dp.url))
-    world.publish(deployment_entry(shared), deployment_entry(other, deployment_id="QM120001"))
+    command = world.keep_what_the_program_saw()
+    world.publish(
+        deployment_entry(shared),
+        deployment_entry(other, deployment_id="QM120001", command=command),
+    )
     world.run()
     requested = [path for path, _ in dp.blob_requests()]
     assert len(requested) == 2 and requested[-1].endswith(sha256_bytes(SETUP))
     assert world.site.messages(10036)[-1]["insertion_strings"][5] == str(len(SETUP))
-    assert (world.work("QM120001") / "copy-of-data.bin").read_bytes() == DATA
+    assert (world.seen() / "copy-of-data.bin").read_bytes() == DATA
 
 
 def test_download_start_and_verification_are_reported(world: ClientWorld, dp: StoreServer) -> None:
@@ -181,12 +186,14 @@ def test_a_manifest_of_another_version_is_refused_and_nothing_runs(
 def test_a_damaged_cached_blob_is_fetched_again_before_the_program_runs(
     world: ClientWorld, dp: StoreServer
 ) -> None:
-    package = world.deploy(dp, {"data.bin": DATA}, rerun="always")
+    package = world.deploy(
+        dp, {"data.bin": DATA}, rerun="always", command=world.keep_what_the_program_saw()
+    )
     world.run()
     sha = package.sha_of("data.bin")
     cached = world.home.cache / "content" / "sha256" / sha[:2] / sha
     cached.write_bytes(flipped(DATA))
     world.run("QM120000")
     assert len(dp.blob_requests()) == 2
-    assert (world.work() / "data.bin").read_bytes() == DATA
+    assert (world.seen() / "data.bin").read_bytes() == DATA
     assert world.site.ids()[-1] == 10008

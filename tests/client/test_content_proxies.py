@@ -33,13 +33,17 @@ def direct_url(server: StoreServer) -> str:
 def test_content_comes_through_the_proxy_the_environment_names(
     world: ClientWorld, dp: StoreServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    package = world.deploy(dp, {"data.bin": DATA, "setup.sh": b"echo setup\n"})
+    package = world.deploy(
+        dp,
+        {"data.bin": DATA, "setup.sh": b"echo setup\n"},
+        command=world.keep_what_the_program_saw(),
+    )
     with running_tinyproxy(tmp_path / "proxy") as proxy:
         use_proxies(monkeypatch, HTTP_PROXY=proxy.url)
         world.run()
         assert proxy.gets_from(port_of(dp), "/content/sha256/") == len(package.blobs)
     assert world.site.ids()[-1] == 10008
-    assert (world.work() / "data.bin").read_bytes() == DATA
+    assert (world.seen() / "data.bin").read_bytes() == DATA
 
 
 @pytest.mark.parametrize("no_proxy", ["127.0.0.1", "127.0.0.0/8", "*", "PORT"])
@@ -92,7 +96,7 @@ def test_a_proxy_that_denies_this_computer_is_named_and_the_next_dp_is_used(
     ):
         write_store(dp.root, package.blobs)
         world.serve_from(package, ("dp-behind-proxy", behind.url), ("dp-direct", direct_url(dp)))
-        world.publish(deployment_entry(package))
+        world.publish(deployment_entry(package, command=world.keep_what_the_program_saw()))
         use_proxies(monkeypatch, http_proxy=proxy.url, no_proxy="localhost")
         world.run()
         assert behind.blob_requests() == []
@@ -102,4 +106,4 @@ def test_a_proxy_that_denies_this_computer_is_named_and_the_next_dp_is_used(
     assert "HTTP 403" in reason
     assert world.site.ids()[-1] == 10008
     assert world.state().result != Result.CONTENT_UNAVAILABLE
-    assert (world.work() / "data.bin").read_bytes() == DATA
+    assert (world.seen() / "data.bin").read_bytes() == DATA

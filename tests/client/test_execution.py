@@ -122,10 +122,11 @@ def test_program_sees_its_package_files_with_their_modes(
     )
     write_store(dp.root, package.blobs)
     world.serve_from(package, ("dp1", dp.url))
-    world.publish(deployment_entry(package, command="./bin/setup.sh && test -f data.txt"))
+    command = world.keep_what_the_program_saw("./bin/setup.sh && test -f data.txt")
+    world.publish(deployment_entry(package, command=command))
     world.run()
     assert world.site.ids()[-1] == 10008
-    assert os.stat(world.work() / "bin" / "setup.sh").st_mode & 0o777 == 0o755
+    assert os.stat(world.seen() / "bin" / "setup.sh").st_mode & 0o777 == 0o755
 
 
 def test_retryable_code_with_no_delay_retries_within_the_same_run(

@@ -25,7 +25,7 @@ def test_the_service_survives_a_crashing_run_and_stops_when_asked(tmp_path: Path
     text = log.path.read_text()
     assert len(runs) == 2
     assert "agent run crashed" in text and "RuntimeError: boom" in text
-    assert text.rstrip().endswith("service stopped")
+    assert text.splitlines()[-1].startswith("<![LOG[service stopped]LOG]!>")
 
 
 def test_a_stop_before_the_first_run_runs_nothing(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def test_agent_retries_an_absent_site_and_stops_when_cancelled(tmp_path: Path) -
     asyncio.run(run_then_cancel())
     log = (home.root / "distmgr.log").read_text().splitlines()
     assert "DP dp2 stopped" in log[-1]
-    assert "[distmgr]" in log[-1]
+    assert 'component="distmgr"' in log[-1]
     assert agent.stopping
 
 

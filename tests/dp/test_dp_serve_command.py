@@ -92,4 +92,9 @@ def test_enrolled_dp_serves_without_token_and_stops_on_sigterm(tmp_path: Path) -
     finally:
         if process.poll() is None:
             process.kill()
-    assert (home.root / "distmgr.log").read_text().splitlines()[-1].endswith("DP dp2 stopped")
+    assert (
+        (home.root / "distmgr.log")
+        .read_text()
+        .splitlines()[-1]
+        .startswith("<![LOG[DP dp2 stopped]LOG]!>")
+    )

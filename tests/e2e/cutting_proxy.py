@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 
@@ -12,6 +13,10 @@ from dataclasses import dataclass, field
 class CuttingProxy:
     target_port: int
     cut_after: int | None = None  # cut the next connection after this many bytes downstream
+    # After `slow_after` bytes downstream on a connection, pass on at most `slow_rate` bytes
+    # per second (a slow link), until `slow_after` is set back to None.
+    slow_after: int | None = None
+    slow_rate: int = 1024 * 1024
     downstream: list[int] = field(default_factory=list)  # bytes sent to the client, per connection
     _server: socket.socket | None = None
 
@@ -56,6 +61,16 @@ class CuttingProxy:
     ) -> None:
         try:
             while data := source.recv(65536):
+                while self.slow_after is not None and self.downstream[index] >= self.slow_after:
+                    step = max(self.slow_rate // 10, 1)
+                    dest.sendall(data[:step])
+                    self.downstream[index] += len(data[:step])
+                    data = data[step:]
+                    time.sleep(0.1)
+                    if not data:
+                        break
+                if not data:
+                    continue
                 if limit is not None and self.downstream[index] + len(data) > limit:
                     dest.sendall(data[: limit - self.downstream[index]])
                     self.downstream[index] = limit

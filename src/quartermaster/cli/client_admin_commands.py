@@ -45,6 +45,7 @@ def list_(
                 "client_id",
                 "hostname",
                 "os",
+                "agent_version",
                 "approval",
                 "rekey_required",
                 "registered",

@@ -181,3 +181,120 @@ def status(
     else:
         for line in render_text(report):
             typer.echo(line)
+
+
+@app.command()
+def logs(
+    home: HomeOption,
+    component: Annotated[
+        str,
+        typer.Option(
+            "--component", help="Only this component's log, e.g. cas, execmgr, policyagent."
+        ),
+    ] = "",
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing records as they are written.")
+    ] = False,
+) -> None:
+    """Print the component logs (CMTrace format, with their .lo_ generation) readably.
+
+    Without --component every log is printed, merged in time order.
+
+    Example: qm client logs --home /var/lib/qm-client --component execmgr --follow
+    """
+    from quartermaster.client.log_view import follow_logs, log_paths, merged_records
+
+    paths = _guarded(lambda: log_paths(ClientHome(home), component))
+    for line in merged_records(paths):
+        typer.echo(line)
+    if follow:
+        try:
+            for line in follow_logs(paths):
+                typer.echo(line)
+        except KeyboardInterrupt:
+            return
+
+
+@app.command()
+def settings(
+    home: HomeOption,
+    cache_limit: Annotated[
+        int | None,
+        typer.Option("--cache-limit", metavar="BYTES", help="Most bytes the content cache keeps."),
+    ] = None,
+    log_max_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--log-max-bytes",
+            metavar="BYTES",
+            help="Size at which a component log is rotated to .lo_ (default 250000).",
+        ),
+    ] = None,
+) -> None:
+    """Show or change this client's local settings.
+
+    Example: qm client settings --home /var/lib/qm-client --log-max-bytes 1000000
+    """
+    client_home = ClientHome(home)
+    config = _guarded(client_home.load_config)
+    for name, value in (("--cache-limit", cache_limit), ("--log-max-bytes", log_max_bytes)):
+        if value is not None and value < 4096:
+            typer.echo(f"error: {name} must be at least 4096 bytes, not {value}", err=True)
+            raise typer.Exit(1)
+    if cache_limit is not None:
+        config.cache_limit_bytes = cache_limit
+    if log_max_bytes is not None:
+        config.log_max_bytes = log_max_bytes
+    if cache_limit is not None or log_max_bytes is not None:
+        client_home.save_config(config)
+    typer.echo(f"cache_limit_bytes={config.cache_limit_bytes}")
+    typer.echo(f"log_max_bytes={config.log_max_bytes}")
+
+
+UnitDirOption = Annotated[
+    Path,
+    typer.Option("--unit-dir", help="Where systemd units go.", file_okay=False, show_default=True),
+]
+
+
+@app.command("install-service")
+def install_service(
+    home: HomeOption,
+    site: Annotated[str, typer.Option("--site", help="The site server's URL.")],
+    user: Annotated[
+        str,
+        typer.Option(
+            "--user", help="Run the agent as this account instead of root (stricter sandbox)."
+        ),
+    ] = "",
+    ca_file: Annotated[
+        Path | None,
+        typer.Option("--ca-file", help="PEM file of an https site's CA, pinned.", dir_okay=False),
+    ] = None,
+    unit_dir: UnitDirOption = Path("/etc/systemd/system"),
+) -> None:
+    """Register this computer if needed and write the agent's systemd unit (qm-client.service).
+
+    Then: systemctl daemon-reload && systemctl enable --now qm-client
+
+    Example: qm client install-service --home /var/lib/qm-client --site https://site:8440
+    """
+    from quartermaster.client.service_unit import install_service as install
+
+    path, client_id = _guarded(lambda: install(ClientHome(home), site, user, ca_file, unit_dir))
+    typer.echo(f"client {client_id}: wrote {path}")
+    typer.echo(f"start it with: systemctl daemon-reload && systemctl enable --now {path.stem}")
+
+
+@app.command("uninstall-service")
+def uninstall_service(unit_dir: UnitDirOption = Path("/etc/systemd/system")) -> None:
+    """Remove the unit `qm client install-service` wrote; the client home stays.
+
+    Stop it first: systemctl disable --now qm-client
+
+    Example: qm client uninstall-service
+    """
+    from quartermaster.client.service_unit import uninstall_unit
+
+    path = _guarded(lambda: uninstall_unit(unit_dir))
+    typer.echo(f"removed {path}; run systemctl daemon-reload")

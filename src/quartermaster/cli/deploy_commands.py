@@ -216,6 +216,11 @@ def cancel(
 def status(
     deployment_id: str = typer.Argument(..., help="Deployment ID, e.g. QM120000."),
     state: str = typer.Option(None, "--state", help="Only clients in this state."),
+    client: str = typer.Option(
+        None,
+        "--client",
+        help="Only this client (ID or host name), with its program's last output.",
+    ),
     as_json: bool = JsonOption,
     site: str = SiteOption,
     token: str = TokenOption,
@@ -223,9 +228,11 @@ def status(
     """Schedule, counts (targeted, in progress, succeeded, failed, unknown), the phases of a
     phased rollout, and one row per client.
 
-    Example: qm deploy status QM120000 --json
+    Example: qm deploy status QM120000 --client lab-07
     """
-    data = SiteLink(site, token).get(f"/api/v1/deployments/{deployment_id}/status", state=state)
+    data = SiteLink(site, token).get(
+        f"/api/v1/deployments/{deployment_id}/status", state=state, client=client
+    )
     if as_json:
         print_json(data)
         return
@@ -285,6 +292,22 @@ def status(
         ["hostname", "state", "phase", "last_message_id", "last_message_time", "detail"]
         + (["last_evaluated"] if data.get("app_id") else []),
     )
+    for row in data["clients"] if client else []:
+        _print_output(row)
+
+
+def _print_output(row: dict[str, Any]) -> None:
+    """A client's last program output under its row, as the program wrote it."""
+    shown = row.get("last_output")
+    if not shown:
+        out.print(f"{row['hostname']}: no program output was sent", markup=False)
+        return
+    cut = " (cut to its last part)" if shown["output_truncated"] else ""
+    out.print(
+        f"{row['hostname']}: output sent with {shown['message_id']} at {shown['time']}{cut}:",
+        markup=False,
+    )
+    out.print(shown["output_tail"].rstrip("\n"), markup=False, highlight=False)
 
 
 @app.command("list")

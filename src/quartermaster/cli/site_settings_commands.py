@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
 from quartermaster.cli.site_commands import app
@@ -26,6 +28,18 @@ def _flag(value: str | None, name: str) -> bool | None:
     raise typer.BadParameter(f"{name} takes true or false")
 
 
+def _json_list(value: str | None, name: str) -> list[object] | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{name} is not JSON: {exc}") from None
+    if not isinstance(parsed, list):
+        raise typer.BadParameter(f"{name} takes a JSON list of rules")
+    return parsed
+
+
 @app.command("settings")
 @handles_errors
 def settings(
@@ -34,6 +48,26 @@ def settings(
         "--require-approval",
         metavar="true|false",
         help="New clients wait for `qm client approve` before they get policy.",
+    ),
+    output_message_bytes: int = typer.Option(
+        None,
+        "--program-output-message-bytes",
+        metavar="BYTES",
+        help="Most bytes of a failed program's output kept per status message (1024-1048576).",
+    ),
+    output_total_bytes: int = typer.Option(
+        None,
+        "--program-output-total-bytes",
+        metavar="BYTES",
+        help="Most bytes of program output kept in all; the oldest goes first.",
+    ),
+    bandwidth_rules: str = typer.Option(
+        None,
+        "--bandwidth-rules",
+        metavar="JSON",
+        help="Download limits, first match per client: "
+        '[{"boundary": "10.1.0.0/16", "rate": 2000000, "schedule": [{"days": "mon-fri", '
+        '"from": "08:00", "to": "18:00", "rate": 500000}]}, {"rate": null}] (docs/operations.md).',
     ),
     as_json: bool = JsonOption,
     site: str = SiteOption,
@@ -44,7 +78,12 @@ def settings(
     Example: qm site settings --require-approval true
     """
     link = SiteLink(site, token)
-    change = {"require_approval": _flag(require_approval, "--require-approval")}
+    change = {
+        "require_approval": _flag(require_approval, "--require-approval"),
+        "program_output_message_bytes": output_message_bytes,
+        "program_output_total_bytes": output_total_bytes,
+        "bandwidth_rules": _json_list(bandwidth_rules, "--bandwidth-rules"),
+    }
     change = {k: v for k, v in change.items() if v is not None}
     data = link.post("/api/v1/settings", change) if change else link.get("/api/v1/settings")
     if as_json:

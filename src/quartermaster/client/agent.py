@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from quartermaster.client import cleanup
 from quartermaster.client.app_run import AppRunner
 from quartermaster.client.cache import ContentCache
-from quartermaster.client.content_access import ContentAccess
+from quartermaster.client.content_access import ContentAccess, DownloadPaused
 from quartermaster.client.deployment_run import DeploymentRunner, RunContext
 from quartermaster.client.detection import Detector
 from quartermaster.client.home import ClientHome
@@ -24,8 +25,8 @@ from quartermaster.client.policy_agent import PolicyAgent
 from quartermaster.client.scheduling import Action, decide, next_wakeup
 from quartermaster.client.site_link import NotApproved, RekeyRequired, SiteApi
 from quartermaster.client.status_spool import DeploymentReporter, StatusSpool
-from quartermaster.client.timestamps import Clock, format_utc, utcnow
-from quartermaster.core.blob_transfer import BlobFetcher
+from quartermaster.client.timestamps import Clock, format_utc, parse_utc, utcnow
+from quartermaster.core.blob_transfer import BlobFetcher, TransferStopped
 from quartermaster.core.errors import NotFound
 
 
@@ -60,6 +61,7 @@ class Agent:
         self.spool = StatusSpool(home.spool, clock, home.log("statusagent"))
         self.state = LocalState.load(home.state_path)
         self.cache = ContentCache(home.cache, self.config.cache_limit_bytes)
+        self.exec_log = home.log("execmgr")
 
     def run_once(self, install: str | None = None) -> RunSummary:
         """Poll policy, do all due work (and `install` now if allowed), deliver status."""
@@ -121,30 +123,75 @@ class Agent:
             self.config.site_code,
             self.config.trusted_keys(),
             self.cache,
-            ContentAccess(self.cache, fetcher, self.home.log("cas")),
+            ContentAccess(self.cache, fetcher, self.home.log("cas"), self.should_stop),
             self.spool,
             self.facts,
             self.clock,
+            self.should_stop,
+            self._checkpoint,
         )
+        ctx.content.limit, ctx.content.clock = policy.bandwidth, self.clock
         runner = DeploymentRunner(ctx)
         apps = AppRunner(runner, policy, self.state, Detector())
+        resume_at = None
         try:
             with self.spool.deferred():  # one syncfs for the run's notices, not one per message
+                self._interrupted_before(policy, runner)
                 for deployment in policy.deployments:
                     if self.should_stop():
                         self.log.write("stop requested; remaining deployments wait")
                         break
                     requested = deployment.deployment_id == install
                     before = self.state.get(deployment.deployment_id).last_run
-                    summary.lines.append(self._consider(deployment, requested, runner, apps))
-                    if self.state.get(deployment.deployment_id).last_run != before:
+                    try:
+                        line = self._consider(deployment, requested, runner, apps)
+                    except TransferStopped as exc:
+                        self.log.write(f"deployment {deployment.deployment_id}: {exc.message}")
+                        summary.lines.append(f"{deployment.deployment_id}: {exc.message}")
+                        if isinstance(exc, DownloadPaused):  # wake when the schedule allows
+                            resume_at = policy.bandwidth.next_change(self.clock())
+                        break
+                    summary.lines.append(line)
+                    local = self.state.get(deployment.deployment_id)
+                    if local.last_run != before:
                         self.spool.flush()  # the messages before the state that records them
                         self.state.save()  # a program ran: its attempt is on disk at once
+                    cleanup.after_run(
+                        self.home.work, deployment.deployment_id, local.result, self.exec_log
+                    )
         finally:
             self.spool.flush()
             self.state.save()  # evaluations and notices: once per run
             fetcher.close()
-        summary.next_wakeup = self._reevaluation(policy, apps)
+            cleanup.sweep(
+                self.home.work,
+                self.home.program_logs,
+                self.exec_log,
+                keep_failed_days=self.config.failed_work_keep_days,
+            )
+        wakeups = [self._reevaluation(policy, apps), resume_at]
+        summary.next_wakeup = min((w for w in wakeups if w is not None), default=None)
+
+    def _checkpoint(self) -> None:
+        """Spooled messages, then the state that refers to them, durable now."""
+        self.spool.flush()
+        self.state.save()
+
+    def _interrupted_before(self, policy: Policy, runner: DeploymentRunner) -> None:
+        """A program still marked running was cut short when the agent was killed (or the
+        computer lost power): recorded and reported now, and retried per its rerun rule."""
+        for deployment in policy.deployments:
+            local = self.state.get(deployment.deployment_id)
+            if local.running is None:
+                continue
+            started = parse_utc(local.running)
+            self.log.warning(
+                f"deployment {deployment.deployment_id}: its program was running when the "
+                "agent stopped"
+            )
+            reporter = DeploymentReporter(self.spool, deployment)
+            runner.interrupted(deployment, local, reporter, started, how="agent killed")
+        self._checkpoint()
 
     def _reevaluation(self, policy: Policy, apps: AppRunner) -> datetime | None:
         """The earliest moment an application deployment is due for re-evaluation."""

@@ -319,14 +319,25 @@ class AppRunner:
             return Step(False, local.reason or "content unavailable")
         reporter.emit(10005, spec.command)
         started = self.ctx.clock()
-        self.ctx.spool.flush()  # what was reported before the program is durable first
-        run = run_program(spec, folder, self.runner._program_log(synth), _environment(synth, app))
+        local.running = format_utc(started)  # still set at the next start: we were killed
+        self.ctx.checkpoint()  # what was reported, and the mark, durable before the program
+        run = run_program(
+            spec,
+            folder,
+            self.runner._program_log(synth),
+            _environment(synth, app),
+            self.ctx.should_stop,
+        )
+        local.running = None
         self.detector.forget()  # whatever it did, detection must look again
+        if run.interrupted:
+            self.runner.interrupted(synth, local, reporter, started, run.output)
+            return Step(False, "interrupted because the agent stopped")
         if run.start_error:
             reporter.emit(10007, run.start_error)
             return Step(False, f"could not start: {run.start_error}")
         if run.timed_out or run.exit_code is None:
-            reporter.emit(10070, spec.max_runtime)
+            reporter.emit(10070, spec.max_runtime, output=run.output)
             return Step(False, f"exceeded {spec.max_runtime} seconds")
         if spec.classify(run.exit_code) in (Outcome.SUCCESS, Outcome.SUCCESS_REBOOT):
             return Step(True, exit_code=run.exit_code)
@@ -339,7 +350,12 @@ class AppRunner:
             why = f"{spec.name} exited {run.exit_code}, retry in {delay} s"
             return Step(False, why, run.exit_code, retrying=True)
         report = exit_report(spec, run.exit_code)
-        reporter.emit(report.message_id, *report.extra, properties={"exit_code": run.exit_code})
+        reporter.emit(
+            report.message_id,
+            *report.extra,
+            properties={"exit_code": run.exit_code},
+            output=run.output if report.result == Result.FAILED else "",
+        )
         return Step(False, f"{spec.name} exited {run.exit_code}", run.exit_code)
 
 

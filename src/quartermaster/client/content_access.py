@@ -14,14 +14,22 @@ damaged one is removed and fetched again before the program starts (deployment_r
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import NoReturn
 
 from quartermaster.client.cache import PARTIAL, ContentCache
 from quartermaster.client.site_link import Location
 from quartermaster.client.status_spool import DeploymentReporter
-from quartermaster.core.blob_transfer import BlobFetcher, FetchResult, TransferError
+from quartermaster.core.bandwidth import BandwidthLimit
+from quartermaster.core.blob_transfer import (
+    BlobFetcher,
+    FetchResult,
+    TransferError,
+    TransferStopped,
+)
 from quartermaster.core.component_log import ComponentLog
 from quartermaster.core.errors import HashMismatch, IntegrityError, QMError
 from quartermaster.core.manifest import Manifest
@@ -34,6 +42,12 @@ class ContentUnavailable(QMError):
     code = "content_unavailable"
 
 
+class DownloadPaused(TransferStopped):
+    """The bandwidth schedule says 0 now: the transfer stops, its .part is kept."""
+
+    code = "download_paused"
+
+
 @dataclass
 class DownloadReport:
     files: int
@@ -42,10 +56,21 @@ class DownloadReport:
 
 
 class ContentAccess:
-    def __init__(self, cache: ContentCache, fetcher: BlobFetcher, log: ComponentLog) -> None:
+    def __init__(
+        self,
+        cache: ContentCache,
+        fetcher: BlobFetcher,
+        log: ComponentLog,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.cache = cache
         self.fetcher = fetcher
         self.log = log
+        self.should_stop = should_stop  # a stop request ends a transfer between two chunks
+        self.limit = BandwidthLimit()  # the policy's; set by the agent before each run
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self._paced_bytes = 0
+        self._paced_since = 0.0
 
     def missing(self, manifest: Manifest) -> dict[str, int]:
         return {sha: size for sha, size in manifest.blobs().items() if not self.cache.has(sha)}
@@ -60,7 +85,20 @@ class ContentAccess:
         if missing:
             to_fetch = sum(missing.values()) - self._partial_bytes(missing)
             self.cache.make_room(to_fetch, pinned=manifest.blobs())
-            self._download(manifest, missing, to_fetch, locate(), reporter, report)
+            try:
+                self._download(manifest, missing, to_fetch, locate(), reporter, report)
+            except DownloadPaused:
+                total = sum(missing.values())
+                kept = (
+                    self._partial_bytes(self.missing(manifest))
+                    + total
+                    - sum(self.missing(manifest).values())
+                )
+                resume = self.limit.next_change(self.clock())
+                when = resume.strftime("%Y-%m-%dT%H:%MZ") if resume else "a schedule change"
+                self.log.write(f"package {manifest.package_id}: download paused until {when}")
+                reporter.emit(10037, version, kept, total, when)
+                raise
         for sha in manifest.blobs():
             self.cache.touch(sha)
         sources = ", ".join(report.dps) or "the local cache"
@@ -92,6 +130,7 @@ class ContentAccess:
         paths = {entry.sha256: entry.path for entry in reversed(manifest.files)}
         skipped: set[str] = set()
         for sha, size in missing.items():
+            self._pace(0)
             outcome = self._fetch_blob(sha, size, paths[sha], locations, skipped, reporter)
             if isinstance(outcome, str):
                 self._give_up(reporter, version, outcome)
@@ -129,7 +168,7 @@ class ContentAccess:
                 )
                 failure = f"last tried {location.dp}: hash mismatch on {path}"
             except (TransferError, IntegrityError) as exc:
-                self.log.write(f"blob {sha} ({path}) from {location.dp}: {exc.message}")
+                self.log.warning(f"blob {sha} ({path}) from {location.dp}: {exc.message}")
                 reporter.emit(10050, location.dp, exc.message, dp=location.dp)
                 failure = f"last tried {location.dp}: {exc.message}"
             skipped.add(location.dp)
@@ -139,8 +178,9 @@ class ContentAccess:
         url = blob_url(location.url, sha)
         dest = self.cache.blob_path(sha)
         resuming = dest.with_name(dest.name + PARTIAL).exists()
+        self._paced_bytes, self._paced_since = 0, time.monotonic()
         try:
-            result = self.fetcher.fetch(url, dest, sha, size, durable=False)
+            result = self.fetcher.fetch(url, dest, sha, size, self._pace, durable=False)
         except HashMismatch as exc:
             self.log.write(
                 f"blob {sha} ({path}) from {location.dp}: hash mismatch, got "
@@ -158,6 +198,31 @@ class ContentAccess:
         )
         return result
 
+    def _pace(self, received: int) -> None:
+        """Between two chunks: stop if asked, pause if the schedule says 0, else sleep long
+        enough to keep to the rate now in force (re-read at every chunk)."""
+        self._stop_if_asked(received)
+        rate = self.limit.rate_at(self.clock())
+        if rate == 0:
+            raise DownloadPaused(
+                "the bandwidth schedule allows no download now",
+                "the download resumes from the bytes kept when the schedule allows it",
+            )
+        self._paced_bytes += received
+        if rate is None:
+            self._paced_bytes, self._paced_since = 0, time.monotonic()
+            return
+        ahead = self._paced_bytes / rate - (time.monotonic() - self._paced_since)
+        if ahead > 0:
+            time.sleep(ahead)
+
+    def _stop_if_asked(self, _received: int) -> None:
+        if self.should_stop():
+            raise TransferStopped(
+                "the download was stopped because the agent is stopping",
+                "it resumes from where it stopped at the agent's next run",
+            )
+
     def _partial_bytes(self, missing: dict[str, int]) -> int:
         total = 0
         for sha in missing:
@@ -168,7 +233,7 @@ class ContentAccess:
         return total
 
     def _give_up(self, reporter: DeploymentReporter, version: int, reason: str) -> NoReturn:
-        self.log.write(f"content of version {version} unavailable: {reason}")
+        self.log.error(f"content of version {version} unavailable: {reason}")
         reporter.emit(10051, version, reason)
         raise ContentUnavailable(
             f"content of version {version} could not be obtained: {reason}",

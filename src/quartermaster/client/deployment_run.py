@@ -7,6 +7,7 @@ state; a step that fails stops the run without touching anything further.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,8 +23,9 @@ from quartermaster.client.requirements import unmet_requirement
 from quartermaster.client.scheduling import retry_delay
 from quartermaster.client.site_link import Location, SiteApi, SiteUnreachable
 from quartermaster.client.status_spool import DeploymentReporter, StatusSpool
-from quartermaster.client.timestamps import Clock
+from quartermaster.client.timestamps import Clock, format_utc
 from quartermaster.client.trust import ManifestRefused, accept_manifest
+from quartermaster.client.upgrade import agent_environment
 from quartermaster.client.work_layout import lay_out
 from quartermaster.core.canonical import canonical_json
 from quartermaster.core.durable_files import write_atomic
@@ -47,6 +49,8 @@ class RunContext:
     spool: StatusSpool
     facts: MachineFacts
     clock: Clock
+    should_stop: Callable[[], bool] = lambda: False  # the service was asked to stop
+    checkpoint: Callable[[], None] = lambda: None  # spool and state durable on disk now
 
 
 class DeploymentRunner:
@@ -102,7 +106,7 @@ class DeploymentRunner:
             envelope = self.ctx.site.manifest(deployment.package_hash)
             manifest = accept_manifest(envelope, self.ctx.keys, deployment, self.ctx.site_code)
         except ManifestRefused as exc:
-            self.cas_log.write(f"manifest {deployment.package_hash} refused: {exc}")
+            self.cas_log.warning(f"manifest {deployment.package_hash} refused: {exc}")
             reporter.emit(10055, version, exc.message)
             local.record_step(version, Result.MANIFEST_REFUSED, exc.message)
             return None
@@ -140,7 +144,7 @@ class DeploymentRunner:
                     manifest, self.ctx.cache, self.ctx.home.work, deployment.deployment_id
                 )
             except HashMismatch as exc:
-                self.cas_log.write(f"cached blob {exc.expected} is damaged; removed: {exc}")
+                self.cas_log.warning(f"cached blob {exc.expected} is damaged; removed: {exc}")
                 self.ctx.cache.remove(exc.expected)
             except OSError as exc:  # e.g. a full disk: not an attempt, tried again next run
                 reason = f"the files could not be laid out: {exc}"
@@ -175,7 +179,8 @@ class DeploymentRunner:
         )
         reporter.emit(10005, spec.command)
         started = self.ctx.clock()  # the rerun rules compare an attempt's start to a deadline
-        self.ctx.spool.flush()  # what was reported before the program is durable first
+        local.running = format_utc(started)  # still set at the next start: we were killed
+        self.ctx.checkpoint()  # what was reported, and the mark, durable before the program
         run = run_program(
             spec,
             folder,
@@ -185,16 +190,21 @@ class DeploymentRunner:
                 "QM_PACKAGE_ID": deployment.package_id,
                 "QM_SOURCE_VERSION": str(deployment.source_version),
                 "QM_PROGRAM": spec.name,
+                **agent_environment(self.ctx.home.root),
             },
+            self.ctx.should_stop,
         )
+        local.running = None
         retry_now = False
-        if run.start_error:
+        if run.interrupted:
+            self.interrupted(deployment, local, reporter, started, run.output)
+        elif run.start_error:
             self._not_started(deployment, local, reporter, run.start_error, started)
         elif run.timed_out or run.exit_code is None:
-            reporter.emit(10070, spec.max_runtime)
+            reporter.emit(10070, spec.max_runtime, output=run.output)
             local.record_run(deployment.source_version, Result.TIMED_OUT, None, started)
         else:
-            retry_now = self._record_exit(deployment, run.exit_code, local, reporter, started)
+            retry_now = self._record_exit(deployment, run, local, reporter, started)
         self.log.write(
             f"deployment {deployment.deployment_id}: {_describe(run)}; result {local.result}"
         )
@@ -203,16 +213,22 @@ class DeploymentRunner:
     def _record_exit(
         self,
         deployment: DeploymentPolicy,
-        code: int,
+        run: ProgramRun,
         local: DeploymentState,
         reporter: DeploymentReporter,
         started: datetime,
     ) -> bool:
+        """A failure (retries exhausted included) carries the program's last output."""
+        code = run.exit_code
+        assert code is not None
         delay = self.retry_later(deployment, code, local, reporter, started)
         if delay is not None:
             return delay == 0
         report = exit_report(deployment.program, code)
-        reporter.emit(report.message_id, *report.extra, properties={"exit_code": code})
+        output = run.output if report.result == Result.FAILED else ""
+        reporter.emit(
+            report.message_id, *report.extra, properties={"exit_code": code}, output=output
+        )
         local.record_run(deployment.source_version, report.result, code, started)
         return False
 
@@ -239,6 +255,27 @@ class DeploymentRunner:
         reporter.emit(10034, code, local.retries, spec.retry_count, seconds, properties=props)
         return seconds
 
+    def interrupted(
+        self,
+        deployment: DeploymentPolicy,
+        local: DeploymentState,
+        reporter: DeploymentReporter,
+        started: datetime,
+        output: str = "",
+        how: str = "SIGTERM",
+    ) -> None:
+        """A run cut short by the agent's stop: a failed attempt, retried at the next start
+        when the rerun rule allows a run after a failure (10072), else final (10073)."""
+        version, rerun = deployment.source_version, deployment.rerun
+        local.running = None
+        if rerun in ("if-failed", "always"):
+            local.record_run(version, Result.RETRYING, None, started, f"interrupted ({how})")
+            local.schedule_retry(self.ctx.clock())
+            reporter.emit(10072, how, output=output)
+        else:
+            local.record_run(version, Result.INTERRUPTED, None, started, f"interrupted ({how})")
+            reporter.emit(10073, how, rerun, output=output)
+
     def _not_started(
         self,
         deployment: DeploymentPolicy,
@@ -263,6 +300,8 @@ def _retries_left(local: DeploymentState, version: int, retry_count: int) -> boo
 
 
 def _describe(run: ProgramRun) -> str:
+    if run.interrupted:
+        return "stopped because the agent was asked to stop"
     if run.start_error:
         return f"could not start: {run.start_error}"
     if run.timed_out:

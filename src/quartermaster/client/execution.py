@@ -13,12 +13,15 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 from quartermaster.client.local_state import Result
+from quartermaster.client.program_output import masked_command, read_tail
 from quartermaster.client.run_as import Account, account_for, private_copy
 from quartermaster.client.work_layout import remove_tree
 from quartermaster.core.errors import InvalidInput
@@ -33,6 +36,8 @@ class ProgramRun:
     exit_code: int | None = None
     timed_out: bool = False
     start_error: str = ""  # set when the program could not be started
+    output: str = ""  # the last 64 KiB of its stdout and stderr, secrets masked
+    interrupted: bool = False  # stopped because the agent was asked to stop
 
 
 @dataclass(frozen=True)
@@ -57,11 +62,20 @@ def exit_report(spec: ProgramSpec, exit_code: int) -> ExitReport:
     return ExitReport(10006, (code,), Result.FAILED)
 
 
+STOP_CHECK = 0.5  # seconds between looks at the stop request while a program runs
+
+
 def run_program(
-    spec: ProgramSpec, work_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None
+    spec: ProgramSpec,
+    work_dir: Path,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> ProgramRun:
     """Run `spec.command` in `work_dir` (or its working_dir) and wait at most max_runtime,
-    as the account its run context names (client/run_as.py)."""
+    as the account its run context names (client/run_as.py). When `should_stop` turns true
+    (the service got SIGTERM) the program's process tree is stopped and the run is
+    `interrupted`."""
     try:
         account = account_for(spec.run_context)
         if account is not None:
@@ -70,31 +84,62 @@ def run_program(
     except InvalidInput as exc:
         return ProgramRun(start_error=exc.message)
     try:
-        return _run(spec, cwd, log_path, extra_env or {}, account)
+        return _run(spec, cwd, log_path, extra_env or {}, account, should_stop)
     finally:
         if account is not None:
             remove_tree(work_dir.parent)
 
 
 def _run(
-    spec: ProgramSpec, cwd: Path, log_path: Path, extra_env: dict[str, str], account: Account | None
+    spec: ProgramSpec,
+    cwd: Path,
+    log_path: Path,
+    extra_env: dict[str, str],
+    account: Account | None,
+    should_stop: Callable[[], bool],
 ) -> ProgramRun:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        log.write(f"--- {stamp} {spec.command} (in {cwd})\n".encode())
+        log.write(f"--- {stamp} {masked_command(spec.command)} (in {cwd})\n".encode())
         log.flush()
+        start = log.tell()
         try:
             env = account.environment(extra_env) if account else {**os.environ, **extra_env}
             process = _start(spec.command, cwd, log, env, account)
         except OSError as exc:
-            return ProgramRun(start_error=f"{exc.strerror or exc} ({spec.command})")
-        try:
-            return ProgramRun(exit_code=process.wait(timeout=spec.max_runtime))
-        except subprocess.TimeoutExpired:
+            return ProgramRun(start_error=f"{exc.strerror or exc} ({masked_command(spec.command)})")
+        code = _wait(process, spec.max_runtime, should_stop)
+        if code is None or code == _STOPPED:
             stop_process_tree(process)
+            log.flush()
+            tail = read_tail(log_path, start, spec.command)
+            if code == _STOPPED:
+                log.write(b"--- stopped: the agent was asked to stop\n")
+                return ProgramRun(interrupted=True, output=tail)
             log.write(f"--- stopped after {spec.max_runtime} seconds\n".encode())
-            return ProgramRun(timed_out=True)
+            return ProgramRun(timed_out=True, output=tail)
+    return ProgramRun(exit_code=code, output=read_tail(log_path, start, spec.command))
+
+
+_STOPPED = -(2**63)  # _wait's answer when a stop was requested
+
+
+def _wait(
+    process: subprocess.Popen[bytes], max_runtime: float, should_stop: Callable[[], bool]
+) -> int | None:
+    """The exit code; None at max_runtime; _STOPPED when `should_stop` turned true."""
+    deadline = time.monotonic() + max_runtime
+    while True:
+        if should_stop():
+            return _STOPPED
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            return process.wait(timeout=min(left, STOP_CHECK))
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def working_directory(work_dir: Path, relative: str) -> Path:

@@ -10,12 +10,14 @@ policy.json          the last verified policy envelope, reused when the site ans
 manifests/<hash>.json  verified manifest envelopes, by package hash
 cache/               downloaded blobs in the store layout (content/sha256/xx/<hash>),
                      shared by every package; `<hash>.part` is a transfer to resume
-work/<deployment>/   the files of one deployment, laid out fresh for each run
+work/<deployment>/   the files of one deployment, laid out fresh for each run; deleted
+                     after a success, kept failed_work_keep_days after a failure
 spool/               one JSON file per status message not yet acknowledged by the site
 state.json           per deployment: versions run, result, attempts, next retry
 logs/                policyagent.log (policy, decisions), cas.log (content access: DP,
                      blob, bytes, resume, verification), execmgr.log (programs),
-                     statusagent.log (status messages raised and delivered)
+                     statusagent.log (status messages raised and delivered), in the
+                     CMTrace format, each rotated to <name>.lo_ at log_max_bytes
 logs/programs/       each program run's own stdout and stderr
 """
 
@@ -28,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quartermaster.core.component_log import ComponentLog
+from quartermaster.core.component_log import DEFAULT_MAX_BYTES, ComponentLog
 from quartermaster.core.durable_files import write_atomic
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound
 from quartermaster.core.signing import PublicKey
@@ -53,6 +55,8 @@ class ClientConfig:
     ca_file: str = ""  # name of the pinned CA file in the home; "" trusts the system's CAs
     properties: dict[str, str] = field(default_factory=dict)  # custom, for collection rules
     inventory_digest: str = ""  # of the facts last reported (machine_facts.inventory_digest)
+    log_max_bytes: int = DEFAULT_MAX_BYTES  # a component log is rotated to .lo_ at this size
+    failed_work_keep_days: int = 7  # a failed run's work folder is kept this long (cleanup.py)
 
     def trusted_keys(self) -> dict[str, PublicKey]:
         """Keys are re-derived from the public key, so a wrong keyid in the file cannot match."""
@@ -86,6 +90,7 @@ class ClientHome:
         self.spool = root / "spool"
         self.logs = root / "logs"
         self.program_logs = self.logs / "programs"
+        self._log_max_bytes: int | None = None
 
     def is_registered(self) -> bool:
         return self.config_path.is_file() and self.secret_path.is_file()
@@ -131,7 +136,18 @@ class ClientHome:
         os.chmod(self.secret_path, 0o600)
 
     def log(self, component: str) -> ComponentLog:
-        return ComponentLog(self.logs, component)
+        return ComponentLog(self.logs, component, self.log_max_bytes())
+
+    def log_max_bytes(self) -> int:
+        """The rotation size from client.json, read once; the default before registration."""
+        if self._log_max_bytes is None:
+            try:
+                data = json.loads(self.config_path.read_text(encoding="utf-8"))
+                value = data.get("log_max_bytes", DEFAULT_MAX_BYTES)
+                self._log_max_bytes = value if isinstance(value, int) and value > 0 else None
+            except (OSError, ValueError, AttributeError):
+                pass
+        return self._log_max_bytes or DEFAULT_MAX_BYTES
 
     def ssl_context(self, config: ClientConfig) -> ssl.SSLContext | None:
         """TLS trust for every call: the pinned CA, or None for the system's CAs."""

@@ -31,6 +31,7 @@ class Result:
     MANIFEST_REFUSED = "manifest_refused"
     CONTENT_UNAVAILABLE = "content_unavailable"
     COMPLIANT = "compliant"  # an application detection already agrees with; nothing ran
+    INTERRUPTED = "interrupted"  # the agent stopped while the program ran; not retried
 
 
 SUCCESS_RESULTS = frozenset({Result.SUCCEEDED, Result.REBOOT_REQUIRED})
@@ -48,6 +49,7 @@ class DeploymentState:
     retries: int = 0  # retryable exits in the current sequence
     next_retry: str | None = None
     last_run: str | None = None  # when the last program run started (client clock)
+    running: str | None = None  # set while a program runs: still set at start = interrupted
     notified: list[str] = field(default_factory=list)  # once-only messages already sent
     # Applications: what detection said last, when, and when compliance was last reported.
     detected: bool | None = None
@@ -104,6 +106,7 @@ class LocalState:
         self.deployments: dict[str, DeploymentState] = {}
         # Each application's last detection: revision, detected, result, evaluated, evidence.
         self.applications: dict[str, dict[str, Any]] = {}
+        self._saved: bytes | None = None  # the file's bytes as last read or written
 
     @classmethod
     def load(cls, path: Path) -> LocalState:
@@ -111,10 +114,12 @@ class LocalState:
         if not path.exists():
             return state
         try:
-            data: Any = json.loads(path.read_text(encoding="utf-8"))
+            raw = path.read_bytes()
+            data: Any = json.loads(raw.decode("utf-8"))
             entries = data["deployments"]
             state.deployments = {k: _entry(v) for k, v in entries.items()}
             state.applications = dict(data.get("applications") or {})
+            state._saved = raw
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidInput(
                 f"cannot read {path}: {exc}",
@@ -126,11 +131,17 @@ class LocalState:
         return self.deployments.setdefault(deployment_id, DeploymentState())
 
     def save(self) -> None:
+        """Write state.json (fsync, rename) if it changed since it was loaded or saved: an
+        idle poll then writes nothing."""
         data = {
             "deployments": {k: asdict(v) for k, v in sorted(self.deployments.items())},
             "applications": dict(sorted(self.applications.items())),
         }
-        write_atomic(self.path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+        text = (json.dumps(data, indent=2) + "\n").encode("utf-8")
+        if text == self._saved:
+            return
+        write_atomic(self.path, text)
+        self._saved = text
 
 
 def _entry(data: dict[str, Any]) -> DeploymentState:

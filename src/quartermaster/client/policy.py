@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from quartermaster.client.timestamps import parse_optional, parse_utc
+from quartermaster.core.bandwidth import BandwidthLimit
 from quartermaster.core.detection_rules import Detection
 from quartermaster.core.errors import InvalidInput
 from quartermaster.core.hashing import is_sha256_hex
@@ -146,6 +147,7 @@ class Policy:
     poll_interval: int
     deployments: tuple[DeploymentPolicy, ...]
     applications: dict[str, ApplicationPolicy] = field(default_factory=dict)
+    bandwidth: BandwidthLimit = field(default_factory=BandwidthLimit)  # core/bandwidth.py
 
     def find(self, deployment_id: str) -> DeploymentPolicy | None:
         return next((d for d in self.deployments if d.deployment_id == deployment_id), None)
@@ -171,6 +173,7 @@ class Policy:
             poll_interval=poll,
             deployments=tuple(DeploymentPolicy.from_dict(d) for d in deployments),
             applications=_applications(data.get("applications"), deployments),
+            bandwidth=BandwidthLimit.from_dict(data.get("bandwidth")),
         )
 
 

@@ -44,7 +44,7 @@ class PolicyAgent:
         try:
             policy = self._accept(answer.envelope)
         except PolicyRefused as exc:
-            self.log.write(f"policy refused: {exc}; keeping serial {self.config.policy_serial}")
+            self.log.warning(f"policy refused: {exc}; keeping serial {self.config.policy_serial}")
             self.spool.add(10061, [exc.message], properties={"reason": exc.message})
             return stored
         write_atomic(self.home.policy_path, canonical_json(answer.envelope))

@@ -33,7 +33,7 @@ def serve(
         try:
             delay = cycle()
         except Exception:  # the service outlives a bug in one run; the log keeps the trace
-            log.write(f"agent run crashed:\n{traceback.format_exc()}")
+            log.error(f"agent run crashed:\n{traceback.format_exc()}")
             delay = crash_delay
         stop.wait(max(delay, 0.0))
     log.write("service stopped")
@@ -56,7 +56,7 @@ def agent_cycle(
             summary = agent.run_once()
             wakeup, config, poll_after = summary.next_wakeup, agent.config, summary.poll_after
     except QMError as exc:
-        log.write(f"agent run failed: {exc}")
+        log.warning(f"agent run failed: {exc}")
     interval = config.poll_interval if poll_after is None else min(config.poll_interval, poll_after)
     jitter = (rng or random.Random()).uniform(0.0, min(interval * 0.1, MAX_JITTER))
     delay = interval + jitter

@@ -22,6 +22,7 @@ from quartermaster.core.durable_files import fsync_path, sync_file_system, write
 from quartermaster.core.status_catalog import lookup
 
 MAX_BATCH = 1000
+MAX_BATCH_BYTES = 4 * 1024 * 1024  # well under the site's 16 MiB body limit for a batch
 
 Sender = Callable[[list[dict[str, Any]]], object]
 
@@ -66,7 +67,9 @@ class StatusSpool:
         package_id: str = "",
         dp: str = "",
         properties: dict[str, Any] | None = None,
+        output: str = "",
     ) -> dict[str, Any]:
+        """Spool one message; `output` is a failed program's last output (program_output)."""
         entry = lookup(message_id)
         strings = [str(s) for s in insertion_strings]
         message = {
@@ -81,6 +84,8 @@ class StatusSpool:
             "insertion_strings": strings,
             "properties": dict(properties or {}),
         }
+        if output:
+            message["output_tail"] = output
         name = f"{time.time_ns():020d}-{message['uid']}.json"  # creation order
         data = json.dumps(message, sort_keys=True).encode("utf-8")
         if self._deferred:
@@ -104,16 +109,14 @@ class StatusSpool:
             try:
                 found.append((path, json.loads(path.read_text(encoding="utf-8"))))
             except (OSError, ValueError) as exc:
-                self.log.write(f"spooled message {path.name} is unreadable ({exc}); set aside")
+                self.log.warning(f"spooled message {path.name} is unreadable ({exc}); set aside")
                 path.rename(path.with_suffix(".bad"))
         return found
 
     def deliver(self, send: Sender) -> int:
         """Send in batches; delete each batch once the site answered. Errors propagate."""
-        pending = self.pending()
         delivered = 0
-        for start in range(0, len(pending), MAX_BATCH):
-            batch = pending[start : start + MAX_BATCH]
+        for batch in _batches(self.pending()):
             send([message for _, message in batch])
             for path, _ in batch:
                 path.unlink(missing_ok=True)
@@ -121,6 +124,24 @@ class StatusSpool:
         if delivered:
             self.log.write(f"{delivered} status messages delivered")
         return delivered
+
+
+def _batches(
+    pending: list[tuple[Path, dict[str, Any]]],
+) -> list[list[tuple[Path, dict[str, Any]]]]:
+    """At most MAX_BATCH messages and about MAX_BATCH_BYTES of JSON per request: messages
+    with program output are large, and a batch the site refuses as too big would block the
+    spool for good."""
+    batches: list[list[tuple[Path, dict[str, Any]]]] = [[]]
+    size = 0
+    for item in pending:
+        item_size = len(json.dumps(item[1]))
+        if batches[-1] and (len(batches[-1]) >= MAX_BATCH or size + item_size > MAX_BATCH_BYTES):
+            batches.append([])
+            size = 0
+        batches[-1].append(item)
+        size += item_size
+    return [batch for batch in batches if batch]
 
 
 class DeploymentReporter:
@@ -131,7 +152,12 @@ class DeploymentReporter:
         self.deployment = deployment
 
     def emit(
-        self, message_id: int, *extra: Any, dp: str = "", properties: dict[str, Any] | None = None
+        self,
+        message_id: int,
+        *extra: Any,
+        dp: str = "",
+        properties: dict[str, Any] | None = None,
+        output: str = "",
     ) -> None:
         d = self.deployment
         self.spool.add(
@@ -145,4 +171,5 @@ class DeploymentReporter:
                 "package_hash": d.package_hash,
                 **(properties or {}),
             },
+            output=output,
         )

@@ -150,6 +150,13 @@ class _Body:
     mode: str  # how the .part file is opened: "r+b" resumes it, "w+b" starts it again
 
 
+class TransferStopped(QMError):
+    """Raised by an `on_progress` callback to stop a transfer between two chunks: what was
+    received stays in the `.part` file, and the next fetch resumes from it."""
+
+    code = "transfer_stopped"
+
+
 class BlobFetcher:
     """Keeps one connection per origin and one ring of buffers; not thread-safe (one per
     worker). Proxies come from the environment (`core.proxies`) unless `proxies` is given."""
@@ -165,9 +172,20 @@ class BlobFetcher:
         self.ssl_context = ssl_context
         self.headers = dict(headers or {})
         self.proxies = ProxySettings.from_environment() if proxies is None else proxies
-        self._buffers = [bytearray(CHUNK) for _ in range(RING)]
-        self._buffer = self._buffers[0]
+        self._ring: list[bytearray] = []  # allocated at the first transfer: an idle agent
         self._connections: dict[Origin, http.client.HTTPConnection] = {}
+
+    @property
+    def _buffers(self) -> list[bytearray]:
+        """RING buffers of CHUNK bytes, made when first needed (12 MiB an idle poll does not
+        need)."""
+        if not self._ring:
+            self._ring = [bytearray(CHUNK) for _ in range(RING)]
+        return self._ring
+
+    @property
+    def _buffer(self) -> bytearray:
+        return self._buffers[0]
 
     def close(self) -> None:
         for conn in self._connections.values():
@@ -203,6 +221,9 @@ class BlobFetcher:
         except (OSError, http.client.HTTPException) as exc:
             self._drop(request.origin)
             raise _failure(request, exc) from exc
+        except TransferStopped:  # the answer was not read to its end: the connection goes
+            self._drop(request.origin)
+            raise
 
     def _connection(self, request: BlobRequest) -> http.client.HTTPConnection:
         conn = self._connections.get(request.origin)

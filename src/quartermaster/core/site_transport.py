@@ -21,6 +21,7 @@ they give their own users (`Advice`).
 
 from __future__ import annotations
 
+import os
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -123,6 +124,24 @@ class Advice:
     credential: str  # hint when the site refuses the credential and gives no hint itself
 
 
+_SYSTEM_TRUST: dict[tuple[str, str], ssl.SSLContext] = {}
+_TRUST_NOTHING = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, with no CA to verify by
+
+
+def system_trust(url: str) -> ssl.SSLContext:
+    """The TLS context httpx makes for verify=True (certifi, or SSL_CERT_FILE/SSL_CERT_DIR),
+    made once per process and per value of those variables: loading the CA bundle costs
+    more CPU than a whole 304 poll, and megabytes. A plain-http site gets a context that
+    trusts nothing (redirects are not followed, so it is never used)."""
+    if not url.lower().startswith("https://"):
+        return _TRUST_NOTHING
+    key = (os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", ""))
+    context = _SYSTEM_TRUST.get(key)
+    if context is None:
+        context = _SYSTEM_TRUST[key] = httpx.create_ssl_context()
+    return context
+
+
 class SiteTransport:
     """One HTTP session with one site; blocking, for one thread at a time."""
 
@@ -143,7 +162,7 @@ class SiteTransport:
         self.advice = advice
         settings = ProxySettings.from_environment() if proxies is None else proxies
         self.proxy: Proxy | None = settings.proxy_for(self.site_url)
-        verify: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        verify = ssl_context if ssl_context is not None else system_trust(self.site_url)
         proxy = httpx.Proxy(self.proxy.url_with_credentials) if self.proxy else None
         self._http = httpx.Client(
             base_url=self.site_url,

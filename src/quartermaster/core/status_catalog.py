@@ -132,6 +132,17 @@ _MESSAGES = [
         S.IN_PROGRESS,
     ),
     StatusMessage(
+        10037,
+        I,
+        "ContentAccess",
+        _PD + "download of version %4 paused by the bandwidth schedule (%5 of %6 bytes kept); "
+        "it resumes at %7.",
+        "The client's bandwidth limit (set at the site, carried in policy) allows no download "
+        "now. The bytes received are kept and the transfer resumes from them (Range).",
+        "None; to let it download now, change the bandwidth rule at the site.",
+        S.IN_PROGRESS,
+    ),
+    StatusMessage(
         10050,
         W,
         "ContentAccess",
@@ -187,8 +198,11 @@ _MESSAGES = [
         E,
         "ExecutionManager",
         _PD + "program failed with exit code %4.",
-        "The program ended with an exit code that means failure.",
-        "Read execmgr.log on the client and the program's own log.",
+        "The program ended with an exit code that means failure (also when its retryable "
+        "code came back after the last retry). The message carries the last 64 KiB of the "
+        "program's output, secrets from its command line masked.",
+        "Read the output with the message (qm status messages --json, or qm deploy status "
+        "ID --client NAME), then execmgr.log on the client.",
         S.FAILED,
     ),
     StatusMessage(
@@ -241,8 +255,34 @@ _MESSAGES = [
         E,
         "ExecutionManager",
         _PD + "program exceeded its maximum run time of %4 seconds and was stopped.",
-        "The program ran longer than its maximum run time and was killed.",
-        "Raise --max-runtime or fix the program so it does not wait for input.",
+        "The program ran longer than its maximum run time and was killed. The message "
+        "carries the last 64 KiB of what it printed.",
+        "Read its output with the message; raise --max-runtime or fix the program so it "
+        "does not wait for input.",
+        S.FAILED,
+    ),
+    StatusMessage(
+        10072,
+        W,
+        "ExecutionManager",
+        _PD + "program interrupted because the agent stopped (%4); it runs again when the "
+        "agent starts.",
+        "The agent was stopped (SIGTERM, shutdown) or killed while the program ran. The "
+        "program was stopped with it; the deployment's rerun rule allows another run after a "
+        "failed one, so it is retried at the next start. Carries the program's output so far.",
+        "None, unless it happens at every shutdown: then look at what stops the agent.",
+        S.IN_PROGRESS,
+    ),
+    StatusMessage(
+        10073,
+        E,
+        "ExecutionManager",
+        _PD + "program interrupted because the agent stopped (%4); the rerun rule (%5) does "
+        "not run it again.",
+        "The agent was stopped or killed while the program ran, and the deployment's rerun "
+        "rule does not allow a run after a failed one.",
+        "Check the computer; to run the program again, change the rerun rule or make a new "
+        "deployment.",
         S.FAILED,
     ),
     # --- client: applications (Configuration Manager's enforcement-state numbers) ---

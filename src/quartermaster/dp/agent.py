@@ -180,16 +180,16 @@ class DPAgent:
             self.log.write("stopping mid-cycle; an interrupted download resumes from its .part")
             return True
         except SiteError as exc:
-            self.log.write(f"the site failed: {exc}")
+            self.log.warning(f"the site failed: {exc}")
             return False
         except SiteUnreachable as exc:
-            self.log.write(f"site unreachable: {exc}")
+            self.log.warning(f"site unreachable: {exc}")
             return False
         except (Unauthorized, Forbidden) as exc:
-            self.log.write(f"the site refused this DP's credential: {exc}")
+            self.log.error(f"the site refused this DP's credential: {exc}")
             return False
         except Exception as exc:  # noqa: BLE001 - a DP keeps serving through any one failure
-            self.log.write(f"cycle failed: {exc.__class__.__name__}: {exc}")
+            self.log.error(f"cycle failed: {exc.__class__.__name__}: {exc}")
             return False
         return True
 
@@ -392,7 +392,7 @@ class DPAgent:
         return on_progress
 
     def _failure(self, a: Assignment, reason: str) -> ContentReport | None:
-        self.log.write(f"{a.label}: failed: {reason}")
+        self.log.error(f"{a.label}: failed: {reason}")
         if a.state == "failed" and self._failures.get(a.package_hash) == reason:
             return None  # the site knows already
         self._failures[a.package_hash] = reason

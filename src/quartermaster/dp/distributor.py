@@ -124,7 +124,7 @@ class Distributor:
             outcome = self.store.fetch_blob(self.fetcher, sources, sha256, size, tick)
         except BlobUnavailable as exc:
             progress.bytes_done = done_before
-            self.log.write(f"blob {sha256} unavailable: {exc.message}")
+            self.log.warning(f"blob {sha256} unavailable: {exc.message}")
             raise DistributionFailed(exc.message, exc.hint) from None
         progress.bytes_done = done_before + size
         progress.blobs_fetched += 1
@@ -154,5 +154,5 @@ class Distributor:
         """Re-hash the versions' blobs; the bad ones are removed and returned for re-fetching."""
         bad = self.store.validate(package_hashes, self.cancel)
         for sha256 in bad:
-            self.log.write(f"blob {sha256} failed validation: removed, to be fetched again")
+            self.log.warning(f"blob {sha256} failed validation: removed, to be fetched again")
         return bad

@@ -409,6 +409,26 @@ class StatusMessageRow(Base):
     received: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ProgramOutput(Base):
+    """The last output of a failed program, sent with its status message (10006, 10070).
+
+    Kept apart from the message row so message lists stay small and the total can be
+    capped: the oldest rows are deleted first (site/status/program_output.py).
+    """
+
+    __tablename__ = "program_outputs"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    message_uid: Mapped[str] = mapped_column(String(120), unique=True)
+    client_id: Mapped[str] = mapped_column(String(36))
+    deployment_id: Mapped[str | None] = mapped_column(String(8), default=None)
+    size: Mapped[int] = mapped_column(Integer)  # bytes of `output` in UTF-8
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)  # cut to the message cap
+    output: Mapped[str] = mapped_column(Text)
+    received: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_program_outputs_deployment_client", "deployment_id", "client_id"),)
+
+
 class DistributionPoint(Base):
     __tablename__ = "distribution_points"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -17,6 +17,12 @@ from quartermaster.site.models import SiteSetting, utcnow
 # name → (type, default). A setting absent from the database has its default.
 DEFAULTS: dict[str, tuple[type, Any]] = {
     "require_approval": (bool, False),  # new clients wait for `qm client approve`
+    # A failed program's output kept with its status message (site/status/program_output.py)
+    "program_output_message_bytes": (int, 64 * 1024),
+    "program_output_total_bytes": (int, 256 * 1024 * 1024),
+    # Download limits carried in policy: [{client | boundary | neither, rate, schedule}],
+    # the first that matches a client applies (site/bandwidth.py, core/bandwidth.py).
+    "bandwidth_rules": (list, []),
 }
 
 

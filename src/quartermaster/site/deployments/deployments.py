@@ -58,6 +58,7 @@ from quartermaster.site.models import (
     utcnow,
 )
 from quartermaster.site.policy_serial import bump_policy_serial
+from quartermaster.site.status.program_output import find_client, last_output
 from quartermaster.site.status.site_messages import raise_status
 
 RERUN = tuple(r.value for r in Rerun)
@@ -557,8 +558,10 @@ def deployment_status(
     limit: int = 1000,
     offset: int = 0,
     state: str | None = None,
+    client: str | None = None,
 ) -> dict[str, Any]:
-    """Counts over every client ever targeted, each client's row, and the rollout."""
+    """Counts over every client ever targeted, each client's row, and the rollout. With
+    `client` (an ID or a host name) only that client's row, with its program's last output."""
     deployment = get_deployment(session, deployment_id)
     deployment_id = deployment.deployment_id  # as stored, whatever the case asked for
     counts = {s.value: 0 for s in ClientState}
@@ -578,8 +581,14 @@ def deployment_status(
     )
     if state:
         query = query.where(DeploymentClient.state == state)
+    client_id = None
+    if client is not None:
+        client_id = find_client(session, client)
+        if client_id is None:
+            raise NotFound(f"no client {client!r}", "give a client ID or a host name")
+        query = query.where(DeploymentClient.client_id == client_id)
     plan = _plan(deployment)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "client_id": row.client_id,
             "hostname": hostname,
@@ -597,6 +606,9 @@ def deployment_status(
     for row in rows:
         if row["state"] == ClientState.IN_PROGRESS and row["last_message_id"] == WINDOW_WAIT:
             row["waiting"] = _window_wait(str(row["detail"] or ""))
+    if client_id is not None:
+        for row in rows:
+            row["last_output"] = last_output(session, deployment_id, client_id)
     rollout = _rollout_view(session, deployment, plan) if plan else None
     reason = rollout["reason"] if rollout else _STATE_REASONS[deployment.state]
     return {

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from quartermaster.core.program import ProgramSpec
 from quartermaster.site.applications.graph import closure, current_edges, supersedes_of
+from quartermaster.site.bandwidth import limit_for
 from quartermaster.site.collection_rules import Rule, client_facts, parse_rule
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import read_counter
@@ -76,8 +77,10 @@ def build_policy(
     ]
     _mark_unmet_requirements(session, client, deployments, applications)
     issued = now.replace(microsecond=0)
+    bandwidth = limit_for(session, client)
     return ctx.key.envelope(
         {
+            **({"bandwidth": bandwidth} if bandwidth is not None else {}),
             "type": "policy",
             "client_id": client_id,
             "site_code": ctx.site_code,

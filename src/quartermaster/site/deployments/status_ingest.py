@@ -21,6 +21,8 @@ from quartermaster.site.models import (
     UTCDateTime,
     utcnow,
 )
+from quartermaster.site.status.program_output import FIELD as OUTPUT
+from quartermaster.site.status.program_output import store_outputs
 
 MAX_BATCH = 1000
 MISMATCH = 10075  # a client found a blob on a DP that does not match its hash
@@ -65,6 +67,11 @@ def _row(client_id: str, message: dict[str, Any], received: datetime) -> dict[st
     properties = message.get("properties") or {}
     if not isinstance(properties, dict):
         raise InvalidInput("properties must be an object")
+    output = message.get(OUTPUT)
+    if output is not None and not isinstance(output, str):
+        raise InvalidInput(f"{OUTPUT} must be a string")
+    if output:
+        properties = {**properties, "has_output": True}
     return {
         "uid": f"{client_id}:{uid}",
         "message_id": message_id,
@@ -79,6 +86,7 @@ def _row(client_id: str, message: dict[str, Any], received: datetime) -> dict[st
         "text": entry.render(strings),
         "time": _parse_time(message.get("time")),
         "received": received,
+        OUTPUT: output or "",
     }
 
 
@@ -101,8 +109,10 @@ def ingest(
     if len({r["uid"] for r in rows}) != len(rows):  # the same uid twice in one batch
         rows = list({r["uid"]: r for r in reversed(rows)}.values())[::-1]
     connection = session.connection()
-    inserted = set(connection.execute(_INSERT[connection.dialect.name], rows).scalars())
+    columns = [{k: v for k, v in r.items() if k != OUTPUT} for r in rows]
+    inserted = set(connection.execute(_INSERT[connection.dialect.name], columns).scalars())
     fresh = [r for r in rows if r["uid"] in inserted]
+    store_outputs(session, fresh)
     for row in fresh:
         if row["message_id"] == MISMATCH and row["dp_name"]:
             validation.report_mismatch(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from quartermaster.site.models import (
     StatusMessageRow,
 )
+from quartermaster.site.status.program_output import output_fields, outputs_for
 
 
 def query_messages(
@@ -61,7 +62,15 @@ def query_messages(
         )
     elif before_id is not None:
         query = query.where(StatusMessageRow.id < before_id)
-    return [message_dict(m) for m in session.scalars(query.limit(min(limit, 1000)))]
+    found = list(session.scalars(query.limit(min(limit, 1000))))
+    carried = [m.uid for m in found if m.properties.get("has_output")]
+    outputs = outputs_for(session, carried)
+    return [
+        {**message_dict(m), **output_fields(m, outputs.get(m.uid))}
+        if m.uid in carried
+        else message_dict(m)
+        for m in found
+    ]
 
 
 def message_dict(m: StatusMessageRow) -> dict[str, Any]:

@@ -76,9 +76,10 @@ def deployment(
     limit: int = Query(1000, ge=0, le=10000),
     offset: int = Query(0, ge=0, le=MAX_INT),
     state: str | None = Query(None, max_length=30),
+    client: str | None = Query(None, max_length=255),
 ) -> dict[str, Any]:
     with ctx.db.session() as session:
-        return deployment_status(session, deployment_id, limit, offset, state)
+        return deployment_status(session, deployment_id, limit, offset, state, client)
 
 
 def _control(

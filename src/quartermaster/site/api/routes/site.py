@@ -10,9 +10,12 @@ from quartermaster.core.errors import InvalidInput
 from quartermaster.site import settings
 from quartermaster.site.api.schemas.settings import SettingsBody, SiteSettings
 from quartermaster.site.api.schemas.site import SiteInfo
+from quartermaster.site.bandwidth import check_rules
 from quartermaster.site.identity.authorization import (
     Principal,
 )
+from quartermaster.site.policy_serial import bump_policy_serial
+from quartermaster.site.status.program_output import enforce_total
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow, require
 
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
@@ -43,5 +46,12 @@ def update_settings(
     changes = body.model_dump(exclude_none=True)
     if not changes:
         raise InvalidInput("no setting to change", 'e.g. {"require_approval": true}')
+    if "bandwidth_rules" in changes:
+        changes["bandwidth_rules"] = check_rules(changes["bandwidth_rules"])
     with ctx.db.session() as session:
-        return settings.update_settings(session, changes, principal.actor)
+        updated = settings.update_settings(session, changes, principal.actor)
+        if "bandwidth_rules" in changes:  # every client's policy may change
+            bump_policy_serial(session)
+        if "program_output_total_bytes" in changes:  # a lower cap applies at once
+            enforce_total(session, updated["program_output_total_bytes"])
+        return updated

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import StrictBool
+from typing import Any
+
+from pydantic import Field, StrictBool, StrictInt
 
 from quartermaster.site.api.schemas.common import Answer, Strict
 
 
 class SettingsBody(Strict):
     require_approval: StrictBool | None = None  # "yes" is refused, not taken as true
+    # a failed program's output kept per status message, and in all (oldest deleted first)
+    program_output_message_bytes: StrictInt | None = Field(None, ge=1024, le=1024 * 1024)
+    program_output_total_bytes: StrictInt | None = Field(None, ge=1024 * 1024, le=2**40)
+    # download limits per client / boundary / everyone, first match (site/bandwidth.py)
+    bandwidth_rules: list[dict[str, Any]] | None = Field(None, max_length=1000)
 
 
 class SiteSettings(Answer):
     require_approval: bool
+    program_output_message_bytes: int
+    program_output_total_bytes: int
+    bandwidth_rules: list[dict[str, Any]]
