@@ -204,7 +204,7 @@ class DeploymentRunner:
             reporter.emit(10070, spec.max_runtime, output=run.output)
             local.record_run(deployment.source_version, Result.TIMED_OUT, None, started)
         else:
-            retry_now = self._record_exit(deployment, run, local, reporter, started)
+            retry_now = self._record_exit(deployment, run, run.exit_code, local, reporter, started)
         self.log.write(
             f"deployment {deployment.deployment_id}: {_describe(run)}; result {local.result}"
         )
@@ -214,13 +214,12 @@ class DeploymentRunner:
         self,
         deployment: DeploymentPolicy,
         run: ProgramRun,
+        code: int,
         local: DeploymentState,
         reporter: DeploymentReporter,
         started: datetime,
     ) -> bool:
         """A failure (retries exhausted included) carries the program's last output."""
-        code = run.exit_code
-        assert code is not None
         delay = self.retry_later(deployment, code, local, reporter, started)
         if delay is not None:
             return delay == 0
