@@ -56,7 +56,8 @@ def list_(as_json: bool = JsonOption, site: str = SiteOption, token: str = Token
             f"{c['package_id']}v{c['source_version']}:{c['state']}" for c in dp["content"]
         )
     print_table(
-        data["dps"], ["name", "url", "state", "boundaries", "fallback", "last_contact", "versions"]
+        data["dps"],
+        ["name", "url", "state", "boundaries", "fallback", "last_contact", "versions", "problem"],
     )
 
 

@@ -7,6 +7,7 @@ A second signal stops the process at once.
 
 from __future__ import annotations
 
+import logging
 import random
 import signal
 import threading
@@ -22,6 +23,7 @@ from quartermaster.core.component_log import ComponentLog
 from quartermaster.core.errors import QMError
 
 MAX_JITTER = 300.0  # seconds
+log_ = logging.getLogger("quartermaster.client.service")
 
 
 def serve(
@@ -29,14 +31,17 @@ def serve(
 ) -> None:
     """Call `cycle` until `stop` is set; `cycle` returns the seconds to wait before the next."""
     log.write("service started")
+    log_.info("client agent service started")
     while not stop.is_set():
         try:
             delay = cycle()
         except Exception:  # the service outlives a bug in one run; the log keeps the trace
             log.write(f"agent run crashed:\n{traceback.format_exc()}")
+            log_.exception("agent run crashed; next run in %.0f seconds", crash_delay)
             delay = crash_delay
         stop.wait(max(delay, 0.0))
     log.write("service stopped")
+    log_.info("client agent service stopped")
 
 
 def agent_cycle(
@@ -57,12 +62,14 @@ def agent_cycle(
             wakeup, config, poll_after = summary.next_wakeup, agent.config, summary.poll_after
     except QMError as exc:
         log.write(f"agent run failed: {exc}")
+        log_.warning("agent run failed: %s", exc, extra={"hint": exc.hint})
     interval = config.poll_interval if poll_after is None else min(config.poll_interval, poll_after)
     jitter = (rng or random.Random()).uniform(0.0, min(interval * 0.1, MAX_JITTER))
     delay = interval + jitter
     if wakeup is not None:
         delay = min(delay, max((wakeup - clock()).total_seconds(), 0.0) + 1.0)
     log.write(f"next run in {delay:.0f} seconds")
+    log_.info("agent run done; next run in %.0f seconds", delay)
     return delay
 
 

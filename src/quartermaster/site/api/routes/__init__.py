@@ -16,6 +16,7 @@ from quartermaster.site.api.routes import (
     deployments,
     dp_api,
     dps,
+    operations,
     packages,
     programs,
     site,
@@ -38,4 +39,5 @@ ROUTERS: list[APIRouter] = [
     accounts.router,
     tokens.router,
     audit.router,
+    operations.router,  # /readyz, /metrics
 ]

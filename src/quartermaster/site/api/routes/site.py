@@ -10,6 +10,7 @@ from quartermaster.core.errors import InvalidInput
 from quartermaster.site import settings
 from quartermaster.site.api.schemas.settings import SettingsBody, SiteSettings
 from quartermaster.site.api.schemas.site import SiteInfo
+from quartermaster.site.distribution import points
 from quartermaster.site.identity.authorization import (
     Principal,
 )
@@ -20,11 +21,14 @@ router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
 @router.get("/site", response_model=SiteInfo, dependencies=[allow("site.read")])
 def site_info(ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        embedded = points.embedded_dp_status(session)
     return {
         "site_code": ctx.site_code,
         "name": ctx.config.name,
         "content_url": ctx.content_url,
         "signing_keys": [k.to_dict() for k in ctx.trusted_keys()],
+        "embedded_dp": embedded,
     }
 
 
