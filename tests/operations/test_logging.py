@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ from tests.e2e.site_templates import with_migrated_sqlite
 from tests.operations.servers import site_with_options
 
 
-def _json_lines(path: Path) -> list[dict[str, object]]:
+def _json_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
 
