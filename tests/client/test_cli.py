@@ -167,7 +167,7 @@ def test_commands_from_other_modules_join_the_client_dp_and_site_groups() -> Non
     expected = {
         "client": ["register", "run", "list", "approve", "block", "rekey"],
         "dp": ["serve", "add", "list", "content", "validate", "retire", "reenroll"],
-        "site": ["init", "serve", "settings", "rotate-key", "retire-key", "keys"],
+        "site": ["init", "serve", "settings", "status", "rotate-key", "retire-key", "keys"],
     }
     for group, commands in expected.items():
         result = runner.invoke(qm, [group, "--help"], env={"COLUMNS": "200"})

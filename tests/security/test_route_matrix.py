@@ -25,6 +25,7 @@ PARAMS = {
     "token_id": "999999",
     "package_hash": "0" * 64,
     "app_id": "QM1FFFFF",
+    "job_id": "999999",
 }
 PUBLIC = {
     "/healthz",

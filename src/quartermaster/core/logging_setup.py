@@ -140,6 +140,7 @@ def configure(
         setattr(handler, _HANDLER_MARK, True)
         root.addHandler(handler)
     root.setLevel(level.upper())
-    # their own access lines would repeat ours; their errors still come through
-    for name in ("uvicorn.access", "aiohttp.access"):
+    # their own access lines would repeat ours (httpx: one line per request a DP or client
+    # sends); their warnings and errors still come through
+    for name in ("uvicorn.access", "aiohttp.access", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -15,6 +15,7 @@ from quartermaster.site.home import SiteConfig, SiteHome, content_url
 from quartermaster.site.identity.keys import SiteKeys
 
 if TYPE_CHECKING:
+    from quartermaster.site.jobs.runner import JobRunner
     from quartermaster.site.metrics import SiteMetrics
 
 
@@ -31,6 +32,7 @@ class SiteContext:
     embedded_dp_problem: str = ""
     _listeners: list[Callable[[], None]] = field(default_factory=list)
     _metrics: SiteMetrics | None = None
+    _jobs: JobRunner | None = None
 
     @classmethod
     def open(cls, root: Path) -> SiteContext:
@@ -61,6 +63,16 @@ class SiteContext:
             self._metrics = SiteMetrics(self)
         return self._metrics
 
+    @property
+    def jobs(self) -> JobRunner:
+        """This process's job runner (site/jobs/), started by `qm site serve` or at the
+        first job submitted."""
+        if self._jobs is None:
+            from quartermaster.site.jobs.runner import JobRunner
+
+            self._jobs = JobRunner(self)
+        return self._jobs
+
     def trusted_keys(self) -> list[PublicKey]:
         """The active signing keys: primary first, then keys still in a rotation's overlap."""
         return self.key.public_keys()
@@ -74,4 +86,6 @@ class SiteContext:
             listener()
 
     def close(self) -> None:
+        if self._jobs is not None:
+            self._jobs.stop()
         self.db.dispose()

@@ -212,6 +212,7 @@ async def _serve(ctx: SiteContext, embedded_dp: bool, faces: Sequence[Face] = ()
     if dp is not None:
         await asyncio.to_thread(_publish_embedded_url, ctx)
     dp_task = asyncio.create_task(_run_embedded_dp(ctx, dp)) if dp is not None else None
+    ctx.jobs.start()  # background jobs (site/jobs/), also those a dead process left
     try:
         await api.serve()
     finally:

@@ -15,6 +15,7 @@ from quartermaster.core.ids import check_object_id, object_id
 from quartermaster.core.manifest import Manifest
 from quartermaster.core.program import ProgramSpec
 from quartermaster.site import source_roots
+from quartermaster.site.content_library import Progress, check_source_folder
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import next_counter
 from quartermaster.site.distribution import assignment, points, validation
@@ -52,6 +53,22 @@ def _check_name(name: str) -> str:
     return name
 
 
+def check_new_package(ctx: SiteContext, name: str, source: str, programs: list[ProgramSpec]) -> str:
+    """What can be refused before any work: the name, the programs, the source folder and
+    its place (the source roots; the snapshot checks again what it opens)."""
+    name = _check_name(name)
+    names = [p.name for p in programs]
+    if len(set(names)) != len(names):
+        raise Conflict("two programs have the same name", "give each program its own name")
+    _source_guard(ctx)(check_source_folder(Path(source)).resolve())
+    return name
+
+
+def allocate_package_id(ctx: SiteContext) -> str:
+    with ctx.db.session() as session:
+        return object_id(ctx.site_code, next_counter(session, "package"))
+
+
 def create_package(
     ctx: SiteContext,
     name: str,
@@ -59,17 +76,19 @@ def create_package(
     programs: list[ProgramSpec],
     manufacturer: str = "",
     version_label: str = "",
+    package_id: str | None = None,
+    progress: Progress | None = None,
+    tmp: Path | None = None,
 ) -> dict[str, Any]:
-    """Allocate an ID, snapshot the source as version 1 and publish it to every DP."""
-    name = _check_name(name)
-    names = [p.name for p in programs]
-    if len(set(names)) != len(names):
-        raise Conflict("two programs have the same name", "give each program its own name")
+    """Snapshot the source as version 1 and publish it to every DP, under `package_id`
+    (allocated beforehand by a job's request) or a new ID."""
+    name = check_new_package(ctx, name, source, programs)
     source_path = Path(source)
     # validates the folder (roots, homes, every entry) before any ID is used
-    snapshot = ctx.library.snapshot(source_path, _source_guard(ctx))
+    snapshot = ctx.library.snapshot(source_path, _source_guard(ctx), progress, tmp)
     with ctx.db.session() as session:
-        package_id = object_id(ctx.site_code, next_counter(session, "package"))
+        if package_id is None:
+            package_id = object_id(ctx.site_code, next_counter(session, "package"))
         session.add(
             Package(
                 package_id=package_id,
@@ -95,13 +114,17 @@ def create_package(
     return {"package_id": package_id, "source_version": 1}
 
 
-def update_package(ctx: SiteContext, package_id: str) -> dict[str, Any]:
+def update_package(
+    ctx: SiteContext, package_id: str, progress: Progress | None = None, tmp: Path | None = None
+) -> dict[str, Any]:
     """The old "Update Distribution Points": a new version only if the source changed."""
     with ctx.db.session() as session:
         package = get_package(session, package_id)
         source, current = Path(package.source_path), package.current_version
         latest = _manifest_of(session, package_id, current)
-    snapshot = ctx.library.snapshot(source, _source_guard(ctx))  # the roots may have narrowed
+    snapshot = ctx.library.snapshot(
+        source, _source_guard(ctx), progress, tmp
+    )  # the roots may have narrowed
     candidate = Manifest(ctx.site_code, package_id, current + 1, tuple(snapshot.files))
     if latest is not None and candidate.same_content(latest):
         return {"package_id": package_id, "source_version": current, "changed": False}

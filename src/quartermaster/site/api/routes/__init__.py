@@ -16,6 +16,7 @@ from quartermaster.site.api.routes import (
     deployments,
     dp_api,
     dps,
+    jobs,
     operations,
     packages,
     programs,
@@ -39,5 +40,6 @@ ROUTERS: list[APIRouter] = [
     accounts.router,
     tokens.router,
     audit.router,
+    jobs.router,
     operations.router,  # /readyz, /metrics
 ]
