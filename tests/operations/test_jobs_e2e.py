@@ -98,6 +98,10 @@ def test_the_cli_waits_with_progress_or_returns_at_once(tmp_path: Path) -> None:
 
         validated = site.qm("dp", "validate", "site")
         assert validated.stdout.strip() == "1" and "1/1 versions" in validated.stderr
+        status = site.qm("site", "status")
+        assert re.search(r"jobs: \d+ running, \d+ queued, 0 failed", status.stdout)
+        counts = site.qm("site", "status", "--json").json()["jobs"]
+        assert counts["failed"] == 0 and counts["succeeded"] >= 4  # snapshots, validation
     finally:
         site.stop()
 

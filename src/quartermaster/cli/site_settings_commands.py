@@ -59,7 +59,8 @@ def settings(
 @app.command("status")
 @handles_errors
 def status(as_json: bool = JsonOption, site: str = SiteOption, token: str = TokenOption) -> None:
-    """The site's state: its embedded DP (and the problem that stopped it, if any).
+    """The site's state: its embedded DP (and the problem that stopped it, if any) and its
+    background jobs.
 
     Example: qm site status
     """
@@ -79,3 +80,8 @@ def status(as_json: bool = JsonOption, site: str = SiteOption, token: str = Toke
     else:
         contact = embedded["last_contact"] or "never"
         out.print(f"embedded DP {escape(embedded['name'])}: ok, last contact {contact}")
+    jobs = data.get("jobs", {})
+    out.print(
+        f"jobs: {jobs.get('running', 0)} running, {jobs.get('queued', 0)} queued, "
+        f"{jobs.get('failed', 0)} failed (qm job list)"
+    )

@@ -14,6 +14,7 @@ from quartermaster.site.distribution import points
 from quartermaster.site.identity.authorization import (
     Principal,
 )
+from quartermaster.site.jobs import records
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow, require
 
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
@@ -23,12 +24,14 @@ router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 def site_info(ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
         embedded = points.embedded_dp_status(session)
+        jobs = records.counts_by_state(session)
     return {
         "site_code": ctx.site_code,
         "name": ctx.config.name,
         "content_url": ctx.content_url,
         "signing_keys": [k.to_dict() for k in ctx.trusted_keys()],
         "embedded_dp": embedded,
+        "jobs": {state: jobs.get(state, 0) for state in records.STATES},
     }
 
 
