@@ -19,7 +19,7 @@ from quartermaster.site.api.app import create_app
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import Database
 from quartermaster.site.jobs import records
-from quartermaster.site.models import Job, Package, utcnow
+from quartermaster.site.models import Job, utcnow
 from quartermaster.site.setup import init_site
 from tests.e2e.site_templates import with_migrated_sqlite
 from tests.security.conftest import SiteApi
@@ -108,21 +108,68 @@ def test_what_can_be_refused_at_once_is_refused_before_a_job_or_an_id(
     assert site_api.ok("GET", "/api/v1/jobs", "viewer")["jobs"] == []
 
 
-def test_a_snapshot_that_fails_fails_its_job_with_the_reason_and_publishes_nothing(
+def test_a_source_the_walk_refuses_is_refused_by_the_request(
     site_api: SiteApi, tmp_path: Path
 ) -> None:
     source = tmp_path / "src"
     source.mkdir()
     (source / "ok.txt").write_text("fine\n")
-    os.symlink("/etc/hostname", source / "link")  # refused by the snapshot (the job), not at once
-    job = site_api.ok(
+    os.symlink("/etc/hostname", source / "link")
+    answer = site_api.call(
         "POST", "/api/v1/packages", "operator", json={"name": "Bad", "source": str(source)}
     )
-    ended = wait_for_end(site_api, job["job_id"])
-    assert ended["state"] == "failed"
-    assert "symbolic link" in ended["reason"]
-    with site_api.ctx.db.session() as session:
-        assert session.get(Package, job["package_id"]) is None
+    assert answer.status_code == 422 and "symbolic link" in answer.json()["error"]["message"]
+    assert site_api.ok("GET", "/api/v1/jobs", "viewer")["jobs"] == []
+    (source / "link").unlink()
+    good = site_api.ok(
+        "POST", "/api/v1/packages", "operator", json={"name": "Good", "source": str(source)}
+    )
+    assert good["package_id"].endswith("00001")  # the refused request took no ID
+
+
+def test_a_job_that_fails_says_why_and_an_unexpected_error_says_where_to_look(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from quartermaster.core.errors import SourceError
+    from quartermaster.site.jobs.runner import JobContext, JobRunner
+
+    root = tmp_path / "site"
+    init_site(with_migrated_sqlite(root), "QM1", "job tests")
+    ctx = SiteContext.open(root)
+
+    def refused(_ctx: SiteContext, job: JobContext) -> dict[str, Any]:
+        job.report(1, 10, 2, 20)
+        raise SourceError("the source went away", "put it back")
+
+    def broken(_ctx: SiteContext, _job: JobContext) -> dict[str, Any]:
+        raise KeyError("a bug")
+
+    runner = JobRunner(ctx, {"test.refused": refused, "test.broken": broken})
+    try:
+        with ctx.db.session() as session:
+            first = records.submit(session, "test.refused", "x", {}).id
+            second = records.submit(session, "test.broken", "y", {}).id
+        runner.kick()
+        ended = [wait_for_job_row(ctx, job_id) for job_id in (first, second)]
+    finally:
+        runner.stop()
+        ctx.close()
+    assert (ended[0].state, ended[0].reason) == ("failed", "the source went away (put it back)")
+    assert (ended[0].files_done, ended[0].bytes_total) == (1, 20)
+    assert ended[1].state == "failed"
+    assert ended[1].reason == "internal error (KeyError); see the site server's log"
+    assert any(r.exc_info and "job" in r.getMessage() for r in caplog.records)
+
+
+def wait_for_job_row(ctx: SiteContext, job_id: int) -> Job:
+    from tests.e2e.processes import wait_until
+
+    def ended() -> Job | None:
+        with ctx.db.session() as session:
+            job = session.get(Job, job_id)
+            return job if job is not None and job.state in records.FINISHED else None
+
+    return wait_until(ended, f"job {job_id}")
 
 
 def wait_for_end(site_api: SiteApi, job_id: int) -> dict[str, Any]:

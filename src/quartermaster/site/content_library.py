@@ -337,6 +337,20 @@ def _start_write_back(fd: int) -> None:
             advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
+def check_source_tree(source: Path, guard: Callable[[Path], None] | None = None) -> int:
+    """What a snapshot of `source` checks before it reads a byte (the folder, `guard`, every
+    entry), without reading: a request refuses a bad source at once with this, and the
+    snapshot checks again what it opens. Returns the number of files."""
+    source = check_source_folder(source)
+    root_fd = _open_folder(str(source), None, source)
+    try:
+        if guard is not None:
+            guard(_real_path(root_fd, source))
+        return len(walk_source(root_fd, source))
+    finally:
+        os.close(root_fd)
+
+
 def check_source_folder(source: Path) -> Path:
     if not source.is_absolute():
         raise SourceError(

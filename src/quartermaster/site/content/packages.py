@@ -15,7 +15,7 @@ from quartermaster.core.ids import check_object_id, object_id
 from quartermaster.core.manifest import Manifest
 from quartermaster.core.program import ProgramSpec
 from quartermaster.site import source_roots
-from quartermaster.site.content_library import Progress, check_source_folder
+from quartermaster.site.content_library import Progress, check_source_tree
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import next_counter
 from quartermaster.site.distribution import assignment, points, validation
@@ -54,13 +54,14 @@ def _check_name(name: str) -> str:
 
 
 def check_new_package(ctx: SiteContext, name: str, source: str, programs: list[ProgramSpec]) -> str:
-    """What can be refused before any work: the name, the programs, the source folder and
-    its place (the source roots; the snapshot checks again what it opens)."""
+    """What a request refuses before a job or an ID: the name, the programs, the source
+    folder, its place (the source roots) and every entry in it. The snapshot checks again
+    what it opens (the folder may change in between)."""
     name = _check_name(name)
     names = [p.name for p in programs]
     if len(set(names)) != len(names):
         raise Conflict("two programs have the same name", "give each program its own name")
-    _source_guard(ctx)(check_source_folder(Path(source)).resolve())
+    check_source_tree(Path(source), _source_guard(ctx))
     return name
 
 
@@ -82,7 +83,9 @@ def create_package(
 ) -> dict[str, Any]:
     """Snapshot the source as version 1 and publish it to every DP, under `package_id`
     (allocated beforehand by a job's request) or a new ID."""
-    name = check_new_package(ctx, name, source, programs)
+    name = _check_name(name)  # the rest is checked by the snapshot, before it reads
+    if len({p.name for p in programs}) != len(programs):
+        raise Conflict("two programs have the same name", "give each program its own name")
     source_path = Path(source)
     # validates the folder (roots, homes, every entry) before any ID is used
     snapshot = ctx.library.snapshot(source_path, _source_guard(ctx), progress, tmp)
