@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from quartermaster.core.signing import PublicKey
 from quartermaster.core.tls import ServerTLS
@@ -15,7 +15,6 @@ from quartermaster.site.home import SiteConfig, SiteHome, content_url
 from quartermaster.site.identity.keys import SiteKeys
 
 if TYPE_CHECKING:
-    from quartermaster.site.jobs.runner import JobRunner
     from quartermaster.site.metrics import SiteMetrics
 
 
@@ -32,7 +31,7 @@ class SiteContext:
     embedded_dp_problem: str = ""
     _listeners: list[Callable[[], None]] = field(default_factory=list)
     _metrics: SiteMetrics | None = None
-    _jobs: JobRunner | None = None
+    _jobs: Any = None  # this process's job runner: site/jobs/runner.py, runner_of(ctx)
 
     @classmethod
     def open(cls, root: Path) -> SiteContext:
@@ -62,16 +61,6 @@ class SiteContext:
 
             self._metrics = SiteMetrics(self)
         return self._metrics
-
-    @property
-    def jobs(self) -> JobRunner:
-        """This process's job runner (site/jobs/), started by `qm site serve` or at the
-        first job submitted."""
-        if self._jobs is None:
-            from quartermaster.site.jobs.runner import JobRunner
-
-            self._jobs = JobRunner(self)
-        return self._jobs
 
     def trusted_keys(self) -> list[PublicKey]:
         """The active signing keys: primary first, then keys still in a rotation's overlap."""

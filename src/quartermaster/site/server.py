@@ -38,6 +38,7 @@ from quartermaster.site.home import (
 )
 from quartermaster.site.identity import accounts
 from quartermaster.site.identity.authorization import authorize
+from quartermaster.site.jobs.runner import runner_of
 from quartermaster.site.models import DistributionPoint
 
 log = logging.getLogger("quartermaster.site.server")
@@ -212,7 +213,7 @@ async def _serve(ctx: SiteContext, embedded_dp: bool, faces: Sequence[Face] = ()
     if dp is not None:
         await asyncio.to_thread(_publish_embedded_url, ctx)
     dp_task = asyncio.create_task(_run_embedded_dp(ctx, dp)) if dp is not None else None
-    ctx.jobs.start()  # background jobs (site/jobs/), also those a dead process left
+    runner_of(ctx).start()  # background jobs (site/jobs/), also those a dead process left
     try:
         await api.serve()
     finally:

@@ -205,3 +205,12 @@ class JobRunner:
                 )
             )
         log.info("job %s stopped (%s); queued again", job_id, why)
+
+
+def runner_of(ctx: SiteContext) -> JobRunner:
+    """This process's job runner, made at first use and stopped by `ctx.close()`; `qm site
+    serve` starts it, else the first job submitted does."""
+    if ctx._jobs is None:
+        ctx._jobs = JobRunner(ctx)
+    runner: JobRunner = ctx._jobs
+    return runner

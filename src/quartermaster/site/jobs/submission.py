@@ -11,6 +11,7 @@ from quartermaster.site.context import SiteContext
 from quartermaster.site.distribution import validation
 from quartermaster.site.jobs import records
 from quartermaster.site.jobs.kinds import SNAPSHOT_CREATE, SNAPSHOT_UPDATE, VALIDATION
+from quartermaster.site.jobs.runner import runner_of
 
 
 def _submit(
@@ -18,7 +19,7 @@ def _submit(
 ) -> dict[str, Any]:
     with ctx.db.session() as session:
         answer = records.job_dict(records.submit(session, kind, target, params, created_by))
-    ctx.jobs.kick()
+    runner_of(ctx).kick()
     return answer
 
 
