@@ -216,9 +216,19 @@ class Fleet:
                 "source": str(source),
                 "programs": [{"name": "Install", "command": "sh install.sh"}],
             },
+            ok=(202,),  # a snapshot job (docs/protocol.md, "Jobs")
         )
         self.package_id = created["package_id"]
         deadline = time.monotonic() + 120
+        while True:
+            job = await self.admin("GET", f"/api/v1/jobs/{created['job_id']}")
+            if job["state"] == "failed":
+                raise RequestFailed(f"package {self.package_id}: {job['reason']}")
+            if job["state"] == "succeeded":
+                break
+            if time.monotonic() > deadline:
+                raise RequestFailed(f"package {self.package_id}: snapshot job not done")
+            await asyncio.sleep(0.2)
         while True:
             shown = await self.admin("GET", f"/api/v1/packages/{self.package_id}")
             states = {d["dp"]: d["state"] for d in shown["distribution"]}

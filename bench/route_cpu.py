@@ -102,8 +102,8 @@ def run(site: str, token: str, pid: int, repeat: int) -> dict[str, float]:
             },
         ).json()["package_id"]
         for _ in range(600):
-            shown = admin.get(f"/api/v1/packages/{package_id}").json()
-            if shown["distribution"] and all(
+            shown = admin.get(f"/api/v1/packages/{package_id}").json()  # 404 until its job ends
+            if shown.get("distribution") and all(
                 d["state"] == "installed" for d in shown["distribution"]
             ):
                 break

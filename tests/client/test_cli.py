@@ -131,7 +131,7 @@ def test_the_service_stops_cleanly_on_sigterm(world: ClientWorld) -> None:
     world.home.save_config(config)
     code = "import sys; from quartermaster.cli.client_commands import app; app()"
     process = subprocess.Popen(
-        [sys.executable, "-c", code, "run", "--home", str(world.home.root)],
+        [sys.executable, "-c", code, "run", "--home", str(world.home.root), "--log-format", "json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ},
@@ -143,12 +143,22 @@ def test_the_service_stops_cleanly_on_sigterm(world: ClientWorld) -> None:
                 break
             time.sleep(0.05)
         process.send_signal(signal.SIGTERM)
-        out, _ = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0
     assert out == b""
+    logged = [json.loads(line) for line in err.decode().splitlines()]  # JSON lines only
+    messages = [entry["message"] for entry in logged]
+    assert messages[0] == "client agent service started"
+    assert messages[-1] == "client agent service stopped"
+    failed = [e for e in logged if e["message"].startswith("agent run failed")]
+    assert (
+        failed
+        and failed[0]["level"] == "warning"
+        and "cannot reach the site" in failed[0]["message"]
+    )
     text = log.read_text()
     assert "agent run failed: cannot reach the site" in text
     assert text.splitlines()[-1].startswith("<![LOG[service stopped]LOG]!>")
@@ -167,7 +177,7 @@ def test_commands_from_other_modules_join_the_client_dp_and_site_groups() -> Non
     expected = {
         "client": ["register", "run", "list", "approve", "block", "rekey"],
         "dp": ["serve", "add", "list", "content", "validate", "retire", "reenroll"],
-        "site": ["init", "serve", "settings", "rotate-key", "retire-key", "keys"],
+        "site": ["init", "serve", "settings", "status", "rotate-key", "retire-key", "keys"],
     }
     for group, commands in expected.items():
         result = runner.invoke(qm, [group, "--help"], env={"COLUMNS": "200"})

@@ -188,7 +188,8 @@ def test_errors_have_the_protocols_one_shape(tmp_path: Path, serve: Serve) -> No
         assert status == wanted_status
         assert headers["Content-Type"].startswith("application/json"), headers
         error = json.loads(body)["error"]
-        assert set(error) == {"code", "message", "hint"}
+        assert set(error) == {"code", "message", "hint", "request_id"}
+        assert error["request_id"] == headers["X-Request-ID"]  # for the DP's log
         assert error["code"] == code and error["message"] and error["hint"], error
     assert "GET and HEAD" in json.loads(answers[2][0][2])["error"]["hint"]
     assert "GET" in answers[2][0][1]["Allow"]

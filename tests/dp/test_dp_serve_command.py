@@ -82,8 +82,9 @@ def test_enrolled_dp_serves_without_token_and_stops_on_sigterm(tmp_path: Path) -
         text=True,
     )
     try:
-        assert process.stdout is not None
-        assert "DP dp2 serving" in process.stdout.readline()
+        assert process.stderr is not None  # the log: stderr
+        first = process.stderr.readline()
+        assert "INFO" in first and "DP dp2 serving" in first, first
         status, _, body = request(port, "/" + blob_relpath(sha))
         assert status == 200 and hashlib.sha256(body).hexdigest() == sha
         wait_for_log(home, "site unreachable")

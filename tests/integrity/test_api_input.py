@@ -20,7 +20,9 @@ MiB = 1024 * 1024
 def _shape(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text[:500]
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "hint"}, body
+    error = body["error"]
+    assert set(body) == {"error"} and set(error) == {"code", "message", "hint", "request_id"}
+    assert error["request_id"] == response.headers["X-Request-ID"], body  # for the site's log
     assert body["error"]["code"] == code, body
     assert "Traceback" not in response.text and 'File "' not in response.text
     return body

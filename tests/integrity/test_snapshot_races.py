@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ import pytest
 from quartermaster.core.errors import SourceError
 from quartermaster.site import content_library
 from quartermaster.site.content_library import ContentLibrary
-from tests.e2e.processes import SiteServer, start_site
+from tests.e2e.processes import SiteServer, start_site, wait_until
 
 ATTEMPTS = 24
 
@@ -87,9 +88,12 @@ def test_a_link_swapped_in_mid_snapshot_never_publishes_its_target(
     secret = site.home / "admin.token"
     answers = _race(site, tmp_path, lambda other: other.symlink_to(secret))
     for answer in answers:
-        assert answer.status_code in (201, 422), answer.text
+        assert answer.status_code in (202, 422), answer.text  # 202: a snapshot job
         if answer.status_code == 422:
             assert answer.json()["error"]["code"] == "bad_source", answer.text
+    for job in _jobs_ended(site, answers):
+        if job["state"] == "failed":  # the swap seen by the snapshot itself
+            assert "changed while it was being read" in job["reason"] or "link" in job["reason"]
     secret_hash = hashlib.sha256(secret.read_bytes()).hexdigest()
     library = site.home / "library"
     assert not [p for p in library.rglob("*") if p.name.startswith(secret_hash)]
@@ -103,8 +107,24 @@ def test_a_fifo_swapped_in_mid_snapshot_does_not_hang_the_site(
     sqlite_site: SiteServer, tmp_path: Path
 ) -> None:
     answers = _race(sqlite_site, tmp_path, lambda other: os.mkfifo(other))
-    assert {a.status_code for a in answers} <= {201, 422}, [a.text for a in answers]
+    assert {a.status_code for a in answers} <= {202, 422}, [a.text for a in answers]
+    _jobs_ended(sqlite_site, answers)  # no snapshot job hangs on a FIFO
     assert sqlite_site.api("GET", "/api/v1/packages")  # still answering
+
+
+def _jobs_ended(site: SiteServer, answers: list[httpx.Response]) -> list[dict[str, Any]]:
+    """The snapshot jobs the accepted requests started, once each has ended."""
+    ids = [a.json()["job_id"] for a in answers if a.status_code == 202]
+    return [
+        wait_until(
+            lambda i=i: (
+                (job := site.api("GET", f"/api/v1/jobs/{i}"))["state"] in ("succeeded", "failed")
+                and job
+            ),
+            f"job {i}",
+        )
+        for i in ids
+    ]
 
 
 def test_the_copy_refuses_anything_but_the_file_the_walk_saw(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from quartermaster.site.api.app import create_app
 from quartermaster.site.context import SiteContext
 from quartermaster.site.setup import init_site
+from tests.e2e.processes import wait_until
 from tests.e2e.site_templates import with_migrated_sqlite
 
 ROLES = ("viewer", "operator", "admin")
@@ -75,8 +76,22 @@ class SiteApi:
                 "programs": [{"name": "Install", "command": "sh install.sh"}],
             },
         )
+        self.wait_for_job(created["job_id"])
         package = self.ok("GET", f"/api/v1/packages/{created['package_id']}", "viewer")
         return created["package_id"], package["versions"][-1]["package_hash"]
+
+    def wait_for_job(self, job_id: int) -> dict[str, Any]:
+        """A background job (a snapshot, ...) run by this app's runner, once it ended."""
+        job = wait_until(
+            lambda: (
+                (j := self.ok("GET", f"/api/v1/jobs/{job_id}", "viewer"))["state"]
+                in ("succeeded", "failed")
+                and j
+            ),
+            f"job {job_id}",
+        )
+        assert job["state"] == "succeeded", job
+        return dict(job)
 
     def enroll_dp(self, name: str, url: str = "http://127.0.0.1:9") -> str:
         """Register a fallback DP and enroll it; returns its credential."""

@@ -46,12 +46,13 @@ def test_every_state_changing_admin_route_writes_an_audit_row(site_api: SiteApi)
 def test_a_change_is_logged_with_its_object_and_request(site_api: SiteApi, tmp_path: Path) -> None:
     package_id, _ = site_api.publish_package(tmp_path / "src", name="Notepad")
     entry = _entries(site_api, account="olga", action="package.create")[0]
-    assert (entry["object"], entry["outcome"], entry["status"]) == (package_id, "ok", 201)
+    assert (entry["object"], entry["outcome"], entry["status"]) == (package_id, "ok", 202)
     assert entry["details"]["request"]["name"] == "Notepad"
     assert entry["source"] == "127.0.0.1"
     datetime.fromisoformat(entry["time"])
 
-    site_api.ok("POST", f"/api/v1/packages/{package_id}/update", "operator")
+    job = site_api.ok("POST", f"/api/v1/packages/{package_id}/update", "operator")
+    site_api.wait_for_job(job["job_id"])
     entry = _entries(site_api, action="package.update")[0]
     assert (entry["account"], entry["object"]) == ("olga", package_id)
 

@@ -10,6 +10,12 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from quartermaster.cli.log_options import (
+    LogFileOption,
+    LogFormatOption,
+    LogLevelOption,
+    setup_logging,
+)
 from quartermaster.client.home import ClientHome
 from quartermaster.core.errors import QMError
 from quartermaster.core.ids import normalize_object_id
@@ -127,6 +133,9 @@ def run(
             help="Run this available deployment now (a single run, as --once).",
         ),
     ] = "",
+    log_format: str = LogFormatOption,
+    log_file: Path | None = LogFileOption,
+    log_level: str = LogLevelOption,
 ) -> None:
     """Poll policy, run what is due and report status; without --once, keep doing so.
 
@@ -134,6 +143,7 @@ def run(
     """
     from quartermaster.client.service import agent_cycle, install_stop_handlers, serve
 
+    setup_logging(log_format, log_file, log_level)
     client_home = ClientHome(home)
     if once or install:
         wanted = normalize_object_id(install) if install else None  # qm120001 too

@@ -6,11 +6,13 @@ from __future__ import annotations
 import typer
 
 from quartermaster.cli.dp_commands import app
+from quartermaster.cli.job_commands import wait_for
 from quartermaster.cli.site_link import (
     JsonOption,
     SiteLink,
     SiteOption,
     TokenOption,
+    err,
     handles_errors,
     out,
     print_json,
@@ -56,7 +58,8 @@ def list_(as_json: bool = JsonOption, site: str = SiteOption, token: str = Token
             f"{c['package_id']}v{c['source_version']}:{c['state']}" for c in dp["content"]
         )
     print_table(
-        data["dps"], ["name", "url", "state", "boundaries", "fallback", "last_contact", "versions"]
+        data["dps"],
+        ["name", "url", "state", "boundaries", "fallback", "last_contact", "versions", "problem"],
     )
 
 
@@ -95,15 +98,24 @@ def content(
 def validate(
     name: str = typer.Argument(...),
     package: str = typer.Option(None, "--package"),
+    no_wait: bool = typer.Option(
+        False, "--no-wait", help="Return once asked (the job goes on; `qm job wait ID`)."
+    ),
     site: str = SiteOption,
     token: str = TokenOption,
 ) -> None:
-    """Ask a DP to re-hash what it holds now (all packages, or one).
+    """Ask a DP to re-hash what it holds now (all packages, or one); prints how many
+    versions, then waits, with progress, until the DP has reported them all.
 
     Example: qm dp validate branch-a --package QM100001
     """
-    data = SiteLink(site, token).post(f"/api/v1/dps/{name}/validate", {"package_id": package})
-    print(data["versions_to_validate"])
+    link = SiteLink(site, token)
+    data = link.post(f"/api/v1/dps/{name}/validate", {"package_id": package})
+    print(data["versions_to_validate"], flush=True)
+    if no_wait:
+        err.print(f"job {data['job_id']}: qm job wait {data['job_id']}", markup=False)
+        return
+    wait_for(link, data["job_id"])
 
 
 @app.command("retire")

@@ -8,6 +8,12 @@ from typing import Annotated
 
 import typer
 
+from quartermaster.cli.log_options import (
+    LogFileOption,
+    LogFormatOption,
+    LogLevelOption,
+    setup_logging,
+)
 from quartermaster.core.errors import InvalidInput, QMError
 
 app = typer.Typer(help="Distribution points: serve content near the clients.", no_args_is_help=True)
@@ -37,6 +43,9 @@ def serve(
         Path | None,
         typer.Option("--tls-key", help="PEM private key of --tls-cert.", dir_okay=False),
     ] = None,
+    log_format: str = LogFormatOption,
+    log_file: Path | None = LogFileOption,
+    log_level: str = LogLevelOption,
     ca_file: Annotated[
         Path | None,
         typer.Option(
@@ -60,6 +69,7 @@ def serve(
     from quartermaster.dp.home import DPHome
     from quartermaster.dp.process import serve_dp
 
+    setup_logging(log_format, log_file, log_level)
     try:
         host, port = _parse_listen(listen)
         tls = ServerTLS.from_options(tls_cert, tls_key)

@@ -14,6 +14,7 @@ from quartermaster.cli import (
     deploy_commands,
     dp_admin_commands,
     dp_commands,
+    job_commands,
     key_commands,
     package_commands,
     site_commands,
@@ -36,6 +37,7 @@ app.add_typer(deploy_commands.app, name="deploy")
 app.add_typer(status_commands.app, name="status")
 app.add_typer(client_commands.app, name="client")
 app.add_typer(dp_commands.app, name="dp")
+app.add_typer(job_commands.app, name="job")
 # These modules add their commands to a group above instead of making one: importing them is
 # what joins `qm dp add|list|...`, `qm client list|approve|block|rekey`, `qm site settings` and
 # `qm site rotate-key|retire-key|keys` (tests/client/test_cli.py checks the groups).

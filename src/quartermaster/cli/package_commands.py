@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from quartermaster.cli.job_commands import JobFailed, wait_for
 from quartermaster.cli.site_link import (
     CommandError,
     JsonOption,
     SiteLink,
     SiteOption,
     TokenOption,
+    err,
     handles_errors,
     out,
     print_json,
@@ -21,6 +24,9 @@ from quartermaster.core.program import ProgramSpec, parse_codes
 
 app = typer.Typer(
     help="Packages: snapshot a source folder into signed, immutable versions.", no_args_is_help=True
+)
+NoWaitOption = typer.Option(
+    False, "--no-wait", help="Return once the site accepted the job (prints its ID)."
 )
 program_app = typer.Typer(
     help="Programs: the command lines that install a package.", no_args_is_help=True
@@ -51,10 +57,15 @@ def create(
         "windows, linux or macos (links inside the folder kept as links; linux: names "
         "differing only by case, and ':' in names, allowed).",
     ),
+    no_wait: bool = NoWaitOption,
     site: str = SiteOption,
     token: str = TokenOption,
 ) -> None:
     """Create a package and publish source version 1; prints the package ID.
+
+    The site snapshots the folder in a background job; this command shows its progress and
+    then the distribution to the DPs, and returns when the DPs hold it (--no-wait: at once;
+    follow it with `qm job wait`).
 
     Example:
     qm package create --name Notepad --source /srv/src/notepad --program 'Install=sh install.sh'
@@ -69,7 +80,13 @@ def create(
         "version_label": version_label,
         "platform": platform,
     }
-    result = SiteLink(site, token).post("/api/v1/packages", body)
+    link = SiteLink(site, token)
+    job = link.post("/api/v1/packages", body)
+    if no_wait:
+        print(job["package_id"])
+        _queued(job)
+        return
+    result = _follow_snapshot(link, job)
     print(result["package_id"])
 
 
@@ -77,18 +94,58 @@ def create(
 @handles_errors
 def update(
     package_id: str = typer.Argument(..., help="Package ID, e.g. QM100001."),
+    no_wait: bool = NoWaitOption,
     site: str = SiteOption,
     token: str = TokenOption,
 ) -> None:
     """Snapshot the source folder again; prints the (new) source version.
 
     A new version is made only if something changed; every DP of the package receives it.
+    Waits, with progress, until the DPs hold it; --no-wait prints the job ID instead.
     Example: qm package update QM100001
     """
-    result = SiteLink(site, token).post(f"/api/v1/packages/{package_id}/update")
+    link = SiteLink(site, token)
+    job = link.post(f"/api/v1/packages/{package_id}/update")
+    if no_wait:
+        print(job["job_id"])
+        _queued(job)
+        return
+    result = _follow_snapshot(link, job)
     print(result["source_version"])
     if not result["changed"]:
         typer.echo("source folder unchanged; no new version", err=True)
+
+
+def _queued(job: dict[str, Any]) -> None:
+    err.print(
+        f"job {job['job_id']} queued; follow it with: qm job wait {job['job_id']}", markup=False
+    )
+
+
+def _follow_snapshot(link: SiteLink, job: dict[str, Any]) -> dict[str, Any]:
+    """Wait for the snapshot, then for its distribution to the DPs in contact with the site.
+    A distribution that failed is reported (exit 1) after the result is printed."""
+    result: dict[str, Any] = wait_for(link, job["job_id"])["result"]
+    if result.get("distribution_job") is not None:
+        try:
+            shipped = wait_for(link, result["distribution_job"])["result"]
+        except JobFailed as exc:
+            print(
+                result["package_id"]
+                if job["kind"] == "snapshot.create"
+                else result["source_version"]
+            )
+            raise CommandError(
+                f"version {result['source_version']} of {result['package_id']} is published, "
+                f"but distribution failed: {exc.message}",
+                "see `qm package show` and `qm dp list`",
+            ) from None
+        if shipped.get("not_waited_for"):
+            err.print(
+                "not waited for (no contact for minutes): " + ", ".join(shipped["not_waited_for"]),
+                markup=False,
+            )
+    return result
 
 
 @app.command("show")

@@ -6,6 +6,12 @@ from pathlib import Path
 
 import typer
 
+from quartermaster.cli.log_options import (
+    LogFileOption,
+    LogFormatOption,
+    LogLevelOption,
+    setup_logging,
+)
 from quartermaster.cli.site_link import handles_errors, out
 from quartermaster.site.home import DEFAULT_LISTEN
 
@@ -74,9 +80,12 @@ def serve(
         help="A reverse proxy (address or network) whose X-Forwarded-For names the client; "
         "repeat it. Default: config.json's trusted_proxies, else none.",
     ),
+    log_format: str = LogFormatOption,
+    log_file: Path = LogFileOption,
+    log_level: str = LogLevelOption,
 ) -> None:
     """Run the site API, the client and DP APIs, the web console (/console) and the
-    embedded DP in one process.
+    embedded DP in one process. It logs to stderr (docs/operations.md).
 
     Example: qm site serve --home ./site --listen 127.0.0.1:8440
 
@@ -88,6 +97,7 @@ def serve(
     from quartermaster.core.tls import ServerTLS
     from quartermaster.site.server import serve as run
 
+    setup_logging(log_format, log_file, log_level)
     run(
         home,
         listen,

@@ -1,10 +1,12 @@
-"""`qm site settings`: site-wide settings kept in the database (every site process agrees)."""
+"""`qm site settings`: site-wide settings kept in the database (every site process agrees);
+`qm site status`: how the site is doing."""
 
 from __future__ import annotations
 
 import json
 
 import typer
+from rich.markup import escape
 
 from quartermaster.cli.site_commands import app
 from quartermaster.cli.site_link import (
@@ -91,3 +93,34 @@ def settings(
     else:
         for name, value in sorted(data.items()):
             out.print(f"{name}: {str(value).lower() if isinstance(value, bool) else value}")
+
+
+@app.command("status")
+@handles_errors
+def status(as_json: bool = JsonOption, site: str = SiteOption, token: str = TokenOption) -> None:
+    """The site's state: its embedded DP (and the problem that stopped it, if any) and its
+    background jobs.
+
+    Example: qm site status
+    """
+    data = SiteLink(site, token).get("/api/v1/site")
+    if as_json:
+        print_json(data)
+        return
+    out.print(f"site {data['site_code']} ({data['name']}), content at {data['content_url']}")
+    embedded = data.get("embedded_dp")
+    if embedded is None:
+        out.print("embedded DP: none")
+    elif embedded.get("problem"):
+        out.print(
+            f"embedded DP {escape(embedded['name'])}: [bold red]failed[/]: "
+            f"{escape(embedded['problem'])}"
+        )
+    else:
+        contact = embedded["last_contact"] or "never"
+        out.print(f"embedded DP {escape(embedded['name'])}: ok, last contact {contact}")
+    jobs = data.get("jobs", {})
+    out.print(
+        f"jobs: {jobs.get('running', 0)} running, {jobs.get('queued', 0)} queued, "
+        f"{jobs.get('failed', 0)} failed (qm job list)"
+    )

@@ -7,6 +7,7 @@ A second signal stops the process at once.
 
 from __future__ import annotations
 
+import logging
 import random
 import signal
 import threading
@@ -22,6 +23,7 @@ from quartermaster.core.component_log import ComponentLog
 from quartermaster.core.errors import QMError
 
 MAX_JITTER = 300.0  # seconds
+log_ = logging.getLogger("quartermaster.client.service")
 
 
 def serve(
@@ -29,6 +31,7 @@ def serve(
 ) -> None:
     """Call `cycle` until `stop` is set; `cycle` returns the seconds to wait before the next."""
     log.write("service started")
+    log_.info("client agent service started")
     while not stop.is_set():
         try:
             delay = cycle()
@@ -37,6 +40,7 @@ def serve(
             delay = crash_delay
         stop.wait(max(delay, 0.0))
     log.write("service stopped")
+    log_.info("client agent service stopped")
 
 
 def agent_cycle(
@@ -63,6 +67,7 @@ def agent_cycle(
     if wakeup is not None:
         delay = min(delay, max((wakeup - clock()).total_seconds(), 0.0) + 1.0)
     log.write(f"next run in {delay:.0f} seconds")
+    log_.info("agent run done; next run in %.0f seconds", delay)
     return delay
 
 

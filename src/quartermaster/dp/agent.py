@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from quartermaster.core.backoff import Backoff, FailureStreak, retry_async
 from quartermaster.core.errors import Forbidden, QMError, SignatureError, Unauthorized
@@ -24,6 +25,7 @@ from quartermaster.core.signing import accept_key_list
 from quartermaster.core.tls import pinned_context, read_ca_file
 from quartermaster.dp.distributor import Distributor, PullProgress
 from quartermaster.dp.home import DPHome, DPIdentity
+from quartermaster.dp.metrics import DPMetrics
 from quartermaster.dp.site_link import (
     ADVICE,
     Assignment,
@@ -85,7 +87,7 @@ async def run_dp(
     site_url: str | None = None,
     token: str | None = None,
     url: str | None = None,
-    **options: float,
+    **options: Any,
 ) -> None:
     """Enroll if needed, then run the agent until the task is cancelled (the embedded DP).
 
@@ -115,11 +117,13 @@ class DPAgent:
         poll_interval: float = 60.0,
         progress_interval: float = 15.0,
         max_backoff: float = 300.0,
+        metrics: DPMetrics | None = None,
     ) -> None:
         identity = identity or home.load_identity()
         if identity is None:
             raise NotEnrolled(home)
         self.home, self.identity = home, identity
+        self.metrics = metrics or DPMetrics()  # its content server's, when it has one
         self.poll_interval, self.progress_interval = poll_interval, progress_interval
         self._failures_in_a_row = FailureStreak(
             Backoff(CYCLE_BACKOFF_FIRST, cap=max_backoff, jitter=0.5)
@@ -238,6 +242,8 @@ class DPAgent:
         self._clean_up(listing)
         self._used_bytes = self.store.used_bytes()
         sent = False
+        backlog = {a.package_hash for a in listing.assignments if a.state != "installed"}
+        self.metrics.backlog.set(len(backlog))
         for assignment in listing.assignments:
             if self._stop.is_set():
                 raise Cancelled()
@@ -245,6 +251,9 @@ class DPAgent:
             if entry is not None:
                 self._report([entry])
                 sent = True
+                if entry.state == "installed":
+                    backlog.discard(assignment.package_hash)
+                    self.metrics.backlog.set(len(backlog))
         if not sent:
             self._report([])  # heartbeat
 
@@ -356,6 +365,7 @@ class DPAgent:
             return None
         self.log.write(f"{a.label}: validating ({'asked by the site' if asked else 'scheduled'})")
         bad = self.distributor.validate([a.package_hash])
+        self.metrics.validated(len(bad))
         self._mark_validated(a.package_hash)
         self.log.write(f"{a.label}: validation found {len(bad)} bad blobs")
         return bad

@@ -11,20 +11,38 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
+import logging
 import signal
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from quartermaster.core.errors import QMError
+from quartermaster.core.logging_setup import (
+    REQUEST_ID_HEADER,
+    accept_request_id,
+    bind_request_id,
+    unbind_request_id,
+)
+from quartermaster.dp.metrics import DPMetrics
 
 AuthCheck = Callable[[web.Request], Awaitable[bool]]
 IMMUTABLE = "public, max-age=31536000, immutable"
 _MOUNT_KEY = web.AppKey("quartermaster_mounts", list)
+METRICS_KEY = web.AppKey("quartermaster_metrics", DPMetrics)
+_METRICS_AUTH_KEY = web.AppKey("quartermaster_metrics_auth", object)
+_DOWNLOAD_KEY = "quartermaster_download"
+_REQUEST_ID_KEY = "quartermaster_request_id"
+access_log = logging.getLogger("quartermaster.dp.access")
 
 
 class PortInUse(QMError):
@@ -57,13 +75,22 @@ class _StoreFileResponse(web.FileResponse):
         return super()._get_file_path_stat_encoding("")
 
 
-def create_content_app(mounts: Sequence[StoreMount]) -> web.Application:
-    """An application serving each mount's store read-only, plus `/healthz`."""
-    app = web.Application(middlewares=[_json_errors])
+def create_content_app(
+    mounts: Sequence[StoreMount],
+    metrics: DPMetrics | None = None,
+    metrics_auth: AuthCheck | None = None,
+) -> web.Application:
+    """An application serving each mount's store read-only, plus `/healthz` and `/metrics`.
+
+    `/metrics` answers a direct loopback peer, or a request `metrics_auth` accepts."""
+    app = web.Application(middlewares=[_request_id, _json_errors])
     app[_MOUNT_KEY] = list(mounts)
+    app[METRICS_KEY] = metrics or DPMetrics()
+    app[_METRICS_AUTH_KEY] = metrics_auth
     for mount in mounts:
         _add_mount(app, mount)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", _metrics)
     app.on_response_prepare.append(_cache_headers)
     return app
 
@@ -99,6 +126,27 @@ async def _authorize(mount: StoreMount, request: web.Request) -> None:
         raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
 
 
+def direct_local_peer(request: web.Request) -> bool:
+    """A connection from this host that no proxy relayed (see site/api/operations_routes)."""
+    if any(h in request.headers for h in ("Forwarded", "X-Forwarded-For", "X-Real-IP")):
+        return False
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    check = cast(AuthCheck | None, request.app[_METRICS_AUTH_KEY])
+    local = direct_local_peer(request) and "Authorization" not in request.headers
+    if not local and (check is None or not await check(request)):
+        raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
+    body = generate_latest(request.app[METRICS_KEY].registry)
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
 async def _healthz(request: web.Request) -> web.Response:
     mounts = request.app[_MOUNT_KEY]
     return web.json_response({"status": "ok", "stores": [m.prefix or "/" for m in mounts]})
@@ -108,6 +156,72 @@ async def _cache_headers(request: web.Request, response: web.StreamResponse) -> 
     """Content-addressed bytes never change, so a good answer may be cached for ever."""
     if isinstance(response, _StoreFileResponse) and response.status in (200, 206, 304):
         response.headers["Cache-Control"] = IMMUTABLE
+
+
+@web.middleware
+async def _request_id(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Give the request its ID (the caller's `X-Request-ID` when sane): on every line logged
+    while it is handled, in its answer's header and error body, and in its access line."""
+    request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+    request[_REQUEST_ID_KEY] = request_id
+    token = bind_request_id(request_id)
+    resource = request.match_info.route.resource
+    downloads = resource is not None and resource.canonical not in ("/metrics", "/healthz")
+    if downloads and request.method == "GET":  # a blob or a manifest: until the access line
+        request[_DOWNLOAD_KEY] = _store_of(resource.canonical)  # type: ignore[union-attr]
+        request.app[METRICS_KEY].active_downloads.inc()
+    try:
+        response = await handler(request)
+    finally:
+        unbind_request_id(token)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+def _store_of(route: str) -> str:
+    """The mount a route template belongs to: "/" or its prefix ("/library")."""
+    for marker in ("/content/sha256/", "/manifests/"):
+        if marker in route:
+            return route.split(marker, 1)[0] or "/"
+    return "/"
+
+
+class _AccessLogger(AbstractAccessLogger):
+    """One line per request once its answer is sent (or the peer went away): method, path,
+    route, status, bytes, duration and principal."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        if not isinstance(request, web.Request):
+            return
+        resource = request.match_info.route.resource
+        sent = response.content_length if response.status in (200, 206) else None
+        route = resource.canonical if resource is not None else "(unmatched)"
+        metrics = request.app[METRICS_KEY]
+        metrics.requests.labels(route, str(response.status)).inc()
+        store = request.get(_DOWNLOAD_KEY)
+        if store is not None:
+            metrics.active_downloads.dec()
+            if sent:
+                metrics.bytes_served.labels(store).inc(sent)
+        self.logger.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status,
+            extra={
+                "request_id": request.get(_REQUEST_ID_KEY, ""),
+                "method": request.method,
+                "path": request.path,
+                "route": route,
+                "status": response.status,
+                "bytes": sent if sent is not None else response.body_length,
+                "duration_ms": round(time * 1000, 2),
+                "principal": "dp" if "Authorization" in request.headers else "-",
+                "client": request.remote or "-",
+            },
+        )
 
 
 _ERROR_CODES = {
@@ -134,6 +248,7 @@ async def _json_errors(
                 "code": code,
                 "message": f"{exc.reason}: {request.path}",
                 "hint": _hint(exc.status),
+                "request_id": request.get(_REQUEST_ID_KEY, ""),
             }
         }
         headers = {k: v for k, v in exc.headers.items() if k in ("WWW-Authenticate", "Allow")}
@@ -181,6 +296,8 @@ async def start_content_server(
         max_headers=MAX_HEADERS,
         max_line_size=8190,
         max_field_size=8190,
+        access_log=access_log,
+        access_log_class=_AccessLogger,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)  # TLS if given

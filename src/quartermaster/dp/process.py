@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,9 @@ from quartermaster.dp.content_server import (
     start_content_server,
 )
 from quartermaster.dp.home import DPHome, DPIdentity
+from quartermaster.dp.metrics import DPMetrics
+
+log = logging.getLogger("quartermaster.dp.process")
 
 
 async def serve_dp(
@@ -38,7 +42,8 @@ async def serve_dp(
     if identity is None and not (site and token):
         raise NotEnrolled(home)
     home.ensure()
-    app = create_content_app([StoreMount("", home.store_root)])
+    metrics = DPMetrics()
+    app = create_content_app([StoreMount("", home.store_root)], metrics)
     context = tls.server_context() if tls is not None else None
     # a taken port fails before enrolling
     runner = await start_content_server(app, host, port, ssl_context=context)
@@ -46,12 +51,16 @@ async def serve_dp(
         scheme = "https" if tls is not None else "http"
         public_url = url or f"{scheme}://{host}:{bound_port(runner)}"
         identity = await _identity(home, identity, site, token, public_url, ca_file)
-        print(
-            f"DP {identity.dp} serving {home.store_root} at {public_url} for site "
-            f"{identity.site_code} ({identity.site_url}); log: {home.root / 'distmgr.log'}",
-            flush=True,
+        log.info(
+            "DP %s serving %s at %s for site %s (%s); distribution log: %s",
+            identity.dp,
+            home.store_root,
+            public_url,
+            identity.site_code,
+            identity.site_url,
+            home.root / "distmgr.log",
         )
-        agent = DPAgent(home, identity, poll_interval=poll_interval)
+        agent = DPAgent(home, identity, poll_interval=poll_interval, metrics=metrics)
         await _run_until_signal(agent)
     finally:
         await runner.cleanup()
@@ -71,14 +80,14 @@ async def _identity(
         _check_site_url(site)
         return await asyncio.to_thread(enroll, home, site, token, public_url, ca_file)
     if token:
-        print(f"already enrolled as DP {identity.dp}; --token is not needed and was ignored")
+        log.warning("already enrolled as DP %s; --token is not needed and was ignored", identity.dp)
     changed = identity
     if site and site.rstrip("/") != identity.site_url:
         _check_site_url(site)
         changed = replace(changed, site_url=site.rstrip("/"))
     if ca_file is not None:
         changed = home.pin_ca(changed, read_ca_file(ca_file))
-        print(f"pinned {ca_file} as the site's CA")
+        log.info("pinned %s as the site's CA", ca_file)
     if changed != identity:
         home.save_identity(changed)
     return changed

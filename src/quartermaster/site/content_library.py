@@ -81,6 +81,9 @@ class _Staged:
     size: int
 
 
+Progress = Callable[[int, int, int, int], None]
+
+
 def _workers() -> int:
     return max(1, min(MAX_WORKERS, (os.cpu_count() or 1) + 1))
 
@@ -105,6 +108,8 @@ class ContentLibrary:
         source: Path,
         guard: Callable[[Path], None] | None = None,
         platform: str = DEFAULT_PLATFORM,
+        progress: Progress | None = None,
+        tmp: Path | None = None,
     ) -> Snapshot:
         """Hash and store every file of `source`; refuse anything a client of `platform`
         could not hold, and anything but plain files and (linux, macos) links inside it.
@@ -114,6 +119,11 @@ class ContentLibrary:
         folder's handle without following links, so no later swap of a folder or file for
         a link can make the snapshot read anything outside it. Returns once every blob the
         files need is durable in the library.
+
+        `progress` hears (files done, bytes done, files in all, bytes in all) after each
+        file, from the worker threads; it may raise to stop the snapshot. `tmp` is where
+        temps go (a job's own folder, emptied when the job resumes after a crash); by
+        default the library's tmp/.
         """
         source = check_source_folder(source)
         check_platform(platform)
@@ -123,8 +133,8 @@ class ContentLibrary:
                 guard(_real_path(root_fd, source))
             # the whole tree is checked first
             found, links = walk_source_and_links(root_fd, source, platform)
-            self.tmp.mkdir(parents=True, exist_ok=True)
-            run = _SnapshotRun(self, root_fd)
+            run = _SnapshotRun(self, root_fd, tmp or self.tmp, progress, found)
+            run.tmp.mkdir(parents=True, exist_ok=True)
             try:
                 with ThreadPoolExecutor(_workers(), thread_name_prefix="snapshot") as pool:
                     try:
@@ -143,13 +153,25 @@ class ContentLibrary:
 class _SnapshotRun:
     """The state of one snapshot shared by its worker threads."""
 
-    def __init__(self, library: ContentLibrary, root_fd: int) -> None:
+    def __init__(
+        self,
+        library: ContentLibrary,
+        root_fd: int,
+        tmp: Path | None = None,
+        progress: Progress | None = None,
+        found: list[Found] | None = None,
+    ) -> None:
         self.library = library
         self.root_fd = root_fd
+        self.tmp = tmp or library.tmp
         self.buffers: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.staged: dict[str, _Staged] = {}  # sha256 -> new content, one temp per content
         self.new_bytes = 0
+        self.progress = progress
+        self.files_done = self.bytes_done = 0
+        self.files_total = len(found or ())
+        self.bytes_total = sum(item.size for item in found or ())
 
     def _buffer(self) -> mmap.mmap:
         try:
@@ -176,6 +198,12 @@ class _SnapshotRun:
                 raise _changed(relpath)
         finally:
             self.buffers.put(buffer)
+        if self.progress is not None:
+            with self.lock:
+                self.files_done += 1
+                self.bytes_done += size
+                done = (self.files_done, self.bytes_done, self.files_total, self.bytes_total)
+            self.progress(*done)
         return FileEntry(relpath, size, stat.S_IMODE(before.st_mode) & 0o777, sha)
 
     def _hash_and_stage(self, src: Any, view: memoryview) -> tuple[str, int]:
@@ -204,7 +232,7 @@ class _SnapshotRun:
     @contextlib.contextmanager
     def _temp(self) -> Iterator[tuple[Path, _TempWriter]]:
         """A new temp file to write, on its way to disk once written; removed on error."""
-        fd, name = tempfile.mkstemp(dir=self.library.tmp, prefix="snap-")
+        fd, name = tempfile.mkstemp(dir=self.tmp, prefix="snap-")
         tmp = Path(name)
         try:
             with _TempWriter(fd, tmp) as dst:
@@ -326,6 +354,23 @@ def _start_write_back(fd: int) -> None:
             advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
+def check_source_tree(
+    source: Path, guard: Callable[[Path], None] | None = None, platform: str = DEFAULT_PLATFORM
+) -> int:
+    """What a snapshot of `source` checks before it reads a byte (the folder, `guard`, every
+    entry), without reading: a request refuses a bad source at once with this, and the
+    snapshot checks again what it opens. Returns the number of files."""
+    source = check_source_folder(source)
+    root_fd = _open_folder(str(source), None, source)
+    try:
+        if guard is not None:
+            guard(_real_path(root_fd, source))
+        check_platform(platform)
+        return len(walk_source(root_fd, source, platform))
+    finally:
+        os.close(root_fd)
+
+
 def check_source_folder(source: Path) -> Path:
     if not source.is_absolute():
         raise SourceError(
@@ -351,6 +396,7 @@ class Found:
     relpath: str
     dev: int
     ino: int
+    size: int = 0  # as the walk saw it: for progress only
 
 
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -509,7 +555,7 @@ class _Walk:
                         "folder): replace it with a copy",
                     )
                 )
-            self.found.append(Found(rel, st.st_dev, st.st_ino))
+            self.found.append(Found(rel, st.st_dev, st.st_ino, st.st_size))
         else:
             self.offenders.append((rel, "is not a regular file (device, pipe or socket)"))
 

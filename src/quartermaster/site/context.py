@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from quartermaster.core.signing import PublicKey
 from quartermaster.core.tls import ServerTLS
@@ -12,6 +13,9 @@ from quartermaster.site.content_library import ContentLibrary
 from quartermaster.site.db import Database
 from quartermaster.site.home import SiteConfig, SiteHome, content_url
 from quartermaster.site.identity.keys import SiteKeys
+
+if TYPE_CHECKING:
+    from quartermaster.site.metrics import SiteMetrics
 
 
 @dataclass
@@ -22,7 +26,12 @@ class SiteContext:
     key: SiteKeys  # signs with every active key (see site/identity/keys.py)
     library: ContentLibrary
     tls: ServerTLS | None = None  # set by `qm site serve --tls-cert/--tls-key`
+    # This process's embedded DP: off|elsewhere|starting|running|failed|stopped (/readyz).
+    embedded_dp_state: str = "off"
+    embedded_dp_problem: str = ""
     _listeners: list[Callable[[], None]] = field(default_factory=list)
+    _metrics: SiteMetrics | None = None
+    _jobs: Any = None  # this process's job runner: site/jobs/runner.py, runner_of(ctx)
 
     @classmethod
     def open(cls, root: Path) -> SiteContext:
@@ -44,6 +53,15 @@ class SiteContext:
     def content_url(self) -> str:
         return content_url(self.config)
 
+    @property
+    def metrics(self) -> SiteMetrics:
+        """This process's metrics (`/metrics`), made at first use."""
+        if self._metrics is None:
+            from quartermaster.site.metrics import SiteMetrics
+
+            self._metrics = SiteMetrics(self)
+        return self._metrics
+
     def trusted_keys(self) -> list[PublicKey]:
         """The active signing keys: primary first, then keys still in a rotation's overlap."""
         return self.key.public_keys()
@@ -57,4 +75,6 @@ class SiteContext:
             listener()
 
     def close(self) -> None:
+        if self._jobs is not None:
+            self._jobs.stop()
         self.db.dispose()

@@ -444,7 +444,37 @@ class DistributionPoint(Base):
     # Disk use of the DP's store as of its last report (None until it reports).
     free_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
     used_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # Why the DP cannot work, as its host last said (the embedded DP's start-up failure);
+    # None while it works. Shown by `qm dp list` and `qm site status`.
+    problem: Mapped[str | None] = mapped_column(Text, default=None)
     created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    """Long work done in the background by one site process (site/jobs/): snapshots,
+    distribution to DPs, validation. Claimed atomically; a dead owner's job is resumed or
+    failed with its reason."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_id", "state", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    state: Mapped[str] = mapped_column(String(20), default="queued")  # queued|running|...
+    target: Mapped[str] = mapped_column(String(200), default="")  # package ID, DP name
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    owner: Mapped[str] = mapped_column(String(200), default="")  # host:pid:start of its runner
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    files_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    files_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    started: Mapped[datetime | None] = mapped_column(default=None)
+    heartbeat: Mapped[datetime | None] = mapped_column(default=None)
+    finished: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class PackageDP(Base):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +24,7 @@ from sqlalchemy import select
 from quartermaster.core.errors import InvalidInput, QMError
 from quartermaster.core.tls import ServerTLS
 from quartermaster.dp.content_server import StoreMount, create_content_app, start_content_server
+from quartermaster.dp.metrics import DPMetrics
 from quartermaster.site.api.app import create_app
 from quartermaster.site.context import SiteContext
 from quartermaster.site.distribution import enrollment
@@ -35,7 +37,12 @@ from quartermaster.site.home import (
     split_listen,
 )
 from quartermaster.site.http_limits import MAX_HEADER_BYTES, BoundedHttpProtocol
+from quartermaster.site.identity import accounts
+from quartermaster.site.identity.authorization import authorize
+from quartermaster.site.jobs.runner import runner_of
 from quartermaster.site.models import DistributionPoint
+
+log = logging.getLogger("quartermaster.site.server")
 
 
 class _Server(uvicorn.Server):
@@ -111,6 +118,25 @@ def _library_auth(ctx: SiteContext):  # type: ignore[no-untyped-def]
     return auth
 
 
+def _metrics_auth(ctx: SiteContext):  # type: ignore[no-untyped-def]
+    """The content port's /metrics, from elsewhere than loopback: an account token, as for
+    the API's /metrics (any role)."""
+
+    def check(token: str) -> bool:
+        try:
+            with ctx.db.session() as session:
+                authorize(accounts.authenticate_token(session, token), "site.metrics")
+        except QMError:
+            return False
+        return True
+
+    async def auth(request: web.Request) -> bool:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and bool(token) and await asyncio.to_thread(check, token)
+
+    return auth
+
+
 def _publish_embedded_url(ctx: SiteContext) -> None:
     """Clients reach the embedded DP at the content URL of this start (http or https)."""
     with ctx.db.session() as session:
@@ -124,20 +150,21 @@ def _publish_embedded_url(ctx: SiteContext) -> None:
 async def _serve(ctx: SiteContext, embedded_dp: bool, faces: Sequence[Face] = ()) -> None:
     host, port = split_listen(ctx.config.listen)
     content_host, content_port = split_listen(content_listen(ctx.config))
-    dp = EmbeddedDP(ctx) if embedded_dp else None
+    content_metrics = DPMetrics()  # the content port's /metrics: library and embedded DP
+    dp = EmbeddedDP(ctx, content_metrics) if embedded_dp else None
     if dp is not None and not dp.claim():
-        print(
+        log.info(
             "the embedded DP of this site home runs in another site process; this one "
-            "serves the APIs and the content library only",
-            flush=True,
+            "serves the APIs and the content library only"
         )
+        ctx.embedded_dp_state = "elsewhere"
         dp = None
     mounts = [StoreMount("/library", ctx.library.root, _library_auth(ctx))]
     if dp is not None:
         mounts.insert(0, StoreMount("", dp.store_root))
     tls = ctx.tls
     runner = await start_content_server(
-        create_content_app(mounts),
+        create_content_app(mounts, content_metrics, _metrics_auth(ctx)),
         content_host,
         content_port,
         ssl_context=tls.server_context() if tls else None,
@@ -178,19 +205,54 @@ async def _serve(ctx: SiteContext, embedded_dp: bool, faces: Sequence[Face] = ()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
     scheme = "https" if tls else "http"
-    print(
-        f"site {ctx.site_code} serving API on {scheme}://{host}:{port} and content on "
-        f"{scheme}://{content_host}:{content_port}",
-        flush=True,
+    log.info(
+        "site %s serving API on %s://%s:%s and content on %s://%s:%s",
+        ctx.site_code,
+        scheme,
+        host,
+        port,
+        scheme,
+        content_host,
+        content_port,
     )
     if dp is not None:
         await asyncio.to_thread(_publish_embedded_url, ctx)
-    dp_task = asyncio.create_task(dp.run()) if dp is not None else None
+    dp_task = asyncio.create_task(_run_embedded_dp(ctx, dp)) if dp is not None else None
+    runner_of(ctx).start()  # background jobs (site/jobs/), also those a dead process left
     try:
         await api.serve()
     finally:
         if dp_task is not None:
             dp_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
                 await asyncio.wait_for(dp_task, 10)
         await runner.cleanup()
+
+
+async def _run_embedded_dp(ctx: SiteContext, dp: EmbeddedDP) -> None:
+    """Run the embedded DP; a failure is logged, kept for /readyz and written on the DP's
+    row, where `qm dp list` and `qm site status` show it. The site keeps serving."""
+    ctx.embedded_dp_state = "starting"
+    try:
+        await dp.run()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        problem = f"the embedded DP stopped: {type(exc).__name__}: {exc}"
+        ctx.embedded_dp_state = "failed"
+        ctx.embedded_dp_problem = problem
+        log.exception("the embedded DP failed; the site serves on without it")
+        await asyncio.to_thread(_record_embedded_problem, ctx, problem)
+    else:
+        ctx.embedded_dp_state = "stopped"
+
+
+def _record_embedded_problem(ctx: SiteContext, problem: str | None) -> None:
+    try:
+        with ctx.db.session() as session:
+            for row in session.scalars(
+                select(DistributionPoint).where(DistributionPoint.embedded.is_(True))
+            ):
+                row.problem = problem
+    except Exception:
+        log.exception("could not record the embedded DP's state in the database")

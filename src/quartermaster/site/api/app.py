@@ -12,6 +12,7 @@ from quartermaster.core.errors import QMError
 from quartermaster.site.api.body_limit import BodyLimit
 from quartermaster.site.api.client_fast_path import ClientFastPath
 from quartermaster.site.api.openapi import use_error_shape
+from quartermaster.site.api.request_log import RequestLog
 from quartermaster.site.api.routes import ROUTERS, client_api
 from quartermaster.site.context import SiteContext
 from quartermaster.site.web.access import allow
@@ -34,6 +35,8 @@ def create_app(ctx: SiteContext) -> FastAPI:
     # polls and waves, from the one call table (inside BodyLimit)
     app.add_middleware(ClientFastPath, table=client_api.CLIENT_TABLE)
     app.add_middleware(BodyLimit)  # 413 before a route reads an oversized body
+    # outermost: request ID, access log and request metrics (site/api/request_log.py)
+    app.add_middleware(RequestLog, observers=[ctx.metrics.observe])
     use_error_shape(app)  # the OpenAPI document shows the one error shape
     app.add_exception_handler(QMError, qm_error_handler)
     app.add_exception_handler(RequestValidationError, validation_handler)

@@ -11,6 +11,8 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from quartermaster.core.logging_setup import current_request_id
+
 DEFAULT_LIMIT = 1024 * 1024  # 1 MiB: every admin and client request but the batches
 BATCH_LIMIT = 16 * 1024 * 1024  # status batches (1000 messages) and DP reports
 BATCH_PATHS = ("/api/client/v1/status", "/api/dp/v1/report")
@@ -86,6 +88,7 @@ async def _too_large(send: Send, limit: int) -> None:
                 "code": "payload_too_large",
                 "message": f"the request body is larger than {limit} bytes",
                 "hint": "send less per request (status messages: at most 1000 per batch)",
+                "request_id": current_request_id(),
             }
         }
     ).encode()

@@ -146,6 +146,7 @@ class ClientFastPath:
             segment, slash, argument = scope["path"][len(PREFIX) :].partition("/")
             row = self.rows.get((scope["method"], segment))
             if row is not None and row.matches(slash, argument):
+                scope.setdefault("state", {})["route"] = CLIENT_API + row.path  # log, metrics
                 await _fast(row, argument, scope, receive, send)
                 return
         await self.app(scope, receive, send)

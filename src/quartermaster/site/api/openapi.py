@@ -24,6 +24,7 @@ ERROR_SCHEMA: dict[str, Any] = {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
                 "hint": {"type": "string"},
+                "request_id": {"type": "string"},
             },
         }
     },

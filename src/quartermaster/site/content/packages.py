@@ -15,6 +15,7 @@ from quartermaster.core.ids import check_object_id, object_id
 from quartermaster.core.manifest import DEFAULT_PLATFORM, Manifest
 from quartermaster.core.program import ProgramSpec
 from quartermaster.site import source_roots
+from quartermaster.site.content_library import Progress, check_source_tree
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import next_counter
 from quartermaster.site.distribution import assignment, points, validation
@@ -52,6 +53,29 @@ def _check_name(name: str) -> str:
     return name
 
 
+def check_new_package(
+    ctx: SiteContext,
+    name: str,
+    source: str,
+    programs: list[ProgramSpec],
+    platform: str = DEFAULT_PLATFORM,
+) -> str:
+    """What a request refuses before a job or an ID: the name, the programs, the source
+    folder, its place (the source roots) and every entry in it. The snapshot checks again
+    what it opens (the folder may change in between)."""
+    name = _check_name(name)
+    names = [p.name for p in programs]
+    if len(set(names)) != len(names):
+        raise Conflict("two programs have the same name", "give each program its own name")
+    check_source_tree(Path(source), _source_guard(ctx), platform)
+    return name
+
+
+def allocate_package_id(ctx: SiteContext) -> str:
+    with ctx.db.session() as session:
+        return object_id(ctx.site_code, next_counter(session, "package"))
+
+
 def create_package(
     ctx: SiteContext,
     name: str,
@@ -60,20 +84,24 @@ def create_package(
     manufacturer: str = "",
     version_label: str = "",
     platform: str = DEFAULT_PLATFORM,
+    package_id: str | None = None,
+    progress: Progress | None = None,
+    tmp: Path | None = None,
 ) -> dict[str, Any]:
-    """Allocate an ID, snapshot the source as version 1 and publish it to every DP.
+    """Snapshot the source as version 1 and publish it to every DP, under `package_id`
+    (allocated beforehand by a job's request) or a new ID.
 
     `platform` (docs/protocol.md) decides the file-name rules and whether links are kept;
     every later version keeps it (it is in the manifest)."""
-    name = _check_name(name)
-    names = [p.name for p in programs]
-    if len(set(names)) != len(names):
+    name = _check_name(name)  # the rest is checked by the snapshot, before it reads
+    if len({p.name for p in programs}) != len(programs):
         raise Conflict("two programs have the same name", "give each program its own name")
     source_path = Path(source)
     # validates the folder (roots, homes, every entry) before any ID is used
-    snapshot = ctx.library.snapshot(source_path, _source_guard(ctx), platform)
+    snapshot = ctx.library.snapshot(source_path, _source_guard(ctx), platform, progress, tmp)
     with ctx.db.session() as session:
-        package_id = object_id(ctx.site_code, next_counter(session, "package"))
+        if package_id is None:
+            package_id = object_id(ctx.site_code, next_counter(session, "package"))
         session.add(
             Package(
                 package_id=package_id,
@@ -106,7 +134,9 @@ def create_package(
     return {"package_id": package_id, "source_version": 1}
 
 
-def update_package(ctx: SiteContext, package_id: str) -> dict[str, Any]:
+def update_package(
+    ctx: SiteContext, package_id: str, progress: Progress | None = None, tmp: Path | None = None
+) -> dict[str, Any]:
     """The old "Update Distribution Points": a new version only if the source changed."""
     with ctx.db.session() as session:
         package = get_package(session, package_id)
@@ -114,7 +144,7 @@ def update_package(ctx: SiteContext, package_id: str) -> dict[str, Any]:
         latest = _manifest_of(session, package_id, current)
     platform = latest.platform if latest is not None else DEFAULT_PLATFORM
     # the roots may have narrowed
-    snapshot = ctx.library.snapshot(source, _source_guard(ctx), platform)
+    snapshot = ctx.library.snapshot(source, _source_guard(ctx), platform, progress, tmp)
     candidate = Manifest(
         ctx.site_code,
         package_id,

@@ -12,12 +12,16 @@ import fcntl
 from dataclasses import replace
 from pathlib import Path
 
+from sqlalchemy import update
+
 from quartermaster.core.backoff import Backoff, retry_async
 from quartermaster.dp.agent import DPAgent, enroll
 from quartermaster.dp.home import DPHome, DPIdentity
+from quartermaster.dp.metrics import DPMetrics
 from quartermaster.dp.site_link import SiteUnreachable
 from quartermaster.site.context import SiteContext
 from quartermaster.site.home import public_url
+from quartermaster.site.models import DistributionPoint
 
 ENROLLMENT_TOKEN = "enrollment.token"
 POLL_INTERVAL = 30.0
@@ -26,8 +30,9 @@ LOCK_FILE = "embedded-dp.lock"
 
 
 class EmbeddedDP:
-    def __init__(self, ctx: SiteContext) -> None:
+    def __init__(self, ctx: SiteContext, metrics: DPMetrics | None = None) -> None:
         self.ctx = ctx
+        self.metrics = metrics
         self.home = DPHome(ctx.home.dp_home)
         self.agent: DPAgent | None = None
         ctx.on_distribution_change(self.wake)
@@ -58,8 +63,19 @@ class EmbeddedDP:
             )
         (self.home.root / ENROLLMENT_TOKEN).unlink(missing_ok=True)
         identity = self._follow_site(identity)
-        self.agent = DPAgent(self.home, identity, poll_interval=POLL_INTERVAL)
+        self.agent = DPAgent(self.home, identity, poll_interval=POLL_INTERVAL, metrics=self.metrics)
+        self.ctx.embedded_dp_state = "running"
+        await asyncio.to_thread(self._clear_problem)
         await self.agent.run_async()
+
+    def _clear_problem(self) -> None:
+        """It runs again: the problem an earlier start recorded is over."""
+        with self.ctx.db.session() as session:
+            session.execute(
+                update(DistributionPoint)
+                .where(DistributionPoint.embedded.is_(True), DistributionPoint.problem.is_not(None))
+                .values(problem=None)
+            )
 
     async def _enroll(self) -> DPIdentity:
         token = (self.home.root / ENROLLMENT_TOKEN).read_text().strip()

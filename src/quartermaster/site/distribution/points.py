@@ -160,10 +160,25 @@ def list_dps(session: Session) -> list[dict[str, Any]]:
                 "last_contact": dp.last_contact.isoformat() if dp.last_contact else None,
                 "free_bytes": dp.free_bytes,
                 "used_bytes": dp.used_bytes,
+                "problem": dp.problem,
                 "content": dp_content(session, dp),
             }
         )
     return result
+
+
+def embedded_dp_status(session: Session) -> dict[str, Any] | None:
+    """The site's own DP as `qm site status` shows it; None for a site without one."""
+    dp = session.scalar(select(DistributionPoint).where(DistributionPoint.embedded.is_(True)))
+    if dp is None:
+        return None
+    return {
+        "name": dp.name,
+        "url": dp.url,
+        "enrolled": dp.credential_hash is not None,
+        "last_contact": dp.last_contact.isoformat() if dp.last_contact else None,
+        "problem": dp.problem,
+    }
 
 
 def dp_content(session: Session, dp: DistributionPoint) -> list[dict[str, Any]]:

@@ -73,6 +73,8 @@ RULES: dict[str, Rule] = {
     "client.read": _account(_ALL, "list clients"),
     "dp.read": _account(_ALL, "list DPs and their content"),
     "token.read": _account(_ALL, "list one's own API tokens"),
+    "job.read": _account(_ALL, "list background jobs and follow their progress"),
+    "site.metrics": _account(_ALL, "read /metrics (also open to direct loopback peers)"),
     # operators and admins
     "package.create": _account(_OPERATE, "create a package"),
     "package.update": _account(_OPERATE, "publish a new version of a package"),

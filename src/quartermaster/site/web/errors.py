@@ -1,5 +1,5 @@
-"""The one error shape of both web faces, `{"error": {"code", "message", "hint"}}`, and the
-exception handlers that produce it.
+"""The one error shape of both web faces, `{"error": {"code", "message", "hint",
+"request_id"}}`, and the exception handlers that produce it.
 
 Input the database cannot hold is the caller's error (422), never a server failure:
 PostgreSQL refuses text with NUL characters and numbers beyond BIGINT; SQLite refuses
@@ -9,6 +9,7 @@ and is refused there is answered like any other invalid input, in the one error 
 
 from __future__ import annotations
 
+import logging
 from typing import TypeVar
 
 from fastapi import Request
@@ -18,14 +19,24 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from quartermaster.core.errors import QMError
+from quartermaster.core.logging_setup import REQUEST_ID_HEADER, current_request_id
+
+log = logging.getLogger("quartermaster.site.api")
 
 BodyModel = TypeVar("BodyModel", bound=BaseModel)
 
 
-def error_response(status: int, code: str, message: str, hint: str = "") -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message, "hint": hint}}, status_code=status
-    )
+def error_response(
+    status: int, code: str, message: str, hint: str = "", request_id: str = ""
+) -> JSONResponse:
+    """The one error shape; `request_id` finds the request's lines in the site's log."""
+    request_id = request_id or current_request_id()
+    error = {"code": code, "message": message, "hint": hint}
+    headers = None
+    if request_id:
+        error["request_id"] = request_id
+        headers = {REQUEST_ID_HEADER: request_id}
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
 async def qm_error_handler(_request: Request, exc: Exception) -> JSONResponse:
@@ -55,12 +66,23 @@ async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail))
 
 
-async def internal_handler(_request: Request, exc: Exception) -> JSONResponse:
+async def internal_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Runs outside the request log's middleware: the ID comes from the request's state."""
+    request_id = getattr(request.state, "request_id", "")
+    log.error(
+        "%s %s failed: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc_info=exc,
+        extra={"request_id": request_id},
+    )
     return error_response(
         500,
         "internal",
         "the site server failed to handle this request",
-        "see the site server's log; the request changed nothing",
+        f"see the site server's log for request {request_id}; the request changed nothing",
+        request_id,
     )
 
 

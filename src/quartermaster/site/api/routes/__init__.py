@@ -16,6 +16,8 @@ from quartermaster.site.api.routes import (
     deployments,
     dp_api,
     dps,
+    jobs,
+    operations,
     packages,
     programs,
     site,
@@ -38,4 +40,6 @@ ROUTERS: list[APIRouter] = [
     accounts.router,
     tokens.router,
     audit.router,
+    jobs.router,
+    operations.router,  # /readyz, /metrics
 ]

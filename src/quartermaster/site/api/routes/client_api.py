@@ -174,6 +174,7 @@ async def status_answer(
 ) -> Response:
     raw = await request.body()
     result, mismatch = await run_in_threadpool(_status, ctx, authenticate, raw)
+    ctx.metrics.ingested(result["accepted"], result["duplicates"])
     if mismatch:  # a reported mismatch (10075) asks the embedded DP to revalidate
         ctx.distribution_changed()
     return JSONResponse(result)

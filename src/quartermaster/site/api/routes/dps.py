@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request, Response
 
+from quartermaster.site.api.routes.jobs import accepted, caller
 from quartermaster.site.api.schemas.dps import (
     DPBody,
     DPContent,
     DPEnrollment,
     DPList,
     DPState,
-    DPValidation,
     ValidateBody,
 )
-from quartermaster.site.distribution import points, validation
+from quartermaster.site.api.schemas.jobs import ValidationJob
+from quartermaster.site.distribution import points
+from quartermaster.site.jobs import submission
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow
 
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
@@ -44,11 +46,17 @@ def dp_content(name: str, ctx: Ctx) -> dict[str, Any]:
 
 
 @router.post(
-    "/dps/{name}/validate", response_model=DPValidation, dependencies=[allow("dp.validate")]
+    "/dps/{name}/validate",
+    response_model=ValidationJob,
+    status_code=202,
+    dependencies=[allow("dp.validate")],
 )
-def validate_dp(name: str, body: ValidateBody, ctx: Ctx) -> dict[str, Any]:
-    count = validation.validate_dp(ctx, name, body.package_id)
-    return {"dp": name, "versions_to_validate": count}
+def validate_dp(
+    name: str, body: ValidateBody, ctx: Ctx, request: Request, response: Response
+) -> dict[str, Any]:
+    """Ask the DP to re-hash; a job follows it until the DP reported every version."""
+    job = submission.validate_dp(ctx, name, body.package_id, caller(request))
+    return accepted(response, job)
 
 
 DPNamePath = Annotated[str, Path(min_length=1, max_length=100)]

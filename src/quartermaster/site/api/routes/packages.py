@@ -5,19 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
+from quartermaster.site.api.routes.jobs import accepted, caller
 from quartermaster.site.api.schemas.common import MAX_INT, ObjectId
+from quartermaster.site.api.schemas.jobs import PackageJob
 from quartermaster.site.api.schemas.packages import (
     DPNames,
     OneDP,
     PackageBody,
-    PackageCreated,
     PackageDetail,
     PackageList,
-    PackageUpdated,
 )
 from quartermaster.site.content import packages
+from quartermaster.site.jobs import submission
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow
 
 router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
@@ -25,12 +26,15 @@ router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
 @router.post(
     "/packages",
-    response_model=PackageCreated,
-    status_code=201,
+    response_model=PackageJob,
+    status_code=202,
     dependencies=[allow("package.create")],
 )
-def create_package(body: PackageBody, ctx: Ctx) -> dict[str, Any]:
-    return packages.create_package(
+def create_package(
+    body: PackageBody, ctx: Ctx, request: Request, response: Response
+) -> dict[str, Any]:
+    """Snapshot the source as version 1 in a job (docs/protocol.md, "Jobs")."""
+    job = submission.create_package(
         ctx,
         body.name,
         body.source,
@@ -38,7 +42,9 @@ def create_package(body: PackageBody, ctx: Ctx) -> dict[str, Any]:
         body.manufacturer,
         body.version_label,
         body.platform,
+        caller(request),
     )
+    return accepted(response, job)
 
 
 @router.get("/packages", response_model=PackageList, dependencies=[allow("package.read")])
@@ -60,11 +66,15 @@ def show_package(package_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
 
 @router.post(
     "/packages/{package_id}/update",
-    response_model=PackageUpdated,
+    response_model=PackageJob,
+    status_code=202,
     dependencies=[allow("package.update")],
 )
-def update_package(package_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
-    return packages.update_package(ctx, package_id)
+def update_package(
+    package_id: ObjectId, ctx: Ctx, request: Request, response: Response
+) -> dict[str, Any]:
+    """Snapshot the source again in a job; a new version only if something changed."""
+    return accepted(response, submission.update_package(ctx, package_id, caller(request)))
 
 
 @router.post(

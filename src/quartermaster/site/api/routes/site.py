@@ -11,9 +11,11 @@ from quartermaster.site import settings
 from quartermaster.site.api.schemas.settings import SettingsBody, SiteSettings
 from quartermaster.site.api.schemas.site import SiteInfo
 from quartermaster.site.bandwidth import check_rules
+from quartermaster.site.distribution import points
 from quartermaster.site.identity.authorization import (
     Principal,
 )
+from quartermaster.site.jobs import records
 from quartermaster.site.policy_serial import bump_policy_serial
 from quartermaster.site.status.program_output import enforce_total
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow, require
@@ -23,11 +25,16 @@ router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
 @router.get("/site", response_model=SiteInfo, dependencies=[allow("site.read")])
 def site_info(ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        embedded = points.embedded_dp_status(session)
+        jobs = records.counts_by_state(session)
     return {
         "site_code": ctx.site_code,
         "name": ctx.config.name,
         "content_url": ctx.content_url,
         "signing_keys": [k.to_dict() for k in ctx.trusted_keys()],
+        "embedded_dp": embedded,
+        "jobs": {state: jobs.get(state, 0) for state in records.STATES},
     }
 
 

@@ -12,3 +12,4 @@ class SiteInfo(Answer):
     name: str
     content_url: str
     signing_keys: list[dict[str, Any]]
+    embedded_dp: dict[str, Any] | None = None  # None: a site without one
