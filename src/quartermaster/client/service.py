@@ -37,6 +37,7 @@ def serve(
             delay = cycle()
         except Exception:  # the service outlives a bug in one run; the log keeps the trace
             log.error(f"agent run crashed:\n{traceback.format_exc()}")
+            log_.exception("agent run crashed; next run in %.0f seconds", crash_delay)
             delay = crash_delay
         stop.wait(max(delay, 0.0))
     log.write("service stopped")
@@ -61,6 +62,7 @@ def agent_cycle(
             wakeup, config, poll_after = summary.next_wakeup, agent.config, summary.poll_after
     except QMError as exc:
         log.warning(f"agent run failed: {exc}")
+        log_.warning("agent run failed: %s", exc, extra={"hint": exc.hint})
     interval = config.poll_interval if poll_after is None else min(config.poll_interval, poll_after)
     jitter = (rng or random.Random()).uniform(0.0, min(interval * 0.1, MAX_JITTER))
     delay = interval + jitter
