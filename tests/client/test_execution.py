@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from quartermaster.client.execution import ExitReport, exit_report, run_program
 from quartermaster.client.local_state import Result
+from quartermaster.client.work_layout import FAILED_WORK_KEPT
 from quartermaster.core.program import ProgramSpec
 
-from .conftest import ClientWorld, deployment_entry
+from .conftest import KEEP_A_COPY, ClientWorld, deployment_entry
 from .servers import StoreServer, write_store
 
 
@@ -122,7 +124,9 @@ def test_program_sees_its_package_files_with_their_modes(
     )
     write_store(dp.root, package.blobs)
     world.serve_from(package, ("dp1", dp.url))
-    world.publish(deployment_entry(package, command="./bin/setup.sh && test -f data.txt"))
+    world.publish(
+        deployment_entry(package, command=f"./bin/setup.sh && test -f data.txt && {KEEP_A_COPY}")
+    )
     world.run()
     assert world.site.ids()[-1] == 10008
     assert os.stat(world.work() / "bin" / "setup.sh").st_mode & 0o777 == 0o755
@@ -198,3 +202,34 @@ def test_program_logs_live_under_logs_programs(world: ClientWorld, dp: StoreServ
     world.run()
     [log] = (world.home.program_logs).glob("QM120000-v1-*.log")
     assert "hello-from-program" in log.read_text()
+
+
+def test_the_work_folder_is_removed_after_a_successful_run(
+    world: ClientWorld, dp: StoreServer
+) -> None:
+    world.deploy(dp, {"data.txt": b"data"})
+    world.run()
+    assert world.site.ids()[-1] == 10008
+    assert (world.work() / "data.txt").read_bytes() == b"data"  # what the program was given
+    assert not (world.home.work / "QM120000").exists()
+
+
+def test_a_failed_runs_work_folder_stays_for_a_bounded_time(
+    world: ClientWorld, dp: StoreServer
+) -> None:
+    """Kept for whoever looks into the failure; a later run removes it once it is older than
+    FAILED_WORK_KEPT (times here are the frozen clock's, never today's)."""
+    world.deploy(dp, {"data.txt": b"data"}, command="exit 7")
+    world.run()
+    folder = world.home.work / "QM120000"
+    assert world.state().result == Result.FAILED
+    assert (folder / "data.txt").read_bytes() == b"data"
+    recent = world.clock() - FAILED_WORK_KEPT + timedelta(hours=1)
+    os.utime(folder, (recent.timestamp(), recent.timestamp()))
+    world.run()
+    assert folder.exists()
+    old = world.clock() - FAILED_WORK_KEPT - timedelta(hours=1)
+    os.utime(folder, (old.timestamp(), old.timestamp()))
+    world.run()
+    assert not folder.exists()
+    assert "work folder QM120000 of a failed run is old enough: removed" in world.log("policyagent")

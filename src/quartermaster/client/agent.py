@@ -25,6 +25,7 @@ from quartermaster.client.scheduling import Action, decide, next_wakeup
 from quartermaster.client.site_link import NotApproved, RekeyRequired, SiteApi
 from quartermaster.client.status_spool import DeploymentReporter, StatusSpool
 from quartermaster.client.timestamps import Clock, format_utc, utcnow
+from quartermaster.client.work_layout import remove_stale_work
 from quartermaster.core.blob_transfer import BlobFetcher
 from quartermaster.core.errors import NotFound
 
@@ -126,6 +127,8 @@ class Agent:
             self.facts,
             self.clock,
         )
+        for name in remove_stale_work(self.home.work, self.clock()):
+            self.log.write(f"work folder {name} of a failed run is old enough: removed")
         runner = DeploymentRunner(ctx)
         apps = AppRunner(runner, policy, self.state, Detector())
         try:

@@ -15,7 +15,7 @@ from quartermaster.client.cache import ContentCache
 from quartermaster.client.content_access import ContentAccess, ContentUnavailable
 from quartermaster.client.execution import ProgramRun, exit_report, run_program
 from quartermaster.client.home import ClientHome
-from quartermaster.client.local_state import DeploymentState, Result
+from quartermaster.client.local_state import SUCCESS_RESULTS, DeploymentState, Result
 from quartermaster.client.machine_facts import MachineFacts
 from quartermaster.client.policy import DeploymentPolicy
 from quartermaster.client.requirements import unmet_requirement
@@ -24,7 +24,7 @@ from quartermaster.client.site_link import Location, SiteApi, SiteUnreachable
 from quartermaster.client.status_spool import DeploymentReporter, StatusSpool
 from quartermaster.client.timestamps import Clock
 from quartermaster.client.trust import ManifestRefused, accept_manifest
-from quartermaster.client.work_layout import lay_out
+from quartermaster.client.work_layout import lay_out, remove_tree
 from quartermaster.core.canonical import canonical_json
 from quartermaster.core.durable_files import write_atomic
 from quartermaster.core.errors import HashMismatch, QMError
@@ -68,6 +68,8 @@ class DeploymentRunner:
                 if folder is None or not self._execute(deployment, folder, local, reporter):
                     return
         finally:
+            if local.result in SUCCESS_RESULTS:  # a failed run's folder stays for a while
+                remove_tree(self.ctx.home.work / deployment.deployment_id)
             self.ctx.cache.make_room(0)
 
     def _requirements_met(

@@ -3,6 +3,10 @@
 Files are copied (never linked) from the cache so a program that edits its own files cannot
 damage the cache, and each copy is hashed on the way so cache rot is caught before a program
 runs. The folder is built beside its final name and renamed into place only when complete.
+
+A work folder is a full copy of the package, so it does not outlive its run: it is removed
+after a successful run, and kept after a failure (for whoever looks into it) for
+FAILED_WORK_KEPT, then removed by a later run (`remove_stale_work`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import hashlib
 import os
 import shutil
 import stat
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from quartermaster.client.cache import ContentCache
@@ -39,6 +44,27 @@ def lay_out(manifest: Manifest, cache: ContentCache, work_root: Path, deployment
     remove_tree(final)
     building.rename(final)
     return final
+
+
+FAILED_WORK_KEPT = timedelta(days=3)
+
+
+def remove_stale_work(work_root: Path, now: datetime) -> list[str]:
+    """Remove work folders last changed more than FAILED_WORK_KEPT before `now`; their names.
+
+    A folder that a run is using was laid out by that run, so it is never that old.
+    """
+    removed: list[str] = []
+    cutoff = (now - FAILED_WORK_KEPT).timestamp()
+    for path in sorted(work_root.iterdir()) if work_root.is_dir() else []:
+        try:
+            stale = path.lstat().st_mtime < cutoff
+        except FileNotFoundError:
+            continue
+        if stale:
+            remove_tree(path)
+            removed.append(path.name)
+    return removed
 
 
 def _copy_verified(source: Path, target: Path, sha256: str, buffer: bytearray) -> None:

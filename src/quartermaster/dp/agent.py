@@ -280,7 +280,7 @@ class DPAgent:
         )
 
     def _clean_up(self, listing: AssignmentList) -> None:
-        keep = {a.package_hash for a in listing.assignments}
+        keep = {a.package_hash for a in listing.assignments} | listing.retained
         if keep == self._kept:
             return
         result = self.store.gc(keep)

@@ -82,6 +82,9 @@ class AssignmentList:
     sources: tuple[str, ...]
     assignments: tuple[Assignment, ...]
     signing_keys: Any = None  # the signed key list envelope (checked by the agent), if sent
+    # Pruned versions still in their grace period: kept if held (downloads may be under way),
+    # never fetched.
+    retained: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -194,6 +197,7 @@ def _parse_assignments(data: Any) -> AssignmentList:
             sources,
             assignments,
             data.get("signing_keys"),
+            frozenset(str(h) for h in data.get("retained") or ()),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise IntegrityError(

@@ -168,7 +168,8 @@ def _backup_postgres(url: str, dest: Path) -> list[tuple[Any, ...]]:
     with psycopg.connect(plain) as conn:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-        assert row is not None
+        if row is None:
+            raise IntegrityError("PostgreSQL exported no snapshot for pg_dump")
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
         done = subprocess.run(
@@ -345,9 +346,8 @@ def restore_site(source: Path, home_root: Path, database_url: str | None = None)
             _restore_sqlite(folder / SQLITE_FILE, home.database_path)
             url = db.sqlite_url(home.database_path)
         else:
-            assert database_url is not None
-            _restore_postgres(folder / PGDUMP_FILE, db.normalize_url(database_url))
-            url = database_url
+            url = database_url or ""  # checked above: a PostgreSQL backup needs --database
+            _restore_postgres(folder / PGDUMP_FILE, db.normalize_url(url))
         db.upgrade(url)  # a backup of an older release is brought up to date
         _after_restore(url, home)
         saved["database_url"] = url
@@ -470,7 +470,7 @@ def _after_restore(url: str, home: SiteHome) -> None:
     """The library gets each signed manifest beside its blobs again (content_library.py);
     the embedded DP's store was not backed up, so it holds nothing yet: it pulls every
     version from the library on its first cycle, and clients are sent to it only after."""
-    from quartermaster.site.content.content_library import ContentLibrary
+    from quartermaster.site.content_library import ContentLibrary
     from quartermaster.site.models import DistributionPoint, DPContent
 
     library = ContentLibrary(home.library)

@@ -6,7 +6,7 @@ are read from the database on use, never cached in a process or kept in config.j
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,7 +17,10 @@ from quartermaster.site.models import SiteSetting, utcnow
 # name → (type, default). A setting absent from the database has its default.
 DEFAULTS: dict[str, tuple[type, Any]] = {
     "require_approval": (bool, False),  # new clients wait for `qm client approve`
+    # How long a pruned version's bytes stay in the library and on DPs (downloads under way).
+    "content_grace_seconds": (int, 3600),
 }
+MAX_GRACE = 30 * 86400
 
 
 def get_settings(session: Session) -> dict[str, Any]:
@@ -40,6 +43,8 @@ def update_settings(session: Session, changes: dict[str, Any], actor: str) -> di
         kind, _ = DEFAULTS[name]
         if type(value) is not kind:
             raise InvalidInput(f"setting {name!r} takes a {kind.__name__}")
+        if name == "content_grace_seconds" and not 0 <= cast(int, value) <= MAX_GRACE:
+            raise InvalidInput(f"content_grace_seconds is 0 to {MAX_GRACE} (30 days)")
         row = session.get(SiteSetting, name)
         if row is None:
             session.add(SiteSetting(name=name, value=value, updated_by=actor[:100]))
