@@ -72,8 +72,11 @@ def test_client_approval_and_dp_retirement_from_the_command_line(
     site: SiteServer, tmp_path: Path
 ) -> None:
     assert "require_approval: false" in site.qm("site", "settings").stdout
-    site.qm("site", "settings", "--require-approval", "true")
-    assert site.qm("site", "settings", "--json").json() == {"require_approval": True}
+    site.qm("site", "settings", "--require-approval", "true", "--content-grace", "600")
+    assert site.qm("site", "settings", "--json").json() == {
+        "require_approval": True,
+        "content_grace_seconds": 600,
+    }
 
     client_id = run_qm(
         "client", "register", "--home", str(tmp_path / "client"), "--site", site.url

@@ -35,6 +35,13 @@ def settings(
         metavar="true|false",
         help="New clients wait for `qm client approve` before they get policy.",
     ),
+    content_grace: int = typer.Option(
+        None,
+        "--content-grace",
+        min=0,
+        metavar="SECONDS",
+        help="How long pruned or replaced versions stay in the library and on DPs.",
+    ),
     as_json: bool = JsonOption,
     site: str = SiteOption,
     token: str = TokenOption,
@@ -44,7 +51,10 @@ def settings(
     Example: qm site settings --require-approval true
     """
     link = SiteLink(site, token)
-    change = {"require_approval": _flag(require_approval, "--require-approval")}
+    change: dict[str, object] = {
+        "require_approval": _flag(require_approval, "--require-approval"),
+        "content_grace_seconds": content_grace,
+    }
     change = {k: v for k, v in change.items() if v is not None}
     data = link.post("/api/v1/settings", change) if change else link.get("/api/v1/settings")
     if as_json:

@@ -10,7 +10,8 @@ policy.json          the last verified policy envelope, reused when the site ans
 manifests/<hash>.json  verified manifest envelopes, by package hash
 cache/               downloaded blobs in the store layout (content/sha256/xx/<hash>),
                      shared by every package; `<hash>.part` is a transfer to resume
-work/<deployment>/   the files of one deployment, laid out fresh for each run
+work/<deployment>/   the files of one deployment, laid out fresh for each run; removed after
+                     a successful run, after three days if it failed (client/work_layout.py)
 spool/               one JSON file per status message not yet acknowledged by the site
 state.json           per deployment: versions run, result, attempts, next retry
 logs/                policyagent.log (policy, decisions), cas.log (content access: DP,

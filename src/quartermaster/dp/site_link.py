@@ -82,9 +82,8 @@ class AssignmentList:
     sources: tuple[str, ...]
     assignments: tuple[Assignment, ...]
     signing_keys: Any = None  # the signed key list envelope (checked by the agent), if sent
-    # Pruned versions still in their grace period: kept if held (downloads may be under way),
-    # never fetched.
-    retained: frozenset[str] = frozenset()
+    # Seconds a version no longer assigned stays in the store: downloads may be under way.
+    grace: float = 0.0
 
 
 @dataclass
@@ -197,7 +196,7 @@ def _parse_assignments(data: Any) -> AssignmentList:
             sources,
             assignments,
             data.get("signing_keys"),
-            frozenset(str(h) for h in data.get("retained") or ()),
+            float(data.get("content_grace_seconds") or 0),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise IntegrityError(

@@ -79,8 +79,8 @@ def assignments(ctx: SiteContext, session: Session, dp: DistributionPoint) -> di
     return {
         "dp": dp.name,
         "validate_interval": VALIDATE_INTERVAL,
-        # Pruned versions a DP keeps if it holds them, for downloads under way; never fetched.
-        "retained": sorted(p.package_hash for p in in_grace(session)),
+        # How long a DP keeps a version no longer assigned: downloads may be under way.
+        "content_grace_seconds": int(grace(session).total_seconds()),
         "sources": [*others, f"{ctx.content_url}/library"],
         "assignments": [
             {
