@@ -88,17 +88,27 @@ def test_a_bucket_dp_serves_a_client_and_repairs_a_corrupted_object(
         assert target.read_text() == "from the bucket\n"
         assert seaweed.public_url("cloud") in (client / "logs" / "cas.log").read_text()
 
-        # Someone corrupts an object in the bucket; validation finds it and repairs it.
-        key = f"cloud/{blob_relpath(big)}"
-        seaweed.client().put_object(Bucket=BUCKET, Key=key, Body=b"rotten bytes")
-        site.qm("dp", "validate", "cloud", "--package", package_id)
+        # Someone corrupts an object in the bucket. A client that downloads it reports the
+        # mismatch; the site takes the bucket out of service (2360) until the DP has read
+        # every object back, deleted the bad one and uploaded it again.
+        rotten = bytearray((source / "big.bin").read_bytes())
+        rotten[12345] ^= 0xFF  # one flipped byte: same size, other content
+        seaweed.client().put_object(Bucket=BUCKET, Key=f"cloud/{blob_relpath(big)}", Body=rotten)
+        second = tmp_path / "second-client"
+        second_id = register_client(site, second)
+        site.qm("collection", "add", "Lab", second_id)
+        run_client(second)
+        assert 10075 in message_ids(site, client=second_id)
+        assert 2360 in message_ids(site)
         log = dp.home / "distmgr.log"
         wait_until(lambda: "validation found 1 bad blobs" in log.read_text(), "validation")
         wait_dp_state(site, package_id, "cloud", state="installed")
-        repaired = httpx.get(url)
-        assert hashlib.sha256(repaired.content).hexdigest() == big
+        assert hashlib.sha256(httpx.get(url).content).hexdigest() == big
         assert f"blob {big} failed validation: removed, to be fetched again" in log.read_text()
-        assert 10075 not in message_ids(site)
+        (tmp_path / "installed" / "payload.txt").unlink()
+        run_client(second)
+        assert target.read_text() == "from the bucket\n"
+        assert message_ids(site, client=second_id)[-1] == 10008
     finally:
         if dp is not None:
             dp.stop()
