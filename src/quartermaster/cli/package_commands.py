@@ -166,7 +166,8 @@ def remove_dp(
     site: str = SiteOption,
     token: str = TokenOption,
 ) -> None:
-    """Stop a DP from carrying a package; its copy is removed.
+    """Stop a DP from carrying a package; its copy is removed after the grace period
+    (qm site settings --content-grace).
 
     Example: qm package remove-dp QM100001 --dp branch-a
     """

@@ -263,7 +263,7 @@ def distribute_package(ctx: SiteContext, package_id: str, dp_names: list[str]) -
 def remove_package_from_dps(
     ctx: SiteContext, package_id: str, dp_names: list[str]
 ) -> dict[str, Any]:
-    """Take a package off DPs; their copies are deleted at the DPs' next poll."""
+    """Take a package off DPs; each deletes its copy once the grace period has passed."""
     with ctx.db.session() as session:
         get_package(session, package_id)
         for name in dp_names:
