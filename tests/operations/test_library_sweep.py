@@ -13,9 +13,9 @@ import pytest
 
 from quartermaster.core.store_layout import blob_path
 from quartermaster.site import settings
-from quartermaster.site.content.content_library import LOCK_FILE
 from quartermaster.site.content.packages import create_package, update_package
 from quartermaster.site.content.retention import collect_garbage, prune_package
+from quartermaster.site.content_library import LOCK_FILE
 from quartermaster.site.context import SiteContext
 from tests.e2e.site_templates import migrated_site_home
 
