@@ -148,6 +148,8 @@ def test_a_backup_is_private_to_its_owner(site_home: Path, tmp_path: Path) -> No
     assert stat.S_IMODE((restored / "keys").stat().st_mode) == 0o700
     assert stat.S_IMODE((restored / "keys" / "signing.key").stat().st_mode) == 0o600
     assert stat.S_IMODE((restored / "admin.token").stat().st_mode) == 0o600
+    for name, mode in modes(restored).items():  # as private as `qm site init` makes a home
+        assert not mode & 0o077, name
     assert (restored / "keys" / "signing.key").read_bytes() == (
         site_home / "keys" / "signing.key"
     ).read_bytes()

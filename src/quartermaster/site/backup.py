@@ -45,7 +45,7 @@ from quartermaster.core.hashing import CHUNK, is_sha256_hex
 from quartermaster.core.manifest import Manifest
 from quartermaster.core.store_layout import blob_relpath
 from quartermaster.site import db
-from quartermaster.site.home import SiteHome
+from quartermaster.site.home import SiteHome, lock_down
 
 FORMAT = 1
 SQLITE_FILE = "database.sqlite"
@@ -352,8 +352,9 @@ def restore_site(source: Path, home_root: Path, database_url: str | None = None)
         _after_restore(url, home)
         saved["database_url"] = url
         result.database_url = url
+        lock_down(home)  # the site's user's alone, as `qm site init` leaves it
         # last: a home with config.json is a complete site
-        write_atomic(home.config_path, json.dumps(saved, indent=2).encode() + b"\n")
+        write_atomic(home.config_path, json.dumps(saved, indent=2).encode() + b"\n", mode=0o600)
     except BaseException:
         if created:
             shutil.rmtree(home.root, ignore_errors=True)
