@@ -103,22 +103,20 @@ class S3Store(DPStore):
                 yield item["Key"].rsplit("/", 1)[-1], int(item["Size"])
 
     def refresh(self) -> None:
-        """Read what the bucket holds (each cycle, from `held_versions`)."""
-        self._blobs = {n: s for n, s in self._list("content/sha256/") if is_sha256_hex(n)}
-        self._manifests = {
-            n.removesuffix(".json") for n, _ in self._list("manifests/") if n.endswith(".json")
-        }
+        """Read what the bucket holds again (each cycle, from `held_versions`)."""
+        self._blobs = self._manifests = None
+        self._held_blobs()
+        self._held_manifests()
 
     def _held_blobs(self) -> dict[str, int]:
         if self._blobs is None:
-            self.refresh()
-        assert self._blobs is not None
+            self._blobs = {n: s for n, s in self._list("content/sha256/") if is_sha256_hex(n)}
         return self._blobs
 
     def _held_manifests(self) -> set[str]:
         if self._manifests is None:
-            self.refresh()
-        assert self._manifests is not None
+            names = (n for n, _ in self._list("manifests/") if n.endswith(".json"))
+            self._manifests = {n.removesuffix(".json") for n in names}
         return self._manifests
 
     def has_blob(self, sha256: str) -> bool:
