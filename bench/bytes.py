@@ -26,6 +26,9 @@ is missing is skipped.
   fsyncs; against `cp -r` of the folder then `sync -f` (what this disk takes to hold the
   bytes, no hashing); and again into a library that holds all of it (a `package update` of
   an unchanged folder).
+- bucket: the client's download+verify of one blob from a DP store in an S3 bucket (a real
+  SeaweedFS, `weed` from the test extras), by plain HTTP GET from the bucket's endpoint,
+  against `curl -s URL | openssl dgst -sha256` from the same bucket (goal ≥ 1×).
 - delta: a real site, DP and client; version 2 changes 1 of 1,000 files: bytes the DP and
   the client moved (status 2330 and 10036) against the changed file's size (goal ≤ 1.05).
 
@@ -339,6 +342,57 @@ class Bench:
             "(reference)",
         )
 
+    # ------------------------------------------------------------------ bucket
+
+    def bucket(self) -> None:
+        from tests.dp.seaweedfs import WRITER_ENV, running_seaweedfs
+
+        from quartermaster.client.cache import ContentCache
+        from quartermaster.core.blob_transfer import BlobFetcher
+        from quartermaster.dp.s3_store import S3Location, S3Store
+
+        cache = ContentCache(self.work / "client", 1 << 40)
+        dest = cache.blob_path(self.sha256)
+        shutil.rmtree(self.work / "seaweedfs", ignore_errors=True)
+        with running_seaweedfs(self.work / "seaweedfs") as s3, _environment(WRITER_ENV):
+            store = S3Store(S3Location.parse(s3.store_url("bench")), self.work / "staging")
+            self.log(f"uploading {self.size // MIB} MiB to the bucket")
+            store.upload(self.blob, self.sha256)
+            blob_url = f"{s3.public_url('bench')}{self.path}"
+
+            def clean() -> None:
+                cache.remove(self.sha256)
+                os.sync()
+
+            def fetch() -> None:
+                fetcher = BlobFetcher()
+                try:
+                    fetcher.fetch(blob_url, dest, self.sha256, self.size, durable=False)
+                finally:
+                    fetcher.close()
+
+            def curl_openssl() -> None:
+                out = subprocess.run(
+                    f"curl -s {blob_url} | openssl dgst -sha256",
+                    shell=True,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                assert self.sha256 in out
+
+            t = interleaved_medians(
+                {"client": (fetch, clean), "curl": (curl_openssl, os.sync)}, self.repeats
+            )
+        shutil.rmtree(self.work / "seaweedfs", ignore_errors=True)
+        self.row(
+            "client download+verify from an S3 bucket (SeaweedFS), plain GET",
+            t["client"],
+            "curl | openssl dgst, same bucket",
+            t["curl"],
+            "≥ 1×",
+        )
+
     # ------------------------------------------------------------------ serving
 
     def _curl_many(self, url: str, n: int) -> float:
@@ -624,6 +678,21 @@ class Bench:
         raise RuntimeError(f"no status message {message_id} about version {version}: {messages}")
 
 
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (boto3 reads its credentials there)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| what | ours | baseline | baseline value | ratio | goal |",
@@ -639,7 +708,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = ("client", "serve", "memory", "snapshot", "delta")
+SECTIONS = ("client", "serve", "memory", "snapshot", "bucket", "delta")
 
 
 def main(argv: list[str] | None = None) -> int:

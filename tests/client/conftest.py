@@ -80,11 +80,19 @@ def make_package(
     return Package(manifest, key.envelope(manifest.to_dict()), manifest.package_hash(), blobs)
 
 
+# The default program keeps a copy of what it was given (its work folder is removed after a
+# successful run), in the client home's seen/<deployment> folder: ClientWorld.work().
+KEEP_A_COPY = (
+    'mkdir -p ../../seen && rm -rf "../../seen/$QM_DEPLOYMENT_ID" '
+    '&& cp -Rp . "../../seen/$QM_DEPLOYMENT_ID"'
+)
+
+
 def deployment_entry(
     package: Package,
     *,
     deployment_id: str = "QM120000",
-    command: str = "exit 0",
+    command: str = KEEP_A_COPY,
     available: datetime | None = None,
     deadline: datetime | None = START - timedelta(hours=1),
     expires: datetime | None = None,
@@ -253,7 +261,8 @@ class ClientWorld:
         return LocalState.load(self.home.state_path).get(deployment_id)
 
     def work(self, deployment_id: str = "QM120000") -> Path:
-        return self.home.work / deployment_id
+        """What the program of the default command was given (a copy: see KEEP_A_COPY)."""
+        return self.home.root / "seen" / deployment_id
 
     def seen(self) -> Path:
         """Where `keep_what_the_program_saw` copies the work folder (deleted after a success)."""

@@ -78,12 +78,13 @@ class Daemon:
     args: list[str]
     log: Path
     env: dict[str, str] = field(default_factory=dict)
+    command: list[str] = field(default_factory=lambda: list(QM))  # what `args` are given to
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with open(self.log, "ab") as handle:  # the child has its own copy; ours closes here
             self.proc = subprocess.Popen(
-                [*QM, *self.args],
+                [*self.command, *self.args],
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env},

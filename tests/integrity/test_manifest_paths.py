@@ -54,7 +54,7 @@ def test_unsafe_manifest_paths_are_refused_before_anything_is_written(
     [refused] = world.site.messages(10055)
     assert refused["insertion_strings"][3] == "1" and words in refused["insertion_strings"][4]
     assert world.site.ids().count(10005) == 0 and 10035 not in world.site.ids()
-    assert not world.work().exists() and not (tmp_path / "evil.sh").exists()
+    assert not (world.home.work / "QM120000").exists() and not (tmp_path / "evil.sh").exists()
     written = [
         p
         for folder in ("cache", "manifests", "work")

@@ -159,6 +159,7 @@ def test_settings_refuse_unknown_names_wrong_types_and_non_admins(site_api: Site
         == 403
     )
     assert site_api.ok("GET", "/api/v1/settings", "viewer")["require_approval"] is False
+    assert site_api.ok("GET", "/api/v1/settings", "viewer")["content_grace_seconds"] == 3600
 
 
 def test_rekey_the_old_secret_only_buys_a_new_one_which_then_replaces_it(site_api: SiteApi) -> None:

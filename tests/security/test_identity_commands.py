@@ -72,8 +72,9 @@ def test_client_approval_and_dp_retirement_from_the_command_line(
     site: SiteServer, tmp_path: Path
 ) -> None:
     assert "require_approval: false" in site.qm("site", "settings").stdout
-    site.qm("site", "settings", "--require-approval", "true")
-    assert site.qm("site", "settings", "--json").json()["require_approval"] is True
+    site.qm("site", "settings", "--require-approval", "true", "--content-grace", "600")
+    settings = site.qm("site", "settings", "--json").json()
+    assert settings["require_approval"] is True and settings["content_grace_seconds"] == 600
 
     client_id = run_qm(
         "client", "register", "--home", str(tmp_path / "client"), "--site", site.url

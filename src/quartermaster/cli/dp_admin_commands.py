@@ -8,6 +8,7 @@ import typer
 from quartermaster.cli.dp_commands import app
 from quartermaster.cli.job_commands import wait_for
 from quartermaster.cli.site_link import (
+    CommandError,
     JsonOption,
     SiteLink,
     SiteOption,
@@ -25,7 +26,13 @@ from quartermaster.cli.site_link import (
 def add(
     name: str = typer.Option(..., "--name"),
     url: str = typer.Option(
-        ..., "--url", help="How clients reach the DP, e.g. http://127.0.0.1:9000."
+        None, "--url", help="How clients reach the DP, e.g. http://127.0.0.1:9000."
+    ),
+    store: str = typer.Option(
+        None,
+        "--store",
+        help="s3://BUCKET/PREFIX?endpoint=URL: a DP whose store is a bucket; clients "
+        "download from ENDPOINT/BUCKET/PREFIX unless --url names a CDN in front of it.",
     ),
     boundary: list[str] = typer.Option([], "--boundary", help="CIDR the DP serves; repeatable."),
     fallback: bool = typer.Option(
@@ -34,10 +41,19 @@ def add(
     site: str = SiteOption,
     token: str = TokenOption,
 ) -> None:
-    """Register a DP; prints its one-time enrollment token for `qm dp serve --token`.
+    """Register a DP; prints its one-time enrollment token for `qm dp serve --token`
+    (with --store, run `qm dp serve --store` with the same URL and the bucket's credentials).
 
     Example: qm dp add --name branch-a --url http://127.0.0.1:9000 --boundary 10.1.0.0/16
+
+    Example: qm dp add --name cloud --store 's3://qm-content/dp1?endpoint=http://s3.example:8333'
     """
+    if store:
+        from quartermaster.dp.s3_store import S3Location
+
+        url = url or S3Location.parse(store).public_url()
+    if not url:
+        raise CommandError("a DP needs --url (how clients reach it) or --store", "see --help")
     body = {"name": name, "url": url, "boundaries": boundary, "fallback": fallback}
     print(SiteLink(site, token).post("/api/v1/dps", body)["enrollment_token"])
 

@@ -55,12 +55,23 @@ def serve(
             dir_okay=False,
         ),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="s3://BUCKET/PREFIX?endpoint=URL: keep the store in a bucket (credentials "
+            "from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); clients download from it.",
+        ),
+    ] = None,
 ) -> None:
     """Serve this DP's store and keep it in line with the site, until SIGTERM or Ctrl-C.
 
     The first start enrolls with the one-time token; later starts need no --token.
 
     Example: qm dp serve --home /srv/qm-dp --site http://127.0.0.1:8440 --token qme_...
+
+    Example (bucket): qm dp serve --home /srv/qm-dp --site http://127.0.0.1:8440 --token
+    qme_... --store 's3://qm-content/dp1?endpoint=http://127.0.0.1:8333'
 
     Example (TLS): qm dp serve --home /srv/qm-dp --site https://site.example:8440 --token
     qme_... --ca-file site-ca.pem --tls-cert dp.pem --tls-key dp.key --listen 0.0.0.0:9000
@@ -75,7 +86,16 @@ def serve(
         tls = ServerTLS.from_options(tls_cert, tls_key)
         asyncio.run(
             serve_dp(
-                DPHome(home.resolve()), site, token, host, port, url, poll_interval, tls, ca_file
+                DPHome(home.resolve()),
+                site,
+                token,
+                host,
+                port,
+                url,
+                poll_interval,
+                tls,
+                ca_file,
+                store,
             )
         )
     except QMError as exc:

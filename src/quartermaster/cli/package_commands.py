@@ -223,11 +223,41 @@ def remove_dp(
     site: str = SiteOption,
     token: str = TokenOption,
 ) -> None:
-    """Stop a DP from carrying a package; its copy is removed.
+    """Stop a DP from carrying a package; its copy is removed after the grace period
+    (qm site settings --content-grace).
 
     Example: qm package remove-dp QM100001 --dp branch-a
     """
     SiteLink(site, token).post(f"/api/v1/packages/{package_id}/remove-dp", {"dps": dp})
+
+
+@app.command("prune")
+@handles_errors
+def prune(
+    package_id: str = typer.Argument(...),
+    keep: int = typer.Option(
+        None, "--keep", min=1, help="Versions to keep from now on (default 3); in-use ones stay."
+    ),
+    as_json: bool = JsonOption,
+    site: str = SiteOption,
+    token: str = TokenOption,
+) -> None:
+    """Remove versions beyond the package's retention; their bytes are deleted from the
+    library and DPs once the grace period (content_grace_seconds) has passed.
+
+    Example: qm package prune QM100001 --keep 1
+    """
+    data = SiteLink(site, token).post(
+        f"/api/v1/packages/{package_id}/prune", {} if keep is None else {"keep": keep}
+    )
+    if as_json:
+        print_json(data)
+        return
+    pruned = ", ".join(map(str, data["pruned"])) or "none"
+    kept = ", ".join(map(str, data["kept"]))
+    library = data["library"]
+    out.print(f"{package_id}: pruned versions {pruned}; kept {kept}")
+    out.print(f"library: {library['blobs']} blobs ({library['bytes']} bytes) deleted")
 
 
 @program_app.command("add")

@@ -12,7 +12,7 @@ from quartermaster.cli.log_options import (
     LogLevelOption,
     setup_logging,
 )
-from quartermaster.cli.site_link import handles_errors, out
+from quartermaster.cli.site_link import JsonOption, handles_errors, out, print_json
 from quartermaster.site.home import DEFAULT_LISTEN
 
 app = typer.Typer(help="Create and run the site server.", no_args_is_help=True)
@@ -149,3 +149,54 @@ def source_roots(
         current = roots.write_roots(site, [r for r in current if r not in gone] + list(add or []))
     for root in current:
         out.print(str(root))
+
+
+@app.command("backup")
+@handles_errors
+def backup(
+    home: Path = HomeOption,
+    to: Path = typer.Option(..., "--to", help="The backup folder (made 0700 if new)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Back up the database, keys and content library; blobs already in DIR are not copied
+    again. Safe while the site runs.
+
+    Example: qm site backup --home ./site --to /backup/qm
+    """
+    from quartermaster.site.backup import backup_site
+
+    result = backup_site(home, to)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    out.print(
+        f"backup {result.path.name} complete in {to}: {result.versions} versions, "
+        f"{result.blobs} blobs ({result.blobs_copied} copied, {result.bytes_copied} bytes)"
+    )
+
+
+@app.command("restore")
+@handles_errors
+def restore(
+    source: Path = typer.Option(..., "--from", help="A backup folder (its newest backup)."),
+    home: Path = typer.Option(..., "--home", help="A new, empty site home."),
+    database: str = typer.Option(
+        None, "--database", help="For a PostgreSQL backup: a new, empty database URL."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Bring a site back from a backup into a new home; every blob is re-hashed first.
+
+    Example: qm site restore --from /backup/qm --home /srv/qm-site-restored
+    """
+    from quartermaster.site.backup import restore_site
+
+    result = restore_site(source, home, database)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    out.print(
+        f"site {result.site_code} restored from backup {result.backup} into {result.home}: "
+        f"{result.versions} versions, {result.blobs_verified} blobs verified"
+    )
+    out.print(f"start it with: qm site serve --home {home}")

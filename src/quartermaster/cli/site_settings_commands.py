@@ -71,6 +71,13 @@ def settings(
         '[{"boundary": "10.1.0.0/16", "rate": 2000000, "schedule": [{"days": "mon-fri", '
         '"from": "08:00", "to": "18:00", "rate": 500000}]}, {"rate": null}] (docs/operations.md).',
     ),
+    content_grace: int = typer.Option(
+        None,
+        "--content-grace",
+        min=0,
+        metavar="SECONDS",
+        help="How long pruned or replaced versions stay in the library and on DPs.",
+    ),
     as_json: bool = JsonOption,
     site: str = SiteOption,
     token: str = TokenOption,
@@ -80,11 +87,12 @@ def settings(
     Example: qm site settings --require-approval true
     """
     link = SiteLink(site, token)
-    change = {
+    change: dict[str, object] = {
         "require_approval": _flag(require_approval, "--require-approval"),
         "program_output_message_bytes": output_message_bytes,
         "program_output_total_bytes": output_total_bytes,
         "bandwidth_rules": _json_list(bandwidth_rules, "--bandwidth-rules"),
+        "content_grace_seconds": content_grace,
     }
     change = {k: v for k, v in change.items() if v is not None}
     data = link.post("/api/v1/settings", change) if change else link.get("/api/v1/settings")

@@ -3,6 +3,9 @@
 Files are copied (never linked) from the cache so a program that edits its own files cannot
 damage the cache, and each copy is hashed on the way so cache rot is caught before a program
 runs. The folder is built beside its final name and renamed into place only when complete.
+
+A work folder is a full copy of the package, so it does not outlive its run: client/cleanup.py
+removes it after a success and, after a failure, once it is old enough.
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ class DPAgent:
         self._failures_in_a_row = FailureStreak(
             Backoff(CYCLE_BACKOFF_FIRST, cap=max_backoff, jitter=0.5)
         )
-        self.store = home.store()
+        self.store = home.store(identity)
         self.log = home.log()
         self._stop = threading.Event()
         self._wake = threading.Event()  # set by stop() and wake(): ends the wait between cycles
@@ -143,7 +143,8 @@ class DPAgent:
             ssl_context=tls,
         )
         self._validated = home.load_validation_times()
-        self._kept: set[str] | None = None  # the assignment set at the last clean-up
+        self._kept: set[str] | None = None  # the versions kept at the last clean-up
+        self._unassigned: dict[str, float] = {}  # package hash -> when first seen unassigned
         self._failures: dict[str, str] = {}  # package hash -> last failure reason reported
         self._used_bytes = 0
 
@@ -289,12 +290,30 @@ class DPAgent:
         )
 
     def _clean_up(self, listing: AssignmentList) -> None:
-        keep = {a.package_hash for a in listing.assignments}
+        """Remove what is no longer assigned, once it has been so for the grace period.
+
+        A client may be downloading a version the site just replaced or pruned, so it stays
+        for `listing.grace` seconds from the first cycle that found it unassigned (a restart
+        of the DP starts that time again).
+        """
+        assigned = {a.package_hash for a in listing.assignments}
+        now = time.monotonic()
+        for package_hash in self.store.held_versions():
+            if package_hash not in assigned and package_hash not in self._unassigned:
+                self._unassigned[package_hash] = now
+                self.log.write(
+                    f"version {package_hash} is no longer assigned: kept for the grace period "
+                    f"({listing.grace:.0f} s), downloads may be under way"
+                )
+        for package_hash in assigned:
+            self._unassigned.pop(package_hash, None)
+        keep = assigned | {h for h, t in self._unassigned.items() if now - t < listing.grace}
         if keep == self._kept:
             return
         result = self.store.gc(keep)
         for package_hash in result.removed_versions:
             self.log.write(f"version {package_hash} is no longer assigned: removed")
+            self._unassigned.pop(package_hash, None)
             self._validated.pop(package_hash, None)
         if result.removed_blobs or result.freed_bytes:
             self.log.write(

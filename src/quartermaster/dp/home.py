@@ -4,7 +4,8 @@ dp.json            identity and credential from enrollment (0600, never served):
                    site's public signing keys (never a private key) and their version
 site-ca.pem        the CA pinned with --ca-file at enrollment: the only TLS trust for
                    the site, the content library and other DPs
-store/             the content store (the only folder the content server serves)
+store/             the content store (the only folder the content server serves); for a
+                   store in a bucket (`--store s3://…`), the staging of blobs on their way
 validation.json    when each held version was last re-hashed
 distmgr.log        the component log
 """
@@ -37,6 +38,7 @@ class DPIdentity:
     url: str = ""  # the public URL given at enrollment
     ca_file: str = ""  # name of the pinned CA file in the DP home; "" trusts the system's CAs
     keys_version: int = 0  # version of the last signed key list accepted (rollback guard)
+    store: str = ""  # "" for store/ in the home, or s3://bucket/prefix?endpoint=… (s3_store.py)
 
     @classmethod
     def from_enrollment(cls, site_url: str, enrollment: Enrollment, url: str = "") -> DPIdentity:
@@ -70,7 +72,12 @@ class DPHome:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.store_root.mkdir(exist_ok=True)
 
-    def store(self) -> DPStore:
+    def store(self, identity: DPIdentity | None = None) -> DPStore:
+        """The local store/, or the bucket the identity names (staging in store/ then)."""
+        if identity is not None and identity.store:
+            from quartermaster.dp.s3_store import S3Location, S3Store
+
+            return S3Store(S3Location.parse(identity.store), self.store_root)
         return DPStore(self.store_root)
 
     def log(self) -> ComponentLog:

@@ -21,6 +21,7 @@ from quartermaster.dp.content_server import (
 )
 from quartermaster.dp.home import DPHome, DPIdentity
 from quartermaster.dp.metrics import DPMetrics
+from quartermaster.dp.s3_store import S3Location
 
 log = logging.getLogger("quartermaster.dp.process")
 
@@ -35,15 +36,22 @@ async def serve_dp(
     poll_interval: float,
     tls: ServerTLS | None = None,
     ca_file: Path | None = None,
+    store: str | None = None,
 ) -> None:
     """`tls` serves the store over https; `ca_file` pins the site's CA (at enrollment, or
-    replacing the pinned one later)."""
+    replacing the pinned one later); `store` puts the store in a bucket (s3_store.py): then
+    clients download from the bucket and this process serves only /healthz."""
     identity = home.load_identity()
     if identity is None and not (site and token):
         raise NotEnrolled(home)
     home.ensure()
     metrics = DPMetrics()
-    app = create_content_app([StoreMount("", home.store_root)], metrics)
+    store = store if store is not None else (identity.store if identity else "")
+    bucket = S3Location.parse(store) if store else None
+    if bucket is not None:
+        bucket.client()  # boto3 is installed: fail now, not at the first blob
+        url = url or bucket.public_url()
+    app = create_content_app([] if bucket else [StoreMount("", home.store_root)], metrics)
     context = tls.server_context() if tls is not None else None
     # a taken port fails before enrolling
     runner = await start_content_server(app, host, port, ssl_context=context)
@@ -51,10 +59,13 @@ async def serve_dp(
         scheme = "https" if tls is not None else "http"
         public_url = url or f"{scheme}://{host}:{bound_port(runner)}"
         identity = await _identity(home, identity, site, token, public_url, ca_file)
+        if identity.store != store:
+            identity = replace(identity, store=store)
+            home.save_identity(identity)
         log.info(
             "DP %s serving %s at %s for site %s (%s); distribution log: %s",
             identity.dp,
-            home.store_root,
+            store or home.store_root,
             public_url,
             identity.site_code,
             identity.site_url,

@@ -82,6 +82,8 @@ class AssignmentList:
     sources: tuple[str, ...]
     assignments: tuple[Assignment, ...]
     signing_keys: Any = None  # the signed key list envelope (checked by the agent), if sent
+    # Seconds a version no longer assigned stays in the store: downloads may be under way.
+    grace: float = 0.0
 
 
 @dataclass
@@ -194,6 +196,7 @@ def _parse_assignments(data: Any) -> AssignmentList:
             sources,
             assignments,
             data.get("signing_keys"),
+            float(data.get("content_grace_seconds") or 0),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise IntegrityError(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import mmap
 import os
@@ -60,6 +61,7 @@ WHOLE = 2 * CHUNK  # a file up to this size is read whole, then written only if 
 MAX_WORKERS = 8
 BLOCK = 4096  # O_DIRECT writes whole blocks from block-aligned memory (a page is aligned)
 O_DIRECT = getattr(os, "O_DIRECT", 0)  # 0 where the platform has none: buffered writes
+LOCK_FILE = "gc.lock"
 
 
 MAX_LISTED = 100  # offenders named in one refusal; the rest are counted
@@ -70,6 +72,24 @@ class Snapshot:
     files: list[FileEntry]
     new_bytes: int  # bytes of content the library did not hold before
     links: list[LinkEntry] = field(default_factory=list)  # kept as links (linux, macos)
+
+
+@dataclass
+class Sweep:
+    """What one garbage collection of the library removed."""
+
+    blobs: int = 0
+    bytes: int = 0
+    manifests: int = 0
+    temps: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "blobs": self.blobs,
+            "bytes": self.bytes,
+            "manifests": self.manifests,
+            "temps": self.temps,
+        }
 
 
 @dataclass
@@ -98,6 +118,52 @@ class ContentLibrary:
 
     def has_blob(self, sha256: str) -> bool:
         return self.blob_path(sha256).is_file()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Held (shared) from the start of a snapshot until its version is committed.
+
+        Any number of snapshots hold it at once; `sweep` takes it exclusively, so a sweep never
+        runs between a snapshot storing (or finding) a blob and its version naming that blob.
+        """
+        with self._lock(fcntl.LOCK_SH):
+            yield
+
+    @contextlib.contextmanager
+    def _lock(self, kind: int) -> Iterator[None]:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        with open(self.tmp / LOCK_FILE, "a") as handle:
+            fcntl.flock(handle, kind)  # released when the file closes
+            yield
+
+    def sweep(self, used_blobs: set[str], used_manifests: set[str]) -> Sweep:
+        """Delete every blob and manifest not named, and temps of snapshots that died.
+
+        `used_*` must be read from the database inside `sweeping()`, after it was taken.
+        """
+        swept = Sweep()
+        content = self.root / "content" / "sha256"
+        for shard in sorted(content.iterdir()) if content.is_dir() else []:
+            for path in shard.iterdir() if shard.is_dir() else []:
+                if path.name not in used_blobs:
+                    swept.bytes += _unlink(path)
+                    swept.blobs += 1
+        folder = self.root / "manifests"
+        for path in folder.iterdir() if folder.is_dir() else []:
+            if path.name.removesuffix(".json") not in used_manifests:
+                _unlink(path)
+                swept.manifests += 1
+        for path in self.tmp.iterdir() if self.tmp.is_dir() else []:
+            if path.name != LOCK_FILE:  # no snapshot runs: every temp is a dead one's
+                _unlink(path)
+                swept.temps += 1
+        return swept
+
+    @contextlib.contextmanager
+    def sweeping(self) -> Iterator[None]:
+        """Exclusive: waits for running snapshots to commit, and holds new ones back."""
+        with self._lock(fcntl.LOCK_EX):
+            yield
 
     def write_manifest(self, package_hash: str, envelope: dict[str, Any]) -> None:
         """Keep each signed manifest beside its blobs, so the library is a complete store."""
@@ -332,6 +398,16 @@ class _TempWriter:
     def _go_buffered(self) -> None:
         os.close(self.fd)
         self.fd, self.direct = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC), False
+
+
+def _unlink(path: Path) -> int:
+    """Remove a file; its size, or 0 if it was gone already."""
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return size
 
 
 def _read_full(src: Any, view: memoryview) -> int:

@@ -159,6 +159,8 @@ class Package(Base):
     version_label: Mapped[str] = mapped_column(String(100), default="")
     source_path: Mapped[str] = mapped_column(Text)
     current_version: Mapped[int] = mapped_column(Integer, default=0)
+    # Retention: versions kept besides those still in use (None: the site default, 3).
+    keep_versions: Mapped[int | None] = mapped_column(Integer, default=None)
     created: Mapped[datetime] = mapped_column(default=utcnow)
     updated: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -183,6 +185,19 @@ class PackageVersion(Base):
     created: Mapped[datetime] = mapped_column(default=utcnow)
 
     package: Mapped[Package] = relationship(back_populates="versions")
+
+
+class PrunedVersion(Base):
+    """A version removed by retention (site/content/retention.py). Its blobs stay in the
+    library and on DPs for the grace period after `pruned`, for downloads already under way;
+    the row stays as the record of what the hash was."""
+
+    __tablename__ = "pruned_versions"
+    package_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.package_id"), index=True)
+    source_version: Mapped[int] = mapped_column(Integer)
+    manifest: Mapped[str] = mapped_column(Text)  # the signed envelope, JSON text
+    pruned: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class Program(Base):

@@ -147,6 +147,24 @@ def _publish_embedded_url(ctx: SiteContext) -> None:
                 dp.url = ctx.content_url
 
 
+GC_INTERVAL = 3600.0  # seconds between sweeps of the content library
+
+
+async def _collect_garbage_forever(ctx: SiteContext) -> None:
+    """Delete library blobs whose grace period ended (site/content/retention.py)."""
+    from quartermaster.site.content.retention import collect_garbage
+
+    while True:
+        await asyncio.sleep(GC_INTERVAL)
+        try:
+            swept = await asyncio.to_thread(collect_garbage, ctx)
+        except Exception as exc:  # noqa: BLE001 - tried again at the next interval
+            print(f"content library sweep failed: {exc.__class__.__name__}: {exc}", flush=True)
+            continue
+        if swept.blobs or swept.manifests:
+            print(f"content library sweep: {swept.to_dict()}", flush=True)
+
+
 async def _serve(ctx: SiteContext, embedded_dp: bool, faces: Sequence[Face] = ()) -> None:
     host, port = split_listen(ctx.config.listen)
     content_host, content_port = split_listen(content_listen(ctx.config))
@@ -219,9 +237,11 @@ async def _serve(ctx: SiteContext, embedded_dp: bool, faces: Sequence[Face] = ()
         await asyncio.to_thread(_publish_embedded_url, ctx)
     dp_task = asyncio.create_task(_run_embedded_dp(ctx, dp)) if dp is not None else None
     runner_of(ctx).start()  # background jobs (site/jobs/), also those a dead process left
+    gc_task = asyncio.create_task(_collect_garbage_forever(ctx))
     try:
         await api.serve()
     finally:
+        gc_task.cancel()
         if dp_task is not None:
             dp_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):

@@ -6,7 +6,7 @@ are read from the database on use, never cached in a process or kept in config.j
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,7 +23,10 @@ DEFAULTS: dict[str, tuple[type, Any]] = {
     # Download limits carried in policy: [{client | boundary | neither, rate, schedule}],
     # the first that matches a client applies (site/bandwidth.py, core/bandwidth.py).
     "bandwidth_rules": (list, []),
+    # How long a pruned version's bytes stay in the library and on DPs (downloads under way).
+    "content_grace_seconds": (int, 3600),
 }
+MAX_GRACE = 30 * 86400
 
 
 def get_settings(session: Session) -> dict[str, Any]:
@@ -46,6 +49,8 @@ def update_settings(session: Session, changes: dict[str, Any], actor: str) -> di
         kind, _ = DEFAULTS[name]
         if type(value) is not kind:
             raise InvalidInput(f"setting {name!r} takes a {kind.__name__}")
+        if name == "content_grace_seconds" and not 0 <= cast(int, value) <= MAX_GRACE:
+            raise InvalidInput(f"content_grace_seconds is 0 to {MAX_GRACE} (30 days)")
         row = session.get(SiteSetting, name)
         if row is None:
             session.add(SiteSetting(name=name, value=value, updated_by=actor[:100]))

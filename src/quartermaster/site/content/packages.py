@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound
@@ -20,15 +20,20 @@ from quartermaster.site.context import SiteContext
 from quartermaster.site.db import next_counter
 from quartermaster.site.distribution import assignment, points, validation
 from quartermaster.site.models import (
+    Application,
+    ApplicationRevision,
     DistributionPoint,
     DPContent,
     Package,
     PackageVersion,
     Program,
+    PrunedVersion,
     utcnow,
 )
 from quartermaster.site.policy_serial import bump_policy_serial
 from quartermaster.site.status.site_messages import raise_status
+
+DEFAULT_KEEP = 3  # versions a package keeps besides those in use (site/content/retention.py)
 
 
 def get_package(session: Session, package_id: str) -> Package:
@@ -97,39 +102,40 @@ def create_package(
     if len({p.name for p in programs}) != len(programs):
         raise Conflict("two programs have the same name", "give each program its own name")
     source_path = Path(source)
-    # validates the folder (roots, homes, every entry) before any ID is used
-    snapshot = ctx.library.snapshot(source_path, _source_guard(ctx), platform, progress, tmp)
-    with ctx.db.session() as session:
-        if package_id is None:
-            package_id = object_id(ctx.site_code, next_counter(session, "package"))
-        session.add(
-            Package(
-                package_id=package_id,
-                name=name,
-                manufacturer=manufacturer,
-                version_label=version_label,
-                source_path=str(source_path),
+    with ctx.library.writing():  # from the first blob stored until the version names it
+        # validates the folder (roots, homes, every entry) before any ID is used
+        snapshot = ctx.library.snapshot(source_path, _source_guard(ctx), platform, progress, tmp)
+        with ctx.db.session() as session:
+            if package_id is None:
+                package_id = object_id(ctx.site_code, next_counter(session, "package"))
+            session.add(
+                Package(
+                    package_id=package_id,
+                    name=name,
+                    manufacturer=manufacturer,
+                    version_label=version_label,
+                    source_path=str(source_path),
+                )
             )
-        )
-        session.flush()
-        for spec in programs:
-            session.add(Program(package_id=package_id, name=spec.name, spec=spec.to_dict()))
-        assignment.carry_on_all_dps(session, package_id)
-        _publish(
-            ctx,
-            session,
-            package_id,
-            1,
-            Manifest(
-                ctx.site_code,
+            session.flush()
+            for spec in programs:
+                session.add(Program(package_id=package_id, name=spec.name, spec=spec.to_dict()))
+            assignment.carry_on_all_dps(session, package_id)
+            _publish(
+                ctx,
+                session,
                 package_id,
                 1,
-                tuple(snapshot.files),
-                platform,
-                tuple(snapshot.links),
-            ),
-            snapshot.new_bytes,
-        )
+                Manifest(
+                    ctx.site_code,
+                    package_id,
+                    1,
+                    tuple(snapshot.files),
+                    platform,
+                    tuple(snapshot.links),
+                ),
+                snapshot.new_bytes,
+            )
     ctx.distribution_changed()
     return {"package_id": package_id, "source_version": 1}
 
@@ -143,28 +149,72 @@ def update_package(
         source, current = Path(package.source_path), package.current_version
         latest = _manifest_of(session, package_id, current)
     platform = latest.platform if latest is not None else DEFAULT_PLATFORM
-    # the roots may have narrowed
-    snapshot = ctx.library.snapshot(source, _source_guard(ctx), platform, progress, tmp)
-    candidate = Manifest(
-        ctx.site_code,
-        package_id,
-        current + 1,
-        tuple(snapshot.files),
-        platform,
-        tuple(snapshot.links),
-    )
-    if latest is not None and candidate.same_content(latest):
-        return {"package_id": package_id, "source_version": current, "changed": False}
-    with ctx.db.session() as session:
-        package = get_package(session, package_id)
-        if package.current_version != current:
-            raise Conflict(
-                f"package {package_id} was updated by someone else meanwhile",
-                "run the update again",
-            )
-        _publish(ctx, session, package_id, current + 1, candidate, snapshot.new_bytes)
+    with ctx.library.writing():  # from the first blob stored until the version names it
+        # the roots may have narrowed
+        snapshot = ctx.library.snapshot(source, _source_guard(ctx), platform, progress, tmp)
+        candidate = Manifest(
+            ctx.site_code,
+            package_id,
+            current + 1,
+            tuple(snapshot.files),
+            platform,
+            tuple(snapshot.links),
+        )
+        if latest is not None and candidate.same_content(latest):
+            return {"package_id": package_id, "source_version": current, "changed": False}
+        with ctx.db.session() as session:
+            package = get_package(session, package_id)
+            if package.current_version != current:
+                raise Conflict(
+                    f"package {package_id} was updated by someone else meanwhile",
+                    "run the update again",
+                )
+            _publish(ctx, session, package_id, current + 1, candidate, snapshot.new_bytes)
+            apply_retention(session, package)
     ctx.distribution_changed()
     return {"package_id": package_id, "source_version": current + 1, "changed": True}
+
+
+def apply_retention(session: Session, package: Package) -> tuple[list[int], list[int]]:
+    """Prune the versions retention no longer keeps; (kept, pruned) source versions."""
+    versions = session.scalars(
+        select(PackageVersion)
+        .where(PackageVersion.package_id == package.package_id)
+        .order_by(PackageVersion.source_version.desc())
+    ).all()
+    newest = {v.source_version for v in versions[: package.keep_versions or DEFAULT_KEEP]}
+    kept = newest | {package.current_version} | _used_by_applications(session, package)
+    pruned: list[int] = []
+    for version in versions:
+        if version.source_version in kept:
+            continue
+        session.add(
+            PrunedVersion(
+                package_hash=version.package_hash,
+                package_id=version.package_id,
+                source_version=version.source_version,
+                manifest=version.manifest,
+            )
+        )
+        session.execute(delete(DPContent).where(DPContent.version_id == version.id))
+        session.delete(version)
+        pruned.append(version.source_version)
+    session.flush()
+    return sorted(v.source_version for v in versions if v.source_version in kept), sorted(pruned)
+
+
+def _used_by_applications(session: Session, package: Package) -> set[int]:
+    """Versions the current revision of some application installs."""
+    return set(
+        session.scalars(
+            select(ApplicationRevision.source_version)
+            .join(Application, Application.app_id == ApplicationRevision.app_id)
+            .where(
+                ApplicationRevision.package_id == package.package_id,
+                ApplicationRevision.revision == Application.current_revision,
+            )
+        )
+    )
 
 
 def _manifest_of(session: Session, package_id: str, version: int) -> Manifest | None:
@@ -243,7 +293,7 @@ def distribute_package(ctx: SiteContext, package_id: str, dp_names: list[str]) -
 def remove_package_from_dps(
     ctx: SiteContext, package_id: str, dp_names: list[str]
 ) -> dict[str, Any]:
-    """Take a package off DPs; their copies are deleted at the DPs' next poll."""
+    """Take a package off DPs; each deletes its copy once the grace period has passed."""
     with ctx.db.session() as session:
         get_package(session, package_id)
         for name in dp_names:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from quartermaster.site import settings
 from quartermaster.site.context import SiteContext
 from quartermaster.site.models import (
     DistributionPoint,
     DPContent,
     PackageDP,
     PackageVersion,
+    PrunedVersion,
     utcnow,
 )
 
@@ -45,6 +48,16 @@ def assign_version(session: Session, version: PackageVersion) -> None:
         session.add(DPContent(dp_id=dp_id, version_id=version.id, bytes_total=version.total_size))
 
 
+def grace(session: Session) -> timedelta:
+    return timedelta(seconds=settings.get_settings(session)["content_grace_seconds"])
+
+
+def in_grace(session: Session, now: datetime | None = None) -> list[PrunedVersion]:
+    """Pruned versions whose bytes must still be kept (a download may be under way)."""
+    cutoff = (now or utcnow()) - grace(session)
+    return list(session.scalars(select(PrunedVersion).where(PrunedVersion.pruned > cutoff)))
+
+
 VALIDATE_INTERVAL = 86400
 
 
@@ -66,6 +79,8 @@ def assignments(ctx: SiteContext, session: Session, dp: DistributionPoint) -> di
     return {
         "dp": dp.name,
         "validate_interval": VALIDATE_INTERVAL,
+        # How long a DP keeps a version no longer assigned: downloads may be under way.
+        "content_grace_seconds": int(grace(session).total_seconds()),
         "sources": [*others, f"{ctx.content_url}/library"],
         "assignments": [
             {

@@ -81,6 +81,7 @@ RULES: dict[str, Rule] = {
     "program.create": _account(_OPERATE, "add a program to a package"),
     "package.distribute": _account(_OPERATE, "send a package to DPs"),
     "package.remove_dp": _account(_OPERATE, "take a package off DPs"),
+    "package.prune": _account(_OPERATE, "remove old versions of a package (retention)"),
     "collection.create": _account(_OPERATE, "create a collection"),
     "collection.update": _account(_OPERATE, "change a collection's members, rules or windows"),
     "deployment.create": _account(_OPERATE, "deploy a program or application to a collection"),

@@ -1,5 +1,5 @@
 """Packages, under `/api/v1/packages`: create, list, show, update from source, and which DPs
-hold them."""
+hold them, and retention (prune)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from quartermaster.site.api.schemas.packages import (
     PackageBody,
     PackageDetail,
     PackageList,
+    PruneBody,
+    PruneResult,
 )
-from quartermaster.site.content import packages
+from quartermaster.site.content import packages, retention
 from quartermaster.site.jobs import submission
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow
 
@@ -103,3 +105,13 @@ def remove_dp(package_id: ObjectId, body: DPNames, ctx: Ctx) -> dict[str, Any]:
 def redistribute(package_id: ObjectId, body: OneDP, ctx: Ctx) -> dict[str, Any]:
     """The DP re-hashes its copy and fetches again whatever is missing or damaged."""
     return packages.redistribute(ctx, package_id, body.dp)
+
+
+@router.post(
+    "/packages/{package_id}/prune",
+    response_model=PruneResult,
+    dependencies=[allow("package.prune")],
+)
+def prune_package(package_id: ObjectId, body: PruneBody, ctx: Ctx) -> dict[str, Any]:
+    """Apply the package's retention (site/content/retention.py)."""
+    return retention.prune_package(ctx, package_id, body.keep)

@@ -75,3 +75,15 @@ class PackageDetail(PackageSummary):
 
 class PackageList(Answer):
     packages: list[PackageSummary]
+
+
+class PruneBody(Strict):
+    keep: int | None = Field(default=None, ge=1, le=1000)  # retention.MAX_KEEP
+
+
+class PruneResult(Answer):
+    package_id: str
+    keep_versions: int
+    kept: list[int]  # source versions kept
+    pruned: list[int]  # source versions pruned now
+    library: dict[str, int]  # what the library sweep deleted: blobs, bytes, manifests, temps

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field, StrictBool, StrictInt
 
+from quartermaster.site import settings
 from quartermaster.site.api.schemas.common import Answer, Strict
 
 
@@ -16,6 +17,7 @@ class SettingsBody(Strict):
     program_output_total_bytes: StrictInt | None = Field(None, ge=1024 * 1024, le=2**40)
     # download limits per client / boundary / everyone, first match (site/bandwidth.py)
     bandwidth_rules: list[dict[str, Any]] | None = Field(None, max_length=1000)
+    content_grace_seconds: StrictInt | None = Field(default=None, ge=0, le=settings.MAX_GRACE)
 
 
 class SiteSettings(Answer):
@@ -23,3 +25,4 @@ class SiteSettings(Answer):
     program_output_message_bytes: int
     program_output_total_bytes: int
     bandwidth_rules: list[dict[str, Any]]
+    content_grace_seconds: int
