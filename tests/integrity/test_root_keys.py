@@ -20,7 +20,7 @@ from quartermaster.core.trust_roles import (
     root_payload,
     trust_first_root,
 )
-from tests.e2e.processes import SiteServer, run_qm
+from tests.e2e.processes import SiteServer, run_qm, wait_until
 from tests.e2e.scenario import (
     create_package,
     deploy_to,
@@ -105,6 +105,10 @@ def test_a_client_follows_a_two_of_three_root_rotation_of_a_stolen_online_key(
         for k in run_qm("site", "keys", "--home", str(site.home), "--json").json()["keys"]
     ]
     run_qm("site", "rotate-key", "--home", str(site.home))
+    wait_until(  # the site's own DP follows key lists, not roots: let it see the new key
+        lambda: len(json.loads((site.home / "dp" / "dp.json").read_text())["signing_keys"]) == 2,
+        "the embedded DP to learn the new key",
+    )
     run_qm("site", "retire-key", stolen, "--home", str(site.home))
     (source / "payload.txt").write_text("version 2\n")
     site.qm("package", "update", package_id)
