@@ -58,6 +58,12 @@ class PolicyOnlySite:
     def rekey(self) -> str:
         raise AssertionError("no rekey")
 
+    def roots(self, after: int) -> list[Any]:
+        return []
+
+    def trust_log(self, after: int, upto: int) -> list[Any]:
+        return []
+
     def send_status(self, messages: list[dict[str, Any]]) -> dict[str, int]:
         self.received.extend(messages)
         return {"accepted": len(messages), "duplicates": 0}

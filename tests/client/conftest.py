@@ -183,6 +183,12 @@ class InMemorySite:
     def rekey(self) -> str:
         raise AssertionError("this test site never asks for a new secret")
 
+    def roots(self, after: int) -> list[Any]:
+        return []
+
+    def trust_log(self, after: int, upto: int) -> list[Any]:
+        return []
+
     def inventory(self, facts: dict[str, Any]) -> bool:
         self.inventories.append(copy.deepcopy(facts))
         return False

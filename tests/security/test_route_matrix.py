@@ -26,6 +26,7 @@ PARAMS = {
     "package_hash": "0" * 64,
     "app_id": "QM1FFFFF",
     "job_id": "999999",
+    "source_version": "1",
 }
 PUBLIC = {
     "/healthz",
@@ -148,6 +149,9 @@ def test_every_route_answers_each_role_as_its_action_says(site_api: SiteApi) -> 
         ("GET", "/healthz"),
         ("GET", "/readyz"),
         ("GET", "/metrics"),
+        ("POST", "/api/v1/approvals"),
+        ("GET", "/api/v1/audit/trust-log"),
+        ("GET", "/api/client/v1/roots"),
     ]:
         assert known in checked, f"the route table lost {known}"
 

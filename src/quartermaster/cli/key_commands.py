@@ -48,6 +48,16 @@ def rotate_key(home: Path = HomeOption, as_json: bool = JsonOption) -> None:
     out.print(
         f"when every client and DP has polled, run: qm site retire-key {old.keyid} --home {home}"
     )
+    from quartermaster.site.home import SiteHome
+    from quartermaster.site.identity.root_store import RootStore
+
+    if RootStore(SiteHome(home).keys).current() is not None:
+        out.print(
+            "this site has root metadata: clients trust the new key only once a root lists "
+            f"it: qm keys root edit --home {home} --online-from-site --out FILE, then "
+            "qm keys root sign FILE --key ROOTKEY (a threshold of root key holders) and "
+            f"qm keys root install FILE --home {home}"
+        )
 
 
 @app.command("retire-key")

@@ -20,6 +20,7 @@ from quartermaster.cli import (
     site_commands,
     site_settings_commands,
     status_commands,
+    trust_commands,
 )
 
 app = typer.Typer(
@@ -44,4 +45,6 @@ app.add_typer(job_commands.app, name="job")
 JOINED_GROUPS = (dp_admin_commands, client_admin_commands, site_settings_commands, key_commands)
 app.add_typer(account_commands.app, name="account")
 app.add_typer(account_commands.token_app, name="token")
-app.command("audit")(audit_commands.audit)
+app.add_typer(audit_commands.app, name="audit")
+app.add_typer(trust_commands.keys_app, name="keys")
+app.add_typer(trust_commands.release_app, name="release")

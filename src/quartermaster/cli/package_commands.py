@@ -174,6 +174,12 @@ def show(
         "versions",
     )
     print_table([p for p in data["programs"]], ["name", "command", "max_runtime"], "programs")
+    if data.get("approvals") and data["approvals"][0]["threshold"]:
+        print_table(
+            data["approvals"],
+            ["source_version", "approvals", "threshold", "pending"],
+            "release approvals (qm release approve)",
+        )
     print_table(
         data["distribution"],
         ["dp", "source_version", "state", "bytes_done", "bytes_total", "reason"],

@@ -4,9 +4,12 @@ client.json          identity and settings: client_id, site_url, site_code, trus
                      signing_keys, poll_interval, policy_serial (highest seen, for
                      rollback), policy_etag, cache_limit_bytes, hostname
 secret               the client secret issued at registration (mode 0600)
+                     root (pinned root metadata), log_seq/log_hash (trust log head seen)
 site-ca.pem          the CA (or self-signed certificate) pinned with --ca-file at
                      registration: the only TLS trust for the site and DPs
 policy.json          the last verified policy envelope, reused when the site answers 304
+approvals-verified.json  approver signatures already verified (key ID, signature, statement
+                     digest): each is checked once, not at every poll
 manifests/<hash>.json  verified manifest envelopes, by package hash
 cache/               downloaded blobs in the store layout (content/sha256/xx/<hash>),
                      shared by every package; `<hash>.part` is a transfer to resume
@@ -35,6 +38,7 @@ from quartermaster.core.durable_files import write_atomic
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound
 from quartermaster.core.signing import PublicKey
 from quartermaster.core.tls import pinned_context
+from quartermaster.core.trust_roles import Root
 
 DEFAULT_CACHE_LIMIT = 5 * 1024**3
 DEFAULT_POLL_INTERVAL = 3600
@@ -57,9 +61,20 @@ class ClientConfig:
     inventory_digest: str = ""  # of the facts last reported (machine_facts.inventory_digest)
     log_max_bytes: int = DEFAULT_MAX_BYTES  # a component log is rotated to .lo_ at this size
     failed_work_keep_days: int = 7  # a failed run's work folder is kept this long (cleanup.py)
+    # The pinned root metadata (core/trust_roles.py); while set, only its online keys sign
+    # policy and manifests, and the site's `signing_keys` are ignored.
+    root: dict[str, Any] | None = None
+    log_seq: int = 0  # the newest trust log head seen (core/log_chain.py)
+    log_hash: str = ""
+
+    def pinned_root(self) -> Root | None:
+        return Root.parse(self.root) if self.root else None
 
     def trusted_keys(self) -> dict[str, PublicKey]:
         """Keys are re-derived from the public key, so a wrong keyid in the file cannot match."""
+        root = self.pinned_root()
+        if root is not None:
+            return root.online_keys
         keys = (PublicKey.from_hex(entry["public_key"]) for entry in self.signing_keys)
         return {key.keyid: key for key in keys}
 

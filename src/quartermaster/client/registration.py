@@ -14,6 +14,7 @@ from quartermaster.core.errors import IntegrityError, InvalidInput, QMError, Sig
 from quartermaster.core.ids import check_client_id
 from quartermaster.core.signing import parse_public_keys
 from quartermaster.core.tls import pinned_context, read_ca_file
+from quartermaster.core.trust_roles import trust_first_root
 
 
 def register(
@@ -99,7 +100,9 @@ def config_from_answer(
             "check that the URL points at a Quartermaster site server",
         )
     poll = answer.get("poll_interval")
+    root = _root(answer.get("root"), site_code)
     return ClientConfig(
+        root=root,
         client_id=client_id,
         site_url=site_url.rstrip("/"),
         site_code=site_code,
@@ -107,6 +110,20 @@ def config_from_answer(
         poll_interval=poll if isinstance(poll, int) and poll > 0 else 3600,
         hostname=hostname,
     ), secret
+
+
+def _root(envelope: Any, site_code: str) -> dict[str, Any] | None:
+    """The site's root metadata, pinned now (trust on first use, over the pinned CA); from
+    then on only a root signed by a threshold of its root keys replaces it."""
+    if envelope is None:
+        return None
+    try:
+        root = trust_first_root(envelope)
+    except SignatureError as exc:
+        raise IntegrityError(f"the site's root metadata: {exc.message}", exc.hint) from None
+    if root.site_code != site_code:
+        raise IntegrityError(f"the site's root metadata is for site {root.site_code}")
+    return root.envelope
 
 
 def _keys(entries: Any) -> list[dict[str, str]]:

@@ -87,6 +87,10 @@ class SiteApi(Protocol):
 
     def inventory(self, facts: dict[str, Any]) -> bool: ...
 
+    def roots(self, after: int) -> list[Any]: ...
+
+    def trust_log(self, after: int, upto: int) -> list[Any]: ...
+
     @property
     def poll_after(self) -> int | None:
         """The soonest "poll again within N seconds" the site asked for in this run."""
@@ -160,6 +164,17 @@ class SiteLink:
     def inventory(self, facts: dict[str, Any]) -> bool:
         """Report this computer's facts now; True if its collection membership changed."""
         return self._object("POST", "/inventory", json=facts).get("membership_changed") is True
+
+    def roots(self, after: int) -> list[Any]:
+        """Root metadata versions above `after`, oldest first (the client walks the chain)."""
+        found = self._object("GET", "/roots", params={"after": after}).get("roots")
+        return found if isinstance(found, list) else []
+
+    def trust_log(self, after: int, upto: int) -> list[Any]:
+        """Trust log entries after+1 .. upto, to check a new head extends the one seen."""
+        params = {"after": after, "upto": upto}
+        found = self._object("GET", "/trust-log", params=params).get("entries")
+        return found if isinstance(found, list) else []
 
     def rekey(self) -> str:
         """Trade the current secret for a new one and use it from now on."""

@@ -20,6 +20,11 @@ from quartermaster.core.signing import PublicKey, parse_public_keys, verify_enve
 
 class PolicyRefused(IntegrityError):
     code = "policy_refused"
+    message_id = 10061
+
+
+class PolicyKeyRefused(PolicyRefused):
+    """Not signed by a key the client trusts (with a pinned root: not an online key of it)."""
 
 
 class ManifestRefused(IntegrityError):
@@ -86,8 +91,8 @@ def _untrusted_policy(
     signatures = envelope.get("signatures") if isinstance(envelope, dict) else None
     signers = sorted({str(s.get("keyid")) for s in signatures or [] if isinstance(s, dict)})
     if not signers or any(k in keys for k in signers):
-        return PolicyRefused(exc.message, exc.hint)  # unsigned, or a bad signature
-    return PolicyRefused(
+        return PolicyKeyRefused(exc.message, exc.hint)  # unsigned, or a bad signature
+    return PolicyKeyRefused(
         f"the policy is not signed by a key this client trusts (signed by {', '.join(signers)}; "
         f"trusted: {', '.join(sorted(keys)) or 'none'}): either it is forged, or the site "
         "rotated its signing key and retired the old one while this client was offline; "

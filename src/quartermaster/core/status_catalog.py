@@ -112,6 +112,69 @@ _MESSAGES = [
         "Check the site's signing key and the client's clock; re-register if the "
         "client was given the wrong site key.",
     ),
+    StatusMessage(
+        10080,
+        E,
+        "PolicyAgent",
+        "Root metadata refused by the root chain check: %1.",
+        "The site offered a new root (the list of online keys and approvers) that is not "
+        "signed by a threshold of the root keys the client trusts. The client keeps its "
+        "current root: a forged key list changes nothing.",
+        "If the root keys really changed, sign the new root with enough of the old root "
+        "keys (`qm keys root sign`); otherwise treat the site as compromised "
+        "(docs/security.md, Compromise and recovery).",
+    ),
+    StatusMessage(
+        10081,
+        E,
+        "PolicyAgent",
+        "Policy refused by the trust log check: %1.",
+        "The policy's trust log head does not extend the head this client saw before: an "
+        "entry was removed or altered, or the site's database was rolled back.",
+        "Run `qm audit verify` on the site; restore the log or investigate a compromise.",
+    ),
+    StatusMessage(
+        10082,
+        E,
+        "PolicyAgent",
+        _PD + "refused by the approval threshold check: %4.",
+        "Too few approvers named by the root signed this exact package version. Nothing "
+        "was downloaded or run.",
+        "Approvers sign it with `qm release approve`; see `qm package show` for pending approvals.",
+        S.FAILED,
+    ),
+    StatusMessage(
+        10083,
+        E,
+        "PolicyAgent",
+        _PD + "refused by the approved scope check: %4.",
+        "The release is approved, but not for the collection this deployment targets. "
+        "Nothing was downloaded or run.",
+        "Approvers approve it for that collection (`qm release approve --collection`), or "
+        "deploy it only where it is approved.",
+        S.FAILED,
+    ),
+    StatusMessage(
+        10084,
+        E,
+        "PolicyAgent",
+        _PD + "refused by the approved commands check: %4.",
+        "The program command, or an application's commands, detection rules or run-as "
+        "account, differ from what the approvers signed. Nothing was downloaded or run.",
+        "Approve the changed program or revision, or find who changed it (`qm audit`).",
+        S.FAILED,
+    ),
+    StatusMessage(
+        10085,
+        E,
+        "PolicyAgent",
+        "Policy refused by the online key check: %1.",
+        "The policy is not signed by an online key of the root this client pinned: a "
+        "stolen key that the root keys rotated out, or a site whose new key is not yet in "
+        "a root.",
+        "Sign a new root listing the site's current keys (`qm keys root edit "
+        "--online-from-site`, then `qm keys root sign` and `qm keys root install`).",
+    ),
     # --- client: content (ContentAccess) ---
     StatusMessage(
         10035,

@@ -13,6 +13,7 @@ from quartermaster.site.content_library import ContentLibrary
 from quartermaster.site.db import Database
 from quartermaster.site.home import SiteConfig, SiteHome, content_url
 from quartermaster.site.identity.keys import SiteKeys
+from quartermaster.site.identity.root_store import RootStore
 
 if TYPE_CHECKING:
     from quartermaster.site.metrics import SiteMetrics
@@ -32,6 +33,7 @@ class SiteContext:
     _listeners: list[Callable[[], None]] = field(default_factory=list)
     _metrics: SiteMetrics | None = None
     _jobs: Any = None  # this process's job runner: site/jobs/runner.py, runner_of(ctx)
+    _roots: RootStore | None = None
 
     @classmethod
     def open(cls, root: Path) -> SiteContext:
@@ -61,6 +63,13 @@ class SiteContext:
 
             self._metrics = SiteMetrics(self)
         return self._metrics
+
+    @property
+    def roots(self) -> RootStore:
+        """The root metadata versions (offline keys' statement of the online keys, approvers)."""
+        if self._roots is None:
+            self._roots = RootStore(self.home.keys)
+        return self._roots
 
     def trusted_keys(self) -> list[PublicKey]:
         """The active signing keys: primary first, then keys still in a rotation's overlap."""

@@ -516,3 +516,37 @@ class DPContent(Base):
     updated: Mapped[datetime] = mapped_column(default=utcnow)
     last_validated: Mapped[datetime | None] = mapped_column(default=None)
     validate_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ReleaseApproval(Base):
+    """One approver's signature over a release statement (core/trust_roles.py): the site keeps
+    it and hands it to clients, which check it themselves against the root's approvers."""
+
+    __tablename__ = "release_approvals"
+    __table_args__ = (UniqueConstraint("statement_digest", "keyid"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    package_hash: Mapped[str] = mapped_column(String(64), index=True)
+    package_id: Mapped[str] = mapped_column(String(8), index=True)
+    source_version: Mapped[int] = mapped_column(Integer)
+    app_id: Mapped[str | None] = mapped_column(String(8), default=None, index=True)
+    revision: Mapped[int | None] = mapped_column(Integer, default=None)
+    statement: Mapped[str] = mapped_column(Text)  # canonical JSON, exactly as signed
+    statement_digest: Mapped[str] = mapped_column(String(64))
+    keyid: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(128))
+    account: Mapped[str] = mapped_column(String(100), default="")
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrustLogEntry(Base):
+    """The append-only, hash-chained log of publishes, approvals, deployments and key changes
+    (site/identity/trust_log.py). Times and details are stored as the text that was hashed."""
+
+    __tablename__ = "trust_log"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    time: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)

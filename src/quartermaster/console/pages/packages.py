@@ -23,6 +23,7 @@ from quartermaster.console.web import (
 )
 from quartermaster.site.api.schemas.packages import DPNames, OneDP, PackageBody
 from quartermaster.site.content import packages
+from quartermaster.site.deployments import approvals
 from quartermaster.site.deployments.deployments import RERUN
 from quartermaster.site.distribution import points
 from quartermaster.site.identity.authorization import Principal
@@ -90,6 +91,7 @@ def package_page(
 ) -> Response:
     ctx = get_ctx(request)
     package = packages.show_package(ctx, package_id)
+    package["approvals"] = approvals.package_approvals(ctx, package["package_id"])
     with ctx.db.session() as session:
         dp_names = [dp["name"] for dp in points.list_dps(session) if dp["state"] == "active"]
         collections = [c["name"] for c in membership.list_collections(session)]

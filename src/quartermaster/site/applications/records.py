@@ -21,6 +21,7 @@ from quartermaster.site.applications.graph import check_no_cycle
 from quartermaster.site.collection_rules import parse_rule
 from quartermaster.site.content.packages import get_package
 from quartermaster.site.db import next_counter
+from quartermaster.site.identity import trust_log
 from quartermaster.site.models import (
     Application,
     ApplicationLink,
@@ -124,6 +125,12 @@ def _add_revision(session: Session, application: Application, request: RevisionR
     )
     application.current_revision = number
     application.updated = utcnow()
+    trust_log.append(
+        session,
+        "application.revision",
+        f"{application.app_id} {number}",
+        {"package_hash": version.package_hash, "spec": revision.spec},
+    )
     bump_policy_serial(session)  # deployments of it carry the new revision
     return number
 

@@ -19,6 +19,7 @@ from quartermaster.site.content_library import Progress, check_source_tree
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import next_counter
 from quartermaster.site.distribution import assignment, points, validation
+from quartermaster.site.identity import trust_log
 from quartermaster.site.models import (
     Application,
     ApplicationRevision,
@@ -120,6 +121,9 @@ def create_package(
             session.flush()
             for spec in programs:
                 session.add(Program(package_id=package_id, name=spec.name, spec=spec.to_dict()))
+            trust_log.append(
+                session, "package.create", package_id, {"programs": [p.to_dict() for p in programs]}
+            )
             assignment.carry_on_all_dps(session, package_id)
             _publish(
                 ctx,
@@ -251,6 +255,7 @@ def _publish(
     package.updated = utcnow()
     session.flush()
     assignment.assign_version(session, row)
+    trust_log.append(session, "publish", f"{package_id} {version}", {"package_hash": package_hash})
     bump_policy_serial(session)
     raise_status(
         session,
@@ -277,6 +282,7 @@ def add_program(ctx: SiteContext, package_id: str, spec: ProgramSpec) -> dict[st
                 "choose another name, or remove the existing program first",
             )
         session.add(Program(package_id=package_id, name=spec.name, spec=spec.to_dict()))
+        trust_log.append(session, "program.add", package_id, {"program": spec.to_dict()})
         bump_policy_serial(session)
     return {"package_id": package_id, "program": spec.to_dict()}
 

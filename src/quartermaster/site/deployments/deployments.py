@@ -48,6 +48,7 @@ from quartermaster.site.deployments.phases import (
     resume,
     rollout_state,
 )
+from quartermaster.site.identity import trust_log
 from quartermaster.site.lookups import get_collection
 from quartermaster.site.models import (
     Client,
@@ -272,6 +273,19 @@ def _insert(
     session.flush()
     if plan is not None:
         _evaluate(session, deployment)  # empty first phases count as complete
+    trust_log.append(
+        session,
+        "deployment.create",
+        deployment_id,
+        {
+            **{k: v for k, v in what.items() if v is not None},
+            "collection": target.name,
+            "available": available.isoformat(),
+            "deadline": deadline.isoformat() if deadline else None,
+            "expires": expires.isoformat() if expires else None,
+            "rerun": rule.value,
+        },
+    )
     bump_policy_serial(session)
     return deployment_id
 
@@ -327,6 +341,15 @@ def reschedule_deployment(
     end = moment(expires, deployment.expires, "expiry", True)
     check_times(start, due, end)
     deployment.available, deployment.deadline, deployment.expires = start, due, end
+    trust_log.append(
+        session,
+        "deployment.reschedule",
+        deployment_id,
+        {
+            k: v.isoformat() if v else None
+            for k, v in (("available", start), ("deadline", due), ("expires", end))
+        },
+    )
     bump_policy_serial(session)
 
 
@@ -340,6 +363,7 @@ def pause_deployment(session: Session, deployment_id: str) -> None:
     if deployment.state == "paused":
         return
     deployment.state = "paused"
+    trust_log.append(session, "deployment.pause", deployment_id, {})
     _site_message(session, MSG_PAUSED, deployment_id)
     bump_policy_serial(session)
 
@@ -357,6 +381,7 @@ def resume_deployment(session: Session, deployment_id: str) -> None:
         deployment.rollout = _stored_control(control)
         accepted = sum(control.accepted_failures.values())
     deployment.state = "active"
+    trust_log.append(session, "deployment.resume", deployment_id, {})
     _site_message(session, MSG_RESUMED, deployment_id, accepted)
     if plan is not None:
         session.flush()
@@ -370,6 +395,7 @@ def cancel_deployment(session: Session, deployment_id: str) -> None:
     if deployment.state == "cancelled":
         return
     deployment.state = "cancelled"
+    trust_log.append(session, "deployment.cancel", deployment_id, {})
     _site_message(session, MSG_CANCELLED, deployment_id)
     bump_policy_serial(session)
 

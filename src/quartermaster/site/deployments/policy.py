@@ -27,11 +27,14 @@ from quartermaster.site.bandwidth import limit_for
 from quartermaster.site.collection_rules import Rule, client_facts, parse_rule
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import read_counter
+from quartermaster.site.deployments.approvals import approvals_for
 from quartermaster.site.deployments.phases import PhasePlan, assign_phase
+from quartermaster.site.identity import trust_log
 from quartermaster.site.models import (
     Application,
     ApplicationRevision,
     Client,
+    Collection,
     CollectionMember,
     Deployment,
     MaintenanceWindow,
@@ -67,7 +70,7 @@ def build_policy(
     memberships = tuple(
         sorted(session.connection().execute(_MEMBERSHIPS, {"client_id": client_id}).scalars())
     )
-    entries, windows, applications = _CACHE.get(
+    entries, windows, applications, approvals = _CACHE.get(
         ctx.db.url, serial, memberships, lambda: _load_entries(session, memberships)
     )
     deployments = [
@@ -78,8 +81,12 @@ def build_policy(
     _mark_unmet_requirements(session, client, deployments, applications)
     issued = now.replace(microsecond=0)
     bandwidth = limit_for(session, client)
+    trust: dict[str, Any] = {"log_head": trust_log.head(session), "approvals": approvals}
+    if root_version := ctx.roots.latest_version():
+        trust["root_version"] = root_version
     return ctx.key.envelope(
         {
+            **trust,
             **({"bandwidth": bandwidth} if bandwidth is not None else {}),
             "type": "policy",
             "client_id": client_id,
@@ -137,7 +144,10 @@ class _Phased:
 
 
 _Entries = tuple[
-    tuple[tuple[dict[str, Any], _Phased | None], ...], list[str], dict[str, dict[str, Any]]
+    tuple[tuple[dict[str, Any], _Phased | None], ...],
+    list[str],
+    dict[str, dict[str, Any]],
+    list[dict[str, Any]],
 ]
 
 
@@ -150,7 +160,14 @@ _CACHE: SerialCache[tuple[int, ...], _Entries] = SerialCache(256)
 
 def _load_entries(session: Session, memberships: tuple[int, ...]) -> _Entries:
     if not memberships:
-        return (), [], {}
+        return (), [], {}, []
+    names = dict(
+        session.execute(
+            select(Collection.id, Collection.name).where(Collection.id.in_(memberships))
+        )
+        .tuples()
+        .all()
+    )
     rows = session.execute(
         select(
             Deployment,
@@ -183,7 +200,10 @@ def _load_entries(session: Session, memberships: tuple[int, ...]) -> _Entries:
         )
     )
     entries = [
-        (_entry(d, d.package_id, name, source_version, package_hash, spec), _phased(d))
+        (
+            _entry(d, d.package_id, name, source_version, package_hash, spec, names),
+            _phased(d),
+        )
         for d, source_version, package_hash, spec, name in rows
     ]
     deployed = session.scalars(
@@ -204,11 +224,15 @@ def _load_entries(session: Session, memberships: tuple[int, ...]) -> _Entries:
             app["source_version"],
             app["package_hash"],
             program or app["install"],
+            names,
         )
         entry["application"] = {"app_id": d.app_id, "purpose": d.purpose}
         entries.append((entry, _phased(d)))
     entries.sort(key=lambda pair: pair[0]["deployment_id"])
-    return tuple(entries), windows, applications
+    hashes = {e["package_hash"] for e, _ in entries} | {
+        a["package_hash"] for a in applications.values()
+    }
+    return tuple(entries), windows, applications, approvals_for(session, hashes)
 
 
 _PROGRAM_DEFAULTS = ProgramSpec("x", "x").to_dict()
@@ -237,9 +261,11 @@ def _entry(
     source_version: int,
     package_hash: str,
     spec: dict[str, Any],
+    collections: dict[int, str],
 ) -> dict[str, Any]:
     return {
         "deployment_id": d.deployment_id,
+        "collection": collections.get(d.collection_id, ""),  # approvals name collections
         "package_id": package_id,
         "package_name": name,
         "source_version": source_version,

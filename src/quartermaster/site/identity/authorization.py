@@ -88,6 +88,9 @@ RULES: dict[str, Rule] = {
     "application.create": _account(_OPERATE, "create an application"),
     "application.update": _account(_OPERATE, "make a new revision of an application"),
     "deployment.update": _account(_OPERATE, "pause, resume, change or cancel a deployment"),
+    "release.approve": _account(
+        _OPERATE, "hand in an approver's signature over a release (the key decides, not the role)"
+    ),
     "client.notify": _account(_OPERATE, "ask clients to poll for policy at their next contact"),
     "dp.validate": _account(_OPERATE, "ask a DP to re-hash its content"),
     "token.create": _account(_OPERATE, "create an API token for oneself"),
@@ -99,6 +102,7 @@ RULES: dict[str, Rule] = {
     "account.update": _account(_ADMIN, "change an account's role or password, disable it"),
     "settings.update": _account(_ADMIN, "change the site settings"),
     "audit.read": _account(_ADMIN, "read the audit log"),
+    "trust_log.read": _account(_ADMIN, "read the hash-chained log of publishes and approvals"),
     "client.approve": _account(_ADMIN, "approve a client"),
     "client.block": _account(_ADMIN, "block a client"),
     "client.rekey": _account(_ADMIN, "make a client replace its secret"),

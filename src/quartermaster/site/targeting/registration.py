@@ -83,4 +83,6 @@ def register(ctx: SiteContext, facts: dict[str, Any]) -> dict[str, Any]:
         "approval": row["approval"],
         "signing_keys": [k.to_dict() for k in ctx.trusted_keys()],
         "poll_interval": ctx.config.poll_interval,
+        # pinned by the client: the offline root it will follow (site/identity/root_store.py)
+        "root": root.envelope if (root := ctx.roots.current()) is not None else None,
     }

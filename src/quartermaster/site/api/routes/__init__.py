@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from quartermaster.site.api.routes import (
     accounts,
     applications,
+    approvals,
     audit,
     client_api,
     clients,
@@ -23,10 +24,12 @@ from quartermaster.site.api.routes import (
     site,
     status,
     tokens,
+    trust,
 )
 
 ROUTERS: list[APIRouter] = [
     client_api.router,
+    trust.client_router,
     site.router,
     packages.router,
     programs.router,
@@ -42,4 +45,6 @@ ROUTERS: list[APIRouter] = [
     audit.router,
     jobs.router,
     operations.router,  # /readyz, /metrics
+    approvals.router,
+    trust.router,
 ]

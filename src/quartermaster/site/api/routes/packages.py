@@ -20,6 +20,7 @@ from quartermaster.site.api.schemas.packages import (
     PruneResult,
 )
 from quartermaster.site.content import packages, retention
+from quartermaster.site.deployments import approvals
 from quartermaster.site.jobs import submission
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow
 
@@ -63,7 +64,8 @@ def list_packages(
     "/packages/{package_id}", response_model=PackageDetail, dependencies=[allow("package.read")]
 )
 def show_package(package_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
-    return packages.show_package(ctx, package_id)
+    shown = packages.show_package(ctx, package_id)
+    return {**shown, "approvals": approvals.package_approvals(ctx, shown["package_id"])}
 
 
 @router.post(
