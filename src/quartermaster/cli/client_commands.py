@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,14 @@ from quartermaster.core.ids import normalize_object_id
 app = typer.Typer(help="Run the client agent on a managed computer.", no_args_is_help=True)
 
 T = TypeVar("T")
+AGENT_UMASK = 0o077  # every file the agent writes in its home is its own (client/home.py)
+
+
+@app.callback()
+def _private_files() -> None:
+    """The agent's files are private to its account; programs it runs get 022 back."""
+    os.umask(AGENT_UMASK)
+
 
 HomeOption = Annotated[
     Path, typer.Option("--home", help="The client's home folder.", file_okay=False)

@@ -15,7 +15,7 @@ from pathlib import Path
 from quartermaster.client.cache import ContentCache
 from quartermaster.client.content_access import ContentAccess, ContentUnavailable
 from quartermaster.client.execution import ProgramRun, exit_report, run_program
-from quartermaster.client.home import ClientHome
+from quartermaster.client.home import PRIVATE_FILE, ClientHome
 from quartermaster.client.local_state import DeploymentState, Result
 from quartermaster.client.machine_facts import MachineFacts
 from quartermaster.client.policy import DeploymentPolicy
@@ -117,7 +117,7 @@ class DeploymentRunner:
             reporter.emit(10051, version, reason)
             local.record_step(version, Result.CONTENT_UNAVAILABLE, reason)
             return None
-        write_atomic(stored, canonical_json(envelope))
+        write_atomic(stored, canonical_json(envelope), PRIVATE_FILE)
         return manifest
 
     def _stored_manifest(self, path: Path, deployment: DeploymentPolicy) -> Manifest:

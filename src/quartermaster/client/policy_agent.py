@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from quartermaster.client.home import ClientConfig, ClientHome
+from quartermaster.client.home import PRIVATE_FILE, ClientConfig, ClientHome
 from quartermaster.client.policy import Policy
 from quartermaster.client.site_link import SiteApi
 from quartermaster.client.status_spool import StatusSpool
@@ -47,7 +47,7 @@ class PolicyAgent:
             self.log.warning(f"policy refused: {exc}; keeping serial {self.config.policy_serial}")
             self.spool.add(10061, [exc.message], properties={"reason": exc.message})
             return stored
-        write_atomic(self.home.policy_path, canonical_json(answer.envelope))
+        write_atomic(self.home.policy_path, canonical_json(answer.envelope), PRIVATE_FILE)
         self.config.policy_serial = policy.serial
         self.config.policy_etag = answer.etag
         self.config.poll_interval = policy.poll_interval

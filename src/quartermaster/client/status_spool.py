@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from quartermaster.client.home import PRIVATE_FILE
 from quartermaster.client.policy import DeploymentPolicy
 from quartermaster.client.timestamps import Clock, format_utc
 from quartermaster.core.component_log import ComponentLog
@@ -96,7 +97,7 @@ class StatusSpool:
                 handle.write(data)
             self._unsynced.append((written, self.folder / name))
         else:
-            write_atomic(self.folder / name, data)
+            write_atomic(self.folder / name, data, PRIVATE_FILE)
         self.log.write(f"status {message_id} spooled: {entry.render(strings)}")
         return message
 

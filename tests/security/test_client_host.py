@@ -1,0 +1,129 @@
+"""A local user on a managed computer against the client agent, with real `qm` processes.
+
+The agent runs programs as root, so its home must be its own: a non-root account that
+could rewrite a laid-out script while the first program runs would run code as root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.processes import QM, SiteServer, start_site, wait_until
+from tests.e2e.scenario import create_package, deploy_to, messages, register_client
+from tests.required_programs import program
+
+pytestmark = pytest.mark.e2e
+NOBODY = 65534
+
+
+@pytest.fixture
+def sqlite_site(tmp_path: Path) -> Iterator[SiteServer]:
+    """The client side does not depend on the site's database engine: SQLite only."""
+    site = start_site(tmp_path)
+    yield site
+    site.stop()
+
+
+@pytest.fixture
+def open_folder() -> Iterator[Path]:
+    """A folder every account may enter (pytest's own are 0700), as /var/lib is."""
+    folder = Path(tempfile.mkdtemp(prefix="qm-client-host-"))
+    os.chmod(folder, 0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def _as_nobody(*command: str) -> subprocess.CompletedProcess[str]:
+    setpriv = program("setpriv")
+    return subprocess.run(
+        [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_local_user_cannot_rewrite_a_later_script_while_the_first_runs_as_root(
+    sqlite_site: SiteServer, open_folder: Path, tmp_path: Path
+) -> None:
+    assert os.geteuid() == 0, "the attack needs a second account: the tests run as root"
+    site = sqlite_site
+    started, go, ran = open_folder / "started", open_folder / "go", open_folder / "ran"
+    source = tmp_path / "src"
+    (source / "lib").mkdir(parents=True)
+    (source / "install.sh").write_text(
+        f"touch '{started}'\nwhile [ ! -f '{go}' ]; do sleep 0.1; done\nsh lib/step2.sh\n"
+    )
+    (source / "lib" / "step2.sh").write_text(f"echo genuine > '{ran}'\n")
+    os.chmod(source / "lib" / "step2.sh", 0o666)  # a careless source: world-writable
+    package_id = create_package(site, source)
+    home = open_folder / "client"
+    client_id = register_client(site, home)
+    deployment_id = deploy_to(site, package_id, [client_id], "Lab")
+
+    agent = subprocess.Popen(
+        [*QM, "client", "run", "--home", str(home), "--once"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(started.exists, "the first script to run as root", timeout=120)
+        step2 = home / "work" / deployment_id / "lib" / "step2.sh"
+        attack = _as_nobody("sh", "-c", f"echo 'echo pwned > {ran}' > '{step2}'")
+        peek = _as_nobody("ls", str(home / "work" / deployment_id))
+        go.touch()
+        output, _ = agent.communicate(timeout=120)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+
+    assert attack.returncode != 0 and "Permission denied" in attack.stderr, attack
+    assert peek.returncode != 0, peek.stdout
+    assert agent.returncode == 0, output
+    assert ran.read_text() == "genuine\n"
+    assert 10008 in {m["message_id"] for m in messages(site, client=client_id)}
+
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    laid_out = home / "work" / deployment_id
+    for path in [laid_out, *laid_out.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        assert not mode & 0o022, f"{path} is {oct(mode)}"
+    assert stat.S_IMODE((laid_out / "lib" / "step2.sh").stat().st_mode) == 0o644
+    for private in [
+        home / "secret",
+        home / "client.json",
+        home / "policy.json",
+        home / "state.json",
+        *(home / "logs").rglob("*"),
+        *(home / "spool").rglob("*"),
+        *(home / "manifests").rglob("*"),
+    ]:
+        mode = stat.S_IMODE(private.lstat().st_mode)
+        assert not mode & 0o077, f"{private} is {oct(mode)}"
+    assert _as_nobody("cat", str(home / "policy.json")).returncode != 0
+
+
+def test_an_existing_world_readable_home_is_made_private_at_the_next_run(
+    sqlite_site: SiteServer, open_folder: Path
+) -> None:
+    """A home made by an older version (0755, files 0644) is tightened, not trusted."""
+    home = open_folder / "client"
+    register_client(sqlite_site, home)
+    os.chmod(home, 0o755)
+    (home / "logs").chmod(0o755)
+    for path in (home / "logs").glob("*.log"):
+        path.chmod(0o644)
+    subprocess.run([*QM, "client", "run", "--home", str(home), "--once"], check=True)
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / "logs").stat().st_mode) == 0o700
+    for path in (home / "logs").glob("*.log"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
