@@ -6,6 +6,7 @@ could rewrite a laid-out script while the first program runs would run code as r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -127,3 +128,87 @@ def test_an_existing_world_readable_home_is_made_private_at_the_next_run(
     assert stat.S_IMODE((home / "logs").stat().st_mode) == 0o700
     for path in (home / "logs").glob("*.log"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+@pytest.fixture
+def small_disk(open_folder: Path) -> Iterator[Path]:
+    """A real 2 MB filesystem (tmpfs) for a client home: it fills like a full disk."""
+    assert os.geteuid() == 0, "mounting a small filesystem needs the tests to run as root"
+    mount_point = open_folder / "disk"
+    mount_point.mkdir()
+    subprocess.run(
+        [program("mount"), "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(mount_point)],
+        check=True,
+    )
+    yield mount_point
+    subprocess.run([program("umount"), "-l", str(mount_point)], check=True)
+
+
+def _run_agent(home: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*QM, "client", "run", "--home", str(home), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _leftovers(home: Path) -> list[Path]:
+    """Partial transfers: verified blobs that did fit may stay in the cache."""
+    return list((home / "cache").rglob("*.part"))
+
+
+def test_a_package_larger_than_the_disk_is_reported_and_the_agent_keeps_running(
+    sqlite_site: SiteServer, small_disk: Path, tmp_path: Path
+) -> None:
+    site = sqlite_site
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    (source / "install.sh").write_text(f"touch '{tmp_path / 'ran'}'\n")
+    package_id = create_package(site, source)
+    home = small_disk / "client"
+    client_id = register_client(site, home)
+    deployment_id = deploy_to(site, package_id, [client_id], "Lab")
+
+    for attempt in (1, 2):  # the next run neither crashes nor finds a partial file
+        result = _run_agent(home)
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
+        assert _leftovers(home) == [], attempt
+
+    full = [m for m in messages(site, client=client_id) if m["message_id"] == 10050]
+    assert len(full) == 2 and "no space left" in full[0]["insertion_strings"][4], full
+    assert "larger than the free cache space" in full[0]["insertion_strings"][4]
+    assert 10051 in {m["message_id"] for m in messages(site, client=client_id)}
+    status = site.qm("deploy", "status", deployment_id, "--json").json()
+    states = {c["client_id"]: c["state"] for c in status["clients"]}
+    assert states[client_id] not in ("unknown", "success"), status
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_disk_filled_by_something_else_still_lets_the_agent_report(
+    sqlite_site: SiteServer, small_disk: Path, tmp_path: Path
+) -> None:
+    """The reserve kept in the home is given up so the status messages can be spooled."""
+    site = sqlite_site
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "payload.bin").write_bytes(os.urandom(1024 * 1024))  # more than the reserve
+    (source / "install.sh").write_text(f"touch '{tmp_path / 'ran'}'\n")
+    package_id = create_package(site, source)
+    home = small_disk / "client"
+    client_id = register_client(site, home)
+    assert _run_agent(home).returncode == 0  # the reserve is made on the first run
+    deploy_to(site, package_id, [client_id], "Lab")
+    with open(small_disk / "filler", "wb", buffering=0) as filler, contextlib.suppress(OSError):
+        while True:  # another program fills the disk
+            filler.write(b"\0" * 4096)
+
+    result = _run_agent(home)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    ids = [m["message_id"] for m in messages(site, client=client_id)]
+    assert 10050 in ids and 10051 in ids, ids
+    assert _leftovers(home) == []
+    assert list((home / "spool").glob("*.json")) == []  # delivered, so deleted

@@ -28,6 +28,7 @@ the logs or the spool, could run code as root or learn what the site tells this 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import ssl
@@ -46,6 +47,29 @@ DEFAULT_POLL_INTERVAL = 3600
 CA_FILE = "site-ca.pem"
 PRIVATE_FILE = 0o600
 PRIVATE_FOLDER = 0o700
+RESERVE = ".reserve"  # room kept free for status messages and state when the disk fills
+RESERVE_BYTES = 256 * 1024
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """write_atomic, 0600; on a full disk the home's reserve is given up and it is tried
+    again, so the status message saying the disk is full can still be spooled."""
+    try:
+        write_atomic(path, data, PRIVATE_FILE)
+    except OSError as exc:
+        if exc.errno not in FULL_DISK or not _release_reserve(path.parent):
+            raise
+        write_atomic(path, data, PRIVATE_FILE)
+
+
+def _release_reserve(folder: Path) -> bool:
+    """Remove the reserve of the home that holds `folder` (the home or a few levels below)."""
+    for candidate in (p / RESERVE for p in [folder, *folder.parents][:4]):
+        if candidate.is_file():
+            candidate.unlink()
+            return True
+    return False
 
 
 @dataclass
@@ -112,6 +136,17 @@ class ClientHome:
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(path, mode)
 
+    def keep_reserve(self) -> None:
+        """Hold RESERVE_BYTES in a file, if the disk has them, for write_private to free."""
+        path = self.root / RESERVE
+        if path.is_file() and path.stat().st_size == RESERVE_BYTES:
+            return
+        try:
+            write_atomic(path, bytes(RESERVE_BYTES), PRIVATE_FILE)
+        except OSError as exc:
+            if exc.errno not in FULL_DISK:
+                raise
+
     def is_registered(self) -> bool:
         return self.config_path.is_file() and self.secret_path.is_file()
 
@@ -139,7 +174,7 @@ class ClientHome:
     def save_config(self, config: ClientConfig) -> None:
         self.root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER)
         text = json.dumps(asdict(config), indent=2, sort_keys=True) + "\n"
-        write_atomic(self.config_path, text.encode("utf-8"), mode=PRIVATE_FILE)
+        write_private(self.config_path, text.encode("utf-8"))
 
     def read_secret(self) -> str:
         try:

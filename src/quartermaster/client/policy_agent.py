@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 
-from quartermaster.client.home import PRIVATE_FILE, ClientConfig, ClientHome
+from quartermaster.client.home import ClientConfig, ClientHome, write_private
 from quartermaster.client.policy import Policy
 from quartermaster.client.site_link import SiteApi
 from quartermaster.client.status_spool import StatusSpool
 from quartermaster.client.timestamps import Clock
 from quartermaster.client.trust import PolicyRefused, accept_policy, policy_signing_keys
 from quartermaster.core.canonical import canonical_json
-from quartermaster.core.durable_files import write_atomic
 
 
 class PolicyAgent:
@@ -47,7 +46,7 @@ class PolicyAgent:
             self.log.warning(f"policy refused: {exc}; keeping serial {self.config.policy_serial}")
             self.spool.add(10061, [exc.message], properties={"reason": exc.message})
             return stored
-        write_atomic(self.home.policy_path, canonical_json(answer.envelope), PRIVATE_FILE)
+        write_private(self.home.policy_path, canonical_json(answer.envelope))
         self.config.policy_serial = policy.serial
         self.config.policy_etag = answer.etag
         self.config.poll_interval = policy.poll_interval

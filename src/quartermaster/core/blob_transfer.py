@@ -54,6 +54,13 @@ class TransferError(QMError):
     http_status = 502
 
 
+class NoSpace(TransferError):
+    """The receiving disk is full: no other source will do better until space is freed."""
+
+    code = "no_space"
+    http_status = 507
+
+
 @dataclass
 class FetchResult:
     bytes_transferred: int  # bytes received over the network in this call
@@ -489,7 +496,7 @@ def _hashed_behind(
 def _failure(request: BlobRequest, exc: OSError | http.client.HTTPException) -> TransferError:
     """What went wrong on the way (the disk, the source, the proxy), said so a user can act."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return TransferError(
+        return NoSpace(
             f"{request.dest.parent}: no space left for {request.size} bytes ({exc.strerror})",
             "free disk space there; the transfer resumes from where it stopped",
         )
