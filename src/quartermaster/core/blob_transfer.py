@@ -174,10 +174,13 @@ class BlobFetcher:
         ssl_context: ssl.SSLContext | None = None,
         headers: dict[str, str] | None = None,
         proxies: ProxySettings | None = None,
+        headers_scope: str = "",
     ) -> None:
         self.timeout = timeout
         self.ssl_context = ssl_context
         self.headers = dict(headers or {})
+        # `headers` (a credential) go only to URLs below this base URL; "" sends them to all
+        self.headers_scope = headers_scope
         self.proxies = ProxySettings.from_environment() if proxies is None else proxies
         self._ring: list[bytearray] = []  # allocated at the first transfer: an idle agent
         self._connections: dict[Origin, http.client.HTTPConnection] = {}
@@ -288,7 +291,9 @@ class BlobFetcher:
 
     def _ask(self, request: BlobRequest, digest: hashlib._Hash, have: int) -> _Body:
         """Send the GET (a Range from `have` on to resume) and check the answer's head."""
-        headers = dict(self.headers)
+        scope = self.headers_scope.rstrip("/") + "/"
+        in_scope = not self.headers_scope or request.url.startswith(scope)
+        headers = dict(self.headers) if in_scope else {}
         if have:
             headers["Range"] = f"bytes={have}-"
         headers.update(request.proxy_headers)

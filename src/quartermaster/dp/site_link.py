@@ -82,6 +82,7 @@ class AssignmentList:
     sources: tuple[str, ...]
     assignments: tuple[Assignment, ...]
     signing_keys: Any = None  # the signed key list envelope (checked by the agent), if sent
+    library: str = ""  # the site's content library: the one source given the DP's credential
 
 
 @dataclass
@@ -194,6 +195,7 @@ def _parse_assignments(data: Any) -> AssignmentList:
             sources,
             assignments,
             data.get("signing_keys"),
+            str(data.get("library") or ""),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise IntegrityError(

@@ -67,6 +67,7 @@ def assignments(ctx: SiteContext, session: Session, dp: DistributionPoint) -> di
         "dp": dp.name,
         "validate_interval": VALIDATE_INTERVAL,
         "sources": [*others, f"{ctx.content_url}/library"],
+        "library": f"{ctx.content_url}/library",  # the only source a DP authenticates to
         "assignments": [
             {
                 "package_id": v.package_id,
