@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import QM, SiteServer, start_site, wait_until
+from tests.e2e.processes import QM, SiteServer, run_qm, start_site, wait_until
 from tests.e2e.scenario import create_package, deploy_to, messages, register_client
 from tests.required_programs import program
 
@@ -212,3 +212,29 @@ def test_a_disk_filled_by_something_else_still_lets_the_agent_report(
     assert 10050 in ids and 10051 in ids, ids
     assert _leftovers(home) == []
     assert list((home / "spool").glob("*.json")) == []  # delivered, so deleted
+
+
+def test_registering_over_plain_http_to_another_host_warns(tmp_path: Path) -> None:
+    """0.0.0.0 is not a loopback address (it refuses at once here): the warning comes first."""
+    result = run_qm(
+        "client",
+        "register",
+        "--home",
+        str(tmp_path / "c"),
+        "--site",
+        "http://0.0.0.0:9",
+        check=False,
+        timeout=120,
+    )
+    assert "warning: http://0.0.0.0:9 is plain http" in " ".join(result.stderr.split())
+    local = run_qm(
+        "client",
+        "register",
+        "--home",
+        str(tmp_path / "d"),
+        "--site",
+        "http://127.0.0.1:9",
+        check=False,
+    )
+    assert "warning" not in local.stderr and local.code != 0
+    assert "plain http" in run_qm("client", "register", "--help").stdout

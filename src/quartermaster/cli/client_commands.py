@@ -79,6 +79,10 @@ def register(
 ) -> None:
     """Register this computer with a site; prints the client ID.
 
+    Over plain http:// the client trusts the first signing key the answer carries, so
+    anyone on the path can make it trust theirs: use https:// with --ca-file
+    (docs/security.md).
+
     Example: qm client register --home /var/lib/qm-client --site https://site.example:8440
     --ca-file site-ca.pem --property department=lab
     """
@@ -86,6 +90,12 @@ def register(
     from quartermaster.client.registration import register as register_client
 
     custom = _guarded(lambda: parse_properties(properties or []))
+    if _plain_http_to_another_host(site):
+        typer.echo(
+            f"warning: {site} is plain http: this client trusts the first signing key it is "
+            "sent, and anyone on the path could send theirs; use https:// with --ca-file",
+            err=True,
+        )
     config = _guarded(
         lambda: register_client(
             ClientHome(home),
@@ -97,6 +107,20 @@ def register(
         )
     )
     typer.echo(config.client_id)
+
+
+def _plain_http_to_another_host(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return False
+    host = parts.hostname or ""
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host != "localhost"
 
 
 @app.command("properties")
