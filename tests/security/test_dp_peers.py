@@ -6,6 +6,7 @@ owner may be hostile) never sees its credential, and enrollment accepts only htt
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import httpx
@@ -125,3 +126,39 @@ def test_a_client_cannot_take_a_dp_copy_out_of_service(site: SiteServer, tmp_pat
         assert "branch" in _dps_for(site, inside, package_hash)  # still in service
     finally:
         dp.stop()
+
+
+def test_range_edge_cases_on_a_served_blob(site: SiteServer, tmp_path: Path) -> None:
+    """The site's embedded DP (the same content server as `qm dp serve`), over real HTTP."""
+    source = tmp_path / "src"
+    source.mkdir()
+    blob = bytes(range(256)) * 40
+    (source / "data.bin").write_bytes(blob)
+    create_package(site, source)
+    sha = hashlib.sha256(blob).hexdigest()
+    url = f"{site.content_url}/content/sha256/{sha[:2]}/{sha}"
+    etag = f'"{sha}"'
+
+    def get(**headers: str) -> httpx.Response:
+        return httpx.get(url, headers=headers, timeout=30)
+
+    whole = get()
+    assert (whole.status_code, whole.headers["ETag"], whole.content) == (200, etag, blob)
+    for headers in (
+        {"Range": "bytes=0-1,4-5"},  # several ranges: the whole blob
+        {"Range": "bytes=abc"},  # syntactically invalid: ignored
+        {"Range": "bytes=9-3"},  # last before first: invalid, ignored
+        {"Range": "bytes=0-1", "If-Range": f"W/{etag}"},  # a weak validator never matches
+        {"Range": "bytes=0-1", "If-Range": '"another"'},
+    ):
+        answer = get(**headers)
+        assert (answer.status_code, answer.content) == (200, blob), headers
+    for spec in ("bytes=-0", f"bytes={len(blob)}-"):
+        refused = get(Range=spec)
+        assert refused.status_code == 416, spec
+        assert refused.headers["Content-Range"] == f"bytes */{len(blob)}"
+    part = get(Range="bytes=2-5", **{"If-Range": etag})
+    assert (part.status_code, part.content) == (206, blob[2:6])
+    tail = get(Range="bytes=-3")
+    assert (tail.status_code, tail.content) == (206, blob[-3:])
+    assert get(**{"If-None-Match": etag}).status_code == 304
