@@ -7,6 +7,8 @@ small, and cannot break a list an administrator reads.
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -114,5 +116,21 @@ def test_registration_is_rate_limited_per_address(tmp_path: Path) -> None:
         _refused(refused, 429, "at most 5 a minute")
         assert "try again in" in refused.json()["error"]["hint"]
         assert _client_count(site) == answers.count(201)
+    finally:
+        site.stop()
+
+
+def test_a_stored_value_beyond_the_limits_does_not_break_the_lists(tmp_path: Path) -> None:
+    """Properties stored before the limits existed (written here straight into SQLite)."""
+    site = start_site(tmp_path)
+    try:
+        client_id = _register(site).json()["client_id"]
+        deep = json.dumps({"p": _nested(500)})
+        with sqlite3.connect(site.home / "site.db") as db:
+            db.execute("UPDATE clients SET properties = ? WHERE client_id = ?", (deep, client_id))
+        [listed] = site.api("GET", "/api/v1/clients")["clients"]
+        assert "nesting deeper" in listed["properties"]["unreadable"]
+        shown = run_qm("client", "list", env=site.env)
+        assert shown.code == 0 and "pc" in shown.stdout
     finally:
         site.stop()
