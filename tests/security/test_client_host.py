@@ -80,6 +80,8 @@ def test_a_local_user_cannot_rewrite_a_later_script_while_the_first_runs_as_root
         step2 = home / "work" / deployment_id / "lib" / "step2.sh"
         attack = _as_nobody("sh", "-c", f"echo 'echo pwned > {ran}' > '{step2}'")
         peek = _as_nobody("ls", str(home / "work" / deployment_id))
+        laid_out = home / "work" / deployment_id  # while the program runs: removed after
+        modes = {p: stat.S_IMODE(p.lstat().st_mode) for p in [laid_out, *laid_out.rglob("*")]}
         go.touch()
         output, _ = agent.communicate(timeout=120)
     finally:
@@ -91,14 +93,11 @@ def test_a_local_user_cannot_rewrite_a_later_script_while_the_first_runs_as_root
     assert peek.returncode != 0, peek.stdout
     assert agent.returncode == 0, output
     assert ran.read_text() == "genuine\n"
+    assert all(not mode & 0o022 for mode in modes.values()), modes
+    assert modes[laid_out / "lib" / "step2.sh"] == 0o644
     assert 10008 in {m["message_id"] for m in messages(site, client=client_id)}
 
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
-    laid_out = home / "work" / deployment_id
-    for path in [laid_out, *laid_out.rglob("*")]:
-        mode = stat.S_IMODE(path.lstat().st_mode)
-        assert not mode & 0o022, f"{path} is {oct(mode)}"
-    assert stat.S_IMODE((laid_out / "lib" / "step2.sh").stat().st_mode) == 0o644
     for private in [
         home / "secret",
         home / "client.json",
