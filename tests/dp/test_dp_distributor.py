@@ -102,7 +102,9 @@ def test_pull_fails_with_the_reason_when_no_source_serves(
         distributor.pull(package.manifest, [])
 
 
-def test_credential_is_sent_to_sources(tmp_path: Path, serve: Serve, site_key: SigningKey) -> None:
+def test_credential_is_sent_to_the_library_only(
+    tmp_path: Path, serve: Serve, site_key: SigningKey
+) -> None:
     package = make_package(site_key, {"f": b"guarded"}, library=tmp_path / "library")
 
     async def only_dps(request: web.Request) -> bool:
@@ -113,7 +115,9 @@ def test_credential_is_sent_to_sources(tmp_path: Path, serve: Serve, site_key: S
     with pytest.raises(DistributionFailed, match="401"):
         _distributor(tmp_path / "anonymous", site_key).pull(package.manifest, [source])
     enrolled = _distributor(tmp_path / "enrolled", site_key, credential="qmd_dp2")
-    assert enrolled.pull(package.manifest, [source]).bytes_transferred == 7
+    with pytest.raises(DistributionFailed, match="401"):  # a source, but not the library
+        enrolled.pull(package.manifest, [source])
+    assert enrolled.pull(package.manifest, [source], library=source).bytes_transferred == 7
 
 
 def test_stop_mid_transfer_keeps_the_part_and_a_later_pull_resumes(

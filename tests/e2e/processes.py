@@ -176,13 +176,21 @@ class SiteServer:
 
 
 def start_site(
-    base: Path, database: str | None = None, site_code: str = "QM1", timeout: float = 60.0
+    base: Path,
+    database: str | None = None,
+    site_code: str = "QM1",
+    timeout: float = 60.0,
+    config: dict[str, Any] | None = None,
 ) -> SiteServer:
     """A site made as `qm site init` makes it (in this process, on a migrated database: see
-    site_templates.py), then `qm site serve` until it answers on both ports."""
+    site_templates.py), with `config` written over its config.json, then `qm site serve`
+    until it answers on both ports."""
     home = base / "site"
     port = free_port_pair()
     migrated_site_home(home, database, site_code, f"127.0.0.1:{port}")
+    if config:
+        path = home / "config.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **config}, indent=2))
     daemon = Daemon(["site", "serve", "--home", str(home)], base / "site-serve.log")
     server = SiteServer(home, port, daemon)
     server.start(timeout)

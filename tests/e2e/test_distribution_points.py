@@ -100,10 +100,11 @@ def test_corrupt_dp_is_skipped_reported_and_repaired(site: SiteServer, tmp_path:
         assert "site" in _downloaded_from(site, first_id)[0]  # the fallback, in the same run
         assert deployment_status(site, deployment_id)["counts"]["succeeded"] == 1
         site_ids = [m["message_id"] for m in messages(site, dp="branch")]
-        assert 2360 in site_ids  # taken out of service on the client's report
+        assert 2360 in site_ids  # revalidation asked for on the client's report
 
-        wait_installed(site, package_id, dp="branch")  # no admin command: the DP repairs itself
-        assert payload.read_text() == "good bytes\n"
+        # no admin command: the DP's re-hash confirms the damage and it repairs itself
+        wait_until(lambda: payload.read_text() == "good bytes\n", "the DP to repair its copy")
+        wait_installed(site, package_id, dp="branch")
         second = tmp_path / "client-2"
         second_id = register_client(site, second, "lab-02")
         site.qm("collection", "add", "Lab", second_id)

@@ -49,12 +49,29 @@ def fuzz_site(
         yield from _prepared_site(tmp_path_factory.mktemp("fuzz"), database)
 
 
+# Properties at and beyond the limits (site/json_limits.py): the first ones are stored,
+# the others refused; no list the fuzzer then reads may fail.
+HOSTILE_PROPERTIES: list[dict[str, Any]] = [
+    {"a": {"b": {}}, "rtl": "\u202eexe.txt", "max": 2**63 - 1, "f": 1e308, "l": [None, True]},
+    {"k" * 1024: "v" * 1024},
+    {"deep": {"a": {"b": {"c": 1}}}},
+    {"nul": "a\u0000b"},
+    {"big": 2**64},
+]
+
+
 def _prepared_site(base: Path, database: str | None) -> Iterator[dict[str, Any]]:
     site = start_site(base, database=database)
     try:
         create_package(site, make_source(base / "src", base / "out.txt"), name="Fuzz")
         client = base / "client"
         run_qm("client", "register", "--home", str(client), "--site", site.url)
+        for properties in HOSTILE_PROPERTIES:  # stored for every list the fuzzer reads
+            httpx.post(
+                f"{site.url}/api/client/v1/register",
+                json={"hostname": "hostile", "properties": properties},
+                timeout=30,
+            )
         token = site.qm("dp", "add", "--name", "fuzz-dp", "--url", "http://127.0.0.1:9").stdout
         enrolled = httpx.post(
             f"{site.url}/api/dp/v1/enroll", timeout=30, json={"enrollment_token": token.strip()}

@@ -133,3 +133,31 @@ def test_names_invalid_on_some_client_are_refused(site: SiteServer, tmp_path: Pa
     for char in '<>:"|?*\\':
         cases[f"character {char}"] = (_write(f"ab{char}c"), f"ab{char}c", "invalid on Windows")
     _refuse_each(site, tmp_path, cases)
+
+
+def _non_utf8_name(source: Path) -> None:
+    with open(os.path.join(os.fsencode(source), b"caf\xe9.txt"), "wb") as handle:
+        handle.write(b"x")
+
+
+def test_names_that_are_not_utf8_or_hide_their_direction_or_normalization_are_refused(
+    site: SiteServer, tmp_path: Path
+) -> None:
+    nfc, nfd = "caf\u00e9.txt", "cafe\u0301.txt"
+    _refuse_each(
+        site,
+        tmp_path,
+        {
+            "not UTF-8": (_non_utf8_name, os.fsdecode(b"caf\xe9.txt"), "is not valid UTF-8"),
+            "right-to-left override": (
+                _write("invoice\u202etxt.exe"),
+                "invoice\u202etxt.exe",
+                "direction control character",
+            ),
+            "normalization collision": (
+                lambda s: (_write(nfc)(s), _write(nfd)(s)),
+                nfd,
+                "differ only by letter case",  # and Unicode normalization: collision_key
+            ),
+        },
+    )

@@ -117,6 +117,7 @@ class _RogueHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         rogue: RogueDP = self.server.owner  # type: ignore[attr-defined]
         rogue.requests.append(self.path)
+        rogue.authorizations.append(self.headers.get("Authorization", ""))
         if not self.path.startswith("/content/"):
             self.send_response(404)
             self.send_header("Content-Length", "0")
@@ -153,6 +154,7 @@ class RogueDP:
     def __init__(self, announce_length: int | None = None) -> None:
         self.announce_length = announce_length
         self.requests: list[str] = []
+        self.authorizations: list[str] = []  # the Authorization header of each request
         self.bytes_sent = 0
         self.hung_up = 0
         self._stop = threading.Event()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,14 @@ from quartermaster.core.ids import normalize_object_id
 app = typer.Typer(help="Run the client agent on a managed computer.", no_args_is_help=True)
 
 T = TypeVar("T")
+AGENT_UMASK = 0o077  # every file the agent writes in its home is its own (client/home.py)
+
+
+@app.callback()
+def _private_files() -> None:
+    """The agent's files are private to its account; programs it runs get 022 back."""
+    os.umask(AGENT_UMASK)
+
 
 HomeOption = Annotated[
     Path, typer.Option("--home", help="The client's home folder.", file_okay=False)
@@ -70,6 +79,10 @@ def register(
 ) -> None:
     """Register this computer with a site; prints the client ID.
 
+    Over plain http:// the client trusts the first signing key the answer carries, so
+    anyone on the path can make it trust theirs: use https:// with --ca-file
+    (docs/security.md).
+
     Example: qm client register --home /var/lib/qm-client --site https://site.example:8440
     --ca-file site-ca.pem --property department=lab
     """
@@ -77,6 +90,12 @@ def register(
     from quartermaster.client.registration import register as register_client
 
     custom = _guarded(lambda: parse_properties(properties or []))
+    if _plain_http_to_another_host(site):
+        typer.echo(
+            f"warning: {site} is plain http: this client trusts the first signing key it is "
+            "sent, and anyone on the path could send theirs; use https:// with --ca-file",
+            err=True,
+        )
     config = _guarded(
         lambda: register_client(
             ClientHome(home),
@@ -88,6 +107,20 @@ def register(
         )
     )
     typer.echo(config.client_id)
+
+
+def _plain_http_to_another_host(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return False
+    host = parts.hostname or ""
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host != "localhost"
 
 
 @app.command("properties")

@@ -56,6 +56,8 @@ class Agent:
         self.clock = clock
         self.should_stop = should_stop
         self.config = home.load_config()
+        home.make_private()
+        home.keep_reserve()
         self.facts = facts or collect_facts(home.root, self.config.site_url, self.config.hostname)
         self.log = home.log("policyagent")
         self.spool = StatusSpool(home.spool, clock, home.log("statusagent"))

@@ -27,6 +27,7 @@ from quartermaster.core.bandwidth import BandwidthLimit
 from quartermaster.core.blob_transfer import (
     BlobFetcher,
     FetchResult,
+    NoSpace,
     TransferError,
     TransferStopped,
 )
@@ -155,6 +156,12 @@ class ContentAccess:
                 continue
             try:
                 return location.dp, self._fetch_from(location, sha, size, path)
+            except NoSpace as exc:
+                self.cache.remove(sha)  # the partial file: it filled the disk
+                self.log.write(f"blob {sha} ({path}): {exc.message}; partial file removed")
+                reason = f"the package is larger than the free cache space: {exc.message}"
+                reporter.emit(10050, location.dp, reason, dp=location.dp)
+                return reason
             except HashMismatch as exc:
                 reporter.emit(
                     10075,

@@ -15,7 +15,7 @@ from pathlib import Path
 from quartermaster.client.cache import ContentCache
 from quartermaster.client.content_access import ContentAccess, ContentUnavailable
 from quartermaster.client.execution import ProgramRun, exit_report, run_program
-from quartermaster.client.home import ClientHome
+from quartermaster.client.home import ClientHome, write_private
 from quartermaster.client.local_state import DeploymentState, Result
 from quartermaster.client.machine_facts import MachineFacts
 from quartermaster.client.policy import DeploymentPolicy
@@ -28,7 +28,6 @@ from quartermaster.client.trust import ManifestRefused, accept_manifest
 from quartermaster.client.upgrade import agent_environment
 from quartermaster.client.work_layout import lay_out
 from quartermaster.core.canonical import canonical_json
-from quartermaster.core.durable_files import write_atomic
 from quartermaster.core.errors import HashMismatch, QMError
 from quartermaster.core.manifest import Manifest
 from quartermaster.core.program import Outcome
@@ -117,7 +116,7 @@ class DeploymentRunner:
             reporter.emit(10051, version, reason)
             local.record_step(version, Result.CONTENT_UNAVAILABLE, reason)
             return None
-        write_atomic(stored, canonical_json(envelope))
+        write_private(stored, canonical_json(envelope))
         return manifest
 
     def _stored_manifest(self, path: Path, deployment: DeploymentPolicy) -> Manifest:

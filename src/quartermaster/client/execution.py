@@ -29,6 +29,7 @@ from quartermaster.core.manifest import check_relpath
 from quartermaster.core.program import Outcome, ProgramSpec
 
 TERMINATE_GRACE = 5.0  # seconds between the polite stop and the kill
+PROGRAM_UMASK = 0o022
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,8 @@ def _run(
     account: Account | None,
     should_stop: Callable[[], bool],
 ) -> ProgramRun:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(log_path, "ab", opener=_private_opener) as log:
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         log.write(f"--- {stamp} {masked_command(spec.command)} (in {cwd})\n".encode())
         log.flush()
@@ -142,6 +143,10 @@ def _wait(
             continue
 
 
+def _private_opener(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
 def working_directory(work_dir: Path, relative: str) -> Path:
     if not relative:
         return work_dir
@@ -178,6 +183,7 @@ def _start(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        umask=PROGRAM_UMASK,  # the agent's own files are private; what a program installs is not
         # switch to the account in the child, before it runs anything (client/run_as.py)
         user=account.uid if account else None,
         group=account.gid if account else None,

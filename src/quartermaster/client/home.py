@@ -22,10 +22,16 @@ logs/                policyagent.log (policy, decisions), cas.log (content acces
                      statusagent.log (status messages raised and delivered), in the
                      CMTrace format, each rotated to <name>.lo_ at log_max_bytes
 logs/programs/       each program run's own stdout and stderr
+
+The home is private to the agent's account (0700, files 0600): the agent runs programs as
+root, so a local user who could write a laid-out script, or read the secret, the policy,
+the logs or the spool, could run code as root or learn what the site tells this computer.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import ssl
@@ -43,6 +49,31 @@ from quartermaster.core.trust_roles import Root
 DEFAULT_CACHE_LIMIT = 5 * 1024**3
 DEFAULT_POLL_INTERVAL = 3600
 CA_FILE = "site-ca.pem"
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
+RESERVE = ".reserve"  # room kept free for status messages and state when the disk fills
+RESERVE_BYTES = 256 * 1024
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """write_atomic, 0600; on a full disk the home's reserve is given up and it is tried
+    again, so the status message saying the disk is full can still be spooled."""
+    try:
+        write_atomic(path, data, PRIVATE_FILE)
+    except OSError as exc:
+        if exc.errno not in FULL_DISK or not _release_reserve(path.parent):
+            raise
+        write_atomic(path, data, PRIVATE_FILE)
+
+
+def _release_reserve(folder: Path) -> bool:
+    """Remove the reserve of the home that holds `folder` (the home or a few levels below)."""
+    for candidate in (p / RESERVE for p in [folder, *folder.parents][:4]):
+        if candidate.is_file():
+            candidate.unlink()
+            return True
+    return False
 
 
 @dataclass
@@ -107,6 +138,30 @@ class ClientHome:
         self.program_logs = self.logs / "programs"
         self._log_max_bytes: int | None = None
 
+    def make_private(self) -> None:
+        """Create the home 0700 and take group and other access off what is in it already
+        (a home made by an older version): the folders 0700, the files 0600, one level
+        down into spool/ and logs/. The home's own mode alone keeps other accounts out."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER)
+        os.chmod(self.root, PRIVATE_FOLDER)
+        for path in [*_entries(self.root), *_entries(self.spool), *_entries(self.logs)]:
+            if path.is_symlink():
+                continue
+            mode = PRIVATE_FOLDER if path.is_dir() else PRIVATE_FILE
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(path, mode)
+
+    def keep_reserve(self) -> None:
+        """Hold RESERVE_BYTES in a file, if the disk has them, for write_private to free."""
+        path = self.root / RESERVE
+        if path.is_file() and path.stat().st_size == RESERVE_BYTES:
+            return
+        try:
+            write_atomic(path, bytes(RESERVE_BYTES), PRIVATE_FILE)
+        except OSError as exc:
+            if exc.errno not in FULL_DISK:
+                raise
+
     def is_registered(self) -> bool:
         return self.config_path.is_file() and self.secret_path.is_file()
 
@@ -132,9 +187,9 @@ class ClientHome:
         return ClientConfig.from_dict(data)
 
     def save_config(self, config: ClientConfig) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER)
         text = json.dumps(asdict(config), indent=2, sort_keys=True) + "\n"
-        write_atomic(self.config_path, text.encode("utf-8"))
+        write_private(self.config_path, text.encode("utf-8"))
 
     def read_secret(self) -> str:
         try:
@@ -146,9 +201,8 @@ class ClientHome:
             ) from None
 
     def write_secret(self, secret: str) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.secret_path, secret.encode("utf-8") + b"\n", mode=0o600)
-        os.chmod(self.secret_path, 0o600)
+        self.root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER)
+        write_atomic(self.secret_path, secret.encode("utf-8") + b"\n", mode=PRIVATE_FILE)
 
     def log(self, component: str) -> ComponentLog:
         return ComponentLog(self.logs, component, self.log_max_bytes())
@@ -175,3 +229,10 @@ class ClientHome:
                 "re-register with `qm client register --force --ca-file FILE`",
             )
         return pinned_context(path)
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []

@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from quartermaster.client.home import write_private
 from quartermaster.client.timestamps import format_optional, parse_optional
-from quartermaster.core.durable_files import write_atomic
 from quartermaster.core.errors import InvalidInput
 
 
@@ -140,7 +140,7 @@ class LocalState:
         text = (json.dumps(data, indent=2) + "\n").encode("utf-8")
         if text == self._saved:
             return
-        write_atomic(self.path, text)
+        write_private(self.path, text)
         self._saved = text
 
 

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from quartermaster.client.approval_check import refusals
-from quartermaster.client.home import ClientConfig, ClientHome
+from quartermaster.client.home import ClientConfig, ClientHome, write_private
 from quartermaster.client.policy import Policy
 from quartermaster.client.site_link import SiteApi
 from quartermaster.client.status_spool import DeploymentReporter, StatusSpool
@@ -70,7 +70,7 @@ class PolicyAgent:
             self.log.warning(f"policy refused: {exc}; keeping serial {self.config.policy_serial}")
             self.spool.add(message_id, [exc.message], properties={"reason": exc.message})
             return stored
-        write_atomic(self.home.policy_path, canonical_json(answer.envelope))
+        write_private(self.home.policy_path, canonical_json(answer.envelope))
         self.config.policy_serial = policy.serial
         self.config.policy_etag = answer.etag
         self.config.poll_interval = policy.poll_interval

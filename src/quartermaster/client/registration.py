@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from quartermaster.client.home import ClientConfig, ClientHome
+from quartermaster.client.home import PRIVATE_FILE, ClientConfig, ClientHome
 from quartermaster.client.machine_facts import collect_facts, inventory_digest
 from quartermaster.client.site_link import REGISTRATION_ADVICE, SiteLink
 from quartermaster.core.durable_files import write_atomic
@@ -36,6 +36,7 @@ def register(
     if not force:
         home.ensure_unregistered()
     ca_bytes = _pinned_ca(site_url, ca_file)
+    home.make_private()
     facts = collect_facts(home.root, site_url, hostname)
     context = pinned_context(ca_file) if ca_file is not None else None
     report = facts.registration(properties)
@@ -47,8 +48,7 @@ def register(
     config.properties = dict(properties or {})
     config.inventory_digest = inventory_digest(report)
     if ca_bytes is not None:
-        home.root.mkdir(parents=True, exist_ok=True)
-        write_atomic(home.ca_path, ca_bytes)
+        write_atomic(home.ca_path, ca_bytes, PRIVATE_FILE)
         config.ca_file = home.ca_path.name
     else:
         home.ca_path.unlink(missing_ok=True)

@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from quartermaster.client.home import FULL_DISK, write_private
 from quartermaster.client.policy import DeploymentPolicy
 from quartermaster.client.timestamps import Clock, format_utc
 from quartermaster.core.component_log import ComponentLog
-from quartermaster.core.durable_files import fsync_path, sync_file_system, write_atomic
+from quartermaster.core.durable_files import fsync_path, sync_file_system
 from quartermaster.core.status_catalog import lookup
 
 MAX_BATCH = 1000
@@ -88,17 +89,26 @@ class StatusSpool:
             message["output_tail"] = output
         name = f"{time.time_ns():020d}-{message['uid']}.json"  # creation order
         data = json.dumps(message, sort_keys=True).encode("utf-8")
-        if self._deferred:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            written = self.folder / f".{name}.part"  # not *.json: invisible until flushed
+        if not self._deferred or not self._write_deferred(name, data):
+            write_private(self.folder / name, data)
+        self.log.write(f"status {message_id} spooled: {entry.render(strings)}")
+        return message
+
+    def _write_deferred(self, name: str, data: bytes) -> bool:
+        """False on a full disk: the message is then written at once, from the reserve."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        written = self.folder / f".{name}.part"  # not *.json: invisible until flushed
+        try:
             fd = os.open(written, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-            self._unsynced.append((written, self.folder / name))
-        else:
-            write_atomic(self.folder / name, data)
-        self.log.write(f"status {message_id} spooled: {entry.render(strings)}")
-        return message
+        except OSError as exc:
+            written.unlink(missing_ok=True)
+            if exc.errno not in FULL_DISK:
+                raise
+            return False
+        self._unsynced.append((written, self.folder / name))
+        return True
 
     def pending(self) -> list[tuple[Path, dict[str, Any]]]:
         """Spooled messages, oldest first; a file that does not parse is set aside as .bad."""

@@ -54,6 +54,13 @@ class TransferError(QMError):
     http_status = 502
 
 
+class NoSpace(TransferError):
+    """The receiving disk is full: no other source will do better until space is freed."""
+
+    code = "no_space"
+    http_status = 507
+
+
 @dataclass
 class FetchResult:
     bytes_transferred: int  # bytes received over the network in this call
@@ -167,10 +174,13 @@ class BlobFetcher:
         ssl_context: ssl.SSLContext | None = None,
         headers: dict[str, str] | None = None,
         proxies: ProxySettings | None = None,
+        headers_scope: str = "",
     ) -> None:
         self.timeout = timeout
         self.ssl_context = ssl_context
         self.headers = dict(headers or {})
+        # `headers` (a credential) go only to URLs below this base URL; "" sends them to all
+        self.headers_scope = headers_scope
         self.proxies = ProxySettings.from_environment() if proxies is None else proxies
         self._ring: list[bytearray] = []  # allocated at the first transfer: an idle agent
         self._connections: dict[Origin, http.client.HTTPConnection] = {}
@@ -281,7 +291,9 @@ class BlobFetcher:
 
     def _ask(self, request: BlobRequest, digest: hashlib._Hash, have: int) -> _Body:
         """Send the GET (a Range from `have` on to resume) and check the answer's head."""
-        headers = dict(self.headers)
+        scope = self.headers_scope.rstrip("/") + "/"
+        in_scope = not self.headers_scope or request.url.startswith(scope)
+        headers = dict(self.headers) if in_scope else {}
         if have:
             headers["Range"] = f"bytes={have}-"
         headers.update(request.proxy_headers)
@@ -489,7 +501,7 @@ def _hashed_behind(
 def _failure(request: BlobRequest, exc: OSError | http.client.HTTPException) -> TransferError:
     """What went wrong on the way (the disk, the source, the proxy), said so a user can act."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return TransferError(
+        return NoSpace(
             f"{request.dest.parent}: no space left for {request.size} bytes ({exc.strerror})",
             "free disk space there; the transfer resumes from where it stopped",
         )

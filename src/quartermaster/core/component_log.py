@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 DEFAULT_MAX_BYTES = 250_000
 ROTATED_SUFFIX = ".lo_"
@@ -58,6 +60,16 @@ class CMTraceFileHandler(logging.handlers.RotatingFileHandler):
     def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         super().__init__(path, maxBytes=max_bytes, backupCount=1, encoding="utf-8", delay=True)
         self.setFormatter(CMTraceFormatter())
+
+    def _open(self) -> Any:
+        """A new log is readable by its writer only: logs name hosts, paths and commands."""
+        return open(  # noqa: SIM115 - the handler owns and closes the stream
+            self.baseFilename,
+            self.mode,
+            encoding=self.encoding,
+            errors=self.errors,
+            opener=lambda path, flags: os.open(path, flags, 0o600),
+        )
 
     def rotation_filename(self, default_name: str) -> str:
         return str(rotated_path(Path(self.baseFilename)))

@@ -31,6 +31,11 @@ _WINDOWS_RESERVED = {
     *(f"LPT{i}" for i in range(1, 10)),
 }
 _WINDOWS_BAD_CHARS = set('<>:"|?*\\') | {chr(c) for c in range(32)}
+# Direction controls make a listing lie about a name (`invoice\u202etxt.exe` shows as
+# `invoiceexe.txt`); no file of a package needs one.
+_DIRECTION_CONTROLS = set("\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e") | set(
+    "\u2066\u2067\u2068\u2069"
+)
 
 
 def check_platform(platform: str) -> str:
@@ -67,6 +72,12 @@ def relpath_problems(path: str, platform: str = DEFAULT_PLATFORM) -> list[str]:
         return ["is empty"]
     if "\x00" in path:
         return ["contains a NUL character"]
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # a file name's bytes that are not UTF-8 (surrogateescape)
+        return ["is not valid UTF-8"]
+    if set(path) & _DIRECTION_CONTROLS:
+        return ["contains a right-to-left or other text direction control character"]
     if path.startswith("/"):
         return ["is absolute (starts with '/')"]
     problems: list[str] = []

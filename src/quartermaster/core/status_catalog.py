@@ -503,8 +503,9 @@ _MESSAGES = [
         "DistributionManager",
         "Client %4 reported a hash mismatch for "
         "package %1 version %2 on distribution point %3; revalidating.",
-        "A client found bad bytes on a DP. The DP's copy is marked "
-        "validation_failed and no client is sent there until it is repaired.",
+        "A client found bad bytes on a DP. The DP is asked to re-hash its copy; the copy "
+        "stays in service until that re-hash confirms the damage (a client's report alone "
+        "proves nothing), and clients fall back to other DPs in the same run.",
         "None: the DP revalidates and repairs itself.",
     ),
     StatusMessage(

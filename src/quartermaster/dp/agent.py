@@ -337,7 +337,7 @@ class DPAgent:
         bad = self._validate_if_asked(a, listing.validate_interval)
         total = sum(manifest.blobs().values())
         if self.store.missing_blobs(manifest):
-            progress = self._pull(a, manifest, listing.sources)
+            progress = self._pull(a, manifest, listing)
             self._used_bytes = self.store.used_bytes()
             entry = ContentReport(
                 a.package_hash,
@@ -393,14 +393,17 @@ class DPAgent:
         self._validated[package_hash] = time.time()
         self.home.save_validation_times(self._validated)
 
-    def _pull(self, a: Assignment, manifest: Manifest, sources: tuple[str, ...]) -> PullProgress:
+    def _pull(self, a: Assignment, manifest: Manifest, listing: AssignmentList) -> PullProgress:
+        sources = listing.sources
         missing = self.store.missing_blobs(manifest)
         need, total = sum(missing.values()), sum(manifest.blobs().values())
         self.log.write(
             f"{a.label}: pulling {len(missing)} blobs ({need} bytes) from {len(sources)} sources"
         )
         self._report([ContentReport(a.package_hash, "distributing", total - need, total)])
-        return self.distributor.pull(manifest, sources, self._progress_reporter(a))
+        return self.distributor.pull(
+            manifest, sources, self._progress_reporter(a), library=listing.library
+        )
 
     def _progress_reporter(self, a: Assignment) -> Callable[[PullProgress], None]:
         last = time.monotonic()

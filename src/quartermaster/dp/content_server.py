@@ -13,6 +13,7 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import re
 import signal
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
@@ -69,10 +70,61 @@ class StoreMount:
 
 
 class _StoreFileResponse(web.FileResponse):
-    """FileResponse that never swaps in a `.gz`/`.br` sibling: a blob's bytes are its name."""
+    """FileResponse that never swaps in a `.gz`/`.br` sibling: a blob's bytes are its name.
+
+    A blob's ETag is its SHA-256. `as_if` is the request as the Range rules below decided
+    it should be answered (without a Range that is to be ignored)."""
+
+    def __init__(self, path: Path, sha256: str = "", as_if: web.BaseRequest | None = None):
+        super().__init__(path)
+        self.sha256 = sha256
+        self._as_if = as_if
 
     def _get_file_path_stat_encoding(self, accept_encoding: str) -> Any:
         return super()._get_file_path_stat_encoding("")
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        return await super().prepare(self._as_if or request)
+
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def _blob_answer(request: web.Request, path: Path, sha256: str) -> web.StreamResponse:
+    """Range as RFC 9110 has it, with the SHA-256 as the (strong) ETag: an If-Range that is
+    not that ETag, a syntactically invalid Range and several ranges are answered with the
+    whole blob (200); `bytes=-0` and a range starting past the end are 416."""
+    if not path.is_file():
+        raise web.HTTPNotFound()
+    etag = f'"{sha256}"'
+    if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+        return web.Response(status=304, headers={"ETag": etag, "Cache-Control": IMMUTABLE})
+    asked = request.headers.get("Range")
+    if asked is None:
+        return _StoreFileResponse(path, sha256)
+    if_range = request.headers.get("If-Range")
+    match = _RANGE.fullmatch(asked.strip())
+    whole = (if_range is not None and if_range.strip() != etag) or match is None
+    if match is not None and not whole:
+        first, last = match.groups()
+        size = path.stat().st_size
+        if not first and not last:
+            whole = True  # "bytes=-": not a range
+        elif not first:
+            if int(last) == 0:
+                raise _unsatisfiable(size)
+        elif last and int(last) < int(first):
+            whole = True  # invalid: ignored
+        elif int(first) >= size:
+            raise _unsatisfiable(size)
+    if not whole:
+        return _StoreFileResponse(path, sha256)
+    plain = {k: v for k, v in request.headers.items() if k.lower() not in ("range", "if-range")}
+    return _StoreFileResponse(path, sha256, request.clone(headers=plain))
+
+
+def _unsatisfiable(size: int) -> web.HTTPException:
+    return web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
 
 
 def create_content_app(
@@ -101,7 +153,7 @@ def _add_mount(app: web.Application, mount: StoreMount) -> None:
         if digest[:2] != shard:
             raise web.HTTPNotFound()
         await _authorize(mount, request)
-        return _stored(mount.root / "content" / "sha256" / shard / digest)
+        return _blob_answer(request, mount.root / "content" / "sha256" / shard / digest, digest)
 
     async def manifest(request: web.Request) -> web.StreamResponse:
         await _authorize(mount, request)
@@ -156,6 +208,8 @@ async def _cache_headers(request: web.Request, response: web.StreamResponse) -> 
     """Content-addressed bytes never change, so a good answer may be cached for ever."""
     if isinstance(response, _StoreFileResponse) and response.status in (200, 206, 304):
         response.headers["Cache-Control"] = IMMUTABLE
+        if response.sha256:
+            response.headers["ETag"] = f'"{response.sha256}"'
 
 
 @web.middleware
@@ -251,7 +305,8 @@ async def _json_errors(
                 "request_id": request.get(_REQUEST_ID_KEY, ""),
             }
         }
-        headers = {k: v for k, v in exc.headers.items() if k in ("WWW-Authenticate", "Allow")}
+        kept = ("WWW-Authenticate", "Allow", "Content-Range")
+        headers = {k: v for k, v in exc.headers.items() if k in kept}
         return web.json_response(body, status=exc.status, headers=headers)
 
 

@@ -39,6 +39,9 @@ class PullProgress:
     blobs_fetched: int = 0
 
 
+NOWHERE = "\x00"  # a headers scope no URL starts with
+
+
 class Distributor:
     """Pulls, checks and re-checks versions in one store; one per worker thread."""
 
@@ -57,7 +60,11 @@ class Distributor:
         self.log = log
         self.cancel = cancel or (lambda: False)
         headers = {"Authorization": f"Bearer {credential}"} if credential else {}
-        self.fetcher = BlobFetcher(timeout=timeout, headers=headers, ssl_context=ssl_context)
+        # The credential goes to the site's library only (set per pull), never to a peer DP:
+        # their content is public and verified by hash like any other source's.
+        self.fetcher = BlobFetcher(
+            timeout=timeout, headers=headers, ssl_context=ssl_context, headers_scope=NOWHERE
+        )
 
     def close(self) -> None:
         self.fetcher.close()
@@ -86,8 +93,11 @@ class Distributor:
         manifest: Manifest,
         sources: Sequence[str],
         on_progress: Callable[[PullProgress], None] | None = None,
+        library: str = "",
     ) -> PullProgress:
-        """Fetch every blob of `manifest` the store lacks; raise DistributionFailed if one fails."""
+        """Fetch every blob of `manifest` the store lacks; raise DistributionFailed if one fails.
+        The DP's credential is sent only to URLs below `library` (the site's library)."""
+        self.fetcher.headers_scope = library or NOWHERE
         missing = self.store.missing_blobs(manifest)
         total = sum(manifest.blobs().values())
         progress = PullProgress(total, total - sum(missing.values()))

@@ -84,6 +84,7 @@ class AssignmentList:
     signing_keys: Any = None  # the signed key list envelope (checked by the agent), if sent
     # Seconds a version no longer assigned stays in the store: downloads may be under way.
     grace: float = 0.0
+    library: str = ""  # the site's content library: the one source given the DP's credential
 
 
 @dataclass
@@ -197,6 +198,7 @@ def _parse_assignments(data: Any) -> AssignmentList:
             assignments,
             data.get("signing_keys"),
             float(data.get("content_grace_seconds") or 0),
+            str(data.get("library") or ""),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise IntegrityError(

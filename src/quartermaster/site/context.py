@@ -14,6 +14,7 @@ from quartermaster.site.db import Database
 from quartermaster.site.home import SiteConfig, SiteHome, content_url
 from quartermaster.site.identity.keys import SiteKeys
 from quartermaster.site.identity.root_store import RootStore
+from quartermaster.site.rate_limit import AddressBudget
 
 if TYPE_CHECKING:
     from quartermaster.site.metrics import SiteMetrics
@@ -34,6 +35,16 @@ class SiteContext:
     _metrics: SiteMetrics | None = None
     _jobs: Any = None  # this process's job runner: site/jobs/runner.py, runner_of(ctx)
     _roots: RootStore | None = None
+    _registrations: AddressBudget | None = None
+
+    @property
+    def registrations(self) -> AddressBudget:
+        """How many registrations each address may still make (config.json's limit)."""
+        if self._registrations is None:
+            self._registrations = AddressBudget(
+                self.config.registrations_per_minute, "registrations"
+            )
+        return self._registrations
 
     @classmethod
     def open(cls, root: Path) -> SiteContext:

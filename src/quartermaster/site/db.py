@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text, update
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 from quartermaster.core.errors import InvalidInput
@@ -44,6 +45,7 @@ def make_engine(url: str) -> Engine:
             max_overflow=8,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "before_cursor_execute", _refuse_nul)
         return engine
     # No pre-ping: it is one more round trip per transaction. A connection the server closed
     # (a PostgreSQL restart) fails one request with 500, which clients retry; SQLAlchemy then
@@ -62,6 +64,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _refuse_nul(
+    _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool
+) -> None:
+    """SQLite stores text with a NUL character, which PostgreSQL refuses and which would cut
+    a name short wherever it is shown: refuse it on SQLite too (answered 422, DataError)."""
+    rows = parameters if isinstance(parameters, list | tuple) else [parameters]
+    for row in rows:
+        values: Iterable[Any]
+        if isinstance(row, dict):
+            values = row.values()
+        elif isinstance(row, list | tuple):
+            values = row
+        else:
+            values = (row,)
+        if any(isinstance(value, str) and "\x00" in value for value in values):
+            raise DataError(statement, row, ValueError("text with a NUL character"))
 
 
 def alembic_config(url: str) -> Config:

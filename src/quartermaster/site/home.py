@@ -51,6 +51,7 @@ class SiteConfig:
     header_timeout: float = 20.0
     idle_timeout: float = 60.0
     keep_alive_timeout: float = 75.0
+    registrations_per_minute: int = 60  # per address and site process; 0: no limit
     extra: dict[str, Any] = field(default_factory=dict)
 
 

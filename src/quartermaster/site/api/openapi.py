@@ -37,6 +37,7 @@ ERRORS = {
     "409": "Conflict with the current state",
     "413": "Request body too large",
     "422": "Invalid input",
+    "429": "Too many requests from this address",
 }
 
 

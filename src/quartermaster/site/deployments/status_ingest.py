@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
@@ -13,6 +13,7 @@ from quartermaster.core.errors import InvalidInput
 from quartermaster.core.status_catalog import CATALOG
 from quartermaster.site.deployments.deployments import reevaluate_rollouts
 from quartermaster.site.distribution import validation
+from quartermaster.site.json_limits import STATUS_PROPERTIES, check_json
 from quartermaster.site.models import (
     Client,
     Deployment,
@@ -43,14 +44,35 @@ _LAST_STATUS = (
 )
 
 
-def _parse_time(value: Any) -> datetime:
+# A client's clock may be wrong; a time outside this window around the site's clock is
+# replaced by the time the site received the message (the client's is kept in properties):
+# a message from the year 9999 would otherwise head every list for good.
+CLOCK_AHEAD = timedelta(days=1)
+CLOCK_BEHIND = timedelta(days=366)
+
+
+def _parse_time(value: Any, received: datetime) -> tuple[datetime, bool]:
+    """The message's time, and whether it was clamped to `received`."""
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(f"status message time {value!r} is not ISO 8601") from None
     if parsed.tzinfo is None:
         raise InvalidInput(f"status message time {value!r} has no time zone", "send UTC with Z")
-    return parsed
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00: before the year 1 in UTC
+        return received, True
+    if not received - CLOCK_BEHIND <= parsed <= received + CLOCK_AHEAD:
+        return received, True
+    return parsed, False
+
+
+def _optional_id(message: dict[str, Any], key: str) -> str | None:
+    value = message.get(key) or None
+    if value is not None and (not isinstance(value, str) or len(value) > 64 or "\x00" in value):
+        raise InvalidInput(f"status message {key} must be text of at most 64 characters")
+    return value
 
 
 def _row(client_id: str, message: dict[str, Any], received: datetime) -> dict[str, Any]:
@@ -64,9 +86,10 @@ def _row(client_id: str, message: dict[str, Any], received: datetime) -> dict[st
         raise InvalidInput("insertion_strings must be a list of at most 20 strings")
     strings = [str(s)[:1000] for s in strings]
     entry = CATALOG[message_id]
-    properties = message.get("properties") or {}
-    if not isinstance(properties, dict):
-        raise InvalidInput("properties must be an object")
+    properties = check_json(message.get("properties") or {}, STATUS_PROPERTIES)
+    time, clamped = _parse_time(message.get("time"), received)
+    if clamped:
+        properties = {**properties, "client_time": str(message.get("time"))[:64]}
     output = message.get(OUTPUT)
     if output is not None and not isinstance(output, str):
         raise InvalidInput(f"{OUTPUT} must be a string")
@@ -79,19 +102,19 @@ def _row(client_id: str, message: dict[str, Any], received: datetime) -> dict[st
         "component": entry.component,
         "client_id": client_id,
         "dp_name": str(message.get("dp") or "")[:100],
-        "deployment_id": message.get("deployment_id") or None,
-        "package_id": message.get("package_id") or None,
+        "deployment_id": _optional_id(message, "deployment_id"),
+        "package_id": _optional_id(message, "package_id"),
         "insertion_strings": strings,
         "properties": properties,
         "text": entry.render(strings),
-        "time": _parse_time(message.get("time")),
+        "time": time,
         "received": received,
         OUTPUT: output or "",
     }
 
 
 def ingest(
-    session: Session, client: Client | str, messages: list[dict[str, Any]]
+    session: Session, client: Client | str, messages: list[dict[str, Any]], address: str = ""
 ) -> dict[str, int]:
     """Store the batch's new messages (by uid) and roll them up, in the caller's transaction.
 
@@ -113,11 +136,19 @@ def ingest(
     inserted = set(connection.execute(_INSERT[connection.dialect.name], columns).scalars())
     fresh = [r for r in rows if r["uid"] in inserted]
     store_outputs(session, fresh)
+    budget: int | None = None  # mismatch reports this client may still have acted on
     for row in fresh:
         if row["message_id"] == MISMATCH and row["dp_name"]:
-            validation.report_mismatch(
-                session, row["dp_name"], str(row["properties"].get("package_hash", "")), client_id
-            )
+            if budget is None:
+                budget = validation.mismatch_budget(session, client_id, now)
+            if budget > 0 and validation.report_mismatch(
+                session,
+                row["dp_name"],
+                str(row["properties"].get("package_hash", "")),
+                client_id,
+                [address] if address else [],
+            ):
+                budget -= 1
     _roll_up(session, client_id, fresh)
     reevaluate_rollouts(session, _phased(session, fresh))
     connection.execute(_LAST_STATUS, {"b_client_id": client_id, "now": now})

@@ -82,6 +82,7 @@ def assignments(ctx: SiteContext, session: Session, dp: DistributionPoint) -> di
         # How long a DP keeps a version no longer assigned: downloads may be under way.
         "content_grace_seconds": int(grace(session).total_seconds()),
         "sources": [*others, f"{ctx.content_url}/library"],
+        "library": f"{ctx.content_url}/library",  # the only source a DP authenticates to
         "assignments": [
             {
                 "package_id": v.package_id,

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from quartermaster.core.errors import Unauthorized
 from quartermaster.core.hashing import token_hash
+from quartermaster.site.distribution.points import check_dp_url
 from quartermaster.site.models import (
     DistributionPoint,
     utcnow,
@@ -18,6 +19,8 @@ from quartermaster.site.models import (
 def enroll(
     session: Session, enrollment_token: str, url: str | None
 ) -> tuple[DistributionPoint, str]:
+    if url:
+        url = check_dp_url(url)  # before the token is spent
     dp = session.scalar(
         select(DistributionPoint).where(
             DistributionPoint.enrollment_token_hash == token_hash(enrollment_token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -33,6 +34,31 @@ def check_boundary(cidr: str) -> str:
         ) from None
 
 
+def check_dp_url(url: str) -> str:
+    """A DP's URL is where clients and other DPs fetch from: plain http(s) to a host, nothing
+    a browser or a fetcher would treat otherwise (javascript:, credentials, a fragment)."""
+    try:
+        parts = urlsplit(url)
+        valid = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and "@" not in parts.netloc
+            and not parts.query
+            and not parts.fragment
+            and url.isprintable()
+            and " " not in url
+        )
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InvalidInput(
+            f"DP URL {url!r} is not an http or https URL of a host",
+            "e.g. http://dp1.example:8441",
+        )
+    return url.rstrip("/")
+
+
 def get_dp(session: Session, name: str) -> DistributionPoint:
     dp = session.scalar(select(DistributionPoint).where(DistributionPoint.name == name))
     if dp is None:
@@ -59,8 +85,7 @@ def add_dp(
     """Register a DP, make it carry every package, and return its one-time enrollment token."""
     if not name or len(name) > 100 or not all(c.isalnum() or c in "-_." for c in name):
         raise InvalidInput(f"DP name {name!r} is not valid", "use letters, digits, '-', '_' or '.'")
-    if not url.startswith(("http://", "https://")):
-        raise InvalidInput(f"DP URL {url!r} is not http(s)", "e.g. http://dp1.example:8441")
+    url = check_dp_url(url)
     if session.scalar(select(DistributionPoint).where(DistributionPoint.name == name)):
         raise Conflict(f"distribution point {name!r} already exists", "choose another name")
     token = "qme_" + secrets.token_urlsafe(24)

@@ -44,7 +44,7 @@ from quartermaster.site.models import (
     MaintenanceWindow,
 )
 from quartermaster.site.policy_serial import bump_policy_serial
-from quartermaster.site.targeting.clients import client_summary, get_client
+from quartermaster.site.targeting.clients import check_facts, client_summary, get_client
 
 #: Limits per collection: a collection is something an administrator reads in one screen.
 MAX_RULES = 100
@@ -324,6 +324,7 @@ def lock_for_client(session: Session) -> None:
 
 def report_inventory(session: Session, client: Client, facts: dict[str, Any]) -> bool:
     """Store what the client reports now (the registration facts) and re-evaluate it."""
+    check_facts(facts)
     for key in ("hostname", "os", "os_version", "architecture", "agent_version"):
         setattr(client, key, str(facts.get(key, "")))
     client.ip_addresses = [str(a) for a in facts.get("ip_addresses", [])]

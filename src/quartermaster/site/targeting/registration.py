@@ -8,7 +8,6 @@ from typing import Any, cast
 
 from sqlalchemy import Table, exists, insert, select
 
-from quartermaster.core.errors import InvalidInput
 from quartermaster.core.hashing import token_hash
 from quartermaster.core.ids import new_client_id
 from quartermaster.site.context import SiteContext
@@ -22,6 +21,7 @@ from quartermaster.site.models import (
 from quartermaster.site.settings import DEFAULTS
 from quartermaster.site.status.site_messages import status_row
 from quartermaster.site.targeting import membership
+from quartermaster.site.targeting.clients import check_facts
 
 _CLIENTS = cast(Table, Client.__table__)
 _MESSAGES = cast(Table, StatusMessageRow.__table__)
@@ -35,18 +35,12 @@ _REGISTRATION = select(
     select(_SETTINGS.c.value).where(_SETTINGS.c.name == "require_approval").scalar_subquery(),
     exists(select(_RULES.c.id)),
 )
-_FACTS = {"hostname": 255, "os": 50, "os_version": 100, "architecture": 50, "agent_version": 50}
 
 
 def register(ctx: SiteContext, facts: dict[str, Any]) -> dict[str, Any]:
     """Register a client: its row, the site's 3001 message and its rule-based memberships,
     in one transaction (nothing of a half-registered client is ever visible)."""
-    for key, limit in _FACTS.items():
-        value = facts.get(key, "")
-        if not isinstance(value, str) or len(value) > limit:
-            raise InvalidInput(f"client fact {key!r} must be text of at most {limit} characters")
-    if not facts.get("hostname"):
-        raise InvalidInput("a client registers with its hostname")
+    check_facts(facts)
     secret = "qmc_" + secrets.token_urlsafe(32)
     client_id, now = new_client_id(), utcnow()
     row = {

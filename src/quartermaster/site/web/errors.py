@@ -59,9 +59,19 @@ async def validation_handler(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's words for such a body
+
+
 async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):
         raise exc
+    if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:  # not UTF-8, or too deep
+        return error_response(
+            422,
+            "invalid_input",
+            "the request body is not JSON that can be read: invalid UTF-8, or nested too deep",
+            "send UTF-8 JSON; see docs/protocol.md for the request shape",
+        )
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail))
 

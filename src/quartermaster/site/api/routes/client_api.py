@@ -91,9 +91,11 @@ def _hash(value: str) -> str:
     status_code=201,
     dependencies=[allow("client_api.register")],
 )
-async def register(body: RegisterBody, ctx: Ctx) -> dict[str, Any]:
+async def register(body: RegisterBody, ctx: Ctx, request: Request) -> dict[str, Any]:
     """One transaction: the client, its 3001 message and its collections by rule (so its
-    first policy poll already lists what they deploy)."""
+    first policy poll already lists what they deploy). Open to anyone, so each address
+    may register only so often (config.json: registrations_per_minute)."""
+    ctx.registrations.spend(request.client.host if request.client else "")
     return await run_in_threadpool(registration.register, ctx, body.model_dump())
 
 
@@ -173,7 +175,8 @@ async def status_answer(
     request: Request, ctx: SiteContext, _: str, authenticate: Authenticate
 ) -> Response:
     raw = await request.body()
-    result, mismatch = await run_in_threadpool(_status, ctx, authenticate, raw)
+    address = request.client.host if request.client else ""
+    result, mismatch = await run_in_threadpool(_status, ctx, authenticate, raw, address)
     ctx.metrics.ingested(result["accepted"], result["duplicates"])
     if mismatch:  # a reported mismatch (10075) asks the embedded DP to revalidate
         ctx.distribution_changed()
@@ -181,12 +184,12 @@ async def status_answer(
 
 
 def _status(
-    ctx: SiteContext, authenticate: Authenticate, raw: bytes
+    ctx: SiteContext, authenticate: Authenticate, raw: bytes, address: str
 ) -> tuple[dict[str, int], bool]:
     with ctx.db.session() as session:
         call = authenticate(session)
         body = parse_body(StatusBody, raw)  # after authentication, as for other routes
-        result = ingest(session, call.client_id, body.messages)
+        result = ingest(session, call.client_id, body.messages, address)
     return result, any(m.get("message_id") == MISMATCH for m in body.messages)
 
 
