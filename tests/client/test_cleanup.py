@@ -19,7 +19,7 @@ def test_a_successful_run_leaves_no_work_folder(world: ClientWorld, dp: StoreSer
     world.deploy(dp, {"setup.sh": b"test -f setup.sh\n"}, command="sh setup.sh")
     world.run()
     assert world.site.ids()[-1] == 10008
-    assert not world.work().exists()
+    assert not (world.home.work / "QM120000").exists()
     assert list(world.home.work.iterdir()) == []
     assert "work folder" in world.log("execmgr") and "deleted after success" in world.log("execmgr")
 
@@ -30,15 +30,19 @@ def test_a_failed_run_keeps_its_work_folder_until_its_bound(
     world.deploy(dp, {"setup.sh": b"echo broken; exit 2\n"}, command="sh setup.sh")
     world.run()
     assert world.site.ids()[-1] == 10006
-    assert (world.work() / "setup.sh").is_file()  # kept for the administrator to look at
+    assert (
+        (world.home.work / "QM120000") / "setup.sh"
+    ).is_file()  # kept for the administrator to look at
     log = ComponentLog(world.home.logs, "execmgr")
     now = time.time()
     assert sweep(world.home.work, world.home.program_logs, log, now=now + 6 * DAY) == []
-    assert world.work().exists()
+    assert (world.home.work / "QM120000").exists()
     program_log = next(world.home.program_logs.iterdir())
     removed = sweep(world.home.work, world.home.program_logs, log, now=now + 8 * DAY)
-    assert removed == [world.work()]
-    assert not world.work().exists() and program_log.exists()  # logs are kept 30 days
+    assert removed == [(world.home.work / "QM120000")]
+    assert (
+        not (world.home.work / "QM120000").exists() and program_log.exists()
+    )  # logs are kept 30 days
     assert sweep(world.home.work, world.home.program_logs, log, now=now + 31 * DAY) == [program_log]
 
 
