@@ -130,7 +130,7 @@ def gone(pid: int) -> bool:
 def no_half_written_files(home: Path) -> list[str]:
     """Files a crash could have left half-written outside the resumable .part files."""
     found = [p for p in home.rglob("*") if p.name.endswith((".tmp", ".building"))]
-    found += [p for p in home.rglob(".*") if p.is_file()]
+    found += [p for p in home.rglob(".*") if p.is_file() and p.name != ".reserve"]  # by design
     return [str(p) for p in found]
 
 

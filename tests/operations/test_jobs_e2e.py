@@ -139,6 +139,7 @@ def test_two_site_processes_on_one_database_never_run_one_job_twice(
             )
             for job_id in job_ids
         ]
+        assert all(job["state"] == "succeeded" for job in ended), [j["reason"] for j in ended]
         followers = [job["result"]["distribution_job"] for job in ended]
         for job_id in followers:  # the embedded DP (process a) takes them all in
             wait_until(

@@ -132,7 +132,7 @@ class ContentLibrary:
     @contextlib.contextmanager
     def _lock(self, kind: int) -> Iterator[None]:
         self.tmp.mkdir(parents=True, exist_ok=True)
-        with open(self.tmp / LOCK_FILE, "a") as handle:
+        with open(self.root / LOCK_FILE, "a") as handle:
             fcntl.flock(handle, kind)  # released when the file closes
             yield
 
