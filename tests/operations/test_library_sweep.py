@@ -43,7 +43,7 @@ def test_a_sweep_waits_for_a_snapshot_until_its_version_is_committed(
 ) -> None:
     """The race: a snapshot has stored a new blob (or found one that nothing used) and not yet
     committed the version naming it. A sweep must not run in between."""
-    lock = ctx.library.tmp / LOCK_FILE
+    lock = ctx.library.root / LOCK_FILE
     with ctx.library.writing():
         snapshot = ctx.library.snapshot(source(tmp_path / "src", a=b"new content"))
         assert ctx.library.has_blob(sha(b"new content"))
@@ -86,4 +86,4 @@ def test_a_sweep_removes_unused_blobs_manifests_and_dead_temps(
     assert (swept.blobs, swept.manifests) == (1, 1)
     assert not ctx.library.has_blob(sha(b"one"))
     assert ctx.library.has_blob(sha(b"two")) and ctx.library.has_blob(sha(b"shared"))
-    assert (ctx.library.tmp / LOCK_FILE).exists()
+    assert (ctx.library.root / LOCK_FILE).exists()
