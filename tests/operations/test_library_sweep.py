@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from quartermaster.core.store_layout import blob_path
 from quartermaster.site import settings
 from quartermaster.site.content.packages import create_package, update_package
 from quartermaster.site.content.retention import collect_garbage, prune_package
-from quartermaster.site.content_library import LOCK_FILE
+from quartermaster.site.content_library import DEAD_TEMP_AGE, LOCK_FILE
 from quartermaster.site.context import SiteContext
 from tests.e2e.site_templates import migrated_site_home
 
@@ -72,12 +74,17 @@ def test_a_sweep_removes_unused_blobs_manifests_and_dead_temps(
     stray = blob_path(ctx.library.root, sha(b"stray"))
     stray.parent.mkdir(parents=True, exist_ok=True)
     stray.write_bytes(b"stray")  # left by a snapshot that died before its version
-    (ctx.library.tmp / "snap-dead").write_bytes(b"half")
+    dead = ctx.library.tmp / "snap-dead"
+    dead.write_bytes(b"half")
+    an_hour_ago = time.time() - 2 * DEAD_TEMP_AGE
+    os.utime(dead, (an_hour_ago, an_hour_ago))
+    (ctx.library.tmp / "job-7").mkdir()  # a job's fresh folder: not a dead snapshot's
 
     result = prune_package(ctx, package_id, keep=1)
     assert (result["kept"], result["pruned"]) == ([2], [1])
     # Version 1 is in its grace period: only what no version ever used goes.
     assert result["library"] == {"blobs": 1, "bytes": 5, "manifests": 0, "temps": 1}
+    assert (ctx.library.tmp / "job-7").is_dir() and not dead.exists()
     assert ctx.library.has_blob(sha(b"one"))
 
     with ctx.db.session() as session:

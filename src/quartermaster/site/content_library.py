@@ -34,6 +34,7 @@ import queue
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ MAX_WORKERS = 8
 BLOCK = 4096  # O_DIRECT writes whole blocks from block-aligned memory (a page is aligned)
 O_DIRECT = getattr(os, "O_DIRECT", 0)  # 0 where the platform has none: buffered writes
 LOCK_FILE = "gc.lock"
+DEAD_TEMP_AGE = 3600  # seconds untouched before a temp counts as a dead snapshot's
 
 
 MAX_LISTED = 100  # offenders named in one refusal; the rest are counted
@@ -153,8 +155,9 @@ class ContentLibrary:
             if path.name.removesuffix(".json") not in used_manifests:
                 _unlink(path)
                 swept.manifests += 1
+        old = time.time() - DEAD_TEMP_AGE  # a job may make its folder before it locks
         for path in self.tmp.iterdir() if self.tmp.is_dir() else []:
-            if path.name != LOCK_FILE:  # no snapshot runs: every temp is a dead one's
+            if path.name != LOCK_FILE and path.lstat().st_mtime < old:
                 _unlink(path)
                 swept.temps += 1
         return swept
