@@ -44,14 +44,7 @@ def new_deployment(body: DeploymentBody, ctx: Ctx) -> dict[str, Any]:
             body.package_id,
             body.program,
             body.collection,
-            available=body.available,
-            deadline=body.deadline,
-            expires=body.expires,
-            rerun=body.rerun,
-            override_maintenance=body.override_maintenance,
-            phases=body.phases,
-            success_threshold=body.success_threshold,
-            error_threshold=body.error_threshold,
+            **body.schedule(),
         )
     with ctx.db.session() as session:
         return deployment_status(session, deployment_id, limit=0)

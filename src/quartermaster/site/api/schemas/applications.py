@@ -7,7 +7,13 @@ from typing import Any
 from pydantic import Field
 
 from quartermaster.core.detection_rules import MAX_RULES
-from quartermaster.site.api.schemas.common import MAX_INT, Answer, ObjectId, Strict
+from quartermaster.site.api.schemas.common import (
+    MAX_INT,
+    Answer,
+    ObjectId,
+    ScheduleArguments,
+    Strict,
+)
 from quartermaster.site.applications import records
 
 MAX_LINKS = 50
@@ -50,7 +56,7 @@ class ApplicationBody(RevisionBody):
     name: str = Field(min_length=1, max_length=200)
 
 
-class AppDeploymentBody(Strict):
+class AppDeploymentBody(Strict, ScheduleArguments):
     """Times as for a program's deployment (``now``, ``+2h``, ISO 8601 with a zone)."""
 
     app_id: ObjectId = Field(min_length=1, max_length=20)

@@ -4,7 +4,7 @@ times with a zone."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -36,3 +36,22 @@ class Answer(BaseModel):
     the document describes the answer without trimming it."""
 
     model_config = ConfigDict(extra="allow")
+
+
+class ScheduleArguments:
+    """The schedule fields a new deployment shares with a deployment of an application, as
+    the keyword arguments the deployment services take."""
+
+    KEYS = (
+        "available",
+        "deadline",
+        "expires",
+        "rerun",
+        "override_maintenance",
+        "phases",
+        "success_threshold",
+        "error_threshold",
+    )
+
+    def schedule(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.KEYS}

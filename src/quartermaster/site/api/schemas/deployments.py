@@ -7,10 +7,16 @@ from typing import Any
 from pydantic import Field
 
 from quartermaster.site.api.schemas.collections import CollectionName
-from quartermaster.site.api.schemas.common import Answer, ObjectId, Strict, TimeText
+from quartermaster.site.api.schemas.common import (
+    Answer,
+    ObjectId,
+    ScheduleArguments,
+    Strict,
+    TimeText,
+)
 
 
-class DeploymentBody(Strict):
+class DeploymentBody(Strict, ScheduleArguments):
     """Times are what an administrator types (``now``, ``+2h``, ISO 8601 with a zone)."""
 
     package_id: ObjectId = Field(min_length=1, max_length=20)
