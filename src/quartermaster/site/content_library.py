@@ -133,7 +133,7 @@ class ContentLibrary:
 
     @contextlib.contextmanager
     def _lock(self, kind: int) -> Iterator[None]:
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / LOCK_FILE, "a") as handle:
             fcntl.flock(handle, kind)  # released when the file closes
             yield
@@ -157,7 +157,7 @@ class ContentLibrary:
                 swept.manifests += 1
         old = time.time() - DEAD_TEMP_AGE  # a job may make its folder before it locks
         for path in self.tmp.iterdir() if self.tmp.is_dir() else []:
-            if path.name != LOCK_FILE and path.lstat().st_mtime < old:
+            if path.lstat().st_mtime < old:
                 _unlink(path)
                 swept.temps += 1
         return swept
