@@ -1,22 +1,29 @@
 """The manifest of a package version: pure data, canonical bytes, package hash, path rules.
 
-The manifest lists every file (path, size, mode, sha256). Its canonical JSON is what the
-site signs and what the package hash is computed over, so a version is immutable by name.
+The manifest lists every file (path, size, mode, sha256) and, for a large file, its chunks
+(offset, length, sha256). Its canonical JSON is what the site signs and what the package hash
+is computed over, so a version is immutable by name.
 """
 
 from __future__ import annotations
 
+import itertools
 import stat
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from quartermaster.core.canonical import canonical_json
+from quartermaster.core.chunking import MAX_CHUNKS_PER_FILE, chunk_list_problem
 from quartermaster.core.errors import InvalidInput
 from quartermaster.core.hashing import is_sha256_hex, sha256_bytes
 
 MANIFEST_FORMAT = 1  # platform "any" and no links: the bytes every older manifest has
 LINKS_FORMAT = 2  # adds "platform" and "links"; written only when a package needs them
+CHUNKS_FORMAT = 3  # format 2 plus "chunks" of large files; written only when a file has them
+KNOWN_FORMATS = (MANIFEST_FORMAT, LINKS_FORMAT, CHUNKS_FORMAT)
+MAX_CHUNKS_PER_MANIFEST = 4 * MAX_CHUNKS_PER_FILE
 PLATFORMS = ("any", "windows", "linux", "macos")
 DEFAULT_PLATFORM = "any"  # may reach any client, so Windows file-name rules apply
 LINK_PLATFORMS = frozenset({"linux", "macos"})  # clients that lay symbolic links out
@@ -36,6 +43,22 @@ _WINDOWS_BAD_CHARS = set('<>:"|?*\\') | {chr(c) for c in range(32)}
 _DIRECTION_CONTROLS = set("\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e") | set(
     "\u2066\u2067\u2068\u2069"
 )
+
+
+# What a snapshot does with a link whose target is not in the package (an absolute path, out
+# of the source folder, or nothing in it): "refuse" the folder (the default: the package would
+# not be what the folder shows), or "skip" the link, leaving it out of the package and naming
+# it in the job's result. It is never followed.
+OUTSIDE_LINKS = ("refuse", "skip")
+
+
+def check_outside_links(choice: str) -> str:
+    if choice not in OUTSIDE_LINKS:
+        raise InvalidInput(
+            f"outside-links choice {choice!r} is not one of {', '.join(OUTSIDE_LINKS)}",
+            "give --outside-links refuse (the default) or skip",
+        )
+    return choice
 
 
 def check_platform(platform: str) -> str:
@@ -109,47 +132,99 @@ def collision_key(path: str, platform: str) -> str:
     return unicodedata.normalize("NFC", path).casefold()
 
 
-def link_problem(path: str, target: str, platform: str, names: frozenset[str]) -> str:
+MAX_LINK_HOPS = 40  # links followed to resolve one link, as Linux's ELOOP limit
+
+
+def link_problem(
+    path: str,
+    target: str,
+    platform: str,
+    names: frozenset[str],
+    links: Mapping[str, str] | None = None,
+) -> str:
     """Why the link `path` -> `target` may not be in a package of `platform` whose files
-    and links are `names`, or "". A link kept must be relative and resolve, by its words
-    alone, to a file, folder or link of the package without passing through another link:
-    then the client's file system resolves it to the same place, inside the package."""
+    and links are `names` (`links`: each link's target), or "". A link kept must be relative
+    and resolve, by its words alone and through the package's own links, to a file, folder or
+    link of the package: then the client's file system resolves it to the same place, inside
+    the package."""
+    return link_check(path, target, platform, names, links)[0]
+
+
+def link_check(
+    path: str,
+    target: str,
+    platform: str,
+    names: frozenset[str],
+    links: Mapping[str, str] | None = None,
+) -> tuple[str, bool]:
+    """`link_problem`, and whether the problem is that the target is not in the package (an
+    absolute path, out of the folder, or nothing of it): such a link may be left out."""
     if platform not in LINK_PLATFORMS:
         return (
             f"is a symbolic link: a package for platform {platform!r} cannot hold links "
-            "(Windows clients)"
+            "(Windows clients)",
+            False,
         )
-    if not target or "\x00" in target:
-        return "is a symbolic link with an empty target"
-    if target.startswith("/"):
-        return f"is a symbolic link to the absolute path {target!r}: links must be relative"
-    resolved = path.split("/")[:-1]
-    parts = target.split("/")
-    climbing = True
-    for part in parts:
-        if part in ("", "."):
-            return f"is a symbolic link to {target!r}, with an empty or '.' component"
-        if part == "..":
-            if not climbing:
-                return f"is a symbolic link to {target!r}, with '..' after a name"
-            if not resolved:
-                return f"is a symbolic link to {target!r}, outside the package"
-            resolved.pop()
-        else:
-            climbing = False
-            resolved.append(part)
-    if not resolved:
-        return f"is a symbolic link to {target!r}, the package's top folder"
-    inside = "/".join(resolved)
     folders = {n.rsplit("/", 1)[0] for n in names if "/" in n}
     folders |= {f.rsplit("/", i)[0] for f in folders for i in range(1, f.count("/") + 1)}
-    for i in range(1, len(resolved)):
-        step = "/".join(resolved[:i])
-        if step in names:
-            return f"is a symbolic link to {target!r}, through the link or file {step!r}"
+    resolver = _LinkResolver(names, folders, links or {})
+    try:
+        resolved = resolver.resolve(path.split("/")[:-1], target)
+    except _Refused as refused:
+        return f"is a symbolic link to {target!r}, {refused.args[0]}", refused.args[1]
+    if not resolved:
+        return f"is a symbolic link to {target!r}, the package's top folder", False
+    inside = "/".join(resolved)
     if inside not in names and inside not in folders:
-        return f"is a symbolic link to {target!r}, which is not in the package"
-    return ""
+        return f"is a symbolic link to {target!r}, which is not in the package", True
+    return "", False
+
+
+class _Refused(Exception):
+    """(why, whether it is because the target is not in the package)"""
+
+
+class _LinkResolver:
+    """Resolves a link's target word by word as the client's file system will, going through
+    the package's own links on the way; refuses anything it cannot place inside."""
+
+    def __init__(self, names: frozenset[str], folders: set[str], links: Mapping[str, str]):
+        self.names, self.folders, self.links = names, folders, links
+        self.hops = 0
+
+    def resolve(self, folder: list[str], target: str, follow_last: bool = False) -> list[str]:
+        """The words of `target` from `folder`; through a link met on the way (and, when
+        `follow_last`, the one it ends at: a folder reached through links)."""
+        if not target or "\x00" in target:
+            raise _Refused("an empty target", False)
+        if target.startswith("/"):
+            raise _Refused("an absolute path: links must be relative", True)
+        parts = target.split("/")
+        if any(part in ("", ".") for part in parts):
+            raise _Refused("with an empty or '.' component", False)
+        climb = len(parts) - len(list(itertools.dropwhile(lambda part: part == "..", parts)))
+        if ".." in parts[climb:]:
+            raise _Refused("with '..' after a name", False)
+        if climb > len(folder):
+            raise _Refused("outside the package", True)
+        resolved = folder[: len(folder) - climb]
+        names = parts[climb:]
+        for i, part in enumerate(names):
+            resolved.append(part)
+            last = i == len(names) - 1
+            if last and not follow_last:
+                break
+            step = "/".join(resolved)
+            if step in self.links:  # a folder of the package reached through its link
+                self.hops += 1
+                if self.hops > MAX_LINK_HOPS:
+                    raise _Refused(f"through more than {MAX_LINK_HOPS} links (a loop?)", False)
+                resolved = self.resolve(resolved[:-1], self.links[step], follow_last=True)
+            elif step in self.names and not last:
+                raise _Refused(f"through the file {step!r}", False)
+            elif step not in self.folders and step not in self.names:
+                raise _Refused("which is not in the package", True)
+        return resolved
 
 
 @dataclass(frozen=True)
@@ -174,17 +249,76 @@ class LinkEntry:
 
 
 @dataclass(frozen=True)
+class ChunkEntry:
+    """A piece of a large file, stored and moved as a blob of its own."""
+
+    offset: int
+    length: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"offset": self.offset, "length": self.length, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str) -> ChunkEntry:
+        if not isinstance(data, dict) or set(data) != {"offset", "length", "sha256"}:
+            raise InvalidInput(f"manifest entry {path!r} has a chunk that is not an object")
+        offset, length, digest = data["offset"], data["length"], data["sha256"]
+        for value in (offset, length):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidInput(f"manifest entry {path!r} has a chunk with a bad offset")
+        if not isinstance(digest, str) or not is_sha256_hex(digest):
+            raise InvalidInput(f"manifest entry {path!r} has a chunk with an invalid sha256")
+        return cls(offset, length, digest)
+
+
+@dataclass(frozen=True)
 class FileEntry:
     path: str
     size: int
     mode: int
     sha256: str
+    chunks: tuple[ChunkEntry, ...] = ()  # empty: the file is one blob
+
+    def __post_init__(self) -> None:
+        if self.chunks:
+            problem = chunk_list_problem(self.size, [(c.offset, c.length) for c in self.chunks])
+            if problem:
+                raise InvalidInput(
+                    f"manifest entry {self.path!r} {problem}",
+                    "the manifest is damaged or forged; it is refused",
+                )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "mode": self.mode, "sha256": self.sha256}
+        data: dict[str, Any] = {
+            "path": self.path,
+            "size": self.size,
+            "mode": self.mode,
+            "sha256": self.sha256,
+        }
+        if self.chunks:
+            data["chunks"] = [c.to_dict() for c in self.chunks]
+        return data
+
+    def blobs(self) -> dict[str, int]:
+        """What is stored and moved for this file: its chunks, or the file as one blob."""
+        if not self.chunks:
+            return {self.sha256: self.size}
+        return {c.sha256: c.length for c in self.chunks}
+
+    def same_file(self, other: FileEntry) -> bool:
+        """Same path, bytes and mode, however each was cut into chunks."""
+        return (self.path, self.size, self.mode, self.sha256) == (
+            other.path,
+            other.size,
+            other.mode,
+            other.sha256,
+        )
 
     @classmethod
-    def from_dict(cls, data: Any, platform: str = DEFAULT_PLATFORM) -> FileEntry:
+    def from_dict(
+        cls, data: Any, platform: str = DEFAULT_PLATFORM, chunked: bool = False
+    ) -> FileEntry:
         if not isinstance(data, dict):
             raise InvalidInput("manifest file entry is not an object")
         path, size, mode, digest = (data.get(k) for k in ("path", "size", "mode", "sha256"))
@@ -197,7 +331,25 @@ class FileEntry:
             raise InvalidInput(f"manifest entry {path!r} has an invalid mode")
         if not isinstance(digest, str) or not is_sha256_hex(digest):
             raise InvalidInput(f"manifest entry {path!r} has an invalid sha256")
-        return cls(path=path, size=size, mode=stat.S_IMODE(mode), sha256=digest)
+        chunks = _chunks_from(data, path, chunked)
+        return cls(path=path, size=size, mode=stat.S_IMODE(mode), sha256=digest, chunks=chunks)
+
+
+def _chunks_from(data: dict[str, Any], path: str, chunked: bool) -> tuple[ChunkEntry, ...]:
+    if "chunks" not in data:
+        return ()
+    listed = data["chunks"]
+    if not chunked:
+        raise InvalidInput(f"manifest entry {path!r} has chunks, which its format has not")
+    if not isinstance(listed, list) or not listed:
+        raise InvalidInput(f"manifest entry {path!r} has an empty or invalid chunk list")
+    if len(listed) > MAX_CHUNKS_PER_FILE:  # before reading each one
+        raise InvalidInput(
+            f"manifest entry {path!r} has {len(listed)} chunks, more than the "
+            f"{MAX_CHUNKS_PER_FILE} allowed",
+            "the manifest is damaged or forged; it is refused",
+        )
+    return tuple(ChunkEntry.from_dict(item, path) for item in listed)
 
 
 @dataclass(frozen=True)
@@ -231,8 +383,9 @@ class Manifest:
             if key in dirs:
                 raise InvalidInput(f"manifest path {original!r} is both a file and a folder")
         names = frozenset(seen.values())
+        targets = {link.path: link.target for link in self.links}
         for link in self.links:
-            problem = link_problem(link.path, link.target, self.platform, names)
+            problem = link_problem(link.path, link.target, self.platform, names, targets)
             if problem:
                 raise InvalidInput(f"manifest entry {link.path!r} {problem}")
 
@@ -241,8 +394,27 @@ class Manifest:
         return sum(e.size for e in self.files)
 
     def blobs(self) -> dict[str, int]:
-        """Distinct blobs (sha256 -> size); one download per distinct content."""
-        return {e.sha256: e.size for e in self.files}
+        """Distinct blobs (sha256 -> size): whole files, and the chunks of chunked files; one
+        download per distinct content."""
+        found: dict[str, int] = {}
+        for entry in self.files:
+            found.update(entry.blobs())
+        return found
+
+    def blob_owners(self) -> dict[str, str]:
+        """Each blob's place in words, for logs and status messages: the file's path, and
+        for a chunk also its number and offset."""
+        owners: dict[str, str] = {}
+        for entry in reversed(self.files):
+            if not entry.chunks:
+                owners[entry.sha256] = entry.path
+            for index, chunk in enumerate(entry.chunks):
+                owners[chunk.sha256] = f"{entry.path} (chunk {index} at byte {chunk.offset})"
+        return owners
+
+    @property
+    def chunked(self) -> bool:
+        return any(entry.chunks for entry in self.files)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -252,8 +424,8 @@ class Manifest:
             "source_version": self.source_version,
             "files": [e.to_dict() for e in sorted(self.files, key=lambda e: e.path)],
         }
-        if self.platform != DEFAULT_PLATFORM or self.links:
-            data["format"] = LINKS_FORMAT
+        if self.platform != DEFAULT_PLATFORM or self.links or self.chunked:
+            data["format"] = CHUNKS_FORMAT if self.chunked else LINKS_FORMAT
             data["platform"] = self.platform
             data["links"] = [e.to_dict() for e in sorted(self.links, key=lambda e: e.path)]
         return data
@@ -265,15 +437,18 @@ class Manifest:
         return sha256_bytes(self.canonical_bytes())
 
     def same_content(self, other: Manifest) -> bool:
+        """Same files, links and platform; how large files were cut does not matter."""
+        theirs = {e.path: e for e in other.files}
         return (
-            {e.path: e for e in self.files} == {e.path: e for e in other.files}
+            len(self.files) == len(other.files)
+            and all(e.path in theirs and e.same_file(theirs[e.path]) for e in self.files)
             and set(self.links) == set(other.links)
             and self.platform == other.platform
         )
 
     @classmethod
     def from_dict(cls, data: Any) -> Manifest:
-        if not isinstance(data, dict) or data.get("format") not in (MANIFEST_FORMAT, LINKS_FORMAT):
+        if not isinstance(data, dict) or data.get("format") not in KNOWN_FORMATS:
             raise InvalidInput("not a Quartermaster manifest of a known format")
         files = data.get("files")
         if not isinstance(files, list):
@@ -286,7 +461,7 @@ class Manifest:
             raise InvalidInput("manifest has no site_code or package_id")
         platform: Any = DEFAULT_PLATFORM
         links: Any = []
-        if data["format"] == LINKS_FORMAT:
+        if data["format"] in (LINKS_FORMAT, CHUNKS_FORMAT):
             platform, links = data.get("platform"), data.get("links")
             if not isinstance(platform, str) or platform not in PLATFORMS:
                 raise InvalidInput("manifest has an unknown platform")
@@ -294,10 +469,23 @@ class Manifest:
                 raise InvalidInput("manifest has no link list")
         elif "platform" in data or "links" in data:
             raise InvalidInput("a format 1 manifest has no platform or links")
-        entries = tuple(FileEntry.from_dict(f, platform) for f in files)
+        chunked = data["format"] == CHUNKS_FORMAT
+        entries = tuple(FileEntry.from_dict(f, platform, chunked) for f in files)
+        _check_chunk_total(entries, chunked)
         link_entries = tuple(LinkEntry.from_dict(link, platform) for link in links)
         if len({e.path for e in entries} | {e.path for e in link_entries}) != len(entries) + len(
             link_entries
         ):
             raise InvalidInput("manifest lists the same path twice")
         return cls(site_code, package_id, version, entries, platform, link_entries)
+
+
+def _check_chunk_total(entries: tuple[FileEntry, ...], chunked: bool) -> None:
+    total = sum(len(e.chunks) for e in entries)
+    if total > MAX_CHUNKS_PER_MANIFEST:
+        raise InvalidInput(
+            f"manifest has {total} chunks, more than the {MAX_CHUNKS_PER_MANIFEST} allowed",
+            "the manifest is damaged or forged; it is refused",
+        )
+    if chunked and not total:
+        raise InvalidInput("a format 3 manifest has no chunked file")
