@@ -115,6 +115,7 @@ RULES: dict[str, Rule] = {
     "client_api.content": _client("fetch manifests and content locations", APPROVED),
     "client_api.status": _client("send status messages", APPROVED),
     "client_api.inventory": _client("report the client's facts", APPROVED),
+    "client_api.peer": _client("report what the client serves to its boundary", APPROVED),
     "client_api.rekey": _client(
         "exchange the secret for a new one", APPROVED, PENDING, REKEY_REQUIRED
     ),
