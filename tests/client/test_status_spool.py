@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from quartermaster.client import status_spool
 from quartermaster.client.site_link import SiteUnreachable
-from quartermaster.client.status_spool import StatusSpool
+from quartermaster.client.status_spool import SYNC_ONE_BY_ONE, StatusSpool
 from quartermaster.core.component_log import ComponentLog
 
 from .conftest import FrozenClock
@@ -87,3 +88,33 @@ def test_deferred_messages_become_visible_together_and_only_once_made_durable(
     assert [m["insertion_strings"][3] for m in messages] == [f"app {n}" for n in range(4)]
     assert not list((tmp_path / "spool").glob(".*.part"))
     assert all(p.stat().st_mode & 0o077 == 0 for p, _ in spool.pending()[:3])
+
+
+@pytest.mark.parametrize("count", [3, SYNC_ONE_BY_ONE + 1])
+def test_a_few_deferred_messages_are_fsynced_and_many_take_one_syncfs(
+    tmp_path: Path, count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's few messages are fsynced one by one: a syncfs would also write back the
+    gigabyte the run just put in the cache before its program may start."""
+    calls: list[str] = []
+    real_fsync, real_syncfs = status_spool.fsync_path, status_spool.sync_file_system
+
+    def fsync(path: Path) -> None:
+        calls.append("folder" if path.is_dir() else "file")
+        real_fsync(path)
+
+    def syncfs(folder: Path) -> None:
+        calls.append("syncfs")
+        real_syncfs(folder)
+
+    monkeypatch.setattr(status_spool, "fsync_path", fsync)
+    monkeypatch.setattr(status_spool, "sync_file_system", syncfs)
+    spool = make_spool(tmp_path)
+    with spool.deferred():
+        for n in range(count):
+            spool.add(1001, ["QM120000", "QM100001", "Install", f"app {n}", "installed"])
+    if count > SYNC_ONE_BY_ONE:
+        assert calls == ["syncfs", "folder"]
+    else:
+        assert calls == ["file"] * count + ["folder"]
+    assert len(spool.pending()) == count

@@ -13,6 +13,7 @@ from quartermaster.core.component_log import ComponentLog
 from quartermaster.core.errors import IntegrityError, SignatureError
 from quartermaster.core.manifest import FileEntry, Manifest
 from quartermaster.core.signing import SigningKey
+from quartermaster.dp import distributor as distributor_module
 from quartermaster.dp.content_server import StoreMount
 from quartermaster.dp.distributor import DistributionFailed, Distributor
 from quartermaster.dp.store import CancelCheck, Cancelled, DPStore
@@ -69,11 +70,35 @@ def test_pull_transfers_each_shared_blob_once(
     library = serve(tmp_path / "library")
     distributor = _distributor(tmp_path, site_key)
     first = distributor.pull(v1.manifest, [library.url])
+    asked_before = len(library.hits)
     second = distributor.pull(v2.manifest, [library.url])
     assert (first.bytes_done, first.bytes_total) == (1_000_003, 1_000_003)
     assert first.bytes_transferred == 1_000_003
     assert (second.bytes_transferred, second.bytes_done, second.blobs_fetched) == (4, 1_000_004, 1)
-    assert len(library.blob_hits(hashlib.sha256(shared).hexdigest())) == 1
+    new_blob = hashlib.sha256(b"two!").hexdigest()
+    assert [h.path.rsplit("/", 1)[1] for h in library.hits[asked_before:]] == [new_blob]
+
+
+def test_pull_takes_small_blobs_in_packs_and_the_rest_by_get(
+    tmp_path: Path, serve: Serve, site_key: SigningKey
+) -> None:
+    # up to 4 MiB (the chunking threshold) in packs; larger by GET
+    files = {f"f{i}": random_bytes(100 + i) for i in range(50)}
+    files |= {"mid": random_bytes(2 << 20), "big": random_bytes(5 << 20)}
+    package = make_package(site_key, files, 1, tmp_path / "library")
+    library = serve(tmp_path / "library")
+    distributor = _distributor(tmp_path, site_key)
+    pulled = distributor.pull(package.manifest, [library.url])
+    assert pulled.blobs_fetched == 52
+    assert pulled.bytes_transferred == sum(len(d) for d in files.values())
+    assert [(h.method, h.path) for h in library.hits if h.method == "POST"] == [
+        ("POST", "/content/pack")
+    ]
+    big = hashlib.sha256(files["big"]).hexdigest()
+    assert [h.path.rsplit("/", 1)[1] for h in library.hits if h.method == "GET"] == [big]
+    assert distributor.store.missing_blobs(package.manifest) == {}
+    for sha in package.manifest.blobs():
+        assert hashlib.sha256(distributor.store.blob_path(sha).read_bytes()).hexdigest() == sha
 
 
 def test_pull_falls_back_past_a_source_with_bad_bytes(
@@ -173,3 +198,21 @@ def test_pull_refuses_a_version_larger_than_the_free_disk(
     with pytest.raises(DistributionFailed, match="free disk space"):
         _distributor(tmp_path, site_key).pull(huge, [library.url])
     assert library.hits == []
+
+
+def test_many_packs_on_two_streams_bring_every_blob_once(
+    tmp_path: Path, serve: Serve, site_key: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(distributor_module, "BATCH_BYTES", 20_000)
+    monkeypatch.setattr(distributor_module, "PACK_STREAMS", 2)
+    files = {f"f{i}": random_bytes(3000 + i) for i in range(60)}
+    package = make_package(site_key, files, 1, tmp_path / "library")
+    library = serve(tmp_path / "library")
+    distributor = _distributor(tmp_path, site_key)
+    pulled = distributor.pull(package.manifest, [library.url])
+    posts = [h for h in library.hits if h.method == "POST"]
+    assert len(posts) == 10 and not [h for h in library.hits if h.method == "GET"]
+    assert (pulled.blobs_fetched, pulled.bytes_transferred) == (60, sum(map(len, files.values())))
+    assert distributor.store.missing_blobs(package.manifest) == {}
+    log = (tmp_path / "distmgr.log").read_text()
+    assert log.count("SHA-256 verified") == 10

@@ -21,10 +21,17 @@ from typing import Any
 
 import pytest
 
+from quartermaster.core.durable_files import sync_file_system
 from quartermaster.site import content_library
 from quartermaster.site.content_library import WHOLE, ContentLibrary
 
 BIG = os.urandom(WHOLE + 4321)  # larger than a worker's buffer: hashed while copied
+
+
+def _library(root: Path) -> ContentLibrary:
+    """A library that stores BIG whole: these tests are about whole-file blobs written with
+    O_DIRECT (a site may raise the chunk threshold); chunked files: tests/chunks/."""
+    return ContentLibrary(root, chunk_threshold=1 << 62)
 
 
 def _einval(*_args: Any) -> Any:
@@ -33,7 +40,7 @@ def _einval(*_args: Any) -> Any:
 
 @pytest.fixture(autouse=True, params=["direct", "buffered", "refused", "large-blocks"])
 def temp_writes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    real_open, real_write = os.open, os.write
+    real_open, real_pwrite = os.open, os.pwrite
     if request.param == "buffered":
         monkeypatch.setattr(content_library, "O_DIRECT", 0)
     elif request.param == "refused":
@@ -47,17 +54,19 @@ def temp_writes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     elif request.param == "large-blocks":
         monkeypatch.setattr(
             os,
-            "write",
-            lambda fd, data: (
-                _einval() if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT else real_write(fd, data)
+            "pwrite",
+            lambda fd, data, offset: (
+                _einval()
+                if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT
+                else real_pwrite(fd, data, offset)
             ),
         )
     used: set[bool] = set()
     real_exit = content_library._TempWriter.__exit__
 
     def exit_(writer: content_library._TempWriter, *failed: object) -> None:
-        if writer.size:  # an empty file is never written, whichever way
-            used.add(writer.direct)
+        if writer.size >= content_library.BLOCK:  # smaller: through the page cache always
+            used.add(writer.went_direct)
         real_exit(writer, *failed)
 
     monkeypatch.setattr(content_library._TempWriter, "__exit__", exit_)
@@ -92,7 +101,7 @@ def leftovers(library: Path) -> list[Path]:
 
 def test_a_snapshot_stores_each_content_once_under_its_hash(tmp_path: Path) -> None:
     files = make_source(tmp_path / "src")
-    snapshot = ContentLibrary(tmp_path / "lib").snapshot(tmp_path / "src")
+    snapshot = _library(tmp_path / "lib").snapshot(tmp_path / "src")
     assert {e.path: e.sha256 for e in snapshot.files} == {
         p: hashlib.sha256(d).hexdigest() for p, d in files.items()
     }
@@ -107,7 +116,7 @@ def test_a_snapshot_stores_each_content_once_under_its_hash(tmp_path: Path) -> N
 
 def test_an_unchanged_folder_writes_nothing(tmp_path: Path) -> None:
     make_source(tmp_path / "src")
-    library = ContentLibrary(tmp_path / "lib")
+    library = _library(tmp_path / "lib")
     first = library.snapshot(tmp_path / "src")
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "lib" / "content").rglob("*")}
     again = library.snapshot(tmp_path / "src")
@@ -118,7 +127,7 @@ def test_an_unchanged_folder_writes_nothing(tmp_path: Path) -> None:
 
 def test_only_changed_content_is_new_in_the_next_snapshot(tmp_path: Path) -> None:
     make_source(tmp_path / "src")
-    library = ContentLibrary(tmp_path / "lib")
+    library = _library(tmp_path / "lib")
     library.snapshot(tmp_path / "src")
     (tmp_path / "src" / "many" / "f007.bin").write_bytes(b"changed\n")
     again = library.snapshot(tmp_path / "src")
@@ -142,11 +151,39 @@ def test_an_fsync_failure_leaves_no_blob_and_no_temp(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_source(tmp_path / "src")
+    monkeypatch.setattr(content_library, "SYNC_ONE_BY_ONE", 1000)  # an fsync per temp
     monkeypatch.setattr(os, "fsync", failing_on_call(5, os.fsync))
     with pytest.raises(OSError):
-        ContentLibrary(tmp_path / "lib").snapshot(tmp_path / "src")
+        _library(tmp_path / "lib").snapshot(tmp_path / "src")
     assert library_blobs(tmp_path / "lib") == {}
     assert leftovers(tmp_path / "lib") == []
+
+
+def test_many_files_are_made_durable_by_syncfs_and_its_failure_publishes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above SYNC_ONE_BY_ONE new blobs, one syncfs replaces the fsyncs: no fsync per temp,
+    and a syncfs that fails (EIO) leaves no blob visible and no temp behind."""
+    files = make_source(tmp_path / "src")
+    fsyncs = {"n": 0}
+    real_fsync = os.fsync
+
+    def counting(fd: int) -> None:
+        fsyncs["n"] += 1
+        real_fsync(fd)
+
+    monkeypatch.setattr(content_library, "SYNC_ONE_BY_ONE", 8)
+    monkeypatch.setattr(os, "fsync", counting)
+    failing = failing_on_call(1, content_library.sync_file_system)
+    monkeypatch.setattr(content_library, "sync_file_system", failing)
+    with pytest.raises(OSError):
+        _library(tmp_path / "lib").snapshot(tmp_path / "src")
+    assert library_blobs(tmp_path / "lib") == {}
+    assert leftovers(tmp_path / "lib") == []
+    monkeypatch.setattr(content_library, "sync_file_system", sync_file_system)
+    _library(tmp_path / "lib").snapshot(tmp_path / "src")
+    assert len(library_blobs(tmp_path / "lib")) == len(files) - 1  # two copies: one blob
+    assert fsyncs["n"] == 0
 
 
 def test_a_rename_failure_leaves_only_whole_blobs_visible(
@@ -155,14 +192,14 @@ def test_a_rename_failure_leaves_only_whole_blobs_visible(
     files = make_source(tmp_path / "src")
     monkeypatch.setattr(content_library.os, "replace", failing_on_call(10, os.replace))
     with pytest.raises(OSError):
-        ContentLibrary(tmp_path / "lib").snapshot(tmp_path / "src")
+        _library(tmp_path / "lib").snapshot(tmp_path / "src")
     blobs = library_blobs(tmp_path / "lib")
     assert len(blobs) == 9  # those renamed before the failure, each whole
     assert all(hashlib.sha256(data).hexdigest() == name for name, data in blobs.items())
     assert set(blobs.values()) <= set(files.values())
     assert leftovers(tmp_path / "lib") == []
     monkeypatch.undo()
-    again = ContentLibrary(tmp_path / "lib").snapshot(tmp_path / "src")  # a retry completes
+    again = _library(tmp_path / "lib").snapshot(tmp_path / "src")  # a retry completes
     assert len(library_blobs(tmp_path / "lib")) == len(files) - 1
     assert again.new_bytes == sum(len(d) for d in library_blobs(tmp_path / "lib").values()) - sum(
         len(d) for d in blobs.values()

@@ -5,11 +5,18 @@ in the order the site gave; a DP that served bad bytes (10075) or failed (10050)
 asked again in this run. All bytes pass through core.blob_transfer.BlobFetcher, which
 hashes while streaming, so nothing unverified ever lands in the cache.
 
+Small blobs are first asked for in pack requests (core/pack_transfer.py) to the first DP:
+one answer carries thousands of files, each still verified by its own hash. What a pack
+did not bring (the DP has no pack route, as a stock nginx; it lacks the blob; the answer
+was cut or bad) is then fetched blob by blob with the usual fallback and reporting, so a
+bad byte in a pack is reported (10075) by the GET that follows, from the DP that sent it.
+
 Blobs are written to the cache without fsync (`durable=False`): on a disk that writes back
 slower than the network delivers, an fsync per blob doubled the time to fetch a package.
 A crash may therefore leave a cached blob torn or empty. That is safe because nothing
-trusts the cache: `work_layout` hashes every blob again while copying it for a run, and a
-damaged one is removed and fetched again before the program starts (deployment_run.py).
+trusts the cache: `work_layout` hashes every blob that this `obtain` did not just download
+(`DownloadReport.fetched`) before it lays it out, and a damaged one is removed and fetched
+again before the program starts (deployment_run.py).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from quartermaster.core.blob_transfer import (
 from quartermaster.core.component_log import ComponentLog
 from quartermaster.core.errors import HashMismatch, IntegrityError, QMError
 from quartermaster.core.manifest import Manifest
+from quartermaster.core.pack_transfer import batches, fetch_pack
 from quartermaster.core.store_layout import blob_url
 
 
@@ -54,6 +62,13 @@ class DownloadReport:
     files: int
     bytes_downloaded: int = 0
     dps: list[str] = field(default_factory=list)
+    fetched: set[str] = field(default_factory=set)  # blobs downloaded and verified just now
+    # bytes by the kind of location they came from: peer, boundary, fallback
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def sources(self) -> dict[str, int]:
+        """The split that 10036 carries (Configuration Manager's client data sources)."""
+        return {f"bytes_{k}": self.by_kind.get(k, 0) for k in ("peer", "boundary", "fallback")}
 
 
 class ContentAccess:
@@ -72,6 +87,10 @@ class ContentAccess:
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self._paced_bytes = 0
         self._paced_since = 0.0
+        # told of every blob verified into the cache, and of every version held whole
+        # (client/peer_server.py serves them to the boundary)
+        self.on_verified: Callable[[str], None] = lambda _sha: None
+        self.on_held: Callable[[str, list[str]], None] = lambda _hash, _blobs: None
 
     def missing(self, manifest: Manifest) -> dict[str, int]:
         return {sha: size for sha, size in manifest.blobs().items() if not self.cache.has(sha)}
@@ -101,13 +120,22 @@ class ContentAccess:
                 reporter.emit(10037, version, kept, total, when)
                 raise
         for sha in manifest.blobs():
-            self.cache.touch(sha)
+            if sha not in report.fetched:  # a blob written just now was used just now
+                self.cache.touch(sha)
+        self.on_held(reporter.deployment.package_hash, list(manifest.blobs()))
         sources = ", ".join(report.dps) or "the local cache"
         self.log.write(
             f"package {manifest.package_id} version {version}: {report.files} files "
             f"verified, {report.bytes_downloaded} bytes downloaded from {sources}"
         )
-        reporter.emit(10036, version, report.files, report.bytes_downloaded, sources)
+        reporter.emit(
+            10036,
+            version,
+            report.files,
+            report.bytes_downloaded,
+            sources,
+            properties=report.sources(),
+        )
         return report
 
     def _download(
@@ -128,17 +156,52 @@ class ContentAccess:
             f"{', '.join(loc.dp for loc in locations)}"
         )
         reporter.emit(10035, version, to_fetch, locations[0].dp, dp=locations[0].dp)
-        paths = {entry.sha256: entry.path for entry in reversed(manifest.files)}
+        paths = manifest.blob_owners()  # a chunk is named with its file and offset
+        kinds = {location.dp: location.kind for location in locations}
         skipped: set[str] = set()
+        self._fetch_packs(missing, locations[0], report)
         for sha, size in missing.items():
+            if sha in report.fetched:
+                continue
             self._pace(0)
             outcome = self._fetch_blob(sha, size, paths[sha], locations, skipped, reporter)
             if isinstance(outcome, str):
                 self._give_up(reporter, version, outcome)
             dp, result = outcome
             report.bytes_downloaded += result.bytes_transferred
+            report.fetched.add(sha)
+            kind = kinds.get(dp) or "boundary"
+            report.by_kind[kind] = report.by_kind.get(kind, 0) + result.bytes_transferred
             if dp not in report.dps:
                 report.dps.append(dp)
+
+    def _fetch_packs(
+        self, missing: dict[str, int], location: Location, report: DownloadReport
+    ) -> None:
+        """Small missing blobs from the first DP in pack requests; whatever they do not
+        bring is left to the blob-by-blob loop (and its fallback and reporting)."""
+        if len(missing) < 2:
+            return
+        self._paced_bytes, self._paced_since = 0, time.monotonic()
+        for batch in batches(missing):
+            result = fetch_pack(
+                self.fetcher,
+                location.url,
+                batch,
+                self.cache.blob_path,
+                durable=False,
+                on_blob=lambda _sha, size: self._pace(size),
+            )
+            report.fetched.update(result.stored)
+            report.bytes_downloaded += result.bytes_transferred
+            kind = location.kind or "boundary"
+            report.by_kind[kind] = report.by_kind.get(kind, 0) + result.bytes_transferred
+            if result.stored and location.dp not in report.dps:
+                report.dps.append(location.dp)
+            for line in result.log_lines(location.dp, len(batch)):
+                self.log.write(line)
+            if result.failure is not None:
+                return
 
     def _fetch_blob(
         self,
@@ -198,6 +261,7 @@ class ContentAccess:
             # The earlier part may have come from another DP: judge this DP on its own bytes.
             self.log.write(f"blob {sha}: the resumed transfer failed; fetching it whole")
             result = self.fetcher.fetch(url, dest, sha, size, durable=False)
+        self.on_verified(sha)
         self.log.write(
             f"blob {sha} ({path}) from {location.dp} ({url}): "
             f"{result.bytes_transferred} bytes, resumed from {result.resumed_from}, "

@@ -23,6 +23,11 @@ from quartermaster.core.durable_files import fsync_path, sync_file_system
 from quartermaster.core.status_catalog import lookup
 
 MAX_BATCH = 1000
+# Above this many deferred messages one syncfs makes them durable, below it an fsync each.
+# syncfs also writes back whatever else is dirty on the file system, such as the blobs the
+# run just put in the cache without an fsync (content_access.py): for a 1 GiB package that
+# is a gigabyte written to disk before the program may start.
+SYNC_ONE_BY_ONE = 32
 MAX_BATCH_BYTES = 4 * 1024 * 1024  # well under the site's 16 MiB body limit for a batch
 
 Sender = Callable[[list[dict[str, Any]]], object]
@@ -39,9 +44,10 @@ class StatusSpool:
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
         """Messages raised inside are written at once but made durable and visible together
-        (one syncfs, then the renames) at `flush()` or at the end: re-evaluating 200
-        applications must not cost 400 fsyncs. Whoever is about to do something that cannot
-        be undone (start a program, save local state) calls `flush()` first."""
+        (then renamed) at `flush()` or at the end: re-evaluating 200 applications must not
+        cost 400 fsyncs, so many are made durable with one syncfs. Whoever is about to do
+        something that cannot be undone (start a program, save local state) calls `flush()`
+        first."""
         self._deferred += 1
         try:
             yield
@@ -53,7 +59,11 @@ class StatusSpool:
     def flush(self) -> None:
         if not self._unsynced:
             return
-        sync_file_system(self.folder)
+        if len(self._unsynced) > SYNC_ONE_BY_ONE:
+            sync_file_system(self.folder)
+        else:
+            for written, _final in self._unsynced:
+                fsync_path(written)
         for written, final in self._unsynced:
             os.replace(written, final)
         fsync_path(self.folder)

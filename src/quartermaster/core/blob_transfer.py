@@ -197,6 +197,26 @@ class BlobFetcher:
     def _buffer(self) -> bytearray:
         return self._buffers[0]
 
+    @property
+    def buffer(self) -> bytearray:
+        """A CHUNK-sized buffer to receive into (core.pack_transfer shares it)."""
+        return self._buffer
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> http.client.HTTPResponse:
+        """POST `body` on the origin's kept connection (proxy and credential scope as for a
+        GET); the caller reads the answer to its end or calls `drop(url)`."""
+        request = BlobRequest.parse(url, Path(), "", 0, proxy=self.proxies.proxy_for(url))
+        sent = {**self._scoped_headers(url), **headers, **request.proxy_headers}
+        try:
+            return self._send(request, sent, "POST", body)
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop(request.origin)
+            raise _failure(request, exc) from exc
+
+    def drop(self, url: str) -> None:
+        """Close the connection to `url`'s origin (an answer not read to its end)."""
+        self._drop(BlobRequest.parse(url, Path(), "", 0).origin)
+
     def close(self) -> None:
         for conn in self._connections.values():
             conn.close()
@@ -291,9 +311,7 @@ class BlobFetcher:
 
     def _ask(self, request: BlobRequest, digest: hashlib._Hash, have: int) -> _Body:
         """Send the GET (a Range from `have` on to resume) and check the answer's head."""
-        scope = self.headers_scope.rstrip("/") + "/"
-        in_scope = not self.headers_scope or request.url.startswith(scope)
-        headers = dict(self.headers) if in_scope else {}
+        headers = self._scoped_headers(request.url)
         if have:
             headers["Range"] = f"bytes={have}-"
         headers.update(request.proxy_headers)
@@ -308,20 +326,33 @@ class BlobFetcher:
             )
         return body
 
-    def _send(self, request: BlobRequest, headers: dict[str, str]) -> http.client.HTTPResponse:
-        """GET on the origin's kept connection. One that the other end closed while it was
-        idle (a time-out, a proxy that keeps no connection) is replaced once by a new one."""
+    def _scoped_headers(self, url: str) -> dict[str, str]:
+        """The caller's headers (a credential) if `url` is within their scope, else none."""
+        scope = self.headers_scope.rstrip("/") + "/"
+        in_scope = not self.headers_scope or url.startswith(scope)
+        return dict(self.headers) if in_scope else {}
+
+    def _send(
+        self,
+        request: BlobRequest,
+        headers: dict[str, str],
+        method: str = "GET",
+        body: bytes | None = None,
+    ) -> http.client.HTTPResponse:
+        """A request on the origin's kept connection. One that the other end closed while it
+        was idle (a time-out, a proxy that keeps no connection) is replaced once by a new
+        one."""
         conn = self._connection(request)
         kept = conn.sock is not None
         try:
-            conn.request("GET", request.request_target, headers=headers)
+            conn.request(method, request.request_target, body=body, headers=headers)
             return conn.getresponse()
         except ConnectionError:
             if not kept:
                 raise
         self._drop(request.origin)
         conn = self._connection(request)
-        conn.request("GET", request.request_target, headers=headers)
+        conn.request(method, request.request_target, body=body, headers=headers)
         return conn.getresponse()
 
     def _body(

@@ -20,9 +20,12 @@ def _check(sha256: str) -> str:
     return sha256
 
 
+CONTENT_FOLDER = "content/sha256"  # blobs, in folders named by their first 2 hex
+
+
 def blob_relpath(sha256: str) -> str:
     _check(sha256)
-    return f"content/sha256/{sha256[:2]}/{sha256}"
+    return f"{CONTENT_FOLDER}/{sha256[:2]}/{sha256}"
 
 
 def manifest_relpath(package_hash: str) -> str:
