@@ -112,6 +112,9 @@ def running_seaweedfs(folder: Path) -> Iterator[SeaweedS3]:
             "-filer",
             "-s3",
             f"-s3.config={config}",
+            # its catalogs listen on fixed ports (8181, 9101) otherwise: two at once collide
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
         ],
         folder / "weed.log",
         command=[weed_binary()],

@@ -1,6 +1,6 @@
 """A DP store in an S3-compatible bucket: the same layout, served by the bucket's endpoint.
 
-    s3://BUCKET/PREFIX?endpoint=http://host:port[&region=REGION]
+    s3://BUCKET/PREFIX?endpoint=http://host:port[&region=REGION]   (core/s3_location.py)
 
 The DP agent writes with the S3 API (boto3; credentials from the environment:
 AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or any other source boto3 reads). Clients read
@@ -21,74 +21,28 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from quartermaster.core.blob_transfer import BlobFetcher, Progress
-from quartermaster.core.errors import IntegrityError, InvalidInput, NotFound
+from quartermaster.core.errors import IntegrityError, NotFound
 from quartermaster.core.hashing import CHUNK, is_sha256_hex
-from quartermaster.core.store_layout import blob_relpath, manifest_relpath
+from quartermaster.core.s3_location import S3Location
+from quartermaster.core.store_layout import CONTENT_FOLDER, blob_relpath, manifest_relpath
 from quartermaster.dp.store import BlobFetchOutcome, CancelCheck, DPStore, GCResult
 
-SCHEME = "s3://"
 UNBOUNDED = 2**62
-
-
-@dataclass(frozen=True)
-class S3Location:
-    bucket: str
-    prefix: str  # "" or a key prefix without leading or trailing "/"
-    endpoint: str  # http(s)://host:port of the S3 API, which also serves anonymous GETs
-    region: str = "us-east-1"
-
-    @classmethod
-    def parse(cls, url: str) -> S3Location:
-        if not url.startswith(SCHEME):
-            raise InvalidInput(
-                f"store {url!r} is not an s3:// URL", "e.g. s3://bucket/prefix?endpoint=https://…"
-            )
-        parts = urlsplit(url)
-        query = parse_qs(parts.query)
-        endpoint = (query.get("endpoint") or [""])[0].rstrip("/")
-        if not parts.hostname or not endpoint.startswith(("http://", "https://")):
-            raise InvalidInput(
-                f"store {url!r} needs a bucket and ?endpoint=http(s)://HOST:PORT",
-                "e.g. s3://qm-content/dp1?endpoint=http://127.0.0.1:8333",
-            )
-        region = (query.get("region") or ["us-east-1"])[0]
-        return cls(parts.netloc, parts.path.strip("/"), endpoint, region)
-
-    def key(self, relpath: str) -> str:
-        return f"{self.prefix}/{relpath}" if self.prefix else relpath
-
-    def public_url(self) -> str:
-        """The base URL clients download from (path-style: ENDPOINT/BUCKET/PREFIX)."""
-        return "/".join(p for p in (self.endpoint, self.bucket, self.prefix) if p)
-
-    def client(self) -> Any:
-        try:
-            import boto3
-            from botocore.config import Config
-        except ImportError:
-            raise NotFound(
-                "an s3:// store needs boto3, which is not installed",
-                "pip install 'quartermaster[s3]' (or boto3)",
-            ) from None
-        config = Config(retries={"max_attempts": 5, "mode": "standard"})
-        return boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name=self.region, config=config
-        )
 
 
 class S3Store(DPStore):
     """A DPStore whose blobs and manifests live in a bucket; `staging` holds transfers."""
 
+    takes_packs = False  # each blob is uploaded by fetch_blob
+
     def __init__(self, location: S3Location, staging: Path) -> None:
         super().__init__(staging)
         self.location = location
-        self.s3 = location.client()
+        self.s3 = s3_client(location)
         self._blobs: dict[str, int] | None = None  # name -> size, listed once, kept current
         self._manifests: set[str] | None = None
 
@@ -110,7 +64,7 @@ class S3Store(DPStore):
 
     def _held_blobs(self) -> dict[str, int]:
         if self._blobs is None:
-            self._blobs = {n: s for n, s in self._list("content/sha256/") if is_sha256_hex(n)}
+            self._blobs = {n: s for n, s in self._list(f"{CONTENT_FOLDER}/") if is_sha256_hex(n)}
         return self._blobs
 
     def _held_manifests(self) -> set[str]:
@@ -247,3 +201,20 @@ class S3Store(DPStore):
 
     def _delete(self, relpath: str) -> None:
         self.s3.delete_object(Bucket=self.location.bucket, Key=self.location.key(relpath))
+
+
+def s3_client(location: S3Location) -> Any:
+    """A boto3 client for the bucket's endpoint, credentials from the environment. Here, not
+    in core/: the client agent's distribution ships core/ and has no boto3."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise NotFound(
+            "an s3:// store needs boto3, which is not installed",
+            "pip install 'quartermaster[s3]' (or boto3)",
+        ) from None
+    config = Config(retries={"max_attempts": 5, "mode": "standard"})
+    return boto3.client(
+        "s3", endpoint_url=location.endpoint, region_name=location.region, config=config
+    )

@@ -20,6 +20,13 @@ Nothing half-done is ever taken for a backup: each backup is written under
 `backups/.partial-<time>/`, every file fsynced, then renamed to its name, and only then
 does `latest` name it. Blobs are written to a temp file, hashed while copied, fsynced and
 renamed. Everything is 0600 in 0700 folders: the backup holds the site's private keys.
+
+A library in an S3 bucket (`qm site init --library s3://…`) is not copied: the backup
+records its URL (config.json and backup.json; never a credential) and the blob manifest
+(every blob and size the versions use). A restore points the new home at the same bucket and
+checks, with the credentials in its environment, that every listed blob is there (by name
+and size; the bucket's own durability and versioning are the copy). Back the bucket up with
+the object store's tools (versioning, replication) if it must survive its own loss.
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ class BackupResult:
     blobs: int
     blobs_copied: int = 0
     bytes_copied: int = 0
+    library_url: str = ""  # a bucket: recorded, not copied
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +78,7 @@ class BackupResult:
             "blobs": self.blobs,
             "blobs_copied": self.blobs_copied,
             "bytes_copied": self.bytes_copied,
+            "library_url": self.library_url,
         }
 
 
@@ -118,7 +127,11 @@ def backup_site(home_root: Path, target: Path) -> BackupResult:
         versions, blobs = _versions_and_blobs(rows)
         _copy_home_files(home, partial / "home")
         result = BackupResult(target / "backups" / name, len(versions), len(blobs))
-        _copy_blobs(home.library, target / "blobs", blobs, result)
+        if config.library_url:
+            result.library_url = config.library_url
+            _check_bucket_blobs(config.library_url, blobs, "back up")
+        else:
+            _copy_blobs(home.library, target / "blobs", blobs, result)
         description = {
             "format": FORMAT,
             "site_code": config.site_code,
@@ -126,6 +139,7 @@ def backup_site(home_root: Path, target: Path) -> BackupResult:
             "engine": engine,
             "versions": versions,
             "blobs": blobs,
+            "library": config.library_url,
         }
         _write_private(partial / "backup.json", json.dumps(description, indent=1).encode())
         fsync_path(partial)
@@ -338,7 +352,12 @@ def restore_site(source: Path, home_root: Path, database_url: str | None = None)
     )
     try:
         home.root.mkdir(parents=True, exist_ok=True)
-        result.blobs_verified = _restore_blobs(store, home.library, description["blobs"])
+        if description.get("library"):
+            result.blobs_verified = _check_bucket_blobs(
+                description["library"], description["blobs"], "restore"
+            )
+        else:
+            result.blobs_verified = _restore_blobs(store, home.library, description["blobs"])
         _restore_home_files(folder / "home", home)
         for name in ("logs", "dp"):
             (home.root / name).mkdir(exist_ok=True)
@@ -349,7 +368,7 @@ def restore_site(source: Path, home_root: Path, database_url: str | None = None)
             url = database_url or ""  # checked above: a PostgreSQL backup needs --database
             _restore_postgres(folder / PGDUMP_FILE, db.normalize_url(url))
         db.upgrade(url)  # a backup of an older release is brought up to date
-        _after_restore(url, home)
+        _after_restore(url, home, description.get("library") or "")
         saved["database_url"] = url
         result.database_url = url
         lock_down(home)  # the site's user's alone, as `qm site init` leaves it
@@ -467,14 +486,31 @@ def _restore_postgres(dump: Path, url: str) -> None:
         raise IntegrityError(f"pg_restore failed: {done.stderr.strip()}")
 
 
-def _after_restore(url: str, home: SiteHome) -> None:
+def _check_bucket_blobs(library_url: str, blobs: dict[str, int], doing: str) -> int:
+    """Every blob in the bucket with its size (listed, not re-read): a bucket cannot be
+    copied, so a backup and a restore of a bucket library check it is complete instead."""
+    from quartermaster.site.library_bucket import BucketStorage, S3Location
+
+    storage = BucketStorage(S3Location.parse(library_url))
+    storage.refresh()
+    missing = [sha for sha, size in blobs.items() if storage.sizes().get(sha) != size]
+    if missing:
+        raise IntegrityError(
+            f"cannot {doing}: {len(missing)} blobs of the site's versions are missing from "
+            f"the content library's bucket {library_url}, e.g. {missing[0]}",
+            "restore the bucket's objects (versioning, replication) first; nothing was changed",
+        )
+    return len(blobs)
+
+
+def _after_restore(url: str, home: SiteHome, library_url: str = "") -> None:
     """The library gets each signed manifest beside its blobs again (content_library.py);
     the embedded DP's store was not backed up, so it holds nothing yet: it pulls every
     version from the library on its first cycle, and clients are sent to it only after."""
-    from quartermaster.site.content_library import ContentLibrary
+    from quartermaster.site.library_bucket import open_library
     from quartermaster.site.models import DistributionPoint, DPContent
 
-    library = ContentLibrary(home.library)
+    library = open_library(home.library, library_url)
     database = db.Database(url)
     try:
         with database.session() as session:

@@ -37,9 +37,9 @@ MAX_KEEP = 1000
 
 
 def prune_package(ctx: SiteContext, package_id: str, keep: int | None = None) -> dict[str, Any]:
-    """Apply the package's retention (setting it to `keep` first, if given), then sweep."""
-    if keep is not None and not 1 <= keep <= MAX_KEEP:
-        raise InvalidInput(f"--keep takes 1 to {MAX_KEEP} versions", "e.g. --keep 3")
+    """Apply the package's retention (setting it to `keep` first, if given), then sweep.
+    Runs as a `gc` job (site/jobs/kinds.py)."""
+    check_keep(keep)
     with ctx.db.session() as session:
         package = get_package(session, package_id)
         if keep is not None:
@@ -56,6 +56,11 @@ def prune_package(ctx: SiteContext, package_id: str, keep: int | None = None) ->
         "pruned": pruned,
         "library": swept.to_dict(),
     }
+
+
+def check_keep(keep: int | None) -> None:
+    if keep is not None and not 1 <= keep <= MAX_KEEP:
+        raise InvalidInput(f"--keep takes 1 to {MAX_KEEP} versions", "e.g. --keep 3")
 
 
 def collect_garbage(ctx: SiteContext) -> Sweep:
