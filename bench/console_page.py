@@ -46,6 +46,7 @@ from quartermaster.site.models import (
     Client,
     CollectionMember,
     DeploymentClient,
+    Package,
     StatusMessageRow,
     utcnow,
 )
@@ -194,6 +195,7 @@ def measure(ctx: SiteContext, deployment_id: str, repeat: int) -> dict[str, list
         assert admin is not None
         admin_id = admin.id
         client_id = session.scalar(select(Client.client_id).order_by(Client.hostname).limit(1))
+        package_id = session.scalar(select(Package.package_id).limit(1))
         newest = session.scalar(select(func.max(StatusMessageRow.time)))
         middle = session.scalar(
             select(Client.client_id)
@@ -224,6 +226,12 @@ def measure(ctx: SiteContext, deployment_id: str, repeat: int) -> dict[str, list
         "clients list": "/console/clients",
         "clients search": "/console/clients?search=pc-0999",
         "overview": "/console/",
+        "package page": f"/console/packages/{package_id}",
+        "deploy summary (every member, phases)": "/console/deployments/review?package_id="
+        f"{package_id}&program=Install&collection=Fleet&phases=5%25,25%25,100%25",
+        "collection page": "/console/collections/Fleet",
+        "rule preview (every client)": "/console/collections/check-rule?rule="
+        "hostname%20like%20%22pc-0999%25%22",
     }
     times: dict[str, list[float]] = {}
     for name, path in pages.items():

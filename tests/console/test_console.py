@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.console.conftest import Console, screenshot
 from tests.e2e.processes import wait_until
@@ -21,10 +21,13 @@ def _nav(page: Page, section: str) -> None:
     page.get_by_role("navigation", name="Sections").get_by_role("link", name=section).click()
 
 
-def _reload_until(page: Page, text: str, what: str) -> None:
+def _reload_until(page: Page, locator: Locator, what: str) -> None:
+    """Reload until `locator` finds something; the page's parts load after it, so the text
+    alone could come from a part newer than the table being waited for."""
+
     def shown() -> bool:
         page.reload()
-        return text in page.content()
+        return locator.count() > 0
 
     wait_until(shown, what, interval=0.5)
 
@@ -54,6 +57,10 @@ def _deploy(
     page.get_by_label("Collection").select_option(collection)
     if phases:
         page.get_by_label("Phases").fill(phases)
+    page.get_by_role("button", name="Review deployment").click()
+    warned = page.get_by_label("I have read the warnings and want to deploy anyway")
+    if warned.count():
+        warned.check()
     page.get_by_role("button", name="Create deployment").click()
     page.wait_for_url(re.compile(r".*/console/deployments/QM1[0-9A-F]{5}$"))
     return page.url.rsplit("/", 1)[1]
@@ -66,8 +73,9 @@ def test_an_administrator_deploys_a_package_and_watches_it_succeed(
     screenshot(page, "01-overview-empty")
 
     package_id = _create_package(page, console, "Notepad")
-    _reload_until(page, "Installed", f"{package_id} installed on the embedded DP")
-    expect(page.locator("table", has_text="site").get_by_text("Installed")).to_be_visible()
+    in_table = page.locator("table", has_text="site").get_by_text("Installed")
+    _reload_until(page, in_table, f"{package_id} installed on the embedded DP")
+    expect(in_table).to_be_visible()
     screenshot(page, "03-package")
 
     client_home = console.base / "client-lab-01"
@@ -183,9 +191,12 @@ def test_the_console_is_usable_with_the_keyboard(admin_page: Page, console: Cons
 
 
 def test_a_post_without_the_csrf_token_is_refused(admin_page: Page, console: Console) -> None:
-    page = admin_page
-    page.goto(f"{console.url}/deployments")
-    deployment_id = page.locator("tbody tr a.mono, tbody td.mono a").first.inner_text()
+    page = admin_page  # its own deployment: the module's tests may run on several workers
+    package_id = create_package(
+        console.site, make_source(console.base / "src-csrf", console.base / "csrf.txt")
+    )
+    client_id = register_client(console.site, console.base / "client-csrf", "csrf-01")
+    deployment_id = deploy_to(console.site, package_id, [client_id], "CSRF lab")
     url = f"{console.url}/deployments/{deployment_id}/cancel"
     refused = page.request.post(url, form={"note": "no token"}, max_redirects=0)
     assert refused.status == 403

@@ -74,8 +74,13 @@ def test_the_session_cookie_is_strict_http_only_and_cannot_be_forged(site: Site)
     cookie = site.http.cookies[sessions.COOKIE]
     header = site.http.get("/console/sign-in").headers.get("set-cookie", "")
     assert header == ""  # an existing session is kept, not re-issued
-    site.http.cookies.set(sessions.COOKIE, f"{cookie[:-2]}AA", path="/console")
+    forged = cookie[:-1] + ("B" if cookie.endswith("A") else "A")  # never the real one
+    site.http.cookies.clear()  # the jar sends only the forged cookie
+    site.http.cookies.set(sessions.COOKIE, forged, path="/console")
     assert site.http.get("/console/").status_code == 303
+    site.http.cookies.clear()  # and the real one, set the same way, is a session
+    site.http.cookies.set(sessions.COOKIE, cookie, path="/console")
+    assert site.http.get("/console/").status_code == 200
 
 
 def test_sign_in_sets_a_strict_http_only_cookie(site: Site) -> None:
@@ -144,7 +149,7 @@ def test_a_failed_action_is_audited_as_failed_and_shown_to_the_user(site: Site) 
 
 
 def _client_ids(html: str) -> list[str]:
-    return re.findall(r'<td><a href="/console/clients/([0-9a-f-]{36})">', html)
+    return re.findall(r'<td><a href="/console/clients/([0-9a-f-]{36})"[^>]*>', html)
 
 
 def _link(html: str, rel: str) -> str | None:
@@ -178,3 +183,31 @@ def test_deployment_pages_walk_every_client_once_forward_and_back(site: Site, st
 
         ordered = deployment_status(session, deployment_id, limit=150, state=state or None)
     assert seen == [c["client_id"] for c in ordered["clients"]]
+
+
+def test_the_deployment_page_shows_where_the_clients_bytes_came_from(site: Site) -> None:
+    """Peers, DPs of the boundary, fallback DPs: summed over the deployment's 10036."""
+    from quartermaster.site.models import StatusMessageRow, utcnow
+
+    deployment_id = seed(site.ctx, clients=3, messages=0)
+    with site.ctx.db.session() as session:
+        for index, split in enumerate(((0, 0, 700), (500, 0, 0), (600, 0, 0))):
+            session.add(
+                StatusMessageRow(
+                    uid=f"sources-{index}",
+                    message_id=10036,
+                    severity="informational",
+                    component="ContentAccess",
+                    deployment_id=deployment_id,
+                    properties=dict(
+                        zip(("bytes_peer", "bytes_boundary", "bytes_fallback"), split, strict=True)
+                    ),
+                    time=utcnow(),
+                )
+            )
+    site.sign_in()
+    html = site.http.get(f"/console/deployments/{deployment_id}").text
+    block = html[html.index('id="content-sources"') :]
+    assert '<dd data-source="peer">1100 bytes</dd>' in block
+    assert '<dd data-source="boundary">0 bytes</dd>' in block
+    assert '<dd data-source="fallback">700 bytes</dd>' in block

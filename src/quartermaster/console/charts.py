@@ -61,40 +61,107 @@ def stacked_bar(parts: Sequence[Part], title: str, height: int = 18) -> Markup:
     )
 
 
+SERIES = (
+    ("succeeded", "succeeded"),
+    ("failed", "failed"),
+    ("requirements_not_met", "requirements not met"),
+)
+
+
 def columns(days: Sequence[dict[str, int | str]], title: str) -> Markup:
-    """Daily succeeded (green) over failed (red) columns, oldest on the left."""
-    width, height, pad = 700, 160, 22
-    peak = max((int(d["succeeded"]) + int(d["failed"]) for d in days), default=0) or 1
-    step = width / max(len(days), 1)
+    """Daily succeeded, failed and requirements-not-met columns (stacked), oldest on the
+    left; the x axis is the UTC day, the y axis the number of clients' reports."""
+    width, height, pad, left = 700, 180, 36, 44
+    peak = max((sum(int(d.get(k, 0)) for k, _ in SERIES) for d in days), default=0) or 1
+    step = (width - left) / max(len(days), 1)
     bar = step * 0.62
+    base = height - pad
+    scale = (base - 10) / peak
     shapes = [
-        f'<line x1="0" y1="{height - pad}" x2="{width}" y2="{height - pad}" stroke="#d0d7de"/>'
+        f'<line x1="{left}" y1="{base}" x2="{width}" y2="{base}" stroke="#6e7781"/>',
+        f'<line x1="{left}" y1="4" x2="{left}" y2="{base}" stroke="#6e7781"/>',
+        f'<text x="{left - 4}" y="{base}" text-anchor="end">0</text>',
+        f'<text x="{left - 4}" y="{base - peak * scale + 4:.1f}" text-anchor="end">{peak}</text>',
+        f'<text x="12" y="{base / 2:.0f}" text-anchor="middle" '
+        f'transform="rotate(-90 12 {base / 2:.0f})" class="axis">reports</text>',
+        f'<text x="{(left + width) / 2:.0f}" y="{height - 2}" text-anchor="middle" '
+        f'class="axis">day (UTC)</text>',
     ]
     for index, day in enumerate(days):
-        ok, bad = int(day["succeeded"]), int(day["failed"])
-        x = index * step + (step - bar) / 2
-        scale = (height - pad - 8) / peak
-        top = float(height - pad)
-        for value, key in ((ok, "succeeded"), (bad, "failed")):
+        x = left + index * step + (step - bar) / 2
+        top = float(base)
+        for key, words in SERIES:
+            value = int(day.get(key, 0))
             if value:
                 h = value * scale
                 top -= h
                 shapes.append(
                     f'<rect x="{x:.1f}" y="{top:.1f}" width="{bar:.1f}" '
                     f'height="{h:.1f}" fill="{colour(key)}"><title>{day["day"]}: '
-                    f"{value} {key}</title></rect>"
+                    f"{value} {words}</title></rect>"
                 )
         if index % 2 == 0 or len(days) <= 8:
             shapes.append(
-                f'<text x="{x + bar / 2:.1f}" y="{height - 6}" '
+                f'<text x="{x + bar / 2:.1f}" y="{base + 14}" '
                 f'text-anchor="middle">{str(day["day"])[5:]}</text>'
             )
-    shapes.append(f'<text x="2" y="12">{peak}</text>')
-    total_ok = sum(int(d["succeeded"]) for d in days)
-    total_bad = sum(int(d["failed"]) for d in days)
-    summary = f"{total_ok} succeeded, {total_bad} failed over {len(days)} days"
+    totals = ", ".join(f"{sum(int(d.get(key, 0)) for d in days)} {words}" for key, words in SERIES)
+    summary = f"{totals} over {len(days)} days"
     return Markup(
         f'<svg class="chart columns" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title)}: {summary}"><title>{escape(title)}: '
         f"{summary}</title>{''.join(shapes)}</svg>"
+    )
+
+
+def graph(nodes: Sequence[tuple[str, str]], edges: Sequence[tuple[str, str, str]]) -> Markup:
+    """A small directed graph of applications: `nodes` (id, label) in columns by depth,
+    `edges` (from, to, kind) as labelled arrows; the page lists the same edges as text."""
+    depth: dict[str, int] = {node: 0 for node, _ in nodes}
+    for _ in range(len(nodes)):  # longest path from a root, bounded by the node count
+        for start, end, _kind in edges:
+            if start in depth and end in depth and depth[end] < depth[start] + 1:
+                depth[end] = min(depth[start] + 1, len(nodes))
+    columns_of: dict[int, list[str]] = {}
+    for node, _ in nodes:
+        columns_of.setdefault(depth[node], []).append(node)
+    box_w, box_h, gap_x, gap_y = 170, 34, 70, 18
+    place = {
+        node: (12 + level * (box_w + gap_x), 12 + row * (box_h + gap_y))
+        for level, members in columns_of.items()
+        for row, node in enumerate(members)
+    }
+    width = 24 + (max(columns_of, default=0) + 1) * (box_w + gap_x) - gap_x
+    height = 24 + max((len(m) for m in columns_of.values()), default=1) * (box_h + gap_y)
+    labels = dict(nodes)
+    shapes = [
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
+        'fill="#57606a"/></marker></defs>'
+    ]
+    for start, end, kind in edges:
+        if start not in place or end not in place:
+            continue
+        (x1, y1), (x2, y2) = place[start], place[end]
+        dashed = ' stroke-dasharray="6 4"' if kind == "supersedes" else ""
+        shapes.append(
+            f'<line x1="{x1 + box_w}" y1="{y1 + box_h / 2}" x2="{x2}" y2="{y2 + box_h / 2}" '
+            f'stroke="#57606a"{dashed} marker-end="url(#arrow)"><title>{escape(start)} '
+            f"{escape(kind)} {escape(end)}</title></line>"
+        )
+        shapes.append(
+            f'<text x="{(x1 + box_w + x2) / 2:.0f}" y="{(y1 + y2) / 2 + box_h / 2 - 4:.0f}" '
+            f'text-anchor="middle" class="axis">{escape(kind)}</text>'
+        )
+    for node, (x, y) in place.items():
+        shapes.append(
+            f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="4" fill="#f6f8fa" '
+            f'stroke="#57606a"/><text x="{x + 8}" y="{y + 21}">{escape(labels[node][:24])}'
+            f"</text>"
+        )
+    text = "; ".join(f"{s} {k} {e}" for s, e, k in edges) or "no links"
+    return Markup(
+        f'<svg class="chart graph" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="Dependencies and supersedence: {escape(text)}">'
+        f"<title>Dependencies and supersedence: {escape(text)}</title>{''.join(shapes)}</svg>"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -240,18 +241,48 @@ def safe_next(target: str | None) -> str:
     return "/console/"
 
 
+# The console page that shows what a `qm` command named in an error's hint lists or changes.
+CLI_PAGES = {
+    "package": ("Packages", "/console/packages"),
+    "program": ("Packages", "/console/packages"),
+    "collection": ("Collections", "/console/collections"),
+    "deploy": ("Deployments", "/console/deployments"),
+    "dp": ("Distribution points", "/console/dps"),
+    "client": ("Clients", "/console/clients"),
+    "status": ("Status messages", "/console/status"),
+}
+_CLI_COMMAND = re.compile(r"`qm ([a-z-]+)[^`]*`")
+
+
+def console_hint(hint: str) -> tuple[str, list[tuple[str, str]]]:
+    """An error's hint as the console says it: a hint that sends the reader to a `qm`
+    command with a console page becomes links to that page (the text is dropped)."""
+    pages = list(dict.fromkeys(CLI_PAGES[g] for g in _CLI_COMMAND.findall(hint) if g in CLI_PAGES))
+    return ("", pages) if pages else (hint, [])
+
+
 def error_response(request: Request, status: int, message: str, hint: str) -> Response:
     if status == 401:
         target = "/console/sign-in?" + urlencode({"next": request.url.path})
         if request.headers.get("hx-request"):
             return Response(status_code=401, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
+    hint, pages = console_hint(hint)
     if request.method not in SAFE_METHODS and status not in (403, 413, 429):
+        if pages:
+            hint = "see " + " and ".join(name for name, _ in pages)
         text = f"{message} — {hint}" if hint else message
         return redirect(request, back(request), text, "error")
     principal = getattr(request.state, "principal", None)
     return render(
-        request, "error.html", principal, status=status, code=status, message=message, hint=hint
+        request,
+        "error.html",
+        principal,
+        status=status,
+        code=status,
+        message=message,
+        hint=hint,
+        pages=pages,
     )
 
 

@@ -18,8 +18,9 @@ from quartermaster.console.web import (
 from quartermaster.core.status_catalog import CATALOG
 from quartermaster.site.deployments import reports
 from quartermaster.site.identity.authorization import Principal
+from quartermaster.site.lookups import AmbiguousName, find_client, package_names
 from quartermaster.site.status.messages import query_messages
-from quartermaster.site.targeting.clients import client_summary, get_client, list_clients
+from quartermaster.site.targeting.clients import client_summary, list_clients
 
 router = page_router()
 APPROVALS = ("approved", "pending", "blocked")
@@ -53,10 +54,23 @@ def client_page(
     request: Request, client_id: str, principal: Annotated[Principal, signed_in("client.read")]
 ) -> Response:
     with get_ctx(request).db.session() as session:
-        client = client_summary(get_client(session, client_id))
+        try:
+            client = client_summary(find_client(session, client_id))  # a GUID or a host name
+        except AmbiguousName as exc:
+            return render(
+                request,
+                "client_choice.html",
+                principal,
+                section="clients",
+                status=exc.http_status,
+                name=client_id,
+                message=exc.message,
+                candidates=exc.candidates,
+            )
         collections = reports.client_collections(session, client["client_id"])
         targeted = reports.client_deployments(session, client["client_id"])
         messages = query_messages(session, client_id=client["client_id"], limit=25)
+        packages = package_names(session, [d["package_id"] for d in targeted])
     return render(
         request,
         "client.html",
@@ -66,5 +80,6 @@ def client_page(
         collections=collections,
         deployments=targeted,
         messages=messages,
+        packages=packages,
         catalog=CATALOG,
     )

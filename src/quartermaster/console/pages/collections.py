@@ -27,10 +27,13 @@ from quartermaster.site.api.schemas.collections import (
     OneMemberBody,
     OtherCollectionBody,
     RuleBody,
+    WindowBody,
 )
-from quartermaster.site.collection_rules import MAX_RULE_LENGTH, parse_rule
+from quartermaster.site.collection_rules import MAX_RULE_LENGTH, Rule, parse_rule
 from quartermaster.site.identity.authorization import Principal
+from quartermaster.site.lookups import collection_names
 from quartermaster.site.targeting import membership
+from quartermaster.site.targeting.rule_preview import PREVIEW_SIZE, preview_rules
 
 router = page_router()
 Form = Annotated[FormData, Depends(form_data)]
@@ -71,24 +74,30 @@ def check_rule(
     rule: str = Query("", max_length=2 * MAX_RULE_LENGTH),
     rules: str = Query("", max_length=20 * MAX_RULE_LENGTH),
 ) -> Response:
-    """A fragment for the rule editors (`rule`: one rule; `rules`: one per line): "valid",
-    or the parser's error with its line and column."""
+    """A fragment for the rule editors (`rule`: one rule; `rules`: one per line): the
+    parser's error with a caret under its column, or "valid" and the members the rules
+    would select (count and the first 20 hostnames)."""
     lines = [line for line in (rule or rules).splitlines() if line.strip()]
-    problems: list[str] = []
-    canonical: list[str] = []
+    problems: list[dict[str, str]] = []
+    parsed: list[Rule] = []
     for number, line in enumerate(lines, start=1):
         try:
-            canonical.append(str(parse_rule(line)))
+            parsed.append(parse_rule(line))
         except InvalidInput as exc:
             where = f"rule {number}: " if len(lines) > 1 else ""
-            problems.append(f"{where}{exc.message}" + (f" — {exc.hint}" if exc.hint else ""))
+            problems.append({"where": where, "message": exc.message, "hint": exc.hint or ""})
+    preview = None
+    if parsed and not problems:
+        with get_ctx(request).db.session() as session:
+            preview = preview_rules(session, parsed)
     return render(
         request,
         "_rule_check.html",
         principal,
         problems=problems,
-        canonical=canonical,
+        canonical=[str(r) for r in parsed],
         empty=not lines,
+        preview=preview,
     )
 
 
@@ -101,12 +110,16 @@ def collection_page(
 ) -> Response:
     with get_ctx(request).db.session() as session:
         collection = membership.show_collection(session, name, PAGE_SIZE + 1, offset)
+        names = collection_names(session)
+    linked = {collection["name"], *collection["includes"], *collection["excludes"]}
     return render(
         request,
         "collection.html",
         principal,
         section="collections",
         collection=collection,
+        others=[n for n in names if n not in linked],
+        preview_size=PREVIEW_SIZE,
         pager=Pager(offset, collection["members"], total=collection["member_count"]),
     )
 
@@ -182,3 +195,29 @@ def link_change(
             membership.link(session, name, other, kind)
     verb = "no longer " + kind + "s" if remove else kind + "s"
     return redirect(request, _page(name), f"{name!r} {verb} {other!r}.")
+
+
+@router.post("/collections/{name}/windows")
+def window_add(
+    request: Request,
+    name: str,
+    principal: Annotated[Principal, signed_in("collection.update")],
+    form: Form,
+) -> Response:
+    window = body(WindowBody, {"window": field(form, "window")}).window
+    with get_ctx(request).db.session() as session:
+        membership.add_window(session, name, window)
+    return redirect(request, _page(name), f"Maintenance window {window!r} added.")
+
+
+@router.post("/collections/{name}/windows/remove")
+def window_remove(
+    request: Request,
+    name: str,
+    principal: Annotated[Principal, signed_in("collection.update")],
+    form: Form,
+) -> Response:
+    window = body(WindowBody, {"window": field(form, "window")}).window
+    with get_ctx(request).db.session() as session:
+        membership.remove_window(session, name, window)
+    return redirect(request, _page(name), f"Maintenance window {window!r} removed.")

@@ -1,5 +1,6 @@
-"""Distribution points: health, boundaries, disk use, per-package state, validation history;
-actions validate now (dp.validate) and redistribute (on the package routes)."""
+"""Distribution points: health (reachable, content state, validation and mismatch reports),
+boundaries, disk use, content status per package version, validation history; actions
+validate now (dp.validate) and redistribute (on the package routes)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from quartermaster.console.web import (
 )
 from quartermaster.site.api.schemas.dps import ValidateBody
 from quartermaster.site.deployments import reports
-from quartermaster.site.distribution import points, validation
+from quartermaster.site.distribution import health, points, validation
 from quartermaster.site.identity.authorization import Principal
+from quartermaster.site.lookups import hostnames, package_names
 
 router = page_router()
 
@@ -30,7 +32,8 @@ router = page_router()
 def dp_list(request: Request, principal: Annotated[Principal, signed_in("dp.read")]) -> Response:
     with get_ctx(request).db.session() as session:
         dps = points.list_dps(session)
-    rows = [{**dp, "health": reports.dp_health(dp)} for dp in dps]
+        found = health.all_dp_health(session, dps)
+    rows = [{**dp, "health": found[dp["name"]]} for dp in dps]
     return render(request, "dps.html", principal, section="dps", dps=rows)
 
 
@@ -41,15 +44,22 @@ def dp_page(
     with get_ctx(request).db.session() as session:
         points.get_dp(session, name)  # 404 for an unknown DP
         dp = next(d for d in points.list_dps(session) if d["name"] == name)
+        state = health.all_dp_health(session, [dp])[name]
         history = reports.dp_validation_history(session, name)
+        names = hostnames(session, [m["client_id"] for m in history])
+        packages = package_names(session, [c["package_id"] for c in dp["content"]])
+        last = health.last_message_per_package(session, name)
     return render(
         request,
         "dp.html",
         principal,
         section="dps",
         dp=dp,
-        health=reports.dp_health(dp),
+        health=state,
         history=history,
+        names=names,
+        packages=packages,
+        last=last,
     )
 
 

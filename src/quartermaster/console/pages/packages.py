@@ -27,7 +27,7 @@ from quartermaster.site.deployments import approvals
 from quartermaster.site.deployments.deployments import RERUN
 from quartermaster.site.distribution import points
 from quartermaster.site.identity.authorization import Principal
-from quartermaster.site.targeting import membership
+from quartermaster.site.lookups import collection_names
 
 router = page_router()
 Form = Annotated[FormData, Depends(form_data)]
@@ -68,6 +68,9 @@ def package_create(
             {"name": field(form, "program_name"), "command": field(form, "program_command")}
         )
     request_body = body(PackageBody, data)
+    warnings = packages.same_name_warnings(
+        get_ctx(request), request_body.name, request_body.version_label
+    )
     created = packages.create_package(
         get_ctx(request),
         request_body.name,
@@ -81,7 +84,8 @@ def package_create(
     return redirect(
         request,
         f"/console/packages/{package_id}",
-        f"Package {package_id} created: version 1 published.",
+        " ".join([f"Package {package_id} created: version 1 published.", *warnings]),
+        "warn" if warnings else "ok",
     )
 
 
@@ -89,23 +93,56 @@ def package_create(
 def package_page(
     request: Request, package_id: str, principal: Annotated[Principal, signed_in("package.read")]
 ) -> Response:
+    """The package; a deploy form's values in the query (from "Change" on the summary) open
+    the form with them."""
+    values = {k: v for k, v in request.query_params.items() if k in DEPLOY_FIELDS}
+    return package_view(request, principal, package_id, values)
+
+
+DEPLOY_FIELDS = (
+    "program",
+    "collection",
+    "available",
+    "deadline",
+    "expires",
+    "rerun",
+    "override_maintenance",
+    "phases",
+    "success_threshold",
+    "error_threshold",
+)
+
+
+def package_view(
+    request: Request,
+    principal: Principal,
+    package_id: str,
+    deploy_form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    """The package page, with the deploy form open and filled when `deploy_form` is given
+    and each of `errors` shown next to its field."""
     ctx = get_ctx(request)
     package = packages.show_package(ctx, package_id)
     package["approvals"] = approvals.package_approvals(ctx, package["package_id"])
     with ctx.db.session() as session:
         dp_names = [dp["name"] for dp in points.list_dps(session) if dp["state"] == "active"]
-        collections = [c["name"] for c in membership.list_collections(session)]
+        collections = collection_names(session)
     carried = {row["dp"] for row in package["distribution"]}
     return render(
         request,
         "package.html",
         principal,
         section="packages",
+        status=status,
         package=package,
         other_dps=[n for n in dp_names if n not in carried],
         carrying=sorted(carried),
         collections=collections,
         reruns=RERUN,
+        form=deploy_form or {},
+        errors=errors or {},
     )
 
 

@@ -16,8 +16,10 @@ from quartermaster.console.web import (
     render,
     signed_in,
 )
+from quartermaster.core.errors import QMError
 from quartermaster.core.status_catalog import CATALOG, Severity
 from quartermaster.site.identity.authorization import Principal
+from quartermaster.site.lookups import client_filter, hostnames, package_names
 from quartermaster.site.models import utcnow
 from quartermaster.site.status.messages import query_messages
 
@@ -60,6 +62,31 @@ def _cursor(value: str, problems: list[str]) -> tuple[datetime | None, int | Non
     return moment, int(id_text)
 
 
+def _client(session: Any, text: str, problems: list[str]) -> str | None:
+    """The client a filter names, by ID or host name; a name that matches no client or
+    several is a problem shown above the list (and the filter matches nothing)."""
+    try:
+        return client_filter(session, text)
+    except QMError as exc:
+        problems.append(exc.message)
+        return "-"  # no client has this ID: the list is empty, not unfiltered
+
+
+@router.get("/status/catalog")
+def catalog_page(
+    request: Request, principal: Annotated[Principal, signed_in("status.read")]
+) -> Response:
+    """Every status message the site knows: ID, severity, component, text, description and
+    what to do; each has an anchor (#m10075) that message lists link to."""
+    return render(
+        request,
+        "catalog.html",
+        principal,
+        section="status",
+        entries=sorted(CATALOG.values(), key=lambda m: m.id),
+    )
+
+
 @router.get("/status")
 def status_viewer(
     request: Request,
@@ -92,7 +119,6 @@ def status_viewer(
     before_time, before_id = _cursor(before, problems)
     filters: dict[str, Any] = {
         "deployment_id": deployment.strip().upper() or None,
-        "client_id": client.strip().lower() or None,
         "package_id": package.strip().upper() or None,
         "message_id": number,
         "severity": severity if severity in SEVERITIES else None,
@@ -100,6 +126,7 @@ def status_viewer(
         "dp_name": dp.strip() or None,
     }
     with get_ctx(request).db.session() as session:
+        filters["client_id"] = _client(session, client, problems)
         rows = query_messages(
             session,
             **filters,
@@ -109,11 +136,15 @@ def status_viewer(
             before_time=before_time,
             before_id=before_id,
         )
+        names = hostnames(session, [r["client_id"] for r in rows])
+        packages = package_names(session, [r["package_id"] for r in rows])
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     older = f"{rows[-1]['time']}|{rows[-1]['id']}" if more and rows else ""
     context: dict[str, Any] = {
         "rows": rows,
+        "names": names,
+        "packages": packages,
         "catalog": CATALOG,
         "older": older,
         "first_page": not before,

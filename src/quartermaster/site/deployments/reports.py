@@ -1,5 +1,5 @@
 """Read-only roll-ups across objects: the site at a glance, outcomes over time, distribution
-progress, DP health, and what one client is part of.
+progress, pauses and what needs attention, and what one client is part of.
 
 Faces (the web console first) show these; each query is bounded and served by an index, so
 a page stays fast with 100,000 clients and 1,000,000 status messages.
@@ -31,13 +31,14 @@ from quartermaster.site.status.messages import message_dict
 
 #: A client that asked for policy within this time is active (SMS's heartbeat window).
 ACTIVE_WINDOW = timedelta(days=7)
-#: A DP silent for longer than this (ten default polls) is not healthy.
-DP_SILENCE = timedelta(minutes=10)
 #: Site status messages of DP validation: mismatch reported, validated, bad blobs found.
 VALIDATION_MESSAGES = (2360, 2361, 2362)
 
 SUCCESS_MESSAGES = tuple(sorted(m.id for m in CATALOG.values() if m.state is ClientState.SUCCEEDED))
 FAILURE_MESSAGES = tuple(sorted(m.id for m in CATALOG.values() if m.state is ClientState.FAILED))
+NOT_MET_MESSAGES = tuple(
+    sorted(m.id for m in CATALOG.values() if m.state is ClientState.REQUIREMENTS_NOT_MET)
+)
 
 
 def site_counts(session: Session, now: datetime | None = None) -> dict[str, Any]:
@@ -75,27 +76,6 @@ def site_counts(session: Session, now: datetime | None = None) -> dict[str, Any]
     }
 
 
-def dp_health(dp: dict[str, Any], now: datetime | None = None) -> tuple[str, str]:
-    """("ok" | "warning" | "error", why) for a DP as `distribution.list_dps` describes it."""
-    now = now or utcnow()
-    if dp["state"] != "active":
-        return "warning", "retired"
-    if not dp["enrolled"]:
-        return "warning", "waiting for enrollment"
-    last = datetime.fromisoformat(dp["last_contact"]) if dp["last_contact"] else None
-    if last is None or now - last > DP_SILENCE:
-        return "error", "no contact since " + (
-            last.strftime("%Y-%m-%d %H:%M UTC") if last else "enrollment"
-        )
-    bad = [c for c in dp["content"] if c["state"] in ("failed", "validation_failed")]
-    if bad:
-        return "error", f"{len(bad)} package version(s) failed or failed validation"
-    busy = [c for c in dp["content"] if c["state"] in ("pending", "distributing")]
-    if busy:
-        return "ok", f"distributing {len(busy)} package version(s)"
-    return "ok", "healthy"
-
-
 def distribution_progress(session: Session) -> list[dict[str, Any]]:
     """Per DP, how many package versions are in each state (pending ... installed)."""
     counts: dict[str, dict[str, int]] = defaultdict(dict)
@@ -117,7 +97,8 @@ def distribution_progress(session: Session) -> list[dict[str, Any]]:
 def outcome_history(
     session: Session, days: int = 14, now: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """Deployment outcomes per UTC day (program succeeded / failed messages), oldest first.
+    """Deployment outcomes per UTC day (program succeeded / failed / requirements not met
+    messages), oldest first.
 
     Two range counts per day on the (message ID, time) index: cheaper than grouping every
     message by a computed day, and the same SQL on SQLite and PostgreSQL."""
@@ -127,7 +108,11 @@ def outcome_history(
     for offset in range(days):
         start = first + timedelta(days=offset)
         counts = {}
-        for key, ids in (("succeeded", SUCCESS_MESSAGES), ("failed", FAILURE_MESSAGES)):
+        for key, ids in (
+            ("succeeded", SUCCESS_MESSAGES),
+            ("failed", FAILURE_MESSAGES),
+            ("requirements_not_met", NOT_MET_MESSAGES),
+        ):
             counts[key] = (
                 session.scalar(
                     select(func.count())
@@ -208,4 +193,152 @@ def dp_validation_history(session: Session, dp_name: str, limit: int = 50) -> li
         .order_by(StatusMessageRow.time.desc(), StatusMessageRow.id.desc())
         .limit(limit)
     )
-    return [message_dict(m) for m in rows]
+    return [_with_reporter(message_dict(m)) for m in rows]
+
+
+def _with_reporter(message: dict[str, Any]) -> dict[str, Any]:
+    """A mismatch report (2360) names its client in %4; older rows have no client column."""
+    strings = message["insertion_strings"]
+    if message["message_id"] == 2360 and not message["client_id"] and len(strings) > 3:
+        message["client_id"] = str(strings[3])
+    return message
+
+
+#: Site messages of a pause: by an administrator (3011) or by the error threshold (3015).
+PAUSED_BY_ADMIN, PAUSED_BY_THRESHOLD = 3011, 3015
+#: A client with at least this many failure messages in REPEAT_WINDOW fails repeatedly.
+REPEAT_FAILURES, REPEAT_WINDOW = 2, timedelta(days=7)
+
+
+def pause_causes(session: Session, deployment_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Why each paused deployment of a page is paused, from its newest pause message (one
+    query): {kind: "administrator" | "threshold", failed, threshold, time}."""
+    if not deployment_ids:
+        return {}
+    rows = session.execute(
+        select(
+            StatusMessageRow.deployment_id,
+            StatusMessageRow.message_id,
+            StatusMessageRow.insertion_strings,
+            StatusMessageRow.time,
+        )
+        .join(Deployment, Deployment.deployment_id == StatusMessageRow.deployment_id)
+        .where(
+            StatusMessageRow.deployment_id.in_(deployment_ids),
+            StatusMessageRow.message_id.in_((PAUSED_BY_ADMIN, PAUSED_BY_THRESHOLD)),
+            Deployment.state == "paused",
+        )
+        .order_by(StatusMessageRow.time, StatusMessageRow.id)
+    ).all()
+    causes: dict[str, dict[str, Any]] = {}
+    for deployment_id, message_id, strings, time in rows:  # the newest one wins
+        by_threshold = message_id == PAUSED_BY_THRESHOLD
+        causes[str(deployment_id)] = {
+            "kind": "threshold" if by_threshold else "administrator",
+            "failed": str(strings[1]) if by_threshold and len(strings) > 1 else "",
+            "threshold": str(strings[2]) if by_threshold and len(strings) > 2 else "",
+            "time": time.isoformat(),
+        }
+    return causes
+
+
+def deployments_of(
+    session: Session,
+    *,
+    package_id: str | None = None,
+    collection_id: int | None = None,
+    app_id: str | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """The deployments of one package or application, or aimed at one collection, newest
+    first, with their clients per state (two queries)."""
+    query = select(Deployment, Collection.name).join(
+        Collection, Collection.id == Deployment.collection_id
+    )
+    if package_id is not None:
+        query = query.where(Deployment.package_id == package_id)
+    if collection_id is not None:
+        query = query.where(Deployment.collection_id == collection_id)
+    if app_id is not None:
+        query = query.where(Deployment.app_id == app_id)
+    rows = session.execute(query.order_by(Deployment.deployment_id.desc()).limit(limit)).all()
+    counts = deployment_counts(session, [d.deployment_id for d, _name in rows])
+    return [
+        {
+            "deployment_id": d.deployment_id,
+            "package_id": d.package_id,
+            "program": d.program_name,
+            "app_id": d.app_id,
+            "purpose": d.purpose,
+            "collection": name,
+            "state": d.state,
+            "counts": counts[d.deployment_id],
+        }
+        for d, name in rows
+    ]
+
+
+def repeated_failures(
+    session: Session, now: datetime | None = None, limit: int = 10
+) -> list[dict[str, Any]]:
+    """Clients whose programs failed at least REPEAT_FAILURES times in the last week."""
+    since = (now or utcnow()) - REPEAT_WINDOW
+    rows = session.execute(
+        select(StatusMessageRow.client_id, func.count(), func.max(StatusMessageRow.time))
+        .where(
+            StatusMessageRow.message_id.in_(FAILURE_MESSAGES),
+            StatusMessageRow.time >= since,
+            StatusMessageRow.client_id.is_not(None),
+        )
+        .group_by(StatusMessageRow.client_id)
+        .having(func.count() >= REPEAT_FAILURES)
+        .order_by(func.count().desc(), StatusMessageRow.client_id)
+        .limit(limit)
+    ).all()
+    names = dict(
+        session.execute(
+            select(Client.client_id, Client.hostname).where(
+                Client.client_id.in_([r[0] for r in rows])
+            )
+        ).all()
+    )
+    return [
+        {
+            "client_id": client_id,
+            "hostname": names.get(str(client_id), str(client_id)),
+            "failures": count,
+            "last": newest.isoformat(),
+        }
+        for client_id, count, newest in rows
+    ]
+
+
+def threshold_paused(session: Session) -> list[dict[str, Any]]:
+    """Deployments the error threshold stopped (paused, newest pause message 3015)."""
+    paused = list(
+        session.scalars(
+            select(Deployment.deployment_id)
+            .where(Deployment.state == "paused")
+            .order_by(Deployment.deployment_id)
+            .limit(200)
+        )
+    )
+    causes = pause_causes(session, paused)
+    return [
+        {"deployment_id": d, **causes[d]}
+        for d in paused
+        if causes.get(d, {}).get("kind") == "threshold"
+    ]
+
+
+def state_totals(session: Session) -> dict[str, int]:
+    """Clients per state over every active deployment: what is outstanding right now."""
+    totals = {s.value: 0 for s in ClientState}
+    for state, count in session.execute(
+        select(DeploymentClient.state, func.count())
+        .join(Deployment, Deployment.deployment_id == DeploymentClient.deployment_id)
+        .where(Deployment.state == "active")
+        .group_by(DeploymentClient.state)
+    ):
+        totals[state] = count
+    return totals

@@ -149,3 +149,28 @@ def find_client(session: Session, deployment_client: str) -> str | None:
     return session.scalars(
         select(Client.client_id).where(Client.hostname == deployment_client).limit(1)
     ).first()
+
+
+def last_outputs(
+    session: Session, deployment_id: str, client_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The newest program output of each of a page's clients in one deployment (one
+    query): {client_id: {output_tail, output_truncated, message_uid}}."""
+    if not client_ids:
+        return {}
+    rows = session.scalars(
+        select(ProgramOutput)
+        .where(
+            ProgramOutput.deployment_id == deployment_id,
+            ProgramOutput.client_id.in_(client_ids),
+        )
+        .order_by(ProgramOutput.id)
+    )
+    newest: dict[str, dict[str, Any]] = {}
+    for kept in rows:  # ascending: the newest of each client is written last
+        newest[kept.client_id] = {
+            FIELD: kept.output,
+            "output_truncated": kept.truncated,
+            "message_uid": kept.message_uid,
+        }
+    return newest

@@ -36,9 +36,8 @@ from quartermaster.site.identity.authorization import (
     Principal,
     authorize,
 )
-from quartermaster.site.lookups import get_collection
+from quartermaster.site.lookups import find_client, get_collection
 from quartermaster.site.models import Client, CollectionMember, Counter, UTCDateTime
-from quartermaster.site.targeting.clients import get_client
 
 SECRET_PREFIX = "qmc_"
 NOTIFY_POLL_SECONDS = 60
@@ -167,7 +166,7 @@ def request_poll(session: Session, client_ids: list[str], collection: str | None
 
 def rekey(session: Session, client_id: str) -> str:
     """A new secret for the client; it becomes the only one when the client first uses it."""
-    client = get_client(session, client_id)
+    client = find_client(session, client_id)
     secret, digest = new_secret()
     client.next_secret_hash = digest
     return secret
@@ -178,12 +177,12 @@ def set_approval(session: Session, client_id: str, state: str) -> Client:
         raise InvalidInput(
             f"approval state {state!r} does not exist", f"use one of {', '.join(CLIENT_STATES)}"
         )
-    client = get_client(session, client_id)
+    client = find_client(session, client_id)
     client.approval = state
     return client
 
 
 def require_rekey(session: Session, client_id: str) -> Client:
-    client = get_client(session, client_id)
+    client = find_client(session, client_id)
     client.rekey_required = True
     return client

@@ -31,7 +31,7 @@ from quartermaster.site.collection_rules import (
     parse_rule,
 )
 from quartermaster.site.deployments.deployments import reevaluate_rollouts
-from quartermaster.site.lookups import get_collection
+from quartermaster.site.lookups import find_client, get_collection
 from quartermaster.site.models import (
     Client,
     Collection,
@@ -92,10 +92,10 @@ def create_collection(
 
 
 def add_member(session: Session, name: str, client_id: str) -> None:
-    """Add a client by ID (a direct member); it is a member unless an excluded collection
-    holds it or it is not approved."""
+    """Add a client by ID or host name (a direct member); it is a member unless an
+    excluded collection holds it or it is not approved."""
     collection = get_collection(session, name)
-    client = get_client(session, client_id)
+    client = find_client(session, client_id)
     _lock(session)
     if session.get(CollectionDirect, (collection.id, client.client_id)) is None:
         session.add(CollectionDirect(collection_id=collection.id, client_id=client.client_id))
@@ -148,7 +148,7 @@ def add_members(session: Session, name: str, client_ids: list[str]) -> int:
 
 def remove_member(session: Session, name: str, client_id: str) -> None:
     collection = get_collection(session, name)
-    client = get_client(session, client_id)
+    client = find_client(session, client_id)
     _lock(session)
     direct = session.get(CollectionDirect, (collection.id, client.client_id))
     if direct is None:
