@@ -68,6 +68,16 @@ def test_program_runs_in_its_working_directory(tmp_path: Path) -> None:
     assert run.exit_code == 0
 
 
+SEEN_AS_194 = (
+    "(seen as exit status 194: a POSIX exit status keeps only the low 8 bits, "
+    "and 3010 mod 256 = 194)"
+)
+SEEN_AS_105 = (
+    "(seen as exit status 105: a POSIX exit status keeps only the low 8 bits, "
+    "and 1641 mod 256 = 105)"
+)
+
+
 @pytest.mark.parametrize(
     ("code", "message_id", "extra", "result"),
     [
@@ -76,6 +86,7 @@ def test_program_runs_in_its_working_directory(tmp_path: Path) -> None:
         (3010, 10021, ["3010", "soft"], Result.REBOOT_REQUIRED),
         (1641, 10021, ["1641", "hard"], Result.REBOOT_REQUIRED),
         (5, 10006, ["5"], Result.FAILED),  # retryable, but no retry left
+        (194, 10021, [f"3010 {SEEN_AS_194}", "soft"], Result.REBOOT_REQUIRED),  # 3010 on POSIX
     ],
 )
 def test_exit_code_maps_to_its_message_and_result(
@@ -91,8 +102,8 @@ def test_exit_code_maps_to_its_message_and_result(
         ("exit 0", [3010, 1641], 10008, ["0"], Result.SUCCEEDED),
         ("exit 1", [3010, 1641], 10006, ["1"], Result.FAILED),
         ("exit 194", [194], 10021, ["194", "soft"], Result.REBOOT_REQUIRED),
-        ("exit 3010", [3010, 1641], 10021, ["194", "soft"], Result.REBOOT_REQUIRED),
-        ("exit 1641", [3010, 1641], 10021, ["105", "hard"], Result.REBOOT_REQUIRED),
+        ("exit 3010", [3010, 1641], 10021, [f"3010 {SEEN_AS_194}", "soft"], Result.REBOOT_REQUIRED),
+        ("exit 1641", [3010, 1641], 10021, [f"1641 {SEEN_AS_105}", "hard"], Result.REBOOT_REQUIRED),
     ],
 )
 def test_program_exit_is_reported_with_its_meaning(
@@ -108,7 +119,7 @@ def test_program_exit_is_reported_with_its_meaning(
     world.run()
     [message] = world.site.messages(message_id)
     assert message["insertion_strings"] == ["QM120000", "QM100001", "Install", *extra]
-    assert message["properties"]["exit_code"] == int(extra[0])
+    assert message["properties"]["exit_code"] == int(command.split()[1]) & 0xFF  # as seen
     assert world.site.messages(10005)[0]["insertion_strings"][3] == command
     assert world.state().result == result
     assert "exited with code" in world.log("execmgr")

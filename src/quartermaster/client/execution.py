@@ -55,7 +55,7 @@ def exit_report(spec: ProgramSpec, exit_code: int) -> ExitReport:
     so 3010 arrives as 194 and 1641 as 105; ProgramSpec.meaning maps them back.
     """
     outcome = spec.classify(exit_code)
-    code = str(exit_code)
+    code = spec.exit_code_text(exit_code)  # 3010, with why 194 was seen, not "194"
     if outcome is Outcome.SUCCESS:
         return ExitReport(10008, (code,), Result.SUCCEEDED)
     if outcome is Outcome.SUCCESS_REBOOT:

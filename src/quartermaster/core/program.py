@@ -74,6 +74,17 @@ class ProgramSpec:
         wide = [code for code in listed if code > 255 and code & 0xFF == exit_code]
         return wide[0] if wide else exit_code
 
+    def exit_code_text(self, exit_code: int, posix: bool = os.name == "posix") -> str:
+        """The exit code as the administrator listed it, for status messages: a status of 82
+        that stands for a listed 1618 says 1618, and why the computer saw 82."""
+        listed = self.meaning(exit_code, posix)
+        if listed == exit_code:
+            return str(exit_code)
+        return (
+            f"{listed} (seen as exit status {exit_code}: a POSIX exit status keeps only the "
+            f"low 8 bits, and {listed} mod 256 = {exit_code})"
+        )
+
     def classify(self, exit_code: int, posix: bool = os.name == "posix") -> Outcome:
         code = self.meaning(exit_code, posix)
         if code in self.success_codes:

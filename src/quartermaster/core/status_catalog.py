@@ -309,7 +309,9 @@ _MESSAGES = [
         W,
         "ExecutionManager",
         _PD + "program returned retryable exit code %4; retry %5 of %6 in %7 seconds.",
-        "The exit code is listed as retryable for this program.",
+        "The exit code is listed as retryable for this program. On Linux and macOS an exit "
+        "status has 8 bits: a listed code above 255 (1618) arrives as its low 8 bits (82) and "
+        "is read as the listed code; the message names both.",
         "None.",
         S.IN_PROGRESS,
     ),
@@ -401,6 +403,27 @@ _MESSAGES = [
         "and says what is there.",
         "Retire this deployment once every client has the new application.",
         by_detection=True,
+    ),
+    StatusMessage(
+        2370,
+        W,
+        "DistributionManager",
+        "Client %2 reported bad bytes for package hash %3 from peer %1; the peer is not offered "
+        "until it re-validates its cache.",
+        "A peer (a client serving its cache to its boundary) served bytes that do not match "
+        "their hash. Nothing unverified was used: the client fell back to the next source in "
+        "the same run. The peer's holdings are withdrawn; it re-hashes its whole cache at its "
+        "next run and is offered again only after that.",
+        "None, unless one peer repeats this: check its disk.",
+    ),
+    StatusMessage(
+        2371,
+        I,
+        "DistributionManager",
+        "Peer %1 re-validated its cache and is offered to its boundary again.",
+        "After a report of bad bytes the peer re-hashed every blob it holds, removed any that "
+        "did not match, and reported what it holds now.",
+        "None.",
     ),
     StatusMessage(
         3000,
