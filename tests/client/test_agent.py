@@ -13,9 +13,9 @@ from quartermaster.client.local_state import Result
 from quartermaster.client.site_link import SiteUnreachable
 from quartermaster.core.errors import NotFound
 from quartermaster.core.signing import SigningKey
-from quartermaster.core.site_transport import SiteError
+from quartermaster.core.site_transport import RekeyRequired, SiteError
 
-from .conftest import START, ClientWorld, deployment_entry
+from .conftest import START, ClientWorld, InMemorySite, deployment_entry
 from .servers import StoreServer, write_store
 
 
@@ -270,3 +270,35 @@ def test_a_poll_hint_from_the_site_is_in_the_run_summary(world: ClientWorld) -> 
     assert world.run().poll_after is None
     world.site.poll_after = 60
     assert world.run().poll_after == 60
+
+
+class _RekeyingSite(InMemorySite):
+    """A site that re-keyed this client: every call fails until a new secret is taken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rekeyed = False
+
+    def rekey(self) -> str:
+        self.rekeyed = True
+        return "qmc_new-secret"
+
+    def inventory(self, facts: dict[str, Any]) -> bool:
+        if not self.rekeyed:
+            raise RekeyRequired("client must replace its secret before client_api.inventory")
+        return super().inventory(facts)
+
+
+def test_a_rekey_asked_at_the_inventory_report_is_done_before_the_run_goes_on(
+    world: ClientWorld,
+) -> None:
+    """Changed facts are reported before policy, so the inventory call may be the first to
+    hear that the site wants a new secret (free disk changed by more than a GiB)."""
+    world.site = _RekeyingSite()
+    world.publish()
+    summary = world.run()
+    assert world.site.rekeyed and len(world.site.inventories) == 1
+    assert summary.policy_serial is not None
+    assert "qmc_new-secret" in "".join(
+        p.read_text() for p in world.home.root.iterdir() if "secret" in p.name
+    )

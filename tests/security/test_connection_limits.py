@@ -96,10 +96,12 @@ def test_large_headers_are_refused_before_they_cost_memory(site: SiteServer) -> 
     assert httpx.get(f"{site.url}/healthz").status_code == 200
 
 
-def _closed_by_server(sock: socket.socket) -> bool:
-    """Send one more byte of a request that never ends; True once the site hung up."""
+def _closed_by_server(sock: socket.socket, trickle: bool) -> bool:
+    """True once the site hung up; with `trickle`, first send one more byte of a request
+    that never ends (a slowloris keeps its connection busy; a stalled body sends nothing)."""
     try:
-        sock.send(b"a")
+        if trickle:
+            sock.send(b"a")
         sock.setblocking(False)
         try:
             return sock.recv(65536) == b""
@@ -112,25 +114,28 @@ def _closed_by_server(sock: socket.socket) -> bool:
 
 
 def test_slow_and_silent_connections_are_closed_on_both_planes(site: SiteServer) -> None:
-    socks = []
+    socks: list[tuple[socket.socket, bool]] = []  # (connection, keeps trickling bytes)
     for port in (site.port, site.port + 1):
         for _ in range(5):  # slowloris: headers that never end
             sock = _connect(port)
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-            socks.append(sock)
-        socks.append(_connect(port))  # a connection that never says anything
+            socks.append((sock, True))
+        socks.append((_connect(port), False))  # a connection that never says anything
     body = _connect(site.port)  # a body that stops arriving
     body.sendall(b"POST /api/v1/packages HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
-    socks.append(body)
+    socks.append((body, False))
     kept = httpx.Client(base_url=site.url)  # an ordinary client reusing its connection
     assert kept.get("/healthz").status_code == 200
     assert kept.get("/healthz").status_code == 200
     started = time.monotonic()
     try:
-        for sock in socks:
-            wait_until(lambda s=sock: _closed_by_server(s), "the site to close a slow connection")
+        for sock, trickle in socks:
+            wait_until(
+                lambda s=sock, t=trickle: _closed_by_server(s, t),
+                "the site to close a slow connection",
+            )
     finally:
-        for sock in socks:
+        for sock, _ in socks:
             sock.close()
         kept.close()
     print(f"every slow connection closed after {time.monotonic() - started:.1f} s")

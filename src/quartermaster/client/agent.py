@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from quartermaster.client import cleanup
 from quartermaster.client.app_run import AppRunner
@@ -20,6 +21,7 @@ from quartermaster.client.detection import Detector
 from quartermaster.client.home import ClientHome
 from quartermaster.client.local_state import DeploymentState, LocalState
 from quartermaster.client.machine_facts import MachineFacts, collect_facts, inventory_digest
+from quartermaster.client.peer_server import PeerCache
 from quartermaster.client.policy import DeploymentPolicy, Policy
 from quartermaster.client.policy_agent import PolicyAgent
 from quartermaster.client.scheduling import Action, decide, next_wakeup
@@ -27,7 +29,9 @@ from quartermaster.client.site_link import NotApproved, RekeyRequired, SiteApi
 from quartermaster.client.status_spool import DeploymentReporter, StatusSpool
 from quartermaster.client.timestamps import Clock, format_utc, parse_utc, utcnow
 from quartermaster.core.blob_transfer import BlobFetcher, TransferStopped
-from quartermaster.core.errors import NotFound
+from quartermaster.core.errors import NotFound, QMError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -50,8 +54,10 @@ class Agent:
         clock: Clock = utcnow,
         facts: MachineFacts | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        peers: PeerCache | None = None,
     ) -> None:
         self.home = home
+        self.peers = peers  # serving the cache to the boundary (client/peer_server.py)
         self.site = site
         self.clock = clock
         self.should_stop = should_stop
@@ -69,7 +75,8 @@ class Agent:
         """Poll policy, do all due work (and `install` now if allowed), deliver status."""
         summary = RunSummary()
         try:
-            self._report_inventory()
+            self._rekeyed(self._report_inventory)
+            self._report_peer()
             policy = self._refresh_policy()
         except NotApproved as exc:  # keep the spool: it is delivered once the site serves us
             self.log.write(f"the site does not serve this client: {exc.message}")
@@ -107,15 +114,37 @@ class Agent:
             + ("; its collection membership changed" if changed else "")
         )
 
-    def _refresh_policy(self) -> Policy | None:
-        """Poll policy; if the site asks for a new secret, store it durably, then poll again."""
-        agent = PolicyAgent(self.home, self.config, self.site, self.spool, self.clock)
+    def _report_peer(self) -> None:
+        """What this peer holds and may serve; a failure leaves it not serving this run."""
+        report = getattr(self.site, "peer_report", None)
+        if self.peers is None or report is None:
+            return
         try:
-            return agent.refresh()
+            self.peers.report(report, self.config.trusted_keys())
+        except QMError as exc:
+            self.peers.state.serve = False
+            self.log.warning(f"peer report failed, not serving until the next: {exc.message}")
+
+    def _held(self, package_hash: str, blobs: list[str]) -> None:
+        """A version is whole in the cache: the site hears it now, so clients of this
+        boundary waiting for it stop waiting."""
+        if self.peers is not None:
+            self.peers.holding(package_hash, blobs)
+            self._report_peer()
+
+    def _refresh_policy(self) -> Policy | None:
+        agent = PolicyAgent(self.home, self.config, self.site, self.spool, self.clock)
+        return self._rekeyed(agent.refresh)
+
+    def _rekeyed(self, call: Callable[[], T]) -> T:
+        """The first call of a run to be told to replace the secret (an inventory report or
+        the policy poll) stores a new one durably, then is made again with it."""
+        try:
+            return call()
         except RekeyRequired:
             self.home.write_secret(self.site.rekey())  # write, fsync, rename
             self.log.write("the site asked for a new secret; it was stored and is in use")
-            return agent.refresh()
+            return call()
 
     def _work(self, policy: Policy, install: str | None, summary: RunSummary) -> None:
         fetcher = BlobFetcher(ssl_context=self.home.ssl_context(self.config))  # pinned CA
@@ -133,6 +162,9 @@ class Agent:
             self._checkpoint,
         )
         ctx.content.limit, ctx.content.clock = policy.bandwidth, self.clock
+        if self.peers is not None:
+            ctx.content.on_verified = self.peers.verified.record
+            ctx.content.on_held = self._held
         runner = DeploymentRunner(ctx)
         apps = AppRunner(runner, policy, self.state, Detector())
         resume_at = None

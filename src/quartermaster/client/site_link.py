@@ -10,6 +10,8 @@ failing deployments.
 from __future__ import annotations
 
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -47,6 +49,10 @@ ADVICE = Advice(
     "`qm client register --force --ca-file NEW_CA`",
     credential="re-register with `qm client register --home DIR --site URL --force`",
 )
+# The longest a client waits for the elected client of its boundary (the site's lease,
+# at most an hour, ends the wait sooner: then this client is elected).
+MAX_LOCATION_WAIT = 3600.0
+
 # Registration has no client.json yet, and nothing retries it: the user runs it again.
 REGISTRATION_ADVICE = Advice(
     who="this client",
@@ -120,6 +126,7 @@ class SiteLink:
         )
         self.site_url = self._site.site_url
         self._poll_after: int | None = None
+        self.sleep: Callable[[float], None] = time.sleep  # between location asks
 
     @property
     def poll_after(self) -> int | None:
@@ -149,7 +156,17 @@ class SiteLink:
         return self._object("GET", f"/manifests/{package_hash}")
 
     def locations(self, package_hash: str) -> list[Location]:
-        entries = self._object("GET", f"/locations/{package_hash}").get("locations")
+        """Where to download from. While another client of this boundary was elected to
+        fetch the version from a DP, the site says to wait; ask again until it lists a peer
+        that holds it, or elects this client (its lease bounds the wait)."""
+        answer = self._object("GET", f"/locations/{package_hash}")
+        waited = 0.0
+        while isinstance(answer.get("wait_seconds"), int) and waited < MAX_LOCATION_WAIT:
+            pause = min(max(int(answer["wait_seconds"]), 1), 10)
+            self.sleep(pause)
+            waited += pause
+            answer = self._object("GET", f"/locations/{package_hash}")
+        entries = answer.get("locations")
         if not isinstance(entries, list):
             raise QMError("the site's location answer has no list of locations")
         return [
@@ -160,6 +177,10 @@ class SiteLink:
 
     def send_status(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         return self._object("POST", "/status", json={"messages": messages})
+
+    def peer_report(self, body: dict[str, Any]) -> dict[str, Any]:
+        """What this peer serves (client/peer_server.py); the site answers whether it may."""
+        return self._object("POST", "/peer", json=body)
 
     def inventory(self, facts: dict[str, Any]) -> bool:
         """Report this computer's facts now; True if its collection membership changed."""
