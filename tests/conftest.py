@@ -148,3 +148,14 @@ def site(tmp_path: Path, database_url: str | None) -> Iterator[SiteServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def site_whole_files(tmp_path: Path, database_url: str | None) -> Iterator[SiteServer]:
+    """The `site` fixture, keeping every file whole (no chunks): for tests of how one large
+    blob moves (resume at an offset, a .part file); chunked files: tests/e2e/test_chunked_*."""
+    server = start_site(tmp_path, database=database_url, config={"chunk_threshold": 1 << 40})
+    try:
+        yield server
+    finally:
+        server.stop()

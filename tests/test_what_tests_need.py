@@ -75,7 +75,7 @@ def test_a_fresh_clone_without_the_programs_says_what_to_install(tmp_path: Path)
     apt_log = tmp_path / "apt-get.log"
     closed = reserve_ports(1)  # reserved here, so nothing listens on it
     env = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name != "PYTEST_ADDOPTS"},
         "PATH": path_without(bin_folder, hidden),
         "PYTHONPATH": str(clone / "src"),
         "QM_TEST_POSTGRES": f"postgresql://postgres@127.0.0.1:{closed}/postgres",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from quartermaster.core.hashing import sha256_file
 from quartermaster.core.store_layout import blob_path, manifest_path
 from tests.e2e.cutting_proxy import CuttingProxy
 from tests.e2e.nginx_server import Nginx
-from tests.e2e.processes import SiteServer, free_port, start_dp, wait_until
+from tests.e2e.processes import SiteServer, start_dp, wait_until
 from tests.e2e.scenario import (
     create_package,
     deploy_to,
@@ -117,7 +116,10 @@ def test_corrupt_dp_is_skipped_reported_and_repaired(site: SiteServer, tmp_path:
         dp.stop()
 
 
-def test_interrupted_download_resumes_from_its_offset(site: SiteServer, tmp_path: Path) -> None:
+def test_interrupted_download_resumes_from_its_offset(
+    site_whole_files: SiteServer, tmp_path: Path
+) -> None:
+    site = site_whole_files  # files stay whole: this is about one large blob
     size = 100 * 1024 * 1024
     source = make_source(tmp_path / "src", tmp_path / "installed" / "payload.txt")
     with open(source / "big.bin", "wb") as handle:
@@ -160,7 +162,10 @@ def test_interrupted_download_resumes_from_its_offset(site: SiteServer, tmp_path
         dp.stop()
 
 
-def test_shared_and_unchanged_content_moves_once(site: SiteServer, tmp_path: Path) -> None:
+def test_shared_and_unchanged_content_moves_once(
+    site_whole_files: SiteServer, tmp_path: Path
+) -> None:
+    site = site_whole_files  # files stay whole: this is about one large blob
     shared = os.urandom(10 * 1024 * 1024)
     first, second = tmp_path / "a", tmp_path / "b"
     for folder in (first, second):
@@ -199,8 +204,9 @@ def _bytes_transferred(site: SiteServer, dp: str) -> dict[tuple[str, str], int]:
 
 
 def test_dp_killed_mid_distribution_resumes_and_stays_sound(
-    site: SiteServer, tmp_path: Path
+    site_whole_files: SiteServer, tmp_path: Path
 ) -> None:
+    site = site_whole_files  # files stay whole: this is about one large blob
     source = tmp_path / "src"
     source.mkdir()
     size = 300 * 1024 * 1024
@@ -225,17 +231,6 @@ def test_dp_killed_mid_distribution_resumes_and_stays_sound(
         _store_is_sound(dp.store)
     finally:
         dp.stop()
-
-
-@pytest.fixture
-def nginx(tmp_path: Path) -> Iterator[Nginx]:
-    """A stock nginx, started by the test over a store; without nginx installed the test
-    fails at once, in one line naming the Debian package."""
-    server = Nginx(tmp_path / "nginx", free_port())
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_stock_nginx_serves_a_dp_store_to_clients(

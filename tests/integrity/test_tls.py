@@ -76,6 +76,8 @@ def tls_site(tmp_path: Path) -> Any:
     cert = self_signed(tmp_path / "certs", "site")
     home, port = tmp_path / "site", free_port_pair()
     run_qm("site", "init", "--home", str(home), "--listen", f"127.0.0.1:{port}")
+    config = json.loads((home / "config.json").read_text())  # LARGE stays one blob (pipelined)
+    (home / "config.json").write_text(json.dumps({**config, "chunk_threshold": 1 << 40}))
     daemon = Daemon(
         [
             "site",

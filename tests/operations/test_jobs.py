@@ -6,16 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from quartermaster.site.api.app import create_app
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import Database
 from quartermaster.site.jobs import records
@@ -23,21 +20,6 @@ from quartermaster.site.models import Job, utcnow
 from quartermaster.site.setup import init_site
 from tests.e2e.site_templates import with_migrated_sqlite
 from tests.security.conftest import SiteApi
-
-
-@pytest.fixture
-def site_api(tmp_path: Path) -> Iterator[SiteApi]:
-    root = tmp_path / "site"
-    home = init_site(with_migrated_sqlite(root), "QM1", "job tests")
-    ctx = SiteContext.open(root)
-    http = TestClient(create_app(ctx), client=("127.0.0.1", 50000))
-    api = SiteApi(root, ctx, http, {"admin": home.admin_token_path.read_text().strip()})
-    for role in ("operator", "viewer"):
-        api.tokens[role] = api.add_account(role, role)
-    try:
-        yield api
-    finally:
-        ctx.close()
 
 
 def _dead_owner() -> str:

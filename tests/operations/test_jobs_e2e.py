@@ -110,17 +110,7 @@ def test_the_cli_waits_with_progress_or_returns_at_once(tmp_path: Path) -> None:
 def test_two_site_processes_on_one_database_never_run_one_job_twice(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    home = tmp_path / "site"
-    first_port, second_port = free_port_pair(), free_port_pair()
-    migrated_site_home(home, postgres_url, "QM1", f"127.0.0.1:{first_port}")
-    servers = []
-    for name, port, extra in (("a", first_port, []), ("b", second_port, ["--no-dp"])):
-        args = ["site", "serve", "--home", str(home), "--listen", f"127.0.0.1:{port}"]
-        args += ["--log-format", "json", *extra]
-        servers.append(SiteServer(home, port, Daemon(args, tmp_path / f"{name}.log")))
-    for server in servers:
-        server.daemon.start()
-        wait_until(lambda s=server: s.daemon.alive() and _answers(s.url), "site API")
+    servers = _two_site_processes(tmp_path, postgres_url)
     try:
         job_ids = []
         for n in range(8):
@@ -151,15 +141,47 @@ def test_two_site_processes_on_one_database_never_run_one_job_twice(
         for server in servers:
             server.stop()
     assert all(job["state"] == "succeeded" and job["attempts"] == 1 for job in ended), ended
+    started = _times_started(tmp_path, r"job (\d+) \(.*\) started")
+    assert set(started) == set(job_ids) | set(followers)
+    assert set(started.values()) == {1}, started  # each job ran in one process, once
+
+
+def _two_site_processes(
+    tmp_path: Path, database: str | None, settings: dict[str, Any] | None = None
+) -> list[SiteServer]:
+    """Two `qm site serve` of one home and database (the second without the embedded DP),
+    logging JSON lines to tmp_path/a.log and b.log; `settings` are set before they start."""
+    from quartermaster.site.settings import update_settings
+
+    home = tmp_path / "site"
+    first_port, second_port = free_port_pair(), free_port_pair()
+    migrated_site_home(home, database, "QM1", f"127.0.0.1:{first_port}")
+    if settings:
+        db = Database(SiteHome(home).load_config().database_url)
+        with db.session() as session:
+            update_settings(session, settings, "test")
+        db.dispose()
+    servers = []
+    for name, port, extra in (("a", first_port, []), ("b", second_port, ["--no-dp"])):
+        args = ["site", "serve", "--home", str(home), "--listen", f"127.0.0.1:{port}"]
+        args += ["--log-format", "json", *extra]
+        servers.append(SiteServer(home, port, Daemon(args, tmp_path / f"{name}.log")))
+    for server in servers:
+        server.daemon.start()
+        wait_until(lambda s=server: s.daemon.alive() and _answers(s.url), "site API")
+    return servers
+
+
+def _times_started(tmp_path: Path, pattern: str) -> dict[int, int]:
+    """Job ID -> how many times a line of a.log or b.log says it started."""
     started: dict[int, int] = {}
     for name in ("a", "b"):
         for line in (tmp_path / f"{name}.log").read_text().splitlines():
             if line.startswith("{"):
-                found = re.match(r"job (\d+) \(.*\) started", json.loads(line)["message"])
+                found = re.match(pattern, json.loads(line)["message"])
                 if found:
                     started[int(found[1])] = started.get(int(found[1]), 0) + 1
-    assert set(started) == set(job_ids) | set(followers)
-    assert set(started.values()) == {1}, started  # each job ran in one process, once
+    return started
 
 
 def _answers(url: str) -> bool:
@@ -167,3 +189,38 @@ def _answers(url: str) -> bool:
         return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_two_site_processes_on_one_database_never_run_garbage_collection_twice(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    """Both processes submit a `gc` job every second; the database keeps it to one queued or
+    running, so the sweeps follow each other and each ran once, in one process."""
+    servers = _two_site_processes(tmp_path, database_url, {"gc_interval_seconds": 1})
+    database = Database(SiteHome(tmp_path / "site").load_config().database_url)
+
+    def gc_jobs() -> list[Job]:
+        with database.session() as session:
+            rows = session.scalars(select(Job).where(Job.kind == "gc").order_by(Job.id)).all()
+            session.expunge_all()
+            return list(rows)
+
+    try:
+        wait_until(
+            lambda: sum(job.state == "succeeded" for job in gc_jobs()) >= 4, "four sweeps", 120
+        )
+    finally:
+        for server in servers:
+            server.stop()
+    jobs = [job for job in gc_jobs() if job.state != "queued"]
+    database.dispose()
+    assert all(job.state == "succeeded" and job.attempts == 1 for job in jobs), [
+        (job.id, job.state, job.reason) for job in jobs
+    ]
+    assert {job.target for job in jobs} == {"library"}
+    spans = sorted((job.started, job.finished) for job in jobs)
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert end is not None and start is not None and end <= start  # never two at once
+    started = _times_started(tmp_path, r"job (\d+) \(gc library\) started")
+    assert set(started) == {job.id for job in jobs}
+    assert set(started.values()) == {1}, started

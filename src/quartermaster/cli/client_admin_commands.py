@@ -16,7 +16,9 @@ from quartermaster.cli.site_link import (
     print_table,
 )
 
-ClientIdArgument = typer.Argument(..., metavar="ID", help="Client ID (GUID) from `qm client list`.")
+ClientIdArgument = typer.Argument(
+    ..., metavar="ID", help="Client ID (GUID) or host name, from `qm client list`."
+)
 
 
 @app.command("list")

@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -18,8 +18,11 @@ from quartermaster.cli.log_options import (
     setup_logging,
 )
 from quartermaster.client.home import ClientHome
-from quartermaster.core.errors import QMError
+from quartermaster.core.errors import InvalidInput, QMError
 from quartermaster.core.ids import normalize_object_id
+
+if TYPE_CHECKING:
+    from quartermaster.client.peer_server import PeerCache
 
 app = typer.Typer(help="Run the client agent on a managed computer.", no_args_is_help=True)
 
@@ -166,6 +169,25 @@ def run(
             help="Run this available deployment now (a single run, as --once).",
         ),
     ] = "",
+    peer_listen: Annotated[
+        str,
+        typer.Option(
+            "--peer-listen",
+            metavar="ADDR:PORT",
+            help="Serve the verified cache to clients of this boundary when the site allows "
+            "it (qm site settings --peer-cache on).",
+        ),
+    ] = "",
+    peer_connections: Annotated[
+        int,
+        typer.Option("--peer-connections", min=1, max=256, help="Most peer connections at once."),
+    ] = 8,
+    peer_rate: Annotated[
+        int,
+        typer.Option(
+            "--peer-rate", min=0, metavar="BYTES", help="Most bytes per second served (0: no cap)."
+        ),
+    ] = 0,
     log_format: str = LogFormatOption,
     log_file: Path | None = LogFileOption,
     log_level: str = LogLevelOption,
@@ -173,23 +195,61 @@ def run(
     """Poll policy, run what is due and report status; without --once, keep doing so.
 
     Example: qm client run --home /var/lib/qm-client --once --install QM120001
+    Example: qm client run --home /var/lib/qm-client --peer-listen 10.1.0.5:8450
     """
     from quartermaster.client.service import agent_cycle, install_stop_handlers, serve
 
     setup_logging(log_format, log_file, log_level)
     client_home = ClientHome(home)
-    if once or install:
-        wanted = normalize_object_id(install) if install else None  # qm120001 too
-        for line in _guarded(lambda: _run_once(client_home, wanted)):
-            typer.echo(line)
-        return
-    _guarded(client_home.load_config)
-    stop = threading.Event()
-    install_stop_handlers(stop)
-    serve(lambda: agent_cycle(client_home, stop), stop, client_home.log("policyagent"))
+    peers = (
+        _guarded(lambda: _peer_cache(client_home, peer_listen, peer_connections, peer_rate))
+        if peer_listen
+        else None
+    )
+    try:
+        if once or install:
+            wanted = normalize_object_id(install) if install else None  # qm120001 too
+            for line in _guarded(lambda: _run_once(client_home, wanted, peers)):
+                typer.echo(line)
+            return
+        _guarded(client_home.load_config)
+        stop = threading.Event()
+        install_stop_handlers(stop)
+        serve(
+            lambda: agent_cycle(client_home, stop, peers=peers),
+            stop,
+            client_home.log("policyagent"),
+        )
+    finally:
+        if peers is not None:
+            peers.stop()
 
 
-def _run_once(home: ClientHome, install: str | None) -> list[str]:
+def _peer_cache(home: ClientHome, listen: str, connections: int, rate: int) -> PeerCache:
+    from quartermaster.client.cache import ContentCache
+    from quartermaster.client.peer_server import PeerCache, parse_listen
+
+    config = home.load_config()
+    home.make_private()
+    try:
+        peers = PeerCache(
+            home.root,
+            ContentCache(home.cache, config.cache_limit_bytes),
+            parse_listen(listen),
+            home.log("peercache"),
+            connections,
+            rate or None,
+        )
+    except OSError as exc:
+        raise InvalidInput(
+            f"the peer server cannot listen on {listen}: {exc.strerror}",
+            "give an address of this computer and a free port",
+        ) from None
+    peers.start()
+    return peers
+
+
+def _run_once(home: ClientHome, install: str | None, peers: PeerCache | None = None) -> list[str]:
     from quartermaster.client.agent import Agent
     from quartermaster.client.site_link import SiteLink
 
@@ -197,7 +257,7 @@ def _run_once(home: ClientHome, install: str | None) -> list[str]:
     with SiteLink(
         config.site_url, home.read_secret(), ssl_context=home.ssl_context(config)
     ) as site:
-        summary = Agent(home, site).run_once(install)
+        summary = Agent(home, site, peers=peers).run_once(install)
     if summary.poll_after is not None:
         return [
             *summary.lines,

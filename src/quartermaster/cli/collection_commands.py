@@ -107,13 +107,13 @@ def create(
 @handles_errors
 def add(
     name: str = typer.Argument(..., help="Collection name."),
-    client_id: str = typer.Argument(..., help="Client ID (GUID) from `qm client register`."),
+    client_id: str = typer.Argument(..., help="Client ID (GUID) or host name."),
     site: str = SiteOption,
     token: str = TokenOption,
 ) -> None:
     """Add a client to a collection as a direct member.
 
-    Example: qm collection add "Lab computers" 6f1d2c3e-...
+    Example: qm collection add "Lab computers" lab-09   (or its GUID)
     """
     SiteLink(site, token).post(_path(name, "members"), {"client_id": client_id})
 
@@ -122,7 +122,7 @@ def add(
 @handles_errors
 def remove(
     name: str = typer.Argument(..., help="Collection name."),
-    client_id: str = typer.Argument(..., help="Client ID (GUID) of a direct member."),
+    client_id: str = typer.Argument(..., help="Client ID (GUID) or host name of a direct member."),
     site: str = SiteOption,
     token: str = TokenOption,
 ) -> None:

@@ -18,6 +18,7 @@ from quartermaster.cli.site_link import (
     SiteLink,
     SiteOption,
     TokenOption,
+    err,
     handles_errors,
     out,
     print_json,
@@ -126,7 +127,10 @@ def create(
     }
     body = {k: v for k, v in body.items() if v is not None}
     path = "/api/v1/application-deployments" if app_id else "/api/v1/deployments"
-    print(SiteLink(site, token).post(path, body)["deployment_id"])
+    created = SiteLink(site, token).post(path, body)
+    for warning in created.get("warnings", []):
+        err.print(f"warning: {warning}", markup=False)
+    print(created["deployment_id"])
 
 
 @app.command("reschedule")
@@ -249,6 +253,13 @@ def status(
         markup=False,
     )
     out.print(f"targeted {data['targeted']}: {counts}", markup=False)
+    sources = data.get("content_sources") or {}
+    if any(sources.values()):
+        out.print(
+            f"bytes downloaded: peers {sources.get('peer', 0)}, DPs in the boundary "
+            f"{sources.get('boundary', 0)}, fallback DPs {sources.get('fallback', 0)}",
+            markup=False,
+        )
     held = data.get("waiting_for_window")
     if held:
         opens = f"opens {held['opens']}" if held["opens"] else "none opens again"

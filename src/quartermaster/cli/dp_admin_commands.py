@@ -49,7 +49,7 @@ def add(
     Example: qm dp add --name cloud --store 's3://qm-content/dp1?endpoint=http://s3.example:8333'
     """
     if store:
-        from quartermaster.dp.s3_store import S3Location
+        from quartermaster.core.s3_location import S3Location
 
         url = url or S3Location.parse(store).public_url()
     if not url:
@@ -61,7 +61,8 @@ def add(
 @app.command("list")
 @handles_errors
 def list_(as_json: bool = JsonOption, site: str = SiteOption, token: str = TokenOption) -> None:
-    """DPs with health (last contact) and per package version state.
+    """DPs with health (reachable, content state, validation and mismatch reports) and
+    per package version state.
 
     Example: qm dp list --json
     """
@@ -73,9 +74,21 @@ def list_(as_json: bool = JsonOption, site: str = SiteOption, token: str = Token
         dp["versions"] = ", ".join(
             f"{c['package_id']}v{c['source_version']}:{c['state']}" for c in dp["content"]
         )
+        health = dp.get("health") or {}
+        dp["health"] = f"{health.get('level', '?')}: {health.get('summary', '')}"
     print_table(
         data["dps"],
-        ["name", "url", "state", "boundaries", "fallback", "last_contact", "versions", "problem"],
+        [
+            "name",
+            "url",
+            "state",
+            "health",
+            "boundaries",
+            "fallback",
+            "last_contact",
+            "versions",
+            "problem",
+        ],
     )
 
 

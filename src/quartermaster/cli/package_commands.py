@@ -42,6 +42,15 @@ def _program_arg(text: str) -> dict[str, object]:
     return ProgramSpec(name=name.strip(), command=command.strip()).to_dict()
 
 
+OutsideLinksOption = typer.Option(
+    "refuse",
+    "--outside-links",
+    help="Links to what is not in the package (absolute, out of the folder, or to nothing; "
+    "never followed): refuse the folder (default) or skip them, leaving them out of the "
+    "package; each is named. Kept for later updates.",
+)
+
+
 @app.command("create")
 @handles_errors
 def create(
@@ -57,6 +66,7 @@ def create(
         "windows, linux or macos (links inside the folder kept as links; linux: names "
         "differing only by case, and ':' in names, allowed).",
     ),
+    outside_links: str = OutsideLinksOption,
     no_wait: bool = NoWaitOption,
     site: str = SiteOption,
     token: str = TokenOption,
@@ -71,6 +81,7 @@ def create(
     qm package create --name Notepad --source /srv/src/notepad --program 'Install=sh install.sh'
 
     Example: qm package create --name Docs --source /usr/share/doc --platform linux
+    --outside-links skip
     """
     body = {
         "name": name,
@@ -79,9 +90,12 @@ def create(
         "manufacturer": manufacturer,
         "version_label": version_label,
         "platform": platform,
+        "outside_links": outside_links,
     }
     link = SiteLink(site, token)
     job = link.post("/api/v1/packages", body)
+    for warning in job.get("warnings", []):
+        err.print(f"warning: {warning}", markup=False)
     if no_wait:
         print(job["package_id"])
         _queued(job)
@@ -94,6 +108,12 @@ def create(
 @handles_errors
 def update(
     package_id: str = typer.Argument(..., help="Package ID, e.g. QM100001."),
+    outside_links: str = typer.Option(
+        None,
+        "--outside-links",
+        help="Change the package's choice for links to what is not in the package: refuse "
+        "or skip (kept for later updates).",
+    ),
     no_wait: bool = NoWaitOption,
     site: str = SiteOption,
     token: str = TokenOption,
@@ -105,7 +125,8 @@ def update(
     Example: qm package update QM100001
     """
     link = SiteLink(site, token)
-    job = link.post(f"/api/v1/packages/{package_id}/update")
+    body = {} if outside_links is None else {"outside_links": outside_links}
+    job = link.post(f"/api/v1/packages/{package_id}/update", body)
     if no_wait:
         print(job["job_id"])
         _queued(job)
@@ -126,6 +147,15 @@ def _follow_snapshot(link: SiteLink, job: dict[str, Any]) -> dict[str, Any]:
     """Wait for the snapshot, then for its distribution to the DPs in contact with the site.
     A distribution that failed is reported (exit 1) after the result is printed."""
     result: dict[str, Any] = wait_for(link, job["job_id"])["result"]
+    if result.get("skipped_links"):
+        shown = [f"  {s['path']} -> {s['target']}" for s in result["skipped_links"]]
+        more = result["skipped_link_count"] - len(shown)
+        err.print(
+            f"left out {result['skipped_link_count']} links to what is not in the package "
+            "(--outside-links skip):\n"
+            + "\n".join(shown + ([f"  ... and {more} more"] if more else [])),
+            markup=False,
+        )
     if result.get("distribution_job") is not None:
         try:
             shipped = wait_for(link, result["distribution_job"])["result"]
@@ -244,6 +274,7 @@ def prune(
     keep: int = typer.Option(
         None, "--keep", min=1, help="Versions to keep from now on (default 3); in-use ones stay."
     ),
+    no_wait: bool = NoWaitOption,
     as_json: bool = JsonOption,
     site: str = SiteOption,
     token: str = TokenOption,
@@ -251,11 +282,16 @@ def prune(
     """Remove versions beyond the package's retention; their bytes are deleted from the
     library and DPs once the grace period (content_grace_seconds) has passed.
 
+    Runs as a garbage collection job and waits for it (--no-wait prints the job ID).
     Example: qm package prune QM100001 --keep 1
     """
-    data = SiteLink(site, token).post(
-        f"/api/v1/packages/{package_id}/prune", {} if keep is None else {"keep": keep}
-    )
+    link = SiteLink(site, token)
+    job = link.post(f"/api/v1/packages/{package_id}/prune", {} if keep is None else {"keep": keep})
+    if no_wait:
+        print(job["job_id"])
+        _queued(job)
+        return
+    data: dict[str, Any] = wait_for(link, job["job_id"], quiet=as_json)["result"]
     if as_json:
         print_json(data)
         return

@@ -42,6 +42,14 @@ def init(
         help="A folder package sources may come from (repeat it); default: the system's "
         "temporary folder. Change later with `qm site source-roots`.",
     ),
+    library: str = typer.Option(
+        None,
+        "--library",
+        metavar="s3://BUCKET/PREFIX?endpoint=URL",
+        help="Keep the content library in an S3-compatible bucket (default: DIR/library). "
+        "Credentials come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), "
+        "for `qm site serve` too; they are checked now.",
+    ),
 ) -> None:
     """Create a site: database, content library, signing key, the `admin` account and its
     token in DIR/admin.token.
@@ -50,7 +58,9 @@ def init(
     """
     from quartermaster.site.setup import init_site
 
-    site = init_site(home, site_code, name, database, listen, admin_password, source_root)
+    site = init_site(
+        home, site_code, name, database, listen, admin_password, source_root, library or ""
+    )
     out.print(f"site {site_code} created in {site.root}; admin token in {site.admin_token_path}")
     if admin_password is None:
         out.print(

@@ -78,6 +78,35 @@ def settings(
         metavar="SECONDS",
         help="How long pruned or replaced versions stay in the library and on DPs.",
     ),
+    gc_interval: int = typer.Option(
+        None,
+        "--gc-interval",
+        min=0,
+        metavar="SECONDS",
+        help="How often the site runs a garbage collection job (0: never; default 3600).",
+    ),
+    peer_cache: str = typer.Option(
+        None,
+        "--peer-cache",
+        metavar="on|off",
+        help="Clients run with --peer-listen serve their verified cache to their boundary.",
+    ),
+    peer_cache_boundaries: str = typer.Option(
+        None,
+        "--peer-cache-boundaries",
+        metavar="JSON",
+        help='Per-boundary overrides of --peer-cache: [{"boundary": "10.1.0.0/16", '
+        '"peer_cache": true}] (the most specific range wins).',
+    ),
+    peer_lease: int = typer.Option(
+        None,
+        "--peer-lease",
+        min=5,
+        max=3600,
+        metavar="SECONDS",
+        help="How long the one client elected per boundary fetches a version from a DP "
+        "while the others wait for it (longer than one copy takes over the WAN link).",
+    ),
     as_json: bool = JsonOption,
     site: str = SiteOption,
     token: str = TokenOption,
@@ -85,6 +114,7 @@ def settings(
     """Show the site settings, or change them (admins only).
 
     Example: qm site settings --require-approval true
+    Example: qm site settings --peer-cache on
     """
     link = SiteLink(site, token)
     change: dict[str, object] = {
@@ -93,6 +123,10 @@ def settings(
         "program_output_total_bytes": output_total_bytes,
         "bandwidth_rules": _json_list(bandwidth_rules, "--bandwidth-rules"),
         "content_grace_seconds": content_grace,
+        "gc_interval_seconds": gc_interval,
+        "peer_cache": _flag(peer_cache, "--peer-cache"),
+        "peer_cache_boundaries": _json_list(peer_cache_boundaries, "--peer-cache-boundaries"),
+        "peer_lease_seconds": peer_lease,
     }
     change = {k: v for k, v in change.items() if v is not None}
     data = link.post("/api/v1/settings", change) if change else link.get("/api/v1/settings")
@@ -116,6 +150,7 @@ def status(as_json: bool = JsonOption, site: str = SiteOption, token: str = Toke
         print_json(data)
         return
     out.print(f"site {data['site_code']} ({data['name']}), content at {data['content_url']}")
+    out.print(f"content library: {data.get('library', '')}", markup=False)
     embedded = data.get("embedded_dp")
     if embedded is None:
         out.print("embedded DP: none")

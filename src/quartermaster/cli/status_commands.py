@@ -22,7 +22,7 @@ app = typer.Typer(help="Status messages: what happened, numbered.", no_args_is_h
 @handles_errors
 def messages(
     deployment: str = typer.Option(None, "--deployment"),
-    client: str = typer.Option(None, "--client"),
+    client: str = typer.Option(None, "--client", help="Client ID (GUID) or host name."),
     package: str = typer.Option(None, "--package"),
     message_id: int = typer.Option(None, "--message-id"),
     severity: str = typer.Option(None, "--severity", help="informational|warning|error"),

@@ -18,6 +18,7 @@ from pathlib import Path
 from quartermaster.core.store_layout import blob_path
 
 PARTIAL = ".part"
+MEMO_PATHS = 100_000
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,22 @@ class ContentCache:
     def __init__(self, root: Path, limit_bytes: int) -> None:
         self.root = root
         self.limit_bytes = limit_bytes
+        # A run asks for each blob's path several times (present? destination, lay-out,
+        # last use); building a Path is most of the cost of a 10,000-file package's
+        # bookkeeping, so each is built once per cache object (one per agent run).
+        self._paths: dict[str, Path] = {}
+        # At most this many bytes are in the cache since the last scan (what the scan found
+        # plus what make_room let in): make_room(0) after an install need not scan again
+        # while it is under the limit. None: not known, scan.
+        self._used_bound: int | None = None
 
     def blob_path(self, sha256: str) -> Path:
-        return blob_path(self.root, sha256)
+        path = self._paths.get(sha256)
+        if path is None:
+            if len(self._paths) >= MEMO_PATHS:  # a peer server's cache lives for days
+                self._paths.clear()
+            path = self._paths[sha256] = blob_path(self.root, sha256)
+        return path
 
     def has(self, sha256: str) -> bool:
         return self.blob_path(sha256).is_file()
@@ -73,6 +87,8 @@ class ContentCache:
         Returns the evicted hashes. Pinned blobs may keep the cache above its limit, so a
         deployment larger than the limit still installs.
         """
+        if incoming == 0 and self._used_bound is not None and self._used_bound <= self.limit_bytes:
+            return []  # nothing was let in beyond what fits: no eviction, no scan
         keep = set(pinned)
         entries = self.entries()
         used = sum(entry.size for entry in entries)
@@ -85,4 +101,5 @@ class ContentCache:
             entry.path.unlink(missing_ok=True)
             used -= entry.size
             evicted.append(entry.sha256)
+        self._used_bound = used + incoming
         return evicted

@@ -134,13 +134,17 @@ class DeploymentRunner:
         version = deployment.source_version
         for _ in range(2):  # a second pass only after a damaged cached blob was removed
             try:
-                self.ctx.content.obtain(manifest, lambda: self._locate(deployment), reporter)
+                got = self.ctx.content.obtain(manifest, lambda: self._locate(deployment), reporter)
             except ContentUnavailable as exc:
                 local.record_step(version, Result.CONTENT_UNAVAILABLE, exc.message)
                 return None
             try:
                 return lay_out(
-                    manifest, self.ctx.cache, self.ctx.home.work, deployment.deployment_id
+                    manifest,
+                    self.ctx.cache,
+                    self.ctx.home.work,
+                    deployment.deployment_id,
+                    verified=got.fetched,
                 )
             except HashMismatch as exc:
                 self.cas_log.warning(f"cached blob {exc.expected} is damaged; removed: {exc}")
@@ -250,7 +254,14 @@ class DeploymentRunner:
         local.schedule_retry(self.ctx.clock() + delay)
         seconds = int(delay.total_seconds())
         props = {"exit_code": code}
-        reporter.emit(10034, code, local.retries, spec.retry_count, seconds, properties=props)
+        reporter.emit(
+            10034,
+            spec.exit_code_text(code),
+            local.retries,
+            spec.retry_count,
+            seconds,
+            properties=props,
+        )
         return seconds
 
     def interrupted(

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from quartermaster.client.agent import Agent
 from quartermaster.client.home import ClientHome
+from quartermaster.client.peer_server import PeerCache
 from quartermaster.client.site_link import SiteLink
 from quartermaster.client.timestamps import Clock, utcnow
 from quartermaster.core.component_log import ComponentLog
@@ -45,7 +46,11 @@ def serve(
 
 
 def agent_cycle(
-    home: ClientHome, stop: threading.Event, clock: Clock = utcnow, rng: random.Random | None = None
+    home: ClientHome,
+    stop: threading.Event,
+    clock: Clock = utcnow,
+    rng: random.Random | None = None,
+    peers: PeerCache | None = None,
 ) -> float:
     """One agent run; returns how long to wait: the poll interval plus jitter, or less when a
     retry or deadline falls due sooner or the site asked for an earlier poll."""
@@ -57,7 +62,7 @@ def agent_cycle(
         with SiteLink(
             config.site_url, home.read_secret(), ssl_context=home.ssl_context(config)
         ) as site:
-            agent = Agent(home, site, clock=clock, should_stop=stop.is_set)
+            agent = Agent(home, site, clock=clock, should_stop=stop.is_set, peers=peers)
             summary = agent.run_once()
             wakeup, config, poll_after = summary.next_wakeup, agent.config, summary.poll_after
     except QMError as exc:

@@ -144,3 +144,7 @@ def configure(
     # sends); their warnings and errors still come through
     for name in ("uvicorn.access", "aiohttp.access", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # S3 clients: at debug level they log each request's headers (the access key ID and
+    # signatures of an s3:// store or library), which no log level of ours should show
+    for name in ("boto3", "botocore", "s3transfer", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -47,6 +47,9 @@ ENROLL_ADVICE = replace(
 # back off further, with jitter so that DPs do not all come back at once after a site outage.
 ENROLL_BACKOFF = Backoff(first=0.5, cap=30.0)
 CYCLE_BACKOFF_FIRST = 2.0
+# Seconds between walks of the store to count its bytes (reported to the site); between
+# them the count follows what pulls bring and sweeps free.
+USED_RECOUNT = 600.0
 
 
 class NotEnrolled(QMError):
@@ -118,7 +121,10 @@ class DPAgent:
         progress_interval: float = 15.0,
         max_backoff: float = 300.0,
         metrics: DPMetrics | None = None,
+        local_library: Path | None = None,
     ) -> None:
+        """`local_library`: a content library folder on this host to copy blobs from before
+        asking the sources (the embedded DP's site library; see dp/local_fill.py)."""
         identity = identity or home.load_identity()
         if identity is None:
             raise NotEnrolled(home)
@@ -141,12 +147,14 @@ class DPAgent:
             identity.credential,
             cancel=self._stop.is_set,
             ssl_context=tls,
+            local_library=local_library,
         )
         self._validated = home.load_validation_times()
         self._kept: set[str] | None = None  # the versions kept at the last clean-up
         self._unassigned: dict[str, float] = {}  # package hash -> when first seen unassigned
         self._failures: dict[str, str] = {}  # package hash -> last failure reason reported
-        self._used_bytes = 0
+        self._used_bytes = 0  # counted by a walk of the store now and then, kept up between
+        self._used_counted = -USED_RECOUNT
 
     # --- running ------------------------------------------------------------------------
 
@@ -241,7 +249,9 @@ class DPAgent:
         listing = self.link.assignments()
         self._follow_signing_keys(listing.signing_keys)
         self._clean_up(listing)
-        self._used_bytes = self.store.used_bytes()
+        if time.monotonic() - self._used_counted >= USED_RECOUNT:
+            self._used_bytes = self.store.used_bytes()
+            self._used_counted = time.monotonic()
         sent = False
         backlog = {a.package_hash for a in listing.assignments if a.state != "installed"}
         self.metrics.backlog.set(len(backlog))
@@ -308,9 +318,13 @@ class DPAgent:
         for package_hash in assigned:
             self._unassigned.pop(package_hash, None)
         keep = assigned | {h for h, t in self._unassigned.items() if now - t < listing.grace}
-        if keep == self._kept:
+        if self._kept is not None and keep >= self._kept:
+            # Only versions added: nothing becomes unused, and a sweep walks every blob of
+            # the store (seconds for a large one) before the new version's pull could start.
+            self._kept = keep
             return
         result = self.store.gc(keep)
+        self._used_bytes = max(0, self._used_bytes - result.freed_bytes)
         for package_hash in result.removed_versions:
             self.log.write(f"version {package_hash} is no longer assigned: removed")
             self._unassigned.pop(package_hash, None)
@@ -336,9 +350,11 @@ class DPAgent:
         manifest = self._manifest(a)
         bad = self._validate_if_asked(a, listing.validate_interval)
         total = sum(manifest.blobs().values())
-        if self.store.missing_blobs(manifest):
-            progress = self._pull(a, manifest, listing)
-            self._used_bytes = self.store.used_bytes()
+        if missing := self.store.missing_blobs(manifest):
+            progress = self._pull(a, manifest, missing, listing)
+            # what the pull brought in; the next cycle counts the store again (a walk of
+            # every blob's stat, seconds for a large store: not between a pull and its report)
+            self._used_bytes += progress.bytes_transferred
             entry = ContentReport(
                 a.package_hash,
                 "installed",
@@ -393,16 +409,17 @@ class DPAgent:
         self._validated[package_hash] = time.time()
         self.home.save_validation_times(self._validated)
 
-    def _pull(self, a: Assignment, manifest: Manifest, listing: AssignmentList) -> PullProgress:
+    def _pull(
+        self, a: Assignment, manifest: Manifest, missing: dict[str, int], listing: AssignmentList
+    ) -> PullProgress:
         sources = listing.sources
-        missing = self.store.missing_blobs(manifest)
         need, total = sum(missing.values()), sum(manifest.blobs().values())
         self.log.write(
             f"{a.label}: pulling {len(missing)} blobs ({need} bytes) from {len(sources)} sources"
         )
         self._report([ContentReport(a.package_hash, "distributing", total - need, total)])
         return self.distributor.pull(
-            manifest, sources, self._progress_reporter(a), library=listing.library
+            manifest, sources, self._progress_reporter(a), library=listing.library, missing=missing
         )
 
     def _progress_reporter(self, a: Assignment) -> Callable[[PullProgress], None]:

@@ -3,7 +3,8 @@
 One aiohttp application can serve several stores under URL prefixes ("" for a DP's store,
 "/library" for the site's content library). Only the two store shapes are routable
 (`content/sha256/<2 hex>/<64 hex>` and `manifests/<64 hex>.json`), so temp and `.part`
-files, traversal attempts and anything else are 404 by construction. Bytes leave through
+files, traversal attempts and anything else are 404 by construction; the one other route,
+POST `content/pack` (dp/pack_server.py), names blobs only by checked SHA-256. Bytes leave through
 `web.FileResponse`, which hands the file to the kernel (sendfile) and never compresses here.
 """
 
@@ -34,7 +35,9 @@ from quartermaster.core.logging_setup import (
     bind_request_id,
     unbind_request_id,
 )
+from quartermaster.core.pack_transfer import PACK_ROUTE
 from quartermaster.dp.metrics import DPMetrics
+from quartermaster.dp.pack_server import PackRefused, pack_handler
 
 AuthCheck = Callable[[web.Request], Awaitable[bool]]
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -160,9 +163,13 @@ def _add_mount(app: web.Application, mount: StoreMount) -> None:
         name = request.match_info["package_hash"] + ".json"
         return _stored(mount.root / "manifests" / name)
 
+    async def authorize(request: web.Request) -> None:
+        await _authorize(mount, request)
+
     p = mount.prefix
     app.router.add_get(p + "/content/sha256/{shard:[0-9a-f]{2}}/{digest:[0-9a-f]{64}}", blob)
     app.router.add_get(p + "/manifests/{package_hash:[0-9a-f]{64}}.json", manifest)
+    app.router.add_post(p + "/" + PACK_ROUTE, pack_handler(mount.root, authorize))
 
 
 def _stored(path: Path) -> web.StreamResponse:
@@ -223,7 +230,7 @@ async def _request_id(
     token = bind_request_id(request_id)
     resource = request.match_info.route.resource
     downloads = resource is not None and resource.canonical not in ("/metrics", "/healthz")
-    if downloads and request.method == "GET":  # a blob or a manifest: until the access line
+    if downloads and request.method in ("GET", "POST"):  # blobs, a pack or a manifest
         request[_DOWNLOAD_KEY] = _store_of(resource.canonical)  # type: ignore[union-attr]
         request.app[METRICS_KEY].active_downloads.inc()
     try:
@@ -236,7 +243,7 @@ async def _request_id(
 
 def _store_of(route: str) -> str:
     """The mount a route template belongs to: "/" or its prefix ("/library")."""
-    for marker in ("/content/sha256/", "/manifests/"):
+    for marker in ("/content/sha256/", "/manifests/", "/" + PACK_ROUTE):
         if marker in route:
             return route.split(marker, 1)[0] or "/"
     return "/"
@@ -297,11 +304,12 @@ async def _json_errors(
         if exc.status < 400:
             raise
         code = _ERROR_CODES.get(exc.status, "invalid_input")
+        refused = exc if isinstance(exc, PackRefused) else None
         body = {
             "error": {
                 "code": code,
-                "message": f"{exc.reason}: {request.path}",
-                "hint": _hint(exc.status),
+                "message": refused.message if refused else f"{exc.reason}: {request.path}",
+                "hint": refused.hint if refused else _hint(exc.status),
                 "request_id": request.get(_REQUEST_ID_KEY, ""),
             }
         }
@@ -316,10 +324,13 @@ def _hint(status: int) -> str:
     if status == 404:
         return (
             "this server only serves /content/sha256/<2 hex>/<64 hex> and "
-            "/manifests/<64 hex>.json of the blobs and versions it holds"
+            "/manifests/<64 hex>.json of the blobs and versions it holds, and "
+            "POST /content/pack"
         )
     if status == 405:
-        return "a distribution point is read-only: it answers GET and HEAD"
+        return (
+            "a distribution point is read-only: it answers GET and HEAD, and POST to /content/pack"
+        )
     return ""
 
 

@@ -75,7 +75,8 @@ class DPHome:
     def store(self, identity: DPIdentity | None = None) -> DPStore:
         """The local store/, or the bucket the identity names (staging in store/ then)."""
         if identity is not None and identity.store:
-            from quartermaster.dp.s3_store import S3Location, S3Store
+            from quartermaster.core.s3_location import S3Location
+            from quartermaster.dp.s3_store import S3Store
 
             return S3Store(S3Location.parse(identity.store), self.store_root)
         return DPStore(self.store_root)

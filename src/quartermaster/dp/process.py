@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from quartermaster.core.errors import InvalidInput
+from quartermaster.core.s3_location import S3Location
 from quartermaster.core.tls import ServerTLS, read_ca_file
 from quartermaster.dp.agent import DPAgent, NotEnrolled, enroll
 from quartermaster.dp.content_server import (
@@ -21,7 +22,7 @@ from quartermaster.dp.content_server import (
 )
 from quartermaster.dp.home import DPHome, DPIdentity
 from quartermaster.dp.metrics import DPMetrics
-from quartermaster.dp.s3_store import S3Location
+from quartermaster.dp.s3_store import s3_client
 
 log = logging.getLogger("quartermaster.dp.process")
 
@@ -49,7 +50,7 @@ async def serve_dp(
     store = store if store is not None else (identity.store if identity else "")
     bucket = S3Location.parse(store) if store else None
     if bucket is not None:
-        bucket.client()  # boto3 is installed: fail now, not at the first blob
+        s3_client(bucket)  # boto3 is installed: fail now, not at the first blob
         url = url or bucket.public_url()
     app = create_content_app([] if bucket else [StoreMount("", home.store_root)], metrics)
     context = tls.server_context() if tls is not None else None

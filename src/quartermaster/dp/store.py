@@ -60,6 +60,10 @@ class GCResult:
 class DPStore:
     """One folder with the store layout; every method is safe to run while it is being served."""
 
+    # Blobs may be written straight to `blob_path` by a pack request (core.pack_transfer);
+    # a store that must do more with each blob (an upload) says False.
+    takes_packs = True
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self._buffer = bytearray(CHUNK)  # reused by hashing and copying (one store per thread)

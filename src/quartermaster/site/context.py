@@ -14,6 +14,7 @@ from quartermaster.site.db import Database
 from quartermaster.site.home import SiteConfig, SiteHome, content_url
 from quartermaster.site.identity.keys import SiteKeys
 from quartermaster.site.identity.root_store import RootStore
+from quartermaster.site.library_bucket import open_library
 from quartermaster.site.rate_limit import AddressBudget
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class SiteContext:
             config,
             Database(config.database_url),
             SiteKeys(home.keys),
-            ContentLibrary(home.library),
+            open_library(home.library, config.library_url, config.chunk_threshold),
         )
 
     @property

@@ -10,6 +10,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -113,17 +115,27 @@ class Database:
 
 
 def next_counter(session: Session, name: str, start: int = 1) -> int:
-    """Allocate the next value of a named counter inside the caller's transaction."""
-    result = session.execute(
+    """Allocate the next value of a named counter inside the caller's transaction.
+
+    A counter's first use inserts its row with ON CONFLICT DO NOTHING and then increments it
+    like any other: two site processes allocating the first value at once both succeed (one
+    waits for the other's row) instead of one failing on the primary key."""
+    increment = (
         update(Counter)
         .where(Counter.name == name)
         .values(value=Counter.value + 1)
         .returning(Counter.value)
-    ).scalar_one_or_none()
+    )
+    result = session.execute(increment).scalar_one_or_none()
     if result is None:
-        session.add(Counter(name=name, value=start))
-        session.flush()
-        return start
+        dialect = session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        session.execute(
+            insert(Counter)
+            .values(name=name, value=start - 1)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        result = session.execute(increment).scalar_one()
     return int(result)
 
 

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from quartermaster.core.chunking import CHUNK_THRESHOLD
 from quartermaster.core.durable_files import write_atomic
 from quartermaster.core.errors import InvalidInput, NotFound, QMError
 
@@ -52,6 +53,10 @@ class SiteConfig:
     idle_timeout: float = 60.0
     keep_alive_timeout: float = 75.0
     registrations_per_minute: int = 60  # per address and site process; 0: no limit
+    # "" (the home's library/ folder) or s3://BUCKET/PREFIX?endpoint=... (site/library_bucket.py);
+    # never a credential: those come from the environment
+    library_url: str = ""
+    chunk_threshold: int = CHUNK_THRESHOLD  # bytes: larger files are stored as chunks
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -161,6 +162,8 @@ class Package(Base):
     current_version: Mapped[int] = mapped_column(Integer, default=0)
     # Retention: versions kept besides those still in use (None: the site default, 3).
     keep_versions: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Links to what is not in the package: "refuse" the folder or "skip" them (core/manifest).
+    outside_links: Mapped[str] = mapped_column(String(10), default="refuse")
     created: Mapped[datetime] = mapped_column(default=utcnow)
     updated: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -465,13 +468,27 @@ class DistributionPoint(Base):
     created: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+_OPEN_GC = "kind = 'gc' AND state IN ('queued', 'running')"
+
+
 class Job(Base):
     """Long work done in the background by one site process (site/jobs/): snapshots,
-    distribution to DPs, validation. Claimed atomically; a dead owner's job is resumed or
-    failed with its reason."""
+    distribution to DPs, validation, garbage collection. Claimed atomically; a dead owner's
+    job is resumed or failed with its reason. At most one garbage collection per target is
+    queued or running (the unique partial index), whichever process submits it."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_state_id", "state", "id"),)
+    __table_args__ = (
+        Index("ix_jobs_state_id", "state", "id"),
+        Index(
+            "ux_jobs_one_open_gc",
+            "kind",
+            "target",
+            unique=True,
+            sqlite_where=text(_OPEN_GC),
+            postgresql_where=text(_OPEN_GC),
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(30))
     state: Mapped[str] = mapped_column(String(20), default="queued")  # queued|running|...
@@ -550,3 +567,36 @@ class TrustLogEntry(Base):
     details: Mapped[str] = mapped_column(Text)  # canonical JSON
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Peer(Base):
+    """A client that serves its verified cache to its boundary (site/distribution/peers.py):
+    its address as the site saw it, the boundary it belongs to, whether it may serve now."""
+
+    __tablename__ = "peers"
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id"), primary_key=True)
+    url: Mapped[str] = mapped_column(String(100))
+    boundary: Mapped[str] = mapped_column(String(50), index=True)
+    serving: Mapped[bool] = mapped_column(Boolean, default=False)
+    # set when another client found bad bytes on it; cleared once it re-validated its cache
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    reported: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PeerHolding(Base):
+    """A package version whose every blob a peer holds, verified (as it last reported)."""
+
+    __tablename__ = "peer_holdings"
+    client_id: Mapped[str] = mapped_column(ForeignKey("peers.client_id"), primary_key=True)
+    package_hash: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class PeerFetchLease(Base):
+    """The one client of a boundary elected to fetch a version from a DP while the others
+    wait for it to hold it; a lease that runs out elects the next client that asks."""
+
+    __tablename__ = "peer_fetch_leases"
+    boundary: Mapped[str] = mapped_column(String(50), primary_key=True)
+    package_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(36))
+    expires: Mapped[datetime] = mapped_column()

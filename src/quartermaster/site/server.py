@@ -39,8 +39,11 @@ from quartermaster.site.home import (
 from quartermaster.site.http_limits import MAX_HEADER_BYTES, BoundedHttpProtocol
 from quartermaster.site.identity import accounts
 from quartermaster.site.identity.authorization import authorize
+from quartermaster.site.jobs import submission
 from quartermaster.site.jobs.runner import runner_of
+from quartermaster.site.library_bucket import add_library_routes, bucket_of, check_library_url
 from quartermaster.site.models import DistributionPoint
+from quartermaster.site.settings import get_settings
 
 log = logging.getLogger("quartermaster.site.server")
 
@@ -83,6 +86,8 @@ def serve(
     if trusted_proxies:
         ctx.config.trusted_proxies = list(trusted_proxies)
     _check_networks(ctx.config.trusted_proxies)
+    if ctx.config.library_url:  # missing credentials: a clear error now, not at a snapshot
+        check_library_url(ctx.config.library_url)
     try:
         asyncio.run(_serve(ctx, embedded_dp, faces))
     finally:
@@ -147,22 +152,31 @@ def _publish_embedded_url(ctx: SiteContext) -> None:
                 dp.url = ctx.content_url
 
 
-GC_INTERVAL = 3600.0  # seconds between sweeps of the content library
+GC_TICK = 60.0  # seconds between looks at gc_interval_seconds (a change takes effect)
 
 
-async def _collect_garbage_forever(ctx: SiteContext) -> None:
-    """Delete library blobs whose grace period ended (site/content/retention.py)."""
-    from quartermaster.site.content.retention import collect_garbage
-
+async def _submit_garbage_collection_forever(ctx: SiteContext) -> None:
+    """Every `gc_interval_seconds`, submit a garbage collection job (site/jobs/kinds.py);
+    the database refuses a second while one is queued or running, whoever submits it."""
+    loop = asyncio.get_running_loop()
+    last = loop.time()
     while True:
-        await asyncio.sleep(GC_INTERVAL)
         try:
-            swept = await asyncio.to_thread(collect_garbage, ctx)
-        except Exception as exc:  # noqa: BLE001 - tried again at the next interval
-            print(f"content library sweep failed: {exc.__class__.__name__}: {exc}", flush=True)
-            continue
-        if swept.blobs or swept.manifests:
-            print(f"content library sweep: {swept.to_dict()}", flush=True)
+            interval = await asyncio.to_thread(_gc_interval, ctx)
+            if interval and loop.time() - last >= interval:
+                last = loop.time()
+                job = await asyncio.to_thread(submission.collect_garbage, ctx, "site schedule")
+                if job is not None:
+                    log.info("garbage collection submitted as job %s", job["job_id"])
+        except Exception:  # the database may be away: tried again at the next tick
+            log.exception("could not submit the periodic garbage collection")
+            interval = 0
+        await asyncio.sleep(min(interval or GC_TICK, GC_TICK))
+
+
+def _gc_interval(ctx: SiteContext) -> int:
+    with ctx.db.session() as session:
+        return int(get_settings(session)["gc_interval_seconds"])
 
 
 async def _serve(ctx: SiteContext, embedded_dp: bool, faces: Sequence[Face] = ()) -> None:
@@ -177,12 +191,16 @@ async def _serve(ctx: SiteContext, embedded_dp: bool, faces: Sequence[Face] = ()
         )
         ctx.embedded_dp_state = "elsewhere"
         dp = None
-    mounts = [StoreMount("/library", ctx.library.root, _library_auth(ctx))]
+    bucket = bucket_of(ctx.library)  # None: the library is a folder, served as one
+    mounts = [] if bucket else [StoreMount("/library", ctx.library.root, _library_auth(ctx))]
     if dp is not None:
         mounts.insert(0, StoreMount("", dp.store_root))
     tls = ctx.tls
+    content_app = create_content_app(mounts, content_metrics, _metrics_auth(ctx))
+    if bucket is not None:
+        add_library_routes(content_app, bucket, _library_auth(ctx))
     runner = await start_content_server(
-        create_content_app(mounts, content_metrics, _metrics_auth(ctx)),
+        content_app,
         content_host,
         content_port,
         ssl_context=tls.server_context() if tls else None,
@@ -237,7 +255,7 @@ async def _serve(ctx: SiteContext, embedded_dp: bool, faces: Sequence[Face] = ()
         await asyncio.to_thread(_publish_embedded_url, ctx)
     dp_task = asyncio.create_task(_run_embedded_dp(ctx, dp)) if dp is not None else None
     runner_of(ctx).start()  # background jobs (site/jobs/), also those a dead process left
-    gc_task = asyncio.create_task(_collect_garbage_forever(ctx))
+    gc_task = asyncio.create_task(_submit_garbage_collection_forever(ctx))
     try:
         await api.serve()
     finally:

@@ -25,8 +25,18 @@ DEFAULTS: dict[str, tuple[type, Any]] = {
     "bandwidth_rules": (list, []),
     # How long a pruned version's bytes stay in the library and on DPs (downloads under way).
     "content_grace_seconds": (int, 3600),
+    # How often the site submits a garbage collection job (0: never; `qm package prune` still
+    # does). Each site process counts from its own start; the database keeps it to one job.
+    "gc_interval_seconds": (int, 3600),
+    # Peer cache (site/distribution/peers.py): off by default; per-boundary overrides
+    # [{"boundary": CIDR, "peer_cache": bool}], the most specific range that holds a client
+    # wins; how long the one elected client of a boundary may fetch before another is.
+    "peer_cache": (bool, False),
+    "peer_cache_boundaries": (list, []),
+    "peer_lease_seconds": (int, 120),
 }
 MAX_GRACE = 30 * 86400
+MAX_GC_INTERVAL = 30 * 86400
 
 
 def get_settings(session: Session) -> dict[str, Any]:
@@ -49,8 +59,12 @@ def update_settings(session: Session, changes: dict[str, Any], actor: str) -> di
         kind, _ = DEFAULTS[name]
         if type(value) is not kind:
             raise InvalidInput(f"setting {name!r} takes a {kind.__name__}")
+        if name == "peer_lease_seconds" and not 5 <= cast(int, value) <= 3600:
+            raise InvalidInput("peer_lease_seconds is 5 to 3600")
         if name == "content_grace_seconds" and not 0 <= cast(int, value) <= MAX_GRACE:
             raise InvalidInput(f"content_grace_seconds is 0 to {MAX_GRACE} (30 days)")
+        if name == "gc_interval_seconds" and not 0 <= cast(int, value) <= MAX_GC_INTERVAL:
+            raise InvalidInput(f"gc_interval_seconds is 0 (never) to {MAX_GC_INTERVAL} (30 days)")
         row = session.get(SiteSetting, name)
         if row is None:
             session.add(SiteSetting(name=name, value=value, updated_by=actor[:100]))

@@ -22,6 +22,7 @@ from quartermaster.site.home import (
 )
 from quartermaster.site.identity.accounts import check_password, create_account, create_token
 from quartermaster.site.identity.keys import create_first_key
+from quartermaster.site.library_bucket import check_library_url
 from quartermaster.site.models import Site
 
 EMBEDDED_ENROLLMENT = "enrollment.token"
@@ -35,12 +36,16 @@ def init_site(
     listen: str = "127.0.0.1:8440",
     admin_password: str | None = None,
     source_roots: list[Path] | None = None,
+    library_url: str = "",
 ) -> SiteHome:
     """`admin_password`, when given, lets the first `admin` account sign in to the console.
-    `source_roots`, when given, are the only folders package sources may come from."""
+    `source_roots`, when given, are the only folders package sources may come from.
+    `library_url` (s3://…) keeps the content library in a bucket, checked here first."""
     home = SiteHome(root)
     check_site_code(site_code)
     split_listen(listen)
+    if library_url:
+        library_url = check_library_url(library_url)
     if admin_password is not None:
         check_password(admin_password)
     if home.exists():
@@ -51,7 +56,7 @@ def init_site(
         raise InvalidInput("a site needs a name", "pass --name")
     created_root = not home.root.exists()
     try:
-        _create(home, site_code, name, database_url, listen, admin_password)
+        _create(home, site_code, name, database_url, listen, admin_password, library_url)
         if source_roots:
             roots.write_roots(home, source_roots)
             lock_down(home)
@@ -69,6 +74,7 @@ def _create(
     database_url: str | None,
     listen: str,
     admin_password: str | None,
+    library_url: str = "",
 ) -> None:
     home.root.mkdir(parents=True, exist_ok=True)
     for folder in (home.library, home.logs, home.dp_home, home.signing_key_path.parent):
@@ -79,6 +85,7 @@ def _create(
         name=name.strip(),
         listen=listen,
         database_url=database_url or db.sqlite_url(home.database_path),
+        library_url=library_url,
     )
     db.upgrade(config.database_url)
     database_file = sqlite_path(config)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from quartermaster.core.errors import Conflict, InvalidInput, NotFound
@@ -15,7 +15,7 @@ from quartermaster.core.ids import check_object_id, object_id
 from quartermaster.core.manifest import DEFAULT_PLATFORM, Manifest
 from quartermaster.core.program import ProgramSpec
 from quartermaster.site import source_roots
-from quartermaster.site.content_library import Progress, check_source_tree
+from quartermaster.site.content_library import MAX_LISTED, Progress, Snapshot, check_source_tree
 from quartermaster.site.context import SiteContext
 from quartermaster.site.db import next_counter
 from quartermaster.site.distribution import assignment, points, validation
@@ -65,6 +65,7 @@ def check_new_package(
     source: str,
     programs: list[ProgramSpec],
     platform: str = DEFAULT_PLATFORM,
+    outside_links: str = "refuse",
 ) -> str:
     """What a request refuses before a job or an ID: the name, the programs, the source
     folder, its place (the source roots) and every entry in it. The snapshot checks again
@@ -73,8 +74,30 @@ def check_new_package(
     names = [p.name for p in programs]
     if len(set(names)) != len(names):
         raise Conflict("two programs have the same name", "give each program its own name")
-    check_source_tree(Path(source), _source_guard(ctx), platform)
+    check_source_tree(Path(source), _source_guard(ctx), platform, outside_links)
     return name
+
+
+def same_name_warnings(ctx: SiteContext, name: str, version_label: str = "") -> list[str]:
+    """A new package named like one that exists (same name and version label, in any case)
+    is allowed, but lists and deployments would show two alike: say so."""
+    with ctx.db.session() as session:
+        alike = session.scalars(
+            select(Package.package_id)
+            .where(
+                func.lower(Package.name) == name.strip().lower(),
+                func.lower(Package.version_label) == version_label.strip().lower(),
+            )
+            .order_by(Package.package_id)
+        ).all()
+    if not alike:
+        return []
+    label = f" {version_label.strip()}" if version_label.strip() else ""
+    return [
+        f"{', '.join(alike)} already {'has' if len(alike) == 1 else 'have'} the name "
+        f"{name.strip()!r}{label}: lists and deployments will show packages alike; give this "
+        "one another name or a version label"
+    ]
 
 
 def allocate_package_id(ctx: SiteContext) -> str:
@@ -93,19 +116,23 @@ def create_package(
     package_id: str | None = None,
     progress: Progress | None = None,
     tmp: Path | None = None,
+    outside_links: str = "refuse",
 ) -> dict[str, Any]:
     """Snapshot the source as version 1 and publish it to every DP, under `package_id`
     (allocated beforehand by a job's request) or a new ID.
 
     `platform` (docs/protocol.md) decides the file-name rules and whether links are kept;
-    every later version keeps it (it is in the manifest)."""
+    every later version keeps it (it is in the manifest). So does `outside_links` (kept on
+    the package): the links it leaves out are named in the answer."""
     name = _check_name(name)  # the rest is checked by the snapshot, before it reads
     if len({p.name for p in programs}) != len(programs):
         raise Conflict("two programs have the same name", "give each program its own name")
     source_path = Path(source)
     with ctx.library.writing():  # from the first blob stored until the version names it
         # validates the folder (roots, homes, every entry) before any ID is used
-        snapshot = ctx.library.snapshot(source_path, _source_guard(ctx), platform, progress, tmp)
+        snapshot = ctx.library.snapshot(
+            source_path, _source_guard(ctx), platform, progress, tmp, outside_links
+        )
         with ctx.db.session() as session:
             if package_id is None:
                 package_id = object_id(ctx.site_code, next_counter(session, "package"))
@@ -116,6 +143,7 @@ def create_package(
                     manufacturer=manufacturer,
                     version_label=version_label,
                     source_path=str(source_path),
+                    outside_links=outside_links,
                 )
             )
             session.flush()
@@ -141,21 +169,40 @@ def create_package(
                 snapshot.new_bytes,
             )
     ctx.distribution_changed()
-    return {"package_id": package_id, "source_version": 1}
+    return {"package_id": package_id, "source_version": 1, **_skipped(snapshot)}
+
+
+def _skipped(snapshot: Snapshot) -> dict[str, Any]:
+    """The links to what is not in the package that were left out: counted, and named up to a
+    bound (a job's result is a database row)."""
+    if not snapshot.skipped_links:
+        return {}
+    return {
+        "skipped_links": [link.to_dict() for link in snapshot.skipped_links[:MAX_LISTED]],
+        "skipped_link_count": len(snapshot.skipped_links),
+    }
 
 
 def update_package(
-    ctx: SiteContext, package_id: str, progress: Progress | None = None, tmp: Path | None = None
+    ctx: SiteContext,
+    package_id: str,
+    progress: Progress | None = None,
+    tmp: Path | None = None,
+    outside_links: str | None = None,
 ) -> dict[str, Any]:
-    """The old "Update Distribution Points": a new version only if the source changed."""
+    """The old "Update Distribution Points": a new version only if the source changed.
+    `outside_links` given changes the package's choice, kept once a version is published."""
     with ctx.db.session() as session:
         package = get_package(session, package_id)
         source, current = Path(package.source_path), package.current_version
         latest = _manifest_of(session, package_id, current)
+        links_choice = outside_links or package.outside_links
     platform = latest.platform if latest is not None else DEFAULT_PLATFORM
     with ctx.library.writing():  # from the first blob stored until the version names it
         # the roots may have narrowed
-        snapshot = ctx.library.snapshot(source, _source_guard(ctx), platform, progress, tmp)
+        snapshot = ctx.library.snapshot(
+            source, _source_guard(ctx), platform, progress, tmp, links_choice
+        )
         candidate = Manifest(
             ctx.site_code,
             package_id,
@@ -165,7 +212,15 @@ def update_package(
             tuple(snapshot.links),
         )
         if latest is not None and candidate.same_content(latest):
-            return {"package_id": package_id, "source_version": current, "changed": False}
+            if links_choice != package.outside_links:
+                with ctx.db.session() as session:
+                    get_package(session, package_id).outside_links = links_choice
+            return {
+                "package_id": package_id,
+                "source_version": current,
+                "changed": False,
+                **_skipped(snapshot),
+            }
         with ctx.db.session() as session:
             package = get_package(session, package_id)
             if package.current_version != current:
@@ -173,10 +228,16 @@ def update_package(
                     f"package {package_id} was updated by someone else meanwhile",
                     "run the update again",
                 )
+            package.outside_links = links_choice
             _publish(ctx, session, package_id, current + 1, candidate, snapshot.new_bytes)
             apply_retention(session, package)
     ctx.distribution_changed()
-    return {"package_id": package_id, "source_version": current + 1, "changed": True}
+    return {
+        "package_id": package_id,
+        "source_version": current + 1,
+        "changed": True,
+        **_skipped(snapshot),
+    }
 
 
 def apply_retention(session: Session, package: Package) -> tuple[list[int], list[int]]:
@@ -369,6 +430,7 @@ def show_package(ctx: SiteContext, package_id: str) -> dict[str, Any]:
         return {
             **_summary(package),
             "platform": signed.get("platform", DEFAULT_PLATFORM),
+            "outside_links": package.outside_links,
             "versions": versions,
             "programs": [p.spec for p in package.programs],
             "distribution": [

@@ -56,6 +56,7 @@ from quartermaster.site.models import (
     Deployment,
     DeploymentClient,
     Program,
+    StatusMessageRow,
     utcnow,
 )
 from quartermaster.site.policy_serial import bump_policy_serial
@@ -645,8 +646,30 @@ def deployment_status(
         "state_reason": reason,
         "rollout": rollout,
         "waiting_for_window": _waiting_for_window(session, deployment_id),
+        "content_sources": content_sources(session, deployment_id),
         "clients": rows,
     }
+
+
+DOWNLOADED = 10036  # "content downloaded": its properties split the bytes by source
+SOURCES = ("peer", "boundary", "fallback")
+
+
+def content_sources(session: Session, deployment_id: str) -> dict[str, int]:
+    """Bytes the clients of a deployment downloaded, by source: peers of their boundary, DPs
+    of their boundary, fallback DPs (Configuration Manager's "client data sources")."""
+    totals = dict.fromkeys(SOURCES, 0)
+    for properties in session.scalars(
+        select(StatusMessageRow.properties).where(
+            StatusMessageRow.deployment_id == deployment_id,
+            StatusMessageRow.message_id == DOWNLOADED,
+        )
+    ):
+        for source in SOURCES:
+            value = (properties or {}).get(f"bytes_{source}")
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                totals[source] += value
+    return totals
 
 
 WINDOW_WAIT = 10060  # "waiting for a maintenance window; next opens at %4."

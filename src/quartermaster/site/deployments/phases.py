@@ -19,6 +19,7 @@ pause it again. Clients whose requirements are not met are not counted as target
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -112,12 +113,27 @@ def _show(phases: tuple[int, ...]) -> str:
 
 def assign_phase(deployment_id: str, client_id: str, plan: PhasePlan) -> int:
     """The client's phase (1-based); depends on nothing but the two IDs and the plan."""
-    digest = hashlib.sha256(f"{deployment_id.upper()}\n{client_id.lower()}".encode()).digest()
-    bucket = int.from_bytes(digest[:8], "big") % _BUCKETS
+    bucket = _bucket(f"{deployment_id.upper()}\n".encode(), client_id)
     for number, percent in enumerate(plan.phases, start=1):
         if bucket < percent * _BUCKETS // 100:
             return number
     return len(plan.phases)
+
+
+def phase_sizes(deployment_id: str, client_ids: Iterable[str], plan: PhasePlan) -> list[int]:
+    """How many of `client_ids` each phase holds (what assign_phase gives each, counted
+    with one hash per client and nothing else: a deploy summary counts 100,000 members)."""
+    prefix = f"{deployment_id.upper()}\n".encode()
+    bounds = [percent * _BUCKETS // 100 for percent in plan.phases]
+    sizes = [0] * len(bounds)
+    for client_id in client_ids:
+        sizes[min(bisect.bisect_right(bounds, _bucket(prefix, client_id)), len(bounds) - 1)] += 1
+    return sizes
+
+
+def _bucket(prefix: bytes, client_id: str) -> int:
+    digest = hashlib.sha256(prefix + client_id.lower().encode()).digest()
+    return int.from_bytes(digest[:8], "big") % _BUCKETS
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from quartermaster.core.errors import InvalidInput
 from quartermaster.core.status_catalog import CATALOG
 from quartermaster.site.deployments.deployments import reevaluate_rollouts
-from quartermaster.site.distribution import validation
+from quartermaster.site.distribution import peers, validation
 from quartermaster.site.json_limits import STATUS_PROPERTIES, check_json
 from quartermaster.site.models import (
     Client,
@@ -138,7 +138,15 @@ def ingest(
     store_outputs(session, fresh)
     budget: int | None = None  # mismatch reports this client may still have acted on
     for row in fresh:
-        if row["message_id"] == MISMATCH and row["dp_name"]:
+        if row["message_id"] == MISMATCH and row["dp_name"].startswith(peers.PEER_PREFIX):
+            peers.report_bad_peer(
+                session,
+                row["dp_name"],
+                client_id,
+                str(row["properties"].get("package_hash", "")),
+                address,
+            )
+        elif row["message_id"] == MISMATCH and row["dp_name"]:
             if budget is None:
                 budget = validation.mismatch_budget(session, client_id, now)
             if budget > 0 and validation.report_mismatch(

@@ -2,7 +2,9 @@
 
 It enrolls with the token `qm site init` left in its home (once), then runs as any DP does.
 The site wakes it whenever assignments change, so publishing reaches it without waiting for
-a poll.
+a poll. When the library is a folder (not a bucket) the DP copies blobs from it directly,
+by reflink where the file system can, each copy verified by its SHA-256 before it is
+visible (dp/local_fill.py), instead of fetching them again over HTTP from `/library`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from quartermaster.dp.agent import DPAgent, enroll
 from quartermaster.dp.home import DPHome, DPIdentity
 from quartermaster.dp.metrics import DPMetrics
 from quartermaster.dp.site_link import SiteUnreachable
+from quartermaster.site.content_library import FolderStorage
 from quartermaster.site.context import SiteContext
 from quartermaster.site.home import public_url
 from quartermaster.site.models import DistributionPoint
@@ -63,7 +66,13 @@ class EmbeddedDP:
             )
         (self.home.root / ENROLLMENT_TOKEN).unlink(missing_ok=True)
         identity = self._follow_site(identity)
-        self.agent = DPAgent(self.home, identity, poll_interval=POLL_INTERVAL, metrics=self.metrics)
+        self.agent = DPAgent(
+            self.home,
+            identity,
+            poll_interval=POLL_INTERVAL,
+            metrics=self.metrics,
+            local_library=self.library_folder,
+        )
         self.ctx.embedded_dp_state = "running"
         await asyncio.to_thread(self._clear_problem)
         await self.agent.run_async()
@@ -76,6 +85,13 @@ class EmbeddedDP:
                 .where(DistributionPoint.embedded.is_(True), DistributionPoint.problem.is_not(None))
                 .values(problem=None)
             )
+
+    @property
+    def library_folder(self) -> Path | None:
+        """The library's folder when it is one on this host; None for a bucket, which the
+        DP reads through the site's `/library` route as any DP does."""
+        storage = self.ctx.library.storage
+        return storage.root if isinstance(storage, FolderStorage) else None
 
     async def _enroll(self) -> DPIdentity:
         token = (self.home.root / ENROLLMENT_TOKEN).read_text().strip()

@@ -54,6 +54,7 @@ def report_mismatch(
         client_id,
         dp_name=dp.name,
         package_id=version.package_id,
+        client_id=client_id,  # so lists can name the client that reported it
     )
     return True
 

@@ -8,8 +8,11 @@
   (`installed`) or failed; progress is DPs done and bytes over all DPs.
 - `validation`: follows a DP re-hashing what it holds until it has reported every version
   it was asked to.
-
-Garbage collection joins them as one more kind (`WORK`).
+- `gc`: garbage collection. With a package (`qm package prune`) it applies the package's
+  retention first; then it sweeps the library of what no live or in-grace version names
+  (site/content/retention.py). The site submits one every `gc_interval_seconds`; at most
+  one per target is queued or running (a unique index on the jobs table), so several site
+  processes never sweep side by side. Resumable: retention and sweep are idempotent.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from sqlalchemy import select
 from quartermaster.core.errors import QMError
 from quartermaster.core.manifest import DEFAULT_PLATFORM
 from quartermaster.core.program import ProgramSpec
-from quartermaster.site.content import packages
+from quartermaster.site.content import packages, retention
 from quartermaster.site.distribution import points
 from quartermaster.site.models import DistributionPoint, DPContent, Package, PackageVersion, utcnow
 
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
 
 SNAPSHOT_CREATE, SNAPSHOT_UPDATE = "snapshot.create", "snapshot.update"
 DISTRIBUTION, VALIDATION = "distribution", "validation"
+GARBAGE_COLLECTION = "gc"
+LIBRARY = "library"  # the target of a garbage collection of no one package
 WATCH_EVERY = 0.5  # seconds between looks at the DPs' reports
 STALLED = timedelta(hours=1)  # no DP moved for this long: the job fails, saying which
 # A DP silent for this long is not waited for (listed in the result as not waited for):
@@ -61,8 +66,11 @@ def create_package(ctx: SiteContext, job: JobContext) -> dict[str, Any]:
         package_id=p["package_id"],
         progress=job.report,
         tmp=job.tmp,
+        outside_links=p.get("outside_links", "refuse"),
     )
-    return _snapshot_result(job, published["package_id"], published["source_version"], True)
+    return _snapshot_result(
+        job, published["package_id"], published["source_version"], True, published
+    )
 
 
 def update_package(ctx: SiteContext, job: JobContext) -> dict[str, Any]:
@@ -71,14 +79,24 @@ def update_package(ctx: SiteContext, job: JobContext) -> dict[str, Any]:
         package = packages.get_package(session, package_id)
         if job.attempts > 1 and package.current_version > base:  # an earlier attempt's
             return _snapshot_result(job, package_id, package.current_version, True)
-    published = packages.update_package(ctx, package_id, progress=job.report, tmp=job.tmp)
+    published = packages.update_package(
+        ctx,
+        package_id,
+        progress=job.report,
+        tmp=job.tmp,
+        outside_links=job.params.get("outside_links"),
+    )
     return _snapshot_result(
-        job, package_id, published["source_version"], bool(published["changed"])
+        job, package_id, published["source_version"], bool(published["changed"]), published
     )
 
 
 def _snapshot_result(
-    job: JobContext, package_id: str, version: int, changed: bool
+    job: JobContext,
+    package_id: str,
+    version: int,
+    changed: bool,
+    published: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "package_id": package_id,
@@ -86,6 +104,12 @@ def _snapshot_result(
         "changed": changed,
         "distribution_job": None,
     }
+    for key in (
+        "skipped_links",
+        "skipped_link_count",
+    ):  # links to what is not in the package, left out
+        if published and key in published:
+            result[key] = published[key]
     if changed:
         result["distribution_job"] = job.submit(
             DISTRIBUTION,
@@ -191,9 +215,25 @@ def _is_done(content: DPContent, done_states: Any) -> bool:
     return content.state in done_states
 
 
+def collect_garbage(ctx: SiteContext, job: JobContext) -> dict[str, Any]:
+    """Prune one package (params: package_id, keep) or none, then sweep the library."""
+    package_id = job.params.get("package_id")
+    try:
+        if package_id:
+            return retention.prune_package(ctx, package_id, job.params.get("keep"))
+        return {"library": retention.collect_garbage(ctx).to_dict()}
+    except OSError as exc:
+        raise JobFailed(
+            f"the content library sweep failed: {exc}",
+            "fix the library's storage (permissions, space, the bucket); the next garbage "
+            "collection tries again",
+        ) from None
+
+
 WORK: dict[str, Work] = {
     SNAPSHOT_CREATE: create_package,
     SNAPSHOT_UPDATE: update_package,
     DISTRIBUTION: follow_distribution,
     VALIDATION: follow_validation,
+    GARBAGE_COLLECTION: collect_garbage,
 }

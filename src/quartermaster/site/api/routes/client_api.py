@@ -22,6 +22,8 @@ from quartermaster.site.api.client_fast_path import (
 )
 from quartermaster.site.api.schemas.client_api import (
     InventoryAnswer,
+    PeerAnswer,
+    PeerReport,
     RegisterBody,
     Registered,
     Rekeyed,
@@ -31,6 +33,7 @@ from quartermaster.site.content import manifests
 from quartermaster.site.context import SiteContext
 from quartermaster.site.deployments import policy
 from quartermaster.site.deployments.status_ingest import MISMATCH, ingest
+from quartermaster.site.distribution import peers
 from quartermaster.site.distribution.locations import content_locations
 from quartermaster.site.identity import audit
 from quartermaster.site.identity.authorization import Principal
@@ -74,6 +77,7 @@ def _client_id(action: str) -> Callable[..., str]:
 
 
 InventoryClient = Annotated[str, Depends(_client_id("client_api.inventory"))]
+PeerClient = Annotated[str, Depends(_client_id("client_api.peer"))]
 
 
 RekeyCaller = Annotated[Principal, Depends(require("client_api.rekey"))]
@@ -106,6 +110,18 @@ def inventory(body: RegisterBody, client_id: InventoryClient, ctx: Ctx) -> dict[
         client = clients.get_client(session, client_id)
         changed = membership.report_inventory(session, client, body.model_dump())
     return {"membership_changed": changed}
+
+
+@router.post("/peer", response_model=PeerAnswer)
+def peer_report(
+    body: PeerReport, client_id: PeerClient, ctx: Ctx, request: Request
+) -> dict[str, Any]:
+    """A peer's port, power and network facts and holdings; the answer says whether it serves
+    and for which boundary (site/distribution/peers.py). The address is the one the request
+    came from, never one the client claims."""
+    address = request.client.host if request.client else ""
+    with ctx.db.session() as session:
+        return peers.report(session, client_id, address, body.model_dump())
 
 
 # The routes of every poll and wave: one table (site/api/client_fast_path.py) from which both
@@ -165,10 +181,14 @@ def _locations(
 ) -> Response:
     with ctx.db.session() as session:
         call = authenticate(session)
-        ips = [request.client.host] if request.client else []
+        address = request.client.host if request.client else ""
+        ips = [address] if address else []
         ips += [ip for ip in call.ip_addresses if isinstance(ip, str)]
         found = content_locations(session, _hash(package_hash), ips)
-    return _json({"package_hash": package_hash, "locations": found})
+        answer = peers.locate(
+            session, ctx.key.envelope, call.client_id, package_hash, address, found
+        )
+    return _json({"package_hash": package_hash, **answer})
 
 
 async def status_answer(

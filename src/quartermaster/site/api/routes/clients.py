@@ -30,7 +30,7 @@ def clients(
         return {"clients": list_clients(session, search, limit, offset, approval)}
 
 
-ClientIdPath = Annotated[str, Path(min_length=1, max_length=64)]
+ClientIdPath = Annotated[str, Path(min_length=1, max_length=255)]  # GUID or host name
 
 
 @router.post("/clients/notify", response_model=Notified, dependencies=[allow("client.notify")])

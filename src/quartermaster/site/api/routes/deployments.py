@@ -12,10 +12,12 @@ from sqlalchemy.orm import Session
 from quartermaster.site.api.schemas.common import MAX_INT, ObjectId
 from quartermaster.site.api.schemas.deployments import (
     DeploymentBody,
+    DeploymentCreated,
     DeploymentList,
     DeploymentStatus,
     ScheduleBody,
 )
+from quartermaster.site.deployments import preflight
 from quartermaster.site.deployments.deployments import (
     cancel_deployment,
     create_from_request,
@@ -32,7 +34,7 @@ router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 
 @router.post(
     "/deployments",
-    response_model=DeploymentStatus,
+    response_model=DeploymentCreated,
     status_code=201,
     dependencies=[allow("deployment.create")],
 )
@@ -47,7 +49,8 @@ def new_deployment(body: DeploymentBody, ctx: Ctx) -> dict[str, Any]:
             **body.schedule(),
         )
     with ctx.db.session() as session:
-        return deployment_status(session, deployment_id, limit=0)
+        warnings = preflight.of_deployment(session, ctx.site_code, deployment_id).warnings
+        return {**deployment_status(session, deployment_id, limit=0), "warnings": warnings}
 
 
 @router.get("/deployments", response_model=DeploymentList, dependencies=[allow("deployment.read")])

@@ -17,6 +17,7 @@ from quartermaster.site.api.schemas.dps import (
 )
 from quartermaster.site.api.schemas.jobs import ValidationJob
 from quartermaster.site.distribution import points
+from quartermaster.site.distribution.health import all_dp_health
 from quartermaster.site.jobs import submission
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow
 
@@ -35,7 +36,9 @@ def add_dp(body: DPBody, ctx: Ctx) -> dict[str, Any]:
 @router.get("/dps", response_model=DPList, dependencies=[allow("dp.read")])
 def dps(ctx: Ctx) -> dict[str, Any]:
     with ctx.db.session() as session:
-        return {"dps": points.list_dps(session)}
+        found = points.list_dps(session)
+        health = all_dp_health(session, found)
+    return {"dps": [{**dp, "health": health[dp["name"]].to_dict()} for dp in found]}
 
 
 @router.get("/dps/{name}/content", response_model=DPContent, dependencies=[allow("dp.read")])

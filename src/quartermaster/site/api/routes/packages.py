@@ -16,10 +16,10 @@ from quartermaster.site.api.schemas.packages import (
     PackageBody,
     PackageDetail,
     PackageList,
+    PackageUpdateBody,
     PruneBody,
-    PruneResult,
 )
-from quartermaster.site.content import packages, retention
+from quartermaster.site.content import packages
 from quartermaster.site.deployments import approvals
 from quartermaster.site.jobs import submission
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow
@@ -46,8 +46,10 @@ def create_package(
         body.version_label,
         body.platform,
         caller(request),
+        body.outside_links,
     )
-    return accepted(response, job)
+    warnings = packages.same_name_warnings(ctx, body.name, body.version_label)
+    return {**accepted(response, job), "warnings": warnings}
 
 
 @router.get("/packages", response_model=PackageList, dependencies=[allow("package.read")])
@@ -75,10 +77,15 @@ def show_package(package_id: ObjectId, ctx: Ctx) -> dict[str, Any]:
     dependencies=[allow("package.update")],
 )
 def update_package(
-    package_id: ObjectId, ctx: Ctx, request: Request, response: Response
+    package_id: ObjectId,
+    ctx: Ctx,
+    request: Request,
+    response: Response,
+    body: PackageUpdateBody | None = None,
 ) -> dict[str, Any]:
     """Snapshot the source again in a job; a new version only if something changed."""
-    return accepted(response, submission.update_package(ctx, package_id, caller(request)))
+    choice = body.outside_links if body is not None else None
+    return accepted(response, submission.update_package(ctx, package_id, caller(request), choice))
 
 
 @router.post(
@@ -111,9 +118,14 @@ def redistribute(package_id: ObjectId, body: OneDP, ctx: Ctx) -> dict[str, Any]:
 
 @router.post(
     "/packages/{package_id}/prune",
-    response_model=PruneResult,
+    response_model=PackageJob,
+    status_code=202,
     dependencies=[allow("package.prune")],
 )
-def prune_package(package_id: ObjectId, body: PruneBody, ctx: Ctx) -> dict[str, Any]:
-    """Apply the package's retention (site/content/retention.py)."""
-    return retention.prune_package(ctx, package_id, body.keep)
+def prune_package(
+    package_id: ObjectId, body: PruneBody, ctx: Ctx, request: Request, response: Response
+) -> dict[str, Any]:
+    """Apply the package's retention and sweep the library, in a `gc` job (its result is
+    site/content/retention.py's prune_package)."""
+    job = submission.prune_package(ctx, package_id, body.keep, caller(request))
+    return accepted(response, job)

@@ -12,6 +12,7 @@ from quartermaster.site.api.schemas.settings import SettingsBody, SiteSettings
 from quartermaster.site.api.schemas.site import SiteInfo
 from quartermaster.site.bandwidth import check_rules
 from quartermaster.site.distribution import points
+from quartermaster.site.distribution.peers import check_overrides
 from quartermaster.site.identity.authorization import (
     Principal,
 )
@@ -32,6 +33,7 @@ def site_info(ctx: Ctx) -> dict[str, Any]:
         "site_code": ctx.site_code,
         "name": ctx.config.name,
         "content_url": ctx.content_url,
+        "library": ctx.library.storage.describe(),
         "signing_keys": [k.to_dict() for k in ctx.trusted_keys()],
         "embedded_dp": embedded,
         "jobs": {state: jobs.get(state, 0) for state in records.STATES},
@@ -55,6 +57,8 @@ def update_settings(
         raise InvalidInput("no setting to change", 'e.g. {"require_approval": true}')
     if "bandwidth_rules" in changes:
         changes["bandwidth_rules"] = check_rules(changes["bandwidth_rules"])
+    if "peer_cache_boundaries" in changes:
+        changes["peer_cache_boundaries"] = check_overrides(changes["peer_cache_boundaries"])
     with ctx.db.session() as session:
         updated = settings.update_settings(session, changes, principal.actor)
         if "bandwidth_rules" in changes:  # every client's policy may change

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from quartermaster.site.api.schemas.common import MAX_INT, ObjectId, aware
 from quartermaster.site.api.schemas.status import MessageList
+from quartermaster.site.lookups import client_filter
 from quartermaster.site.status.messages import query_messages
 from quartermaster.site.web.access import AuditedRoute, Ctx, allow
 
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/api/v1", route_class=AuditedRoute)
 def status_messages(
     ctx: Ctx,
     deployment: Annotated[ObjectId | None, Query(max_length=20)] = None,
-    client: str | None = Query(None, max_length=64),
+    client: str | None = Query(None, max_length=255, description="client ID or host name"),
     package: Annotated[ObjectId | None, Query(max_length=20)] = None,
     message_id: int | None = Query(None, ge=0, le=MAX_INT),
     severity: str | None = Query(None, max_length=20),
@@ -35,7 +36,7 @@ def status_messages(
             "messages": query_messages(
                 session,
                 deployment_id=deployment,
-                client_id=client,
+                client_id=client_filter(session, client),
                 package_id=package,
                 message_id=message_id,
                 severity=severity,

@@ -25,6 +25,25 @@ class StatusBody(BaseModel):
     messages: list[dict[str, Any]] = Field(max_length=MAX_BATCH)
 
 
+class PeerReport(BaseModel):
+    """A peer's report (site/distribution/peers.py): its port, power and network facts, and
+    the package versions it holds whole and verified."""
+
+    model_config = ConfigDict(extra="forbid")
+    port: int = Field(ge=1, le=65535)
+    on_battery: bool = False
+    metered: bool = False
+    holds: list[str] = Field(default_factory=list, max_length=5000)
+    revalidated: bool = False
+
+
+class PeerAnswer(Answer):
+    serve: bool
+    boundary: str
+    reason: str
+    revalidate: bool
+
+
 class Registered(Answer):
     """The client secret is in this answer and nowhere else."""
 

@@ -36,12 +36,12 @@ class CollectionBody(Strict):
 class MemberBody(Strict):
     """One client (`client_id`) or many at once (`client_ids`, one re-evaluation)."""
 
-    client_id: str | None = Field(default=None, min_length=1, max_length=64)
+    client_id: str | None = Field(default=None, min_length=1, max_length=255)  # or host name
     client_ids: list[str] | None = Field(default=None, max_length=MAX_BULK_MEMBERS)
 
 
 class OneMemberBody(Strict):
-    client_id: str = Field(min_length=1, max_length=64)
+    client_id: str = Field(min_length=1, max_length=255)  # GUID or host name
 
 
 class RuleBody(Strict):

@@ -64,7 +64,16 @@ class DeploymentStatus(DeploymentSummary):
     compliance: dict[str, Any] | None
     state_reason: Any
     rollout: Any
+    # bytes downloaded by source: peer, boundary (DPs), fallback (DPs)
+    content_sources: dict[str, int] = {}
     clients: list[dict[str, Any]]
+
+
+class DeploymentCreated(DeploymentStatus):
+    """The new deployment and what may hurt it (content on no DP of its targets, empty
+    phases, no members): the same warnings the console shows before it is confirmed."""
+
+    warnings: list[str] = []
 
 
 class DeploymentList(Answer):

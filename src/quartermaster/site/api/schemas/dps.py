@@ -29,6 +29,17 @@ class DPContentView(Answer):
     last_validated: str | None
 
 
+class DPHealthView(Answer):
+    """Reachable, content state and validation results (site/distribution/health.py)."""
+
+    level: str  # ok | warning | error | retired
+    summary: str
+    reachable: bool | None
+    content: dict[str, int]
+    mismatches: int
+    last_mismatch: str | None
+
+
 class DPSummary(Answer):
     name: str
     url: str
@@ -41,6 +52,7 @@ class DPSummary(Answer):
     free_bytes: int | None
     used_bytes: int | None
     content: list[DPContentView]
+    health: DPHealthView | None = None
 
 
 class DPList(Answer):

@@ -10,7 +10,7 @@ from quartermaster.site.api.schemas.common import Answer
 
 class JobView(Answer):
     job_id: int
-    kind: str  # snapshot.create, snapshot.update, distribution, validation
+    kind: str  # snapshot.create, snapshot.update, distribution, validation, gc
     state: str  # queued, running, succeeded, failed
     target: str
     params: dict[str, Any]
@@ -34,9 +34,10 @@ class JobList(Answer):
 
 
 class PackageJob(JobView):
-    """202 of `POST /packages` and `/packages/{id}/update`."""
+    """202 of `POST /packages`, `/packages/{id}/update` and `/packages/{id}/prune`."""
 
     package_id: str
+    warnings: list[str] = []
 
 
 class ValidationJob(JobView):

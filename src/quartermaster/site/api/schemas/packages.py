@@ -18,6 +18,11 @@ class PackageBody(Strict):
     version_label: str = Field(default="", max_length=100)
     programs: list[ProgramBody] = Field(default_factory=list, max_length=100)
     platform: str = Field(default=DEFAULT_PLATFORM, max_length=20)  # any|windows|linux|macos
+    outside_links: str = Field(default="refuse", max_length=10)  # refuse|skip
+
+
+class PackageUpdateBody(Strict):
+    outside_links: str | None = Field(default=None, max_length=10)  # refuse|skip
 
 
 class DPNames(Strict):
@@ -26,15 +31,6 @@ class DPNames(Strict):
 
 class OneDP(Strict):
     dp: str = Field(min_length=1, max_length=100)
-
-
-class PackageCreated(Answer):
-    package_id: str
-    source_version: int
-
-
-class PackageUpdated(PackageCreated):
-    changed: bool  # false: the source had not changed, no new version
 
 
 class PackageSummary(Answer):
@@ -68,6 +64,7 @@ class PackageOnDP(Answer):
 
 class PackageDetail(PackageSummary):
     platform: str = DEFAULT_PLATFORM  # of the current version's manifest
+    outside_links: str = "refuse"
     versions: list[PackageVersionView]
     programs: list[dict[str, Any]]
     distribution: list[PackageOnDP]
@@ -79,11 +76,3 @@ class PackageList(Answer):
 
 class PruneBody(Strict):
     keep: int | None = Field(default=None, ge=1, le=1000)  # retention.MAX_KEEP
-
-
-class PruneResult(Answer):
-    package_id: str
-    keep_versions: int
-    kept: list[int]  # source versions kept
-    pruned: list[int]  # source versions pruned now
-    library: dict[str, int]  # what the library sweep deleted: blobs, bytes, manifests, temps

@@ -18,6 +18,12 @@ class SettingsBody(Strict):
     # download limits per client / boundary / everyone, first match (site/bandwidth.py)
     bandwidth_rules: list[dict[str, Any]] | None = Field(None, max_length=1000)
     content_grace_seconds: StrictInt | None = Field(default=None, ge=0, le=settings.MAX_GRACE)
+    # seconds between garbage collection jobs the site submits (0: never)
+    gc_interval_seconds: StrictInt | None = Field(default=None, ge=0, le=settings.MAX_GC_INTERVAL)
+    # peer cache: the site-wide switch, per-boundary overrides, the elected fetcher's lease
+    peer_cache: StrictBool | None = None
+    peer_cache_boundaries: list[dict[str, Any]] | None = Field(None, max_length=1000)
+    peer_lease_seconds: StrictInt | None = Field(default=None, ge=5, le=3600)
 
 
 class SiteSettings(Answer):
@@ -26,3 +32,7 @@ class SiteSettings(Answer):
     program_output_total_bytes: int
     bandwidth_rules: list[dict[str, Any]]
     content_grace_seconds: int
+    gc_interval_seconds: int
+    peer_cache: bool
+    peer_cache_boundaries: list[dict[str, Any]]
+    peer_lease_seconds: int

@@ -11,5 +11,6 @@ class SiteInfo(Answer):
     site_code: str
     name: str
     content_url: str
+    library: str = ""  # where the content library is: a folder or an s3:// URL (no secret)
     signing_keys: list[dict[str, Any]]
     embedded_dp: dict[str, Any] | None = None  # None: a site without one
