@@ -1,10 +1,17 @@
 """Fixtures shared by every test folder.
 
-The `site` fixture runs every end-to-end test twice: on the embedded SQLite database (the
+The `site` fixture runs a test on each engine: on the embedded SQLite database (the
 default) and on PostgreSQL at 127.0.0.1:5432, each PostgreSQL run in a fresh database
 `qm_t_<random>` that is dropped afterwards. The test id names the engine
 (`test_x[sqlite]`, `test_x[postgresql]`); `-m "not postgresql"` runs the SQLite half only.
 Set QM_TEST_POSTGRES to another maintenance-database URL to use another server.
+
+An end-to-end flow whose subject is not the database runs once, `@ON_POSTGRESQL`: every
+route already runs on SQLite in the fast tier (the API through TestClient) and in the
+end-to-end tests that start a site on the default, so the second run of the same flow on
+SQLite found nothing the first did not, at the cost of a site and its processes. Flows where
+the engine is part of the subject (the first deployment, backup and restore, what fuzzed or
+hostile input does to each engine's types, two site processes on one database) run on both.
 
 A site's database starts as a copy of one migrated per test process (a SQLite file, or a
 PostgreSQL database used as `CREATE DATABASE ... TEMPLATE`): see tests/e2e/site_templates.py.
@@ -28,6 +35,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 
 ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+ON_POSTGRESQL = pytest.mark.parametrize("database_url", ENGINES[1:], indirect=True)
+ON_SQLITE = pytest.mark.parametrize("database_url", ENGINES[:1], indirect=True)
 
 
 def _admin_connection():  # type: ignore[no-untyped-def]

@@ -4,6 +4,8 @@ by supersedence and uninstall them with the real dpkg of this machine, and after
 `dpkg-query` must agree with the compliance the site shows.
 
 The packages are named qm-test-<random>-...; they are purged afterwards, also on failure.
+This machine's dpkg lets one process write at a time (`dpkg -r` while another dpkg runs
+exits 2), so this is the suite's only test that writes to it, and it runs once, on one engine.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.processes import SiteServer, run_qm
 from tests.e2e.scenario import (
     create_package,
@@ -27,7 +30,7 @@ from tests.e2e.scenario import (
 )
 from tests.required_programs import program
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import QM, SiteServer, run_qm
+from tests.conftest import ON_POSTGRESQL
+from tests.e2e.processes import QM, SiteServer, run_qm, start_site
 from tests.e2e.scenario import create_package, make_source
 
 pytestmark = pytest.mark.e2e
+# The commands that are refused and change nothing (each test checks that) share one site on
+# the default engine, on one worker; the others each start their own.
+ONE_SITE = pytest.mark.xdist_group("bad-input")
+
+
+@pytest.fixture(scope="module")
+def shared_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteServer]:
+    server = start_site(tmp_path_factory.mktemp("bad-input"))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _library_files(site: SiteServer) -> set[str]:
@@ -33,31 +47,35 @@ def _assert_refused(site: SiteServer, args: list[str], words: str) -> None:
     assert (_package_count(site), _library_files(site)) == before
 
 
-def test_unknown_package_id(site: SiteServer) -> None:
-    _assert_refused(site, ["package", "show", "QM1FFFFF"], "does not exist")
-    _assert_refused(site, ["package", "update", "QM1FFFFF"], "does not exist")
-    _assert_refused(site, ["package", "show", "not-an-id"], "not valid")
+@ONE_SITE
+def test_unknown_package_id(shared_site: SiteServer) -> None:
+    _assert_refused(shared_site, ["package", "show", "QM1FFFFF"], "does not exist")
+    _assert_refused(shared_site, ["package", "update", "QM1FFFFF"], "does not exist")
+    _assert_refused(shared_site, ["package", "show", "not-an-id"], "not valid")
 
 
-def test_missing_source_folder(site: SiteServer, tmp_path: Path) -> None:
+@ONE_SITE
+def test_missing_source_folder(shared_site: SiteServer, tmp_path: Path) -> None:
     _assert_refused(
-        site,
+        shared_site,
         ["package", "create", "--name", "X", "--source", str(tmp_path / "nope")],
         "does not exist",
     )
 
 
-def test_symlink_in_source(site: SiteServer, tmp_path: Path) -> None:
+@ONE_SITE
+def test_symlink_in_source(shared_site: SiteServer, tmp_path: Path) -> None:
     source = make_source(tmp_path / "src", tmp_path / "out.txt")
     os.symlink("/etc/hostname", source / "zz-link")
     _assert_refused(
-        site, ["package", "create", "--name", "X", "--source", str(source)], "symbolic link"
+        shared_site, ["package", "create", "--name", "X", "--source", str(source)], "symbolic link"
     )
 
 
-def test_duplicate_program_name(site: SiteServer, tmp_path: Path) -> None:
+@ONE_SITE
+def test_duplicate_program_name(shared_site: SiteServer, tmp_path: Path) -> None:
     source = make_source(tmp_path / "src", tmp_path / "out.txt")
-    package_id = site.qm(
+    package_id = shared_site.qm(
         "package",
         "create",
         "--name",
@@ -67,14 +85,14 @@ def test_duplicate_program_name(site: SiteServer, tmp_path: Path) -> None:
         "--program",
         "Install=sh install.sh",
     ).stdout.strip()
-    result = site.qm(
+    result = shared_site.qm(
         "program", "add", package_id, "--name", "Install", "--command", "true", check=False
     )
     assert result.code != 0 and "already has a program" in result.stderr
-    programs = site.qm("package", "show", package_id, "--json").json()["programs"]
+    programs = shared_site.qm("package", "show", package_id, "--json").json()["programs"]
     assert [p["name"] for p in programs] == ["Install"]
     _assert_refused(
-        site,
+        shared_site,
         [
             "package",
             "create",
@@ -91,6 +109,7 @@ def test_duplicate_program_name(site: SiteServer, tmp_path: Path) -> None:
     )
 
 
+@ON_POSTGRESQL
 def test_invalid_token(site: SiteServer, tmp_path: Path) -> None:
     source = make_source(tmp_path / "src", tmp_path / "out.txt")
     before = _library_files(site)
@@ -115,12 +134,15 @@ def test_site_unreachable_is_explained(tmp_path: Path) -> None:
     assert result.code != 0 and "cannot reach the site server" in result.stderr
 
 
-def test_token_file_is_read_from_the_current_folder(site: SiteServer, tmp_path: Path) -> None:
+@ONE_SITE
+def test_token_file_is_read_from_the_current_folder(
+    shared_site: SiteServer, tmp_path: Path
+) -> None:
     """QM_TOKEN=@FILE reads FILE relative to the current folder; from another folder the
     error names the absolute path it tried and how to give one; --help documents @FILE."""
-    env = {**os.environ, "QM_SITE": site.url, "QM_TOKEN": "@site/admin.token"}
+    env = {**os.environ, "QM_SITE": shared_site.url, "QM_TOKEN": "@site/admin.token"}
     qm = [*QM, "package", "list", "--json"]
-    here = subprocess.run(qm, cwd=site.home.parent, env=env, capture_output=True, text=True)
+    here = subprocess.run(qm, cwd=shared_site.home.parent, env=env, capture_output=True, text=True)
     assert here.returncode == 0, here.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -133,13 +155,14 @@ def test_token_file_is_read_from_the_current_folder(site: SiteServer, tmp_path: 
     ), said
     assert "hint: @FILE is read from the current folder; use an absolute path, e.g. " in said
     assert "QM_TOKEN=@$PWD/site/admin.token" in said
-    absolute = {**env, "QM_TOKEN": f"@{site.home}/admin.token"}
+    absolute = {**env, "QM_TOKEN": f"@{shared_site.home}/admin.token"}
     ok = subprocess.run(qm, cwd=elsewhere, env=absolute, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     shown = run_qm("package", "list", "--help").stdout
     assert "@FILE" in shown and "relative to the current folder" in " ".join(shown.split())
 
 
+@ON_POSTGRESQL
 def test_a_second_site_serve_names_the_busy_content_port(site: SiteServer) -> None:
     """The embedded DP's port is taken first: the hint names --content-listen, not --listen."""
     result = run_qm("site", "serve", "--home", str(site.home), check=False, timeout=120)
@@ -151,6 +174,7 @@ def test_a_second_site_serve_names_the_busy_content_port(site: SiteServer) -> No
     assert hint == "stop the other process or choose another port with --content-listen", hint
 
 
+@ON_POSTGRESQL
 def test_ids_in_lower_case_name_the_same_objects(site: SiteServer, tmp_path: Path) -> None:
     """qm100001 is QM100001 everywhere: commands, API paths, queries and bodies."""
     package_id = create_package(site, make_source(tmp_path / "src", tmp_path / "out.txt"))
@@ -189,6 +213,7 @@ def test_ids_in_lower_case_name_the_same_objects(site: SiteServer, tmp_path: Pat
     assert app_deployment.stdout.strip() == "QM120001"
 
 
+@ONE_SITE
 @pytest.mark.parametrize(
     ("args", "example"),
     [
@@ -207,8 +232,8 @@ def test_ids_in_lower_case_name_the_same_objects(site: SiteServer, tmp_path: Pat
     ],
 )
 def test_a_bad_id_hint_shows_an_id_of_its_kind(
-    site: SiteServer, args: list[str], example: str
+    shared_site: SiteServer, args: list[str], example: str
 ) -> None:
-    result = site.qm(*args, check=False)
+    result = shared_site.qm(*args, check=False)
     assert result.code == 1
     assert f"hint: {example}" in " ".join(result.stderr.split()), result.stderr

@@ -14,6 +14,7 @@ import pytest
 from quartermaster.core.chunking import MAXIMUM
 from quartermaster.core.hashing import sha256_file
 from quartermaster.core.store_layout import blob_path, manifest_path
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.nginx_server import Nginx
 from tests.e2e.processes import SiteServer, start_dp, wait_until
 from tests.e2e.scenario import (
@@ -26,7 +27,7 @@ from tests.e2e.scenario import (
     wait_installed,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 LOOPBACK = "127.0.0.0/8"
 SIZE = 12 * 1024 * 1024  # above the 4 MiB threshold: about 20 chunks
 PLACES = (3_000_000, 9_000_000)  # where version 2 changes 1,000 bytes each

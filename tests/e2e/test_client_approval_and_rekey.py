@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.processes import SiteServer, run_qm
 from tests.e2e.scenario import create_package, deploy_to, make_source, register_client, run_client
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 
 
 def test_unapproved_client_waits_then_installs_once_approved(

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.processes import SiteServer, run_qm
 from tests.e2e.scenario import (
     create_package,
@@ -25,7 +26,7 @@ from tests.e2e.scenario import (
     wait_installed,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 
 
 def _iso(moment: datetime) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from quartermaster.core.hashing import sha256_file
 from quartermaster.core.store_layout import blob_path, manifest_path
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.cutting_proxy import CuttingProxy
 from tests.e2e.nginx_server import Nginx
 from tests.e2e.processes import SiteServer, start_dp, wait_until
@@ -24,7 +25,7 @@ from tests.e2e.scenario import (
     wait_installed,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 LOOPBACK = "127.0.0.0/8"
 
 

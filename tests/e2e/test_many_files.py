@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.nginx_server import Nginx
 from tests.e2e.processes import SiteServer, start_dp
 from tests.e2e.scenario import (
@@ -22,7 +23,7 @@ from tests.e2e.scenario import (
     wait_installed,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 LOOPBACK = "127.0.0.0/8"
 FILES = 3000
 

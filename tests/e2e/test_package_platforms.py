@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.processes import SiteServer
 from tests.e2e.scenario import deploy_to, register_client, run_client, wait_installed
 from tests.integrity.test_package_platforms import debian_doc_tree, linux_tree
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 
 
 def tree(root: Path) -> dict[str, tuple[str, str | bytes, int]]:

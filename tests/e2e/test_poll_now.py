@@ -8,10 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.processes import Daemon, SiteServer, run_qm, wait_until
 from tests.e2e.scenario import register_client, run_client
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 
 HINT = "the site asks for the next poll within 60 seconds"
 

@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.processes import SiteServer, run_qm
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 MiB = 1024 * 1024
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.processes import SiteServer
 from tests.e2e.scenario import make_source
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 
 Spoil = Callable[[Path], object]
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.processes import SiteServer, run_qm, start_dp, wait_until
 from tests.e2e.scenario import (
     create_package,
@@ -26,7 +27,7 @@ from tests.e2e.scenario import (
     wait_installed,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 
 
 def _site_keys(site: SiteServer) -> list[str]:

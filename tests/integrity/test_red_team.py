@@ -28,6 +28,7 @@ from quartermaster.core.signing import SigningKey, sign_envelope
 from quartermaster.core.trust_roles import Root, root_payload
 from quartermaster.site.context import SiteContext
 from quartermaster.site.models import ReleaseApproval
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.processes import SiteServer, run_qm
 from tests.e2e.scenario import (
     create_package,
@@ -40,7 +41,7 @@ from tests.e2e.scenario import (
 )
 from tests.integrity.test_release_approval import make_approvers
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 
 REFUSALS = {10082, 10083, 10084}
 

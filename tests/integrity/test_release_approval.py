@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.processes import SiteServer, run_qm
 from tests.e2e.scenario import (
     create_package,
@@ -23,7 +24,7 @@ from tests.e2e.scenario import (
     wait_installed,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 
 
 def _refusals(site: SiteServer, client_id: str, message_id: int) -> list[str]:

@@ -20,6 +20,7 @@ from quartermaster.core.trust_roles import (
     root_payload,
     trust_first_root,
 )
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.processes import SiteServer, run_qm, wait_until
 from tests.e2e.scenario import (
     create_package,
@@ -72,6 +73,7 @@ def _trusted_root(home: Path) -> dict:  # type: ignore[type-arg]
 
 
 @pytest.mark.e2e
+@ON_POSTGRESQL
 def test_a_client_follows_a_two_of_three_root_rotation_of_a_stolen_online_key(
     site: SiteServer, tmp_path: Path
 ) -> None:

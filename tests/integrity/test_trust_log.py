@@ -19,6 +19,7 @@ from quartermaster.core.log_chain import GENESIS, entry_hash
 from quartermaster.site.context import SiteContext
 from quartermaster.site.identity import trust_log
 from quartermaster.site.models import Counter, TrustLogEntry
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.processes import SiteServer, run_qm
 from tests.e2e.scenario import (
     create_package,
@@ -31,7 +32,7 @@ from tests.e2e.scenario import (
     wait_installed,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 
 
 def _verify(site: SiteServer, *args: str) -> tuple[int, str]:

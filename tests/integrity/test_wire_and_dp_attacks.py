@@ -17,11 +17,12 @@ import pytest
 from quartermaster.core.hashing import sha256_bytes
 from quartermaster.core.signing import SigningKey
 from quartermaster.core.store_layout import manifest_path
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.processes import SiteServer, run_qm, wait_until
 from tests.e2e.scenario import create_package, deploy_to, make_source, messages, run_client
 from tests.integrity.wire import Answer, RogueDP, TamperingProxy
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 JSON = {"Content-Type": "application/json"}
 
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from quartermaster.core.store_layout import blob_relpath
+from tests.conftest import ON_POSTGRESQL
 from tests.e2e.processes import DPServer, SiteServer, start_dp, wait_until
 from tests.e2e.scenario import (
     create_package,
@@ -21,7 +22,7 @@ from tests.e2e.scenario import (
     wait_installed,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 
 BIG = 1 << 20
 
