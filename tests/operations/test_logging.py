@@ -3,8 +3,10 @@ access lines on both planes, request IDs that join an error answer to its log li
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -144,6 +146,23 @@ def test_configure_twice_replaces_its_own_handlers_only(restore_logging: None) -
     assert kinds.count(logging_setup.TextFormatter) == 1
     assert logging_setup.JsonFormatter not in kinds
     logging.getLogger().removeHandler(foreign)
+
+
+def test_lines_go_to_stderr_as_it_is_when_they_are_logged(
+    restore_logging: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server thread that outlives the stderr it started with (closed by whoever swapped
+    it) logs to the stderr of now, not into a closed file."""
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    logging_setup.configure("text")
+    logging.getLogger("quartermaster.test").warning("to the first stderr")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("quartermaster.test").warning("to the second stderr")
+    assert "to the second stderr" in second.getvalue()
+    assert "Logging error" not in second.getvalue()
 
 
 def test_request_ids_from_outside_are_kept_only_when_sane() -> None:
