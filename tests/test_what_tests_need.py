@@ -82,7 +82,7 @@ def test_a_fresh_clone_without_the_programs_says_what_to_install(tmp_path: Path)
     }
     stand_in(bin_folder, "apt-get", f'echo "$*" >>{apt_log}; echo "E: no network" >&2; exit 100')
     stand_in(bin_folder, "sudo", 'exec "$@"')
-    tests = [f"{NGINX_TEST}[sqlite]", BROWSER_TEST, f"{POSTGRES_TEST}[postgresql]"]
+    tests = [f"{NGINX_TEST}[postgresql]", BROWSER_TEST, f"{POSTGRES_TEST}[postgresql]"]
     run = subprocess.run(
         ["scripts/test", "-q", "-n", "0", "-p", "no:cacheprovider", *tests],
         cwd=clone,
