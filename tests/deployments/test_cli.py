@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ON_SQLITE
 from tests.e2e.processes import SiteServer, run_qm
 
-pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
+pytestmark = [pytest.mark.e2e, ON_SQLITE]
 # December of next year: always ahead of the clock, and in winter (Berlin UTC+1, Tokyo UTC+9).
 YEAR = datetime.now(UTC).year + 1
 

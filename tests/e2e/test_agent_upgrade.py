@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import quartermaster
+from tests.conftest import ON_SQLITE
 from tests.e2e.processes import SiteServer, wait_until
 from tests.e2e.scenario import create_package, deploy_to, messages
 
@@ -78,7 +79,7 @@ def agent_version(site: SiteServer, client_id: str) -> str:
     return str(next(c["agent_version"] for c in clients if c["client_id"] == client_id))
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@ON_SQLITE
 def test_the_agent_upgrades_through_a_deployment_and_a_broken_build_rolls_back(
     site: SiteServer, tmp_path: Path
 ) -> None:

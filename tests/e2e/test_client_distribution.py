@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ON_SQLITE
 from tests.e2e.processes import SiteServer
 from tests.e2e.scenario import create_package, deploy_to, make_source, messages
 from tests.e2e.tinyproxy import running_tinyproxy, use_proxies
@@ -48,7 +49,7 @@ def installed_client(venv: Path) -> Path:
     return venv / "bin"
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@ON_SQLITE
 def test_the_client_distribution_alone_does_a_deployment_through_a_proxy(
     site: SiteServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

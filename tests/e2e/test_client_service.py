@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ON_SQLITE
 from tests.e2e.cutting_proxy import CuttingProxy
 from tests.e2e.processes import SiteServer, run_qm, start_dp, wait_until
 from tests.e2e.scenario import (
@@ -42,7 +43,7 @@ def verify(unit: Path) -> str:
     return f"exit {done.returncode}: {said}" if done.returncode or said else ""
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@ON_SQLITE
 def test_install_service_writes_a_unit_that_systemd_accepts(
     site: SiteServer, tmp_path: Path
 ) -> None:
@@ -134,7 +135,7 @@ def no_half_written_files(home: Path) -> list[str]:
     return [str(p) for p in found]
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@ON_SQLITE
 def test_sigterm_during_a_program_stops_it_reports_it_and_it_runs_again(
     site: SiteServer, tmp_path: Path
 ) -> None:
@@ -176,7 +177,7 @@ def test_sigterm_during_a_program_stops_it_reports_it_and_it_runs_again(
     assert list((home / "spool").glob("*.json")) == []
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@ON_SQLITE
 def test_a_killed_agent_finds_its_interrupted_program_at_the_next_start(
     site: SiteServer, tmp_path: Path
 ) -> None:
@@ -206,7 +207,7 @@ def test_a_killed_agent_finds_its_interrupted_program_at_the_next_start(
     assert "agent killed" in final["text"] and "never" in final["text"]
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@ON_SQLITE
 def test_sigterm_during_a_download_keeps_the_part_and_the_next_run_resumes(
     site_whole_files: SiteServer, tmp_path: Path
 ) -> None:

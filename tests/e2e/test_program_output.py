@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ON_SQLITE
 from tests.e2e.processes import SiteServer
 from tests.e2e.scenario import create_package, deploy_to, messages, register_client, run_client
 
@@ -25,7 +26,7 @@ exit 3
 """
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@ON_SQLITE
 def test_a_failing_programs_last_output_is_shown_at_the_site(
     site: SiteServer, tmp_path: Path
 ) -> None:

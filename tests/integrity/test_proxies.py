@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ON_SQLITE
 from tests.e2e.processes import SiteServer, run_qm, start_dp, wait_until
 from tests.e2e.scenario import (
     create_package,
@@ -53,7 +54,7 @@ def test_a_pinned_client_behind_a_proxy_installs_over_https(
     assert marker.read_text() == "proxied over https\n"
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@ON_SQLITE
 def test_a_client_and_a_dp_behind_a_proxy_over_http(
     site: SiteServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
