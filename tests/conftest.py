@@ -8,8 +8,8 @@ Set QM_TEST_POSTGRES to another maintenance-database URL to use another server.
 
 An end-to-end flow whose subject is not the database runs once, `@ON_POSTGRESQL`: every
 route already runs on SQLite in the fast tier (the API through TestClient) and in the
-end-to-end tests that start a site on the default, so the second run of the same flow on
-SQLite found nothing the first did not, at the cost of a site and its processes. Flows where
+end-to-end tests that start a site on the default, so a second run of the same flow on
+SQLite would cost a site and its processes for little those do not cover already. Flows where
 the engine is part of the subject (the first deployment, backup and restore, what fuzzed or
 hostile input does to each engine's types, two site processes on one database) run on both.
 
