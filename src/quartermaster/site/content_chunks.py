@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,25 +74,31 @@ def store_chunked(
     `keep` (its bytes are valid only during the call), and hash the whole file. Returns the
     file's (SHA-256, size, chunks).
 
-    All on the calling thread: a helper thread hashing the whole file (or writing chunks)
-    made it 2-4 times slower here, each of its thousands of GIL hand-offs waiting for the
-    switch interval; the snapshot's worker pool runs other files in parallel.
+    The whole file's SHA-256 of each buffer runs on a helper thread while this one cuts and
+    hashes the buffer's chunks (both only read it; hashlib releases the GIL): one hand-off
+    per buffer, not per chunk. Measured on 1 GiB in the page cache, 2 cores: 2.1-2.2 s one
+    after the other, 1.26-1.28 s side by side. (A hand-off per chunk, thousands of them
+    each waiting for the GIL's switch interval, had made it 2-4 times slower.)
     """
     if len(buffer) <= 2 * MAXIMUM:
         raise ValueError("the buffer must hold more than two of the largest chunks")
     whole = hashlib.sha256()
     state = _ChunkedFile(_chunker(), wanted, keep)
     start = carried = 0  # file offset of buffer[0]; bytes kept from the previous read
-    while True:
-        filled = carried + _read_full(src, buffer[carried:])
-        final = filled < len(buffer)
-        whole.update(buffer[carried:filled])
-        used = state.cut(buffer[:filled], final, start)
-        if final:
-            return whole.hexdigest(), start + filled, tuple(state.chunks)
-        carried = filled - used
-        buffer[:carried] = bytes(buffer[used:filled])  # the unfinished chunk, to the front
-        start += used
+    with ThreadPoolExecutor(1, thread_name_prefix="chunked-file-hash") as hasher:
+        while True:
+            filled = carried + _read_full(src, buffer[carried:])
+            final = filled < len(buffer)
+            hashed = hasher.submit(whole.update, buffer[carried:filled])
+            try:
+                used = state.cut(buffer[:filled], final, start)
+            finally:
+                hashed.result()  # before the buffer changes, also when cutting failed
+            if final:
+                return whole.hexdigest(), start + filled, tuple(state.chunks)
+            carried = filled - used
+            buffer[:carried] = bytes(buffer[used:filled])  # the unfinished chunk, to the front
+            start += used
 
 
 class _ChunkedFile:
