@@ -61,14 +61,20 @@ def record_head(sha256: str, size: int | None) -> bytes:
     return f"{sha256} {'-' if size is None else size}\n".encode("ascii")
 
 
-def batches(blobs: dict[str, int]) -> Iterator[dict[str, int]]:
-    """The blobs below BLOB_LIMIT in packs of at most MAX_BLOBS blobs and BATCH_BYTES bytes."""
+def batches(
+    blobs: dict[str, int],
+    blob_limit: int | None = BLOB_LIMIT,
+    max_blobs: int = MAX_BLOBS,
+    max_bytes: int = BATCH_BYTES,
+) -> Iterator[dict[str, int]]:
+    """The blobs below `blob_limit` (None: all) in groups of at most `max_blobs` blobs and
+    `max_bytes` bytes (a larger blob alone), in their order."""
     batch: dict[str, int] = {}
     held = 0
     for sha256, size in blobs.items():
-        if size >= BLOB_LIMIT:
+        if blob_limit is not None and size >= blob_limit:
             continue
-        if batch and (len(batch) >= MAX_BLOBS or held + size > BATCH_BYTES):
+        if batch and (len(batch) >= max_blobs or held + size > max_bytes):
             yield batch
             batch, held = {}, 0
         batch[sha256] = size

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ from quartermaster.core.blob_transfer import BlobFetcher
 from quartermaster.core.component_log import ComponentLog
 from quartermaster.core.errors import IntegrityError, QMError
 from quartermaster.core.manifest import Manifest
-from quartermaster.core.pack_transfer import BATCH_BYTES, MAX_BLOBS, fetch_pack
+from quartermaster.core.pack_transfer import BATCH_BYTES, MAX_BLOBS, batches, fetch_pack
 from quartermaster.core.signing import PublicKey, verify_envelope
 from quartermaster.dp.local_fill import LocalLibrary
 from quartermaster.dp.store import (
@@ -57,22 +57,6 @@ PACK_BLOB_LIMIT = 4 * 1024 * 1024 + 1
 # so a second stream's syncfs waits for the first one's writes and the other way round
 # (measured: packs then finished in pairs, and the fill took longer, not shorter).
 PACK_STREAMS = 1
-
-
-def dp_batches(blobs: dict[str, int]) -> Iterator[dict[str, int]]:
-    """The blobs up to PACK_BLOB_LIMIT in packs of at most MAX_BLOBS and BATCH_BYTES."""
-    batch: dict[str, int] = {}
-    held = 0
-    for sha256, size in blobs.items():
-        if size >= PACK_BLOB_LIMIT:
-            continue
-        if batch and (len(batch) >= MAX_BLOBS or held + size > BATCH_BYTES):
-            yield batch
-            batch, held = {}, 0
-        batch[sha256] = size
-        held += size
-    if batch:
-        yield batch
 
 
 class Distributor:
@@ -204,7 +188,7 @@ class Distributor:
         stored: set[str] = set()
         if len(missing) < 2 or not sources or not self.store.takes_packs:
             return stored
-        queue = iter(list(dp_batches(missing)))
+        queue = iter(list(batches(missing, PACK_BLOB_LIMIT, MAX_BLOBS, BATCH_BYTES)))
         lock = threading.Lock()
         stop = threading.Event()
 

@@ -37,13 +37,14 @@ import hashlib
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from quartermaster.core.durable_files import start_write_back, sync_file_system
 from quartermaster.core.hashing import is_sha256_hex
+from quartermaster.core.pack_transfer import batches
 from quartermaster.core.store_layout import blob_path
 
 FICLONE = 0x40049409  # _IOW(0x94, 9, int), linux/fs.h
@@ -115,7 +116,7 @@ class LocalLibrary:
         verified, in durable batches. `on_blob` may raise to stop: blobs already verified are
         still made durable and published, the others' temps removed."""
         result = LocalFillResult()
-        for batch in _batches(wanted):
+        for batch in batches(wanted, None, BATCH_BLOBS, BATCH_BYTES):
             self._fill_batch(batch, destination, on_blob, result)
         return result
 
@@ -308,19 +309,6 @@ class LocalLibrary:
         if buffer is None:
             buffer = self._local.buffer = bytearray(READ_CHUNK)
         return buffer
-
-
-def _batches(wanted: dict[str, int]) -> Iterator[dict[str, int]]:
-    batch: dict[str, int] = {}
-    held = 0
-    for sha256, size in wanted.items():
-        if batch and (len(batch) >= BATCH_BLOBS or held + size > BATCH_BYTES):
-            yield batch
-            batch, held = {}, 0
-        batch[sha256] = size
-        held += size
-    if batch:
-        yield batch
 
 
 def _publish(done: list[tuple[Path, Path, str, int]], result: LocalFillResult) -> None:
