@@ -84,7 +84,10 @@ def test_a_mandatory_run_waits_for_the_maintenance_window(site: SiteServer, tmp_
     target = tmp_path / "installed" / "payload.txt"
     package_id = create_package(site, make_source(tmp_path / "src", target, "in window\n"))
     now = datetime.now(UTC)
-    later = f"{_iso(now + timedelta(days=2))}/{_iso(now + timedelta(days=2, hours=2))}"
+    # A window that opens on a whole minute, shown as such ("T10:27Z"): a start with seconds
+    # is shown with them, so a start taken from the clock would be shown either way.
+    opens_at = (now + timedelta(days=2)).replace(second=0, microsecond=0)
+    later = f"{_iso(opens_at)}/{_iso(opens_at + timedelta(hours=2))}"
     client = tmp_path / "client"
     client_id = _client_in(site, client, "Servers", "--window", later)
     deployment_id = _deploy(site, package_id, "Servers")  # mandatory now
@@ -92,15 +95,13 @@ def test_a_mandatory_run_waits_for_the_maintenance_window(site: SiteServer, tmp_
     run_client(client)
     assert not target.exists()
     held = [m for m in _messages(site, client_id) if m["message_id"] == 10060]
-    assert len(held) == 1 and _iso(now + timedelta(days=2))[:16] in " ".join(
-        held[0]["insertion_strings"]
-    )
+    assert len(held) == 1 and _iso(opens_at)[:16] in " ".join(held[0]["insertion_strings"])
     assert 10005 not in message_ids(site, client=client_id)
     waiting = _client_state(client, deployment_id)["next"]
     assert waiting["action"] == "wait_window"
-    assert waiting["at"][:10] == _iso(now + timedelta(days=2))[:10]
+    assert waiting["at"][:10] == _iso(opens_at)[:10]
     # Both sides say why it is in progress, and when the window opens.
-    opens = _iso(now + timedelta(days=2))
+    opens = opens_at.strftime("%Y-%m-%dT%H:%MZ")
     said = f"waiting for a maintenance window (opens {opens}"
     assert f"    next: {said}" in run_qm("client", "status", "--home", str(client)).stdout
     status = deployment_status(site, deployment_id)
