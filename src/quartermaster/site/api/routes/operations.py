@@ -14,8 +14,6 @@ import ipaddress
 import logging
 from typing import Any
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -72,6 +70,8 @@ def ready(ctx: Ctx) -> JSONResponse:
 
 def readiness_problems(ctx: SiteContext) -> list[str]:
     """Terse reasons anyone may read (no paths, no error texts: those go to the log)."""
+    from alembic.runtime.migration import MigrationContext  # only when asked (see db.py)
+
     problems: list[str] = []
     try:
         with ctx.db.engine.connect() as connection:
@@ -95,4 +95,6 @@ def readiness_problems(ctx: SiteContext) -> list[str]:
 @functools.cache
 def code_heads() -> frozenset[str]:
     """The newest migration(s) this release knows."""
+    from alembic.script import ScriptDirectory
+
     return frozenset(ScriptDirectory(str(MIGRATIONS)).get_heads())
