@@ -40,12 +40,13 @@ def office(tmp_path: Path) -> Iterator[BranchOffice]:
         branch.close()
 
 
-def package_source(folder: Path, files: int, size: int) -> tuple[Path, list[str]]:
-    """Random files (nothing compresses or repeats) and a program that reads them."""
+def package_source(folder: Path, files: int, size: int, chunked: int = 0) -> tuple[Path, list[str]]:
+    """Random files (nothing compresses or repeats), with one of `chunked` bytes (above the
+    site's chunk threshold) if asked, and a program that reads them."""
     folder.mkdir(parents=True)
     hashes = []
-    for index in range(files):
-        data = os.urandom(size)
+    for index, length in enumerate([size] * files + ([chunked] if chunked else [])):
+        data = os.urandom(length)
         (folder / f"part{index}.bin").write_bytes(data)
         hashes.append(hashlib.sha256(data).hexdigest())
     (folder / "install.sh").write_text("cat part*.bin > /dev/null\n")
@@ -81,8 +82,11 @@ def test_a_branch_moves_one_copy_over_the_wan_and_skips_a_peer_that_serves_bad_b
     office.start_clients()
     office.wait_peers_serving()
 
-    source, _ = package_source(tmp_path / "first", files=4, size=2 * MIB)
-    size = sum(f.stat().st_size for f in source.iterdir())  # 8 MiB and the script
+    # peers serve a chunked file's chunks as slices of the file their caches hold whole
+    source, first_hashes = package_source(
+        tmp_path / "first", files=4, size=2 * MIB, chunked=6 * MIB
+    )
+    size = sum(f.stat().st_size for f in source.iterdir())  # 14 MiB and the script
     package_id = create_package(site, source, name="Branch first")
     idle_start = office.wan_bytes()
     time.sleep(IDLE_SECONDS)  # measures the background rate; nothing is asserted on time
@@ -102,8 +106,10 @@ def test_a_branch_moves_one_copy_over_the_wan_and_skips_a_peer_that_serves_bad_b
     assert sources["fallback"] + sources["boundary"] <= size  # one client fetched over WAN
     assert sources["peer"] == 5 * size - sources["fallback"] - sources["boundary"]
     assert sources["peer"] >= 4 * size - size // 4
+    large = first_hashes[-1]
     for home in office.homes:  # every client verified every blob it used
         assert "SHA-256 verified" in (home / "logs" / "cas.log").read_text()
+        assert (home / "cache" / "content" / "sha256" / large[:2] / large).is_file()
 
     # A peer whose cached blob rots is detected, skipped, reported, and withdrawn.
     second, hashes = package_source(tmp_path / "second", files=2, size=1 * MIB)

@@ -165,6 +165,41 @@ def test_a_cached_file_whose_bytes_do_not_match_its_name_is_never_served(
     assert get(peer, blob_path(other))[0] == 404
 
 
+CHUNKED = b"".join(bytes([n]) * 4096 for n in range(8))  # a held file of 8 chunks
+
+
+def _hold_chunked(cache: ContentCache, offset_of_third: int = 8192) -> list[tuple[str, int, int]]:
+    path = cache.blob_path(hashlib.sha256(CHUNKED).hexdigest())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(CHUNKED)
+    chunks = [(hashlib.sha256(CHUNKED[o : o + 4096]).hexdigest(), o, 4096) for o in (0, 4096)]
+    chunks.append((hashlib.sha256(CHUNKED[8192:12288]).hexdigest(), offset_of_third, 4096))
+    cache.write_chunk_map(hashlib.sha256(CHUNKED).hexdigest(), chunks)
+    return chunks
+
+
+def test_a_chunk_is_served_as_its_slice_of_the_file_held_whole(peer: PeerServer) -> None:
+    chunks = _hold_chunked(peer.verified.cache)
+    sha, offset, _length = chunks[1]
+    assert get(peer, blob_path(sha)) == (200, CHUNKED[offset : offset + 4096])
+    assert get(peer, blob_path(sha), {"Range": "bytes=4000-"}) == (
+        206,
+        CHUNKED[offset + 4000 : offset + 4096],
+    )
+    assert get(peer, blob_path(sha), {"Range": "bytes=4097-"})[0] == 416
+
+
+@pytest.mark.parametrize("offset", [4096, 2**40])  # other bytes; beyond the file's end
+def test_a_chunk_map_that_points_at_other_bytes_is_never_served(
+    peer: PeerServer, offset: int
+) -> None:
+    """A map is a hint (a crash, a local edit): the slice is hashed before it is served."""
+    chunks = _hold_chunked(peer.verified.cache, offset_of_third=offset)
+    status, body = get(peer, blob_path(chunks[2][0]))
+    assert status == 404 and bytes([1]) * 100 not in body
+    assert peer.served_bytes == 0
+
+
 def test_a_peer_the_site_does_not_let_serve_answers_503(peer: PeerServer) -> None:
     peer.state.serve, peer.state.reason = False, "the computer runs on battery"
     status, body = get(peer, blob_path())

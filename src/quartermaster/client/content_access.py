@@ -5,6 +5,9 @@ in the order the site gave; a DP that served bad bytes (10075) or failed (10050)
 asked again in this run. All bytes pass through core.blob_transfer.BlobFetcher, which
 hashes while streaming, so nothing unverified ever lands in the cache.
 
+A chunked file is held whole in the cache (client/chunk_assembly.py): only the chunks that
+no file in the cache holds are fetched, each written at its place in the file as it arrives.
+
 Small blobs are first asked for in pack requests (core/pack_transfer.py) to the first DP:
 one answer carries thousands of files, each still verified by its own hash. What a pack
 did not bring (the DP has no pack route, as a stock nginx; it lacks the blob; the answer
@@ -28,6 +31,7 @@ from datetime import UTC, datetime
 from typing import NoReturn
 
 from quartermaster.client.cache import PARTIAL, ContentCache
+from quartermaster.client.chunk_assembly import Assembly
 from quartermaster.client.site_link import Location
 from quartermaster.client.status_spool import DeploymentReporter
 from quartermaster.core.bandwidth import BandwidthLimit
@@ -71,6 +75,11 @@ class DownloadReport:
         return {f"bytes_{k}": self.by_kind.get(k, 0) for k in ("peer", "boundary", "fallback")}
 
 
+def held_blobs(manifest: Manifest) -> list[str]:
+    """What the cache holds for a version: each file as one blob, a chunked one too."""
+    return list(dict.fromkeys(entry.sha256 for entry in manifest.files))
+
+
 class ContentAccess:
     def __init__(
         self,
@@ -93,36 +102,61 @@ class ContentAccess:
         self.on_held: Callable[[str, list[str]], None] = lambda _hash, _blobs: None
 
     def missing(self, manifest: Manifest) -> dict[str, int]:
-        return {sha: size for sha, size in manifest.blobs().items() if not self.cache.has(sha)}
+        """What is still to fetch: whole files not cached, and chunks of chunked files that
+        are neither in their file's assembly nor anywhere in the cache."""
+        return self._missing(manifest, Assembly(self.cache, manifest))
+
+    def _missing(self, manifest: Manifest, assembly: Assembly) -> dict[str, int]:
+        whole = {
+            e.sha256: e.size
+            for e in manifest.files
+            if not e.chunks and not self.cache.has(e.sha256)
+        }
+        return {**whole, **assembly.needed()}
 
     def obtain(
         self, manifest: Manifest, locate: Callable[[], list[Location]], reporter: DeploymentReporter
     ) -> DownloadReport:
-        """Make every blob of `manifest` present; `locate` is asked only if one is missing."""
+        """Make every file of `manifest` present in the cache (a chunked file whole, written
+        from its chunks); `locate` is asked only if something is missing. HashMismatch if a
+        chunk read from the cache was damaged (it is removed: obtain again)."""
         version = manifest.source_version
         report = DownloadReport(files=len(manifest.files))
-        missing = self.missing(manifest)
-        if missing:
+        assembly = Assembly(self.cache, manifest)
+        missing = self._missing(manifest, assembly)
+        held = held_blobs(manifest)
+        if missing or assembly.files:
             to_fetch = sum(missing.values()) - self._partial_bytes(missing)
-            self.cache.make_room(to_fetch, pinned=manifest.blobs())
+            self.cache.make_room(
+                to_fetch + assembly.bytes_to_write(), pinned=set(held) | assembly.holders()
+            )
             try:
-                self._download(manifest, missing, to_fetch, locate(), reporter, report)
+                assembly.open()
+                if missing:
+                    self._download(
+                        manifest, missing, to_fetch, locate(), reporter, report, assembly
+                    )
+                made = assembly.finish()
             except DownloadPaused:
+                assembly.stop()
                 total = sum(missing.values())
-                kept = (
-                    self._partial_bytes(self.missing(manifest))
-                    + total
-                    - sum(self.missing(manifest).values())
-                )
+                still = self.missing(manifest)
+                kept = self._partial_bytes(still) + total - sum(still.values())
                 resume = self.limit.next_change(self.clock())
                 when = resume.strftime("%Y-%m-%dT%H:%MZ") if resume else "a schedule change"
                 self.log.write(f"package {manifest.package_id}: download paused until {when}")
                 reporter.emit(10037, version, kept, total, when)
                 raise
-        for sha in manifest.blobs():
+            except BaseException:
+                assembly.stop()
+                raise
+            report.fetched.update(made)
+            for sha in made:
+                self.on_verified(sha)
+        for sha in held:
             if sha not in report.fetched:  # a blob written just now was used just now
                 self.cache.touch(sha)
-        self.on_held(reporter.deployment.package_hash, list(manifest.blobs()))
+        self.on_held(reporter.deployment.package_hash, held)
         sources = ", ".join(report.dps) or "the local cache"
         self.log.write(
             f"package {manifest.package_id} version {version}: {report.files} files "
@@ -146,6 +180,7 @@ class ContentAccess:
         locations: list[Location],
         reporter: DeploymentReporter,
         report: DownloadReport,
+        assembly: Assembly,
     ) -> None:
         version = manifest.source_version
         if not locations:
@@ -159,7 +194,7 @@ class ContentAccess:
         paths = manifest.blob_owners()  # a chunk is named with its file and offset
         kinds = {location.dp: location.kind for location in locations}
         skipped: set[str] = set()
-        self._fetch_packs(missing, locations[0], report)
+        self._fetch_packs(missing, locations[0], report, assembly)
         for sha, size in missing.items():
             if sha in report.fetched:
                 continue
@@ -176,10 +211,15 @@ class ContentAccess:
                 report.dps.append(dp)
 
     def _fetch_packs(
-        self, missing: dict[str, int], location: Location, report: DownloadReport
+        self,
+        missing: dict[str, int],
+        location: Location,
+        report: DownloadReport,
+        assembly: Assembly,
     ) -> None:
-        """Small missing blobs from the first DP in pack requests; whatever they do not
-        bring is left to the blob-by-blob loop (and its fallback and reporting)."""
+        """Small missing blobs from the first DP in pack requests (a chunk written straight
+        into its file); whatever they do not bring is left to the blob-by-blob loop (and its
+        fallback and reporting)."""
         if len(missing) < 2:
             return
         self._paced_bytes, self._paced_since = 0, time.monotonic()
@@ -191,6 +231,7 @@ class ContentAccess:
                 self.cache.blob_path,
                 durable=False,
                 on_blob=lambda _sha, size: self._pace(size),
+                place=assembly.place,
             )
             report.fetched.update(result.stored)
             report.bytes_downloaded += result.bytes_transferred

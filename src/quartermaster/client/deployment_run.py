@@ -138,6 +138,9 @@ class DeploymentRunner:
             except ContentUnavailable as exc:
                 local.record_step(version, Result.CONTENT_UNAVAILABLE, exc.message)
                 return None
+            except HashMismatch as exc:  # a cached chunk, read into a file being assembled
+                self._remove_damaged(exc)
+                continue
             try:
                 return lay_out(
                     manifest,
@@ -147,8 +150,7 @@ class DeploymentRunner:
                     verified=got.fetched,
                 )
             except HashMismatch as exc:
-                self.cas_log.warning(f"cached blob {exc.expected} is damaged; removed: {exc}")
-                self.ctx.cache.remove(exc.expected)
+                self._remove_damaged(exc)
             except OSError as exc:  # e.g. a full disk: not an attempt, tried again next run
                 reason = f"the files could not be laid out: {exc}"
                 reporter.emit(10007, reason)
@@ -158,6 +160,10 @@ class DeploymentRunner:
         reporter.emit(10051, version, reason)
         local.record_step(version, Result.CONTENT_UNAVAILABLE, reason)
         return None
+
+    def _remove_damaged(self, exc: HashMismatch) -> None:
+        self.cas_log.warning(f"cached blob {exc.expected} is damaged; removed: {exc}")
+        self.ctx.cache.remove(exc.expected)
 
     def _locate(self, deployment: DeploymentPolicy) -> list[Location]:
         try:

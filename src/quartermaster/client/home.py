@@ -12,7 +12,9 @@ approvals-verified.json  approver signatures already verified (key ID, signature
                      digest): each is checked once, not at every poll
 manifests/<hash>.json  verified manifest envelopes, by package hash
 cache/               downloaded blobs in the store layout (content/sha256/xx/<hash>),
-                     shared by every package; `<hash>.part` is a transfer to resume
+                     shared by every package; `<hash>.part` is a transfer to resume;
+                     a chunked file is held whole, its chunks' places in
+                     chunkmaps/xx/<hash> (client/cache.py)
 work/<deployment>/   the files of one deployment, laid out fresh for each run; deleted
                      after a success, kept failed_work_keep_days after a failure
 spool/               one JSON file per status message not yet acknowledged by the site

@@ -12,7 +12,8 @@ store layout behind a ticket, so a peer is a location like a DP), and only when:
   403 and learns nothing about what this computer holds;
 - the blob is whole in the cache and was verified by this process: downloaded through the
   hashing fetcher, or re-hashed here before it is first served (a file whose inode, size or
-  modification time changed since is hashed again).
+  modification time changed since is hashed again). A chunk is served as its slice of the
+  chunked file the cache holds whole (client/cache.py), hashed on its own the same way.
 
 Transfers at once are limited (more requests wait in turn, first come first served, up to
 a bound; beyond it a connection gets 503 at once), so are the bytes per second over all
@@ -25,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import socket
 import threading
@@ -37,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from quartermaster.client.cache import ContentCache
+from quartermaster.client.cache import ContentCache, Slice
 from quartermaster.core.component_log import ComponentLog
 from quartermaster.core.durable_files import write_atomic
 from quartermaster.core.errors import InvalidInput
@@ -107,21 +107,24 @@ class VerifiedBlobs:
                     with contextlib.suppress(FileNotFoundError):
                         self._known[sha] = self._identity(self.cache.blob_path(sha))
 
-    def check(self, sha256: str) -> Path | None:
-        """The blob's path if it is whole and verified; hashed now when not known yet."""
-        path = self.cache.blob_path(sha256)
+    def check(self, sha256: str) -> Slice | None:
+        """Where the blob's bytes are if they are whole and verified; hashed now when not
+        known yet (a chunk: its slice of the file that holds it)."""
+        found = self.cache.locate(sha256)
+        if found is None:
+            return None
         try:
-            identity = self._identity(path)
+            identity = self._identity(found.path)
         except FileNotFoundError:
             return None
         with self._lock:
             if self._known.get(sha256) == identity:
-                return path
-            if not self._rehash(sha256, path):
+                return found
+            if not self._rehash(sha256, found):
                 self._known.pop(sha256, None)
                 return None
             self._known[sha256] = identity
-            return path
+            return found
 
     def revalidate(self) -> int:
         """Forget what was verified, re-hash every cached blob, remove the bad ones."""
@@ -137,12 +140,16 @@ class VerifiedBlobs:
         return bad
 
     @staticmethod
-    def _rehash(sha256: str, path: Path) -> bool:
+    def _rehash(sha256: str, found: Slice) -> bool:
         try:
-            with path.open("rb") as handle:
-                return hashlib.file_digest(handle, "sha256").hexdigest() == sha256
+            with found.path.open("rb") as handle:
+                if found.offset == 0 and found.holder == sha256:
+                    return hashlib.file_digest(handle, "sha256").hexdigest() == sha256
+                handle.seek(found.offset)
+                data = handle.read(found.length)
         except OSError:
             return False
+        return len(data) == found.length and hashlib.sha256(data).hexdigest() == sha256
 
 
 @dataclass
@@ -295,23 +302,23 @@ class _PeerHandler(BaseHTTPRequestHandler):
             self.server.log.write(f"peer request from {self.client_address[0]}: {exc.message}")
             return self._refuse(403, exc.message)
         sha = found.group(3)
-        path = self.server.verified.check(sha)
-        if path is None:
+        where = self.server.verified.check(sha)
+        if where is None:
             return self._refuse(404, "no such object")
         if not self.server.transfers.acquire(timeout=TRANSFER_WAIT):
             return self._refuse(503, "this peer is busy; try another source")
         try:
-            self._send(path, sha, str(ticket.get("client_id", "")), send_body)
+            self._send(where, sha, str(ticket.get("client_id", "")), send_body)
         finally:
             self.server.transfers.release()
 
-    def _send(self, path: Path, sha: str, who: str, send_body: bool) -> None:
+    def _send(self, where: Slice, sha: str, who: str, send_body: bool) -> None:
         try:
-            handle = path.open("rb")
+            handle = where.path.open("rb")
         except OSError:
             return self._refuse(404, "no such object")
         with handle:
-            size = os.fstat(handle.fileno()).st_size
+            size = where.length
             start = self._range_start(size)
             if start is None:
                 return self._refuse(416, "the range is outside the blob")
@@ -323,7 +330,7 @@ class _PeerHandler(BaseHTTPRequestHandler):
                 self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
             self.end_headers()
             if send_body:
-                sent = self._sendfile(handle, start, size)
+                sent = self._sendfile(handle, where.offset + start, where.offset + size)
                 self.server.count(sent)
                 self.server.log.write(f"served blob {sha} from byte {start} to client {who}")
 
@@ -337,12 +344,13 @@ class _PeerHandler(BaseHTTPRequestHandler):
         start = int(found.group(1))
         return start if start < size or start == size == 0 else None
 
-    def _sendfile(self, handle: BinaryIO, offset: int, size: int) -> int:
-        """sendfile in paced chunks; socket.sendfile honours the connection's timeout."""
+    def _sendfile(self, handle: BinaryIO, offset: int, end: int) -> int:
+        """sendfile of bytes offset..end in paced chunks; socket.sendfile honours the
+        connection's timeout."""
         self.wfile.flush()
         sent = 0
-        while offset < size:
-            count = min(SEND_CHUNK, size - offset)
+        while offset < end:
+            count = min(SEND_CHUNK, end - offset)
             self.server.pacer.spend(count)
             done = self.connection.sendfile(handle, offset, count)
             if done == 0:

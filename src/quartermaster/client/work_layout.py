@@ -44,7 +44,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from quartermaster.client.cache import ContentCache
-from quartermaster.client.chunk_assembly import assemble_verified
 from quartermaster.client.home import PRIVATE_FOLDER
 from quartermaster.core.durable_files import process_umask
 from quartermaster.core.errors import HashMismatch
@@ -84,11 +83,7 @@ def lay_out(
     for entry in manifest.files:
         target = f"{top}/{entry.path}"
         _private_folders(made, target.rpartition("/")[0], umask)
-        if entry.chunks:  # a file of its own, assembled from verified chunks
-            assemble_verified(cache, entry, Path(target), placer.buffer)
-            os.chmod(target, entry.mode & LAID_OUT_MODE_MASK)
-        else:
-            placer.place(entry.sha256, target, entry.mode)
+        placer.place(entry.sha256, target, entry.mode)  # a chunked file is held whole too
     for link in manifest.links:  # verified with the manifest: relative, inside the package
         at = f"{top}/{link.path}"
         _private_folders(made, at.rpartition("/")[0], umask)

@@ -110,6 +110,9 @@ class PackResult:
 
 
 Destination = Callable[[str], Path]
+# Given a verified blob's bytes on a writer thread: True if it put them somewhere of its own
+# (a client writes a chunk straight into the file it belongs to), False to write the file.
+Placement = Callable[[str, bytes], bool]
 
 
 def fetch_pack(
@@ -119,6 +122,7 @@ def fetch_pack(
     destination: Destination,
     durable: bool,
     on_blob: Callable[[str, int], None] | None = None,
+    place: Placement | None = None,
 ) -> PackResult:
     """Ask `base_url`'s store for `wanted` (sha256 -> manifest size) in one pack request and
     put each verified blob at `destination(sha256)`.
@@ -137,12 +141,14 @@ def fetch_pack(
     does not match: one file creation per blob instead of a creation and a rename; a blob
     torn by a crash is caught by that later hash. `on_blob(sha256, size)` is called for
     each blob received and may raise to stop the transfer (what is complete is kept).
+    `place` may take a verified blob instead of its file (see Placement); it is then in
+    `stored` like the others.
     """
     url = pack_url(base_url)
     body = "".join(f"{sha}\n" for sha in wanted).encode("ascii")
     headers = {"Content-Type": "text/plain", "Accept": PACK_MEDIA_TYPE}
     result = PackResult()
-    writers = _Writers()
+    writers = _Writers(place)
     try:
         response = fetcher.post(url, body, headers)
         _check_answer(url, response)
@@ -199,7 +205,8 @@ class _Writers:
     waits for the file system's journal) overlap instead of queueing behind each other.
     The first failure stops the receiving thread at its next blob."""
 
-    def __init__(self) -> None:
+    def __init__(self, place: Placement | None) -> None:
+        self.place = place
         self.pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="pack-write")
         self.slots = threading.BoundedSemaphore(IN_FLIGHT)
         self.lock = threading.Lock()
@@ -214,7 +221,9 @@ class _Writers:
     def _write(self, written: _Written, data: bytes, url: str) -> None:
         try:
             if self.failure is None:
-                _write_blob(written, data, url)
+                _verify(written, data, url)
+                if self.place is None or not self.place(written.sha256, data):
+                    _write_blob(written, data)
                 with self.lock:
                     self.done.append(written)
         except BaseException as exc:  # noqa: BLE001 - handed to the receiving thread
@@ -247,11 +256,14 @@ def _read_blob(response: http.client.HTTPResponse, url: str, sha256: str, size: 
     return data
 
 
-def _write_blob(written: _Written, data: bytes, url: str) -> None:
-    """Hash, then write to the target (read-only: a blob never changes)."""
+def _verify(written: _Written, data: bytes, url: str) -> None:
     actual = hashlib.sha256(data).hexdigest()
     if actual != written.sha256:
         raise HashMismatch(f"{url} (blob {written.sha256})", written.sha256, actual)
+
+
+def _write_blob(written: _Written, data: bytes) -> None:
+    """Write a verified blob to its target (read-only: a blob never changes)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
     try:
         fd = os.open(written.target, flags, BLOB_MODE)
