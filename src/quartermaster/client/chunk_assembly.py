@@ -99,6 +99,10 @@ class Assembly:
             if sha not in self._sources
         }
 
+    def wants(self, sha256: str) -> bool:
+        """Is this a chunk of a file being written here?"""
+        return sha256 in self._where
+
     def holders(self) -> set[str]:
         """What must not be evicted while this runs: the files and the blobs read from."""
         return {f.entry.sha256 for f in self.files} | {s.holder for s in self._sources.values()}

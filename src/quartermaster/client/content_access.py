@@ -45,7 +45,7 @@ from quartermaster.core.blob_transfer import (
 from quartermaster.core.component_log import ComponentLog
 from quartermaster.core.errors import HashMismatch, IntegrityError, QMError
 from quartermaster.core.manifest import Manifest
-from quartermaster.core.pack_transfer import batches, fetch_pack
+from quartermaster.core.pack_transfer import BLOB_LIMIT, batches, fetch_pack
 from quartermaster.core.store_layout import blob_url
 
 
@@ -223,7 +223,10 @@ class ContentAccess:
         if len(missing) < 2:
             return
         self._paced_bytes, self._paced_since = 0, time.monotonic()
-        for batch in batches(missing):
+        # a chunk goes in a pack whatever its size (at most 16 MiB): it is written straight
+        # into its file, and a GET would write it to a file of its own first
+        packed = {s: n for s, n in missing.items() if n < BLOB_LIMIT or assembly.wants(s)}
+        for batch in batches(packed, blob_limit=None):
             result = fetch_pack(
                 self.fetcher,
                 location.url,
